@@ -1,0 +1,188 @@
+"""Where a GAN's training batch comes from: random cameras for the fakes, random crops of photos for the reals.
+
+Each batch is B random cameras drawn from the dataset preset's camera prior, with rays through one contiguous
+P x P patch of each camera's full-resolution pixel grid at a random offset (unscaled: the patch has the photos'
+level of detail), plus B random real photos with an independent random P x P crop each. Rays come grouped per
+camera, which is the object each ray belongs to: `camera_indices` 0..B-1.
+
+The evaluation side is nerfstudio's: a dataset of orbit cameras for the viewer, `ns-render` and `ns-eval`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Literal, Optional, Tuple, Type, Union
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from hypernerfgan_ns.cameras.camera_prior import CameraPriorConfig
+from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
+from hypernerfgan_ns.data.datasets.unposed_images_dataset import UnposedImagesDataset
+from hypernerfgan_ns.data.image_collection import ImageStore
+from hypernerfgan_ns.errors import DatasetError
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.configs.dataparser_configs import AnnotatedDataParserUnion
+from nerfstudio.data.datamanagers.base_datamanager import DataManager, VanillaDataManager, VanillaDataManagerConfig
+from nerfstudio.data.utils.dataloaders import FixedIndicesEvalDataloader, RandIndicesEvalDataloader
+from nerfstudio.utils.rich_utils import CONSOLE
+
+UINT8_MAX = 255.0
+"""Scale of the decoded images."""
+
+
+@dataclass
+class RandomPosePatchDataManagerConfig(VanillaDataManagerConfig):
+    """Random camera poses and patches for the generator, random crops of real photos for the discriminator."""
+
+    _target: Type = field(default_factory=lambda: RandomPosePatchDataManager)
+    dataparser: AnnotatedDataParserUnion = field(default_factory=UnposedImagesDataParserConfig)
+    """The unposed image collection (the `unposed-images` dataparser)."""
+    batch_size: int = 4
+    """Objects (and real photos) per batch and device."""
+    patch_size: int = 64
+    """Side of the square patch rendered per object and cropped per photo (at most the dataparser's resolution)."""
+    mirror_real_images: bool = True
+    """Flip each real photo horizontally with probability 1/2 (the reference x-flips the dataset)."""
+
+
+class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
+    """Random-pose patch batches for training; nerfstudio's orbit-camera datasets for evaluation.
+
+    Args:
+        config: the datamanager config.
+        device: where batches are placed.
+        test_mode: "val" for training (the images must exist), "test"/"inference" for rendering a trained model
+            (the images are optional).
+        world_size: number of training processes.
+        local_rank: rank of this process.
+    """
+
+    config: RandomPosePatchDataManagerConfig
+
+    def __init__(  # pylint: disable=super-init-not-called
+        self,
+        config: RandomPosePatchDataManagerConfig,
+        device: Union[torch.device, str] = "cpu",
+        test_mode: Literal["test", "val", "inference"] = "val",
+        world_size: int = 1,
+        local_rank: int = 0,
+        **kwargs,
+    ) -> None:
+        # VanillaDataManager.__init__ would build image dataloaders and pixel samplers that a GAN does not use, and
+        # cannot tell the dataparser that rendering a trained model needs no images. Set up what is used, here.
+        if not isinstance(config.dataparser, UnposedImagesDataParserConfig):
+            raise DatasetError(
+                f"HyperNeRFGAN trains on unposed image collections; the {type(config.dataparser).__name__} dataparser "
+                "is not supported. Use the `unposed-images` dataparser (the default)."
+            )
+        self.config = config
+        self.device = device
+        self.world_size = world_size
+        self.local_rank = local_rank
+        self.sampler = None
+        self.test_mode = test_mode
+        self.test_split = "test" if test_mode in ["test", "inference"] else "val"
+        if config.data is not None:
+            config.dataparser.data = config.data  # nerfstudio's --data alias, as VanillaDataManager applies it
+        self.dataparser_config = config.dataparser
+        self.dataparser = config.dataparser.setup()
+        self.includes_time = False
+        self.train_dataparser_outputs = self.dataparser.get_dataparser_outputs(
+            split="train", images_required=test_mode == "val"
+        )
+        self.train_dataset = UnposedImagesDataset(self.train_dataparser_outputs)
+        self.eval_dataset = UnposedImagesDataset(self.train_dataparser_outputs)
+        self.exclude_batch_keys_from_device = self.train_dataset.exclude_batch_keys_from_device
+        self.camera_prior: CameraPriorConfig = self.train_dataparser_outputs.metadata["dataset_preset"].camera_prior
+        self.resolution = config.dataparser.resolution
+        if config.patch_size > self.resolution:
+            raise DatasetError(
+                f"The patch size ({config.patch_size}) is larger than the training resolution ({self.resolution}). "
+                "Lower --pipeline.datamanager.patch-size or raise the dataparser's --resolution."
+            )
+        DataManager.__init__(self)
+
+    @property
+    def image_store(self) -> ImageStore:
+        """The decoded training images; training cannot run without them."""
+        store = self.train_dataset.image_store
+        if store is None:
+            raise DatasetError(f"No training images found at {self.config.dataparser.data}.")
+        return store
+
+    # ------------------------------------------------------------------ training batches
+
+    def setup_train(self) -> None:
+        if self.train_dataset.image_store is None:
+            return  # rendering a trained model: there will be no training batches
+        CONSOLE.print(
+            f"Training batches: {self.config.batch_size} random cameras x {self.config.patch_size}^2-pixel patches "
+            f"of {self.resolution}^2 images, and {self.config.batch_size} random crops of "
+            f"{self.image_store.num_images} photos."
+        )
+
+    def sample_cameras(self, num_cameras: int) -> Cameras:
+        """Full-resolution cameras drawn from the camera prior."""
+        return self.camera_prior.cameras(self.camera_prior.sample_poses(num_cameras), self.resolution).to(self.device)
+
+    def sample_patch_rays(self, cameras: Cameras) -> RayBundle:
+        """Rays through one random P x P patch of each camera's pixel grid, grouped per camera."""
+        num_cameras, patch = cameras.shape[0], self.config.patch_size
+        offsets = torch.randint(0, self.resolution - patch + 1, (num_cameras, 1, 1, 2))
+        grid = torch.stack(torch.meshgrid(torch.arange(patch), torch.arange(patch), indexing="ij"), dim=-1)
+        coords = (offsets + grid + 0.5).float()  # [cameras, P, P, (y, x)] at pixel centres
+        camera_indices = torch.arange(num_cameras).view(-1, 1, 1, 1).expand(num_cameras, patch, patch, 1)
+        ray_bundle = cameras.generate_rays(camera_indices=camera_indices.to(self.device), coords=coords.to(self.device))
+        return ray_bundle.flatten()
+
+    def sample_real_patches(self, num_images: int) -> Float[Tensor, "batch patch patch 3"]:
+        """Random crops of random photos in [0, 1], x-flipped with probability 1/2 when mirroring."""
+        store, patch = self.image_store, self.config.patch_size
+        indices = torch.randint(0, store.num_images, (num_images,)).tolist()
+        images = torch.from_numpy(np.ascontiguousarray(store.read(indices)))
+        offsets = torch.randint(0, self.resolution - patch + 1, (num_images, 2)).tolist()
+        crops = torch.stack([image[y : y + patch, x : x + patch] for image, (y, x) in zip(images, offsets)])
+        if self.config.mirror_real_images:
+            flip = torch.rand(num_images) < 0.5
+            crops = torch.where(flip.view(-1, 1, 1, 1), crops.flip(2), crops)
+        return (crops.float() / UINT8_MAX).to(self.device)
+
+    def next_train_rays(self, step: int) -> RayBundle:
+        """Rays of B random camera patches: what the generator phase renders."""
+        return self.sample_patch_rays(self.sample_cameras(self.config.batch_size))
+
+    def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
+        """Rays of B random camera patches, and B real patches under "image": what the discriminator phase sees."""
+        self.train_count += 1
+        return self.next_train_rays(step), {"image": self.sample_real_patches(self.config.batch_size)}
+
+    def get_train_rays_per_batch(self) -> int:
+        return self.config.batch_size * self.config.patch_size**2
+
+    # ------------------------------------------------------------------ evaluation
+
+    def setup_eval(self) -> None:
+        self.eval_dataloader = RandIndicesEvalDataloader(input_dataset=self.eval_dataset, device=self.device)
+        self.fixed_indices_eval_dataloader = FixedIndicesEvalDataloader(
+            input_dataset=self.eval_dataset, device=self.device
+        )
+
+    def next_eval(self, step: int) -> Tuple[RayBundle, Dict]:
+        """A fresh training-like batch (random cameras, real patches) for evaluation losses and metrics."""
+        self.eval_count += 1
+        return self.next_train(step)
+
+    def next_eval_image(self, step: int) -> Tuple[Cameras, Dict]:
+        """A random orbit camera and its thumbnail."""
+        return self.eval_dataloader.get_camera(image_idx=int(torch.randint(0, len(self.eval_dataset), ()).item()))
+
+    def get_eval_rays_per_batch(self) -> int:
+        return self.get_train_rays_per_batch()
+
+    def get_datapath(self) -> Optional[Path]:
+        return self.config.dataparser.data

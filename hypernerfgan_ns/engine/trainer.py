@@ -1,0 +1,279 @@
+"""The two-phase GAN trainer: nerfstudio's Trainer with a GAN iteration, exact resume and graceful stops.
+
+nerfstudio's `train_iteration` sums all losses and steps every optimizer. A GAN alternates two phases instead,
+each zeroing, back-propagating and stepping only its own parameter group:
+
+    D phase: pipeline.get_discriminator_loss_dict -> backward -> step ["discriminator"]
+    G phase: pipeline.get_train_loss_dict         -> backward -> step ["generator"]
+    then one grad-scaler update for the iteration.
+
+Everything else (the loop, logging, the viewer, checkpoint files, named optimizers) is nerfstudio's. Added here:
+
+- Non-finite losses or gradients skip the step and are counted; after `max_consecutive_skipped_steps` skipped
+  iterations in a row, training stops with a clear message and the last checkpoint is left untouched.
+  (With the fp16 grad scaler, an overflow is the scaler's business: it skips the step and lowers its scale.)
+- Checkpoints also hold the random-number generators' states, so a resumed run continues the same sequence of
+  latents, cameras, crops and augmentations as an uninterrupted one.
+- Ctrl-C finishes the current iteration, saves a checkpoint and exits; a second Ctrl-C quits at once.
+- Dataset and configuration errors are shown as a message, not a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hypernerfgan_ns.errors import CheckpointError, HyperNeRFGANError, TrainingDivergedError, print_error
+from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
+from nerfstudio.engine.trainer import TRAIN_INTERATION_OUTPUT, Trainer, TrainerConfig
+from nerfstudio.utils import profiler
+from nerfstudio.utils.rich_utils import CONSOLE
+
+INTERRUPTED_EXIT_CODE = 130
+"""Exit status after a Ctrl-C (128 + SIGINT), as shells report it."""
+
+
+@dataclass
+class HyperNeRFGANTrainerConfig(TrainerConfig):
+    """nerfstudio's trainer configuration plus the GAN's failure handling."""
+
+    _target: Type = field(default_factory=lambda: HyperNeRFGANTrainer)
+    max_consecutive_skipped_steps: int = 20
+    """Stop training after this many iterations in a row whose step was skipped for non-finite values."""
+
+
+def gradients_are_finite(parameters: List[torch.nn.Parameter]) -> bool:
+    """True if no parameter has a NaN or infinite gradient."""
+    return all(bool(torch.isfinite(p.grad).all()) for p in parameters if p.grad is not None)
+
+
+def random_states() -> Dict[str, Any]:
+    """Every random-number generator training draws from, in a form `torch.load(weights_only=True)` accepts."""
+    numpy_state = np.random.get_state()
+    states: Dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
+            "position": int(numpy_state[2]),
+            "has_gauss": int(numpy_state[3]),
+            "cached_gaussian": float(numpy_state[4]),
+        },
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_random_states(states: Dict[str, Any]) -> None:
+    """Inverse of `random_states`."""
+    torch.set_rng_state(states["torch"])
+    numpy_state = states["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["position"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gaussian"],
+        )
+    )
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class HyperNeRFGANTrainer(Trainer):
+    """Schedules the discriminator and generator phases; see the module docstring."""
+
+    config: HyperNeRFGANTrainerConfig
+    pipeline: AdversarialPipeline
+
+    def __init__(self, config: HyperNeRFGANTrainerConfig, local_rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(config, local_rank=local_rank, world_size=world_size)
+        self.device_type = self.device.split(":")[0]
+        self.skipped_steps = 0
+        self.consecutive_skipped_steps = 0
+        self.last_completed_step: Optional[int] = None
+        self.interrupted = False
+
+    # ------------------------------------------------------------------ setup and the loop
+
+    def setup(self, test_mode: str = "val") -> None:  # type: ignore[override]
+        try:
+            super().setup(test_mode=test_mode)  # type: ignore[arg-type]
+        except HyperNeRFGANError as error:
+            print_error(error)
+            raise SystemExit(error.exit_code) from None
+
+    def train(self) -> None:
+        """nerfstudio's loop, with Ctrl-C turned into "finish the iteration, save, exit"."""
+        previous_handler = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, self.request_stop)
+        try:
+            super().train()
+        except TrainingDivergedError as error:
+            print_error(error)
+            raise SystemExit(error.exit_code) from None
+        finally:
+            signal.signal(signal.SIGINT, previous_handler)
+        if self.interrupted:
+            raise SystemExit(INTERRUPTED_EXIT_CODE)
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        """First Ctrl-C: stop after the current iteration. The default handler is back for a second one."""
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        self.interrupted = True
+        self.stop_training = True
+        CONSOLE.print(
+            "[bold yellow]Stopping after this iteration and saving a checkpoint. Press Ctrl-C again to quit at once."
+        )
+
+    def _after_train(self) -> None:
+        # nerfstudio saves at `self.step`, which after an early stop is the step that never ran.
+        if self.last_completed_step is not None:
+            self.step = self.last_completed_step
+        super()._after_train()
+        if self.interrupted:
+            resume = self.checkpoint_dir
+            CONSOLE.print(f"Interrupted. Resume with: [bold]ns-train {self.config.method_name} --load-dir {resume}[/bold]")
+
+    def _train_complete_viewer(self) -> None:
+        if not self.interrupted:
+            super()._train_complete_viewer()
+
+    # ------------------------------------------------------------------ one GAN iteration
+
+    @profiler.time_function
+    def train_iteration(self, step: int) -> TRAIN_INTERATION_OUTPUT:
+        """D phase, G phase, one grad-scaler update; returns the summed loss and per-phase losses for the logs."""
+        start = time.perf_counter()
+        scale_before = self.grad_scaler.get_scale()
+        d_losses, d_metrics, d_finite = self.run_phase(
+            ["discriminator"], lambda: self.pipeline.get_discriminator_loss_dict(step)
+        )
+        g_losses, g_metrics, g_finite = self.run_phase(
+            ["generator"], lambda: self.pipeline.get_train_loss_dict(step)[1:]
+        )
+        self.grad_scaler.update()
+        scaler_skipped = self.grad_scaler.is_enabled() and self.grad_scaler.get_scale() < scale_before
+        self.account_for_skipped_step(step, skipped=scaler_skipped or not (d_finite and g_finite))
+        if not scaler_skipped:
+            self.optimizers.scheduler_step_all(step)
+        self.last_completed_step = step
+
+        loss_dict = {name: value.detach() for name, value in {**d_losses, **g_losses}.items()}
+        metrics_dict = {**d_metrics, **g_metrics}
+        images = self.pipeline.batch_size * self.world_size
+        metrics_dict["images_per_second"] = torch.tensor(images / max(time.perf_counter() - start, 1e-9))
+        metrics_dict["skipped_steps"] = torch.tensor(float(self.skipped_steps))
+        loss = functools.reduce(torch.add, loss_dict.values())
+        return loss, loss_dict, metrics_dict
+
+    def run_phase(
+        self, param_groups: List[str], compute_losses: Callable[[], Tuple[Dict[str, Tensor], Dict[str, Tensor]]]
+    ) -> Tuple[Dict[str, Tensor], Dict[str, Tensor], bool]:
+        """Zero, forward, backward and step the given parameter groups only.
+
+        Returns the phase's losses and metrics and whether its step was taken with finite values.
+        """
+        self.optimizers.zero_grad_some(param_groups)
+        with torch.autocast(device_type=self.device_type, enabled=self.mixed_precision):
+            loss_dict, metrics_dict = compute_losses()
+        loss = functools.reduce(torch.add, loss_dict.values())
+        self.grad_scaler.scale(loss).backward()
+        if self.grad_scaler.is_enabled():
+            # The scaler unscales, finds any inf/NaN and then skips the step itself.
+            self.optimizers.optimizer_scaler_step_some(self.grad_scaler, param_groups)
+            return loss_dict, metrics_dict, True
+        parameters = [p for group in param_groups for p in self.optimizers.parameters[group]]
+        finite = bool(torch.isfinite(loss)) and gradients_are_finite(parameters)
+        if finite:
+            self.optimizers.optimizer_scaler_step_some(self.grad_scaler, param_groups)
+        return loss_dict, metrics_dict, finite
+
+    def account_for_skipped_step(self, step: int, skipped: bool) -> None:
+        """Counts skipped iterations; too many in a row means training diverged."""
+        if not skipped:
+            self.consecutive_skipped_steps = 0
+            return
+        self.skipped_steps += 1
+        self.consecutive_skipped_steps += 1
+        CONSOLE.print(f"[yellow]Step {step}: non-finite loss or gradients, step skipped ({self.skipped_steps} so far).")
+        if self.consecutive_skipped_steps >= self.config.max_consecutive_skipped_steps:
+            raise TrainingDivergedError(
+                f"Training diverged: {self.consecutive_skipped_steps} iterations in a row up to step {step} produced "
+                f"non-finite losses or gradients, so no update was applied. The last checkpoint in "
+                f"{self.checkpoint_dir} is unchanged. Try a lower learning rate, a larger R1 gamma "
+                f"(--pipeline.loss.r1-gamma), or full precision (--mixed-precision False)."
+            )
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save_checkpoint(self, step: int) -> None:
+        """nerfstudio's checkpoint plus random-number-generator states and the skip counter."""
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint_path = self.checkpoint_dir / f"step-{step:09d}.ckpt"
+        torch.save(
+            {
+                "step": step,
+                "pipeline": self.pipeline.state_dict(),
+                "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.optimizers.items()},
+                "schedulers": {name: sch.state_dict() for name, sch in self.optimizers.schedulers.items()},
+                "scalers": self.grad_scaler.state_dict(),
+                "random_states": random_states(),
+                "skipped_steps": self.skipped_steps,
+            },
+            checkpoint_path,
+        )
+        if self.config.save_only_latest_checkpoint:
+            for old in self.checkpoint_dir.glob("*.ckpt"):
+                if old != checkpoint_path:
+                    old.unlink()
+
+    def _load_checkpoint(self) -> None:
+        """Resumes from `--load-dir` (latest or `--load-step`) or `--load-checkpoint`, exactly."""
+        checkpoint_path = self.checkpoint_to_resume()
+        if checkpoint_path is None:
+            CONSOLE.print("No checkpoint to load, so training from scratch.")
+            return
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        self._start_step = state["step"] + 1
+        self.pipeline.load_pipeline(state["pipeline"], state["step"])
+        self.optimizers.load_optimizers(state["optimizers"])
+        if self.config.load_scheduler:
+            self.optimizers.load_schedulers(state["schedulers"])
+        self.grad_scaler.load_state_dict(state["scalers"])
+        restore_random_states(state["random_states"])
+        self.skipped_steps = state["skipped_steps"]
+        CONSOLE.print(f"Resuming from {checkpoint_path} (step {state['step']}).")
+
+    def checkpoint_to_resume(self) -> Optional[Path]:
+        """The checkpoint named by the configuration, checked to exist."""
+        if self.config.load_checkpoint is not None:
+            path = Path(self.config.load_checkpoint)
+        elif self.config.load_dir is not None:
+            load_dir = Path(self.config.load_dir)
+            checkpoints = sorted(load_dir.glob("step-*.ckpt")) if load_dir.is_dir() else []
+            if not checkpoints:
+                raise CheckpointError(
+                    f"No checkpoint (step-*.ckpt) in {load_dir}. Point --load-dir at a run's nerfstudio_models folder."
+                )
+            if self.config.load_step is None:
+                path = checkpoints[-1]
+            else:
+                path = load_dir / f"step-{self.config.load_step:09d}.ckpt"
+        else:
+            return None
+        if not path.is_file():
+            raise CheckpointError(f"Checkpoint {path} does not exist.")
+        return path

@@ -1,0 +1,36 @@
+"""Positional encoding of 3D points for the target NeRF.
+
+The layout is the original NeRF code's, which HyperNeRFGAN's checkpoints were trained with: the raw point first,
+then for each octave k = 0..L-1 the sines of the three coordinates at frequency 2^k, then their cosines. nerfstudio's
+`NeRFEncoding` orders channels differently and scales by 2*pi, so imported weights would not line up with it.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+
+class PositionalEncoding(nn.Module):
+    """x -> [x, sin(2^0 x), cos(2^0 x), ..., sin(2^(L-1) x), cos(2^(L-1) x)].
+
+    Args:
+        num_octaves: number of frequencies L (10 gives 3 + 3 * 2 * 10 = 63 channels).
+        in_dim: dimensionality of the points.
+    """
+
+    def __init__(self, num_octaves: int = 10, in_dim: int = 3) -> None:
+        super().__init__()
+        self.in_dim = in_dim
+        self.num_octaves = num_octaves
+        self.register_buffer("frequencies", 2.0 ** torch.arange(num_octaves, dtype=torch.float32), persistent=False)
+
+    def get_out_dim(self) -> int:
+        """Number of output channels."""
+        return self.in_dim * (1 + 2 * self.num_octaves)
+
+    def forward(self, positions: Float[Tensor, "*batch in_dim"]) -> Float[Tensor, "*batch out_dim"]:
+        scaled = positions[..., None, :] * self.frequencies[:, None]  # [..., octaves, in_dim]
+        periodic = torch.stack([torch.sin(scaled), torch.cos(scaled)], dim=-2)  # [..., octaves, 2, in_dim]
+        return torch.cat([positions, periodic.flatten(-3)], dim=-1)

@@ -1,0 +1,74 @@
+"""Fully connected layer with an equalized learning rate (StyleGAN's parametrisation).
+
+Weights are stored as N(0, 1) / lr_multiplier and scaled at run time by lr_multiplier / sqrt(fan_in). Adam's
+per-parameter normalisation then gives every layer the same effective learning rate, and `lr_multiplier` slows a
+whole layer down without a separate optimizer (the mapping network trains 100x slower than the rest).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+Activation = Literal["linear", "lrelu", "relu"]
+
+ACTIVATION_GAINS = {"linear": 1.0, "lrelu": math.sqrt(2.0), "relu": math.sqrt(2.0)}
+"""Output gains that keep the activations' second moment at one through a non-linearity (He initialisation).
+
+All three activations are positively homogeneous, act(g x) = g act(x) for g > 0, so layers fold the gain into
+their (small) weight and bias instead of multiplying the (large) activations: one pass less over every activation,
+forward and backward."""
+
+LEAKY_RELU_SLOPE = 0.2
+"""Negative slope of the leaky ReLU."""
+
+
+def apply_activation(x: Tensor, activation: Activation) -> Tensor:
+    """Applies the activation *without* its gain (fold `ACTIVATION_GAINS` into the preceding layer)."""
+    if activation == "lrelu":
+        return F.leaky_relu(x, LEAKY_RELU_SLOPE)
+    if activation == "relu":
+        return F.relu(x)
+    return x
+
+
+class EqualizedLinear(nn.Module):
+    """y = act((x W^T) * gain + b * lr_multiplier), with W initialised N(0, 1 / lr_multiplier^2).
+
+    Args:
+        in_features: input width.
+        out_features: output width.
+        activation: non-linearity applied after the bias.
+        lr_multiplier: scales this layer's effective learning rate.
+        bias_init: initial value of the bias.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        activation: Activation = "linear",
+        lr_multiplier: float = 1.0,
+        bias_init: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.activation: Activation = activation
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init)))
+        self.weight_gain = lr_multiplier / math.sqrt(in_features) * ACTIVATION_GAINS[activation]
+        self.bias_gain = lr_multiplier * ACTIVATION_GAINS[activation]
+        self.lr_multiplier = lr_multiplier
+
+    def forward(self, x: Float[Tensor, "*batch in_features"]) -> Float[Tensor, "*batch out_features"]:
+        weight = self.weight.to(x.dtype) * self.weight_gain
+        bias = self.bias.to(x.dtype) * self.bias_gain
+        return apply_activation(F.linear(x, weight, bias), self.activation)
+
+    def extra_repr(self) -> str:
+        out_features, in_features = self.weight.shape
+        return f"in={in_features}, out={out_features}, activation={self.activation}, lr_multiplier={self.lr_multiplier}"

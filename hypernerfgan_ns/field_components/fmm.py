@@ -1,0 +1,91 @@
+"""Factorised multiplicative modulation (FMM): how the hypernetwork writes a layer of each object's NeRF.
+
+For a target layer with a shared weight W0 (c_out x c_in), the hypernetwork emits two thin matrices per object,
+A (c_out x r) and B (r x c_in), and the object's weight is
+
+    W = W0 * (1 + A B / sqrt(r)),  then every output row of W scaled to unit L2 norm ("demodulation").
+
+Generating r (c_in + c_out) numbers instead of c_in c_out is the memory trick of HyperNeRFGAN: 2,560 instead of
+16,384 for a 128 x 128 layer with r = 10. The 1/sqrt(r) keeps A B at unit variance when A and B are; the row
+normalisation keeps every layer's output scale independent of the modulation, as StyleGAN2's demodulation does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from hypernerfgan_ns.field_components.equalized_linear import EqualizedLinear
+
+DEMODULATION_EPS = 1e-8
+"""Added to each row norm before dividing (the reference implementation's value)."""
+
+
+@dataclass
+class FMMFactors:
+    """The low-rank factors of one target layer's modulation, for a batch of objects."""
+
+    left: Float[Tensor, "objects out_features rank"]
+    """A: one column per rank component, one row per output feature."""
+    right: Float[Tensor, "objects rank in_features"]
+    """B: one row per rank component, one column per input feature."""
+
+
+class FMMHead(nn.Module):
+    """Maps a style vector w to the FMM factors of one target layer.
+
+    Its output is laid out as [A flattened row-major, then B flattened row-major], the layout of HyperNeRFGAN's
+    `affine` layers, so that imported weights map one to one.
+
+    Args:
+        w_dim: width of the style vector.
+        in_features: c_in of the target layer.
+        out_features: c_out of the target layer.
+        rank: r, the rank of the modulation.
+    """
+
+    def __init__(self, w_dim: int, in_features: int, out_features: int, rank: int) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.rank = rank
+        self.affine = EqualizedLinear(w_dim, self.num_generated(), bias_init=0.0)
+
+    def num_generated(self) -> int:
+        """Numbers generated per object for this layer: r (c_in + c_out)."""
+        return self.rank * (self.in_features + self.out_features)
+
+    def forward(self, w: Float[Tensor, "objects w_dim"]) -> FMMFactors:
+        styles = self.affine(w)
+        num_left = self.out_features * self.rank
+        left = styles[:, :num_left].reshape(-1, self.out_features, self.rank)
+        right = styles[:, num_left:].reshape(-1, self.rank, self.in_features)
+        return FMMFactors(left=left, right=right)
+
+
+def modulated_weight(
+    base_weight: Float[Tensor, "out_features in_features"], factors: FMMFactors
+) -> Float[Tensor, "objects out_features in_features"]:
+    """W = W0 * (1 + A B / sqrt(r)), each output row L2-normalised: one weight matrix per object."""
+    rank = factors.left.shape[-1]
+    modulation = torch.bmm(factors.left, factors.right) / math.sqrt(rank)
+    weight = base_weight.unsqueeze(0) * (1.0 + modulation)
+    return weight / (weight.norm(dim=-1, keepdim=True) + DEMODULATION_EPS)
+
+
+class ModulatedLinearBase(nn.Module):
+    """The shared part of a target layer: W0 (initialised N(0, 1)) and the bias, which is not generated."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = nn.Parameter(torch.randn(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}"

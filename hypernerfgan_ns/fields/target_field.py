@@ -1,0 +1,137 @@
+"""The target field: the small NeRF MLP whose weights the hypernetwork writes, one set per object.
+
+It maps a 3D position (positional encoding, 10 octaves, 63 channels) to RGB (sigmoid) and density (ReLU of the
+raw output plus Gaussian noise during training). There is no view direction anywhere: colour depends on position
+only (a Lambertian world), which removes the texture-versus-lighting ambiguity of unposed photos.
+
+All objects of a batch are evaluated at once with batched matmuls: points arrive grouped per object
+([objects, points, 3]) and layer l computes h_b <- act(h_b W_{l,b}^T + bias_l) for every object b in one `baddbmm`.
+Nothing is materialised per point beyond the activations themselves.
+
+Our one addition to the reference field is an optional density prior: a soft sphere added to the raw density,
+slope * (radius - |x|). A freshly initialised generator then renders an object-sized blob on a white background
+instead of fog filling the frame, which gives the discriminator something object-like from the first step. The
+generator learns to reshape it; a slope of 0 turns it off (as for imported reference checkpoints).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from hypernerfgan_ns.field_components.encodings import PositionalEncoding
+from hypernerfgan_ns.field_components.fmm import FMMFactors, ModulatedLinearBase, modulated_weight
+from nerfstudio.field_components.field_heads import FieldHeadNames
+
+HIDDEN_ACTIVATION_GAIN = math.sqrt(2.0)
+"""Gain after each hidden ReLU, keeping the activations' second moment at one (StyleGAN's bias_act 'relu').
+Since relu(g x) = g relu(x), it is folded into the layer's per-object weight and bias rather than applied to the
+activations."""
+
+RGB_CHANNELS = 3
+"""Colour channels of the output layer; the last output channel is the raw density."""
+
+
+@dataclass
+class ObjectWeights:
+    """Every target layer's weight matrix for a batch of objects: what the hypernetwork makes of a batch of z."""
+
+    layers: List[Float[Tensor, "objects out_features in_features"]]
+    """One modulated, row-normalised weight matrix per target layer and object."""
+
+    @property
+    def num_objects(self) -> int:
+        """Number of objects in the batch."""
+        return self.layers[0].shape[0]
+
+    def select(self, indices: Tensor) -> "ObjectWeights":
+        """The weights of a subset of the objects."""
+        return ObjectWeights([weight[indices] for weight in self.layers])
+
+
+class TargetField(nn.Module):
+    """Batched per-object NeRF MLP, position only.
+
+    Args:
+        num_hidden_layers: hidden layers (4 or 8 in the paper), each followed by ReLU * sqrt(2).
+        hidden_width: width of every hidden layer.
+        skip_layer: 0-based hidden layer after whose output the encoded input is concatenated again; None: no skip.
+        num_octaves: positional-encoding frequencies.
+        density_prior_radius: radius of the soft sphere added to the raw density.
+        density_prior_slope: raw density added per unit of distance inside that sphere (0: no prior).
+    """
+
+    def __init__(
+        self,
+        num_hidden_layers: int,
+        hidden_width: int,
+        skip_layer: Optional[int],
+        num_octaves: int,
+        density_prior_radius: float = 0.0,
+        density_prior_slope: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.density_prior_radius = density_prior_radius
+        self.density_prior_slope = density_prior_slope
+        if skip_layer is not None and not 0 <= skip_layer < num_hidden_layers - 1:
+            raise ValueError(
+                f"skip_layer must name a hidden layer followed by another (0..{num_hidden_layers - 2}), got {skip_layer}."
+            )
+        self.skip_layer = skip_layer
+        self.encoding = PositionalEncoding(num_octaves=num_octaves)
+        encoded = self.encoding.get_out_dim()
+        in_features = [encoded] + [
+            hidden_width + (encoded if index == skip_layer else 0) for index in range(num_hidden_layers)
+        ]
+        out_features = [hidden_width] * num_hidden_layers + [RGB_CHANNELS + 1]
+        self.layers = nn.ModuleList([ModulatedLinearBase(i, o) for i, o in zip(in_features, out_features)])
+
+    def layer_shapes(self) -> List[Tuple[int, int]]:
+        """(out_features, in_features) of every layer, the last one being the RGB + density output."""
+        return [(layer.out_features, layer.in_features) for layer in self.layers]
+
+    def object_weights(self, factors: List[FMMFactors]) -> ObjectWeights:
+        """Combines the shared weights with the hypernetwork's per-object factors (FMM)."""
+        return ObjectWeights([modulated_weight(layer.weight, f) for layer, f in zip(self.layers, factors)])
+
+    def forward(
+        self,
+        positions: Float[Tensor, "objects points 3"],
+        weights: ObjectWeights,
+        density_noise_std: float = 0.0,
+    ) -> Dict[FieldHeadNames, Tensor]:
+        """Colour and density of each object at its own points.
+
+        Args:
+            positions: world-space points, grouped per object (object b's points use object b's weights).
+            weights: the objects' target-layer weights.
+            density_noise_std: std of the Gaussian noise added to the raw density before the ReLU (training only).
+
+        Returns:
+            RGB in [0, 1] as [objects, points, 3] and density >= 0 as [objects, points, 1].
+        """
+        encoded = self.encoding(positions)
+        h = encoded
+        last = len(self.layers) - 1
+        for index, (layer, weight) in enumerate(zip(self.layers, weights.layers)):
+            if index == last:
+                h = torch.baddbmm(layer.bias.to(h.dtype), h, weight.transpose(1, 2).to(h.dtype))
+                break
+            gain = HIDDEN_ACTIVATION_GAIN
+            h = torch.baddbmm(layer.bias.to(h.dtype) * gain, h, (weight * gain).transpose(1, 2).to(h.dtype))
+            h = F.relu(h, inplace=True)  # baddbmm does not need its output for backward
+            if index == self.skip_layer:
+                h = torch.cat([encoded.to(h.dtype), h], dim=-1)
+        raw_rgb, raw_density = h[..., :RGB_CHANNELS], h[..., RGB_CHANNELS:]
+        if self.density_prior_slope != 0.0:
+            distance = torch.linalg.vector_norm(positions, dim=-1, keepdim=True)
+            raw_density = raw_density + self.density_prior_slope * (self.density_prior_radius - distance)
+        if density_noise_std > 0.0:
+            raw_density = raw_density + torch.randn_like(raw_density) * density_noise_std
+        return {FieldHeadNames.RGB: torch.sigmoid(raw_rgb), FieldHeadNames.DENSITY: F.relu(raw_density)}

@@ -1,0 +1,138 @@
+"""The registered methods: three scales of the same HyperNeRFGAN.
+
+    hypernerfgan       the paper's configuration (64x64 patches, 64 samples per ray, 512-channel discriminator,
+                       batch 4) in fp16, fitted to one 16 GB GPU such as a Tesla T4
+    hypernerfgan-lite  patches of 32x32 and 32 samples per ray, as a published T4 reproduction had to cut to
+    hypernerfgan-tiny  a CPU-sized model on 32x32 images, for smoke runs and tests
+
+Dataset-dependent values (camera prior, target depth, R1 gamma) come from the dataset preset the `unposed-images`
+dataparser selects (`configs/*.yml`), so each method works for every dataset.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import RandomPosePatchDataManagerConfig
+from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
+from hypernerfgan_ns.engine.optimizers import GANAdamOptimizerConfig
+from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModelConfig
+from hypernerfgan_ns.networks.discriminator import DiscriminatorConfig
+from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipelineConfig
+from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
+from nerfstudio.plugins.types import MethodSpecification
+
+Visualizer = Literal["viewer", "tensorboard", "viewer+tensorboard"]
+
+
+def available_device() -> Literal["cuda", "cpu"]:
+    """CUDA when present, else the CPU: training runs without a device flag."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def hypernerfgan_config(
+    method_name: str,
+    pipeline: AdversarialPipelineConfig,
+    max_num_iterations: int,
+    steps_per_save: int,
+    steps_per_eval: int,
+    mixed_precision: bool,
+    vis: Visualizer,
+) -> HyperNeRFGANTrainerConfig:
+    """A whole training configuration around a pipeline; what the presets share is written once, here."""
+    optimizers = {
+        "generator": {"optimizer": GANAdamOptimizerConfig(), "scheduler": None},
+        "discriminator": {"optimizer": GANAdamOptimizerConfig(), "scheduler": None},
+    }
+    return HyperNeRFGANTrainerConfig(
+        method_name=method_name,
+        pipeline=pipeline,
+        optimizers=optimizers,
+        max_num_iterations=max_num_iterations,
+        steps_per_save=steps_per_save,
+        steps_per_eval_batch=steps_per_eval,
+        steps_per_eval_image=steps_per_eval,
+        steps_per_eval_all_images=0,  # the full metrics (FID/KID) run through ns-eval, not during training
+        mixed_precision=mixed_precision,
+        machine=MachineConfig(device_type=available_device()),
+        vis=vis,
+        viewer=ViewerConfig(num_rays_per_chunk=1 << 14),
+    )
+
+
+hypernerfgan = MethodSpecification(
+    config=hypernerfgan_config(
+        method_name="hypernerfgan",
+        pipeline=AdversarialPipelineConfig(
+            datamanager=RandomPosePatchDataManagerConfig(
+                dataparser=UnposedImagesDataParserConfig(resolution=128, min_image_size=64),
+                batch_size=4,
+                patch_size=64,
+            ),
+            model=HyperNeRFGANModelConfig(num_coarse_samples=64),
+            discriminator=DiscriminatorConfig(channel_base=32768, channel_max=512),
+        ),
+        max_num_iterations=500_000,
+        steps_per_save=2_000,
+        steps_per_eval=1_000,
+        mixed_precision=True,
+        vis="viewer+tensorboard",
+    ),
+    description="HyperNeRFGAN, the paper's configuration on one 16 GB GPU (64x64 patches, 64 samples, fp16)",
+)
+
+hypernerfgan_lite = MethodSpecification(
+    config=hypernerfgan_config(
+        method_name="hypernerfgan-lite",
+        pipeline=AdversarialPipelineConfig(
+            datamanager=RandomPosePatchDataManagerConfig(
+                dataparser=UnposedImagesDataParserConfig(resolution=128, min_image_size=32),
+                batch_size=4,
+                patch_size=32,
+            ),
+            model=HyperNeRFGANModelConfig(num_coarse_samples=32),
+            discriminator=DiscriminatorConfig(channel_base=16384, channel_max=512),
+        ),
+        max_num_iterations=500_000,
+        steps_per_save=2_000,
+        steps_per_eval=1_000,
+        mixed_precision=True,
+        vis="viewer+tensorboard",
+    ),
+    description="HyperNeRFGAN with 32x32 patches and 32 samples per ray (about 8x cheaper)",
+)
+
+hypernerfgan_tiny = MethodSpecification(
+    config=hypernerfgan_config(
+        method_name="hypernerfgan-tiny",
+        pipeline=AdversarialPipelineConfig(
+            datamanager=RandomPosePatchDataManagerConfig(
+                dataparser=UnposedImagesDataParserConfig(
+                    resolution=32, min_image_size=16, min_num_images=8, builtin_num_images=500
+                ),
+                batch_size=8,
+                patch_size=32,
+            ),
+            model=HyperNeRFGANModelConfig(
+                hidden_width=64,
+                num_hidden_layers=3,
+                skip_layer=-1,
+                num_octaves=6,
+                num_coarse_samples=24,
+                eval_num_rays_per_chunk=1 << 14,
+            ),
+            discriminator=DiscriminatorConfig(channel_base=2048, channel_max=128),
+            num_eval_images=64,
+            sample_grid_seeds=8,
+        ),
+        max_num_iterations=2_000,
+        steps_per_save=500,
+        steps_per_eval=100,
+        mixed_precision=False,
+        vis="tensorboard",
+    ),
+    description="HyperNeRFGAN at CPU scale (32x32 images, small networks) for smoke runs and tests",
+)

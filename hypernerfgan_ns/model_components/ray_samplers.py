@@ -1,0 +1,81 @@
+"""Sampling along rays as the original NeRF code, and therefore HyperNeRFGAN, does it.
+
+nerfstudio's `UniformSampler` places samples at the centres of N equal bins, each with the bin's width. The NeRF
+code that HyperNeRFGAN was trained with places N samples at evenly spaced distances *including* near and far; a
+sample's interval reaches to the next sample, and the last sample's interval is infinite, so any density at the
+far plane renders opaque. Trained generators depend on that convention (they learn to keep the far plane empty),
+so we reproduce it, while returning nerfstudio's `RaySamples` so that nerfstudio's renderers and `PDFSampler`
+work on top unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from nerfstudio.cameras.rays import RayBundle, RaySamples
+from nerfstudio.model_components.ray_samplers import Sampler
+
+FAR_PLANE_DELTA = 1e10
+"""Interval length of the last sample on a ray when the far plane is opaque: effectively infinite."""
+
+
+class LinspaceSampler(Sampler):
+    """N samples at linspace(near, far, N) per ray; stratified within midpoint intervals during training.
+
+    Frustums have zero length (start = end = the sample's distance), so positions are exactly the sample points;
+    `deltas` carry the intervals. The normalised spacing bins handed to a following `PDFSampler` are the
+    midpoint intervals around each sample.
+
+    Args:
+        num_samples: samples per ray (at least 2).
+        train_stratified: jitter each sample uniformly within its midpoint interval in training mode.
+        opaque_far_plane: give the last sample an infinite interval (the reference convention) instead of the
+            spacing of the others.
+    """
+
+    def __init__(self, num_samples: int, train_stratified: bool = True, opaque_far_plane: bool = True) -> None:
+        super().__init__(num_samples=num_samples)
+        if num_samples < 2:
+            raise ValueError(f"LinspaceSampler needs at least 2 samples per ray, got {num_samples}.")
+        self.train_stratified = train_stratified
+        self.opaque_far_plane = opaque_far_plane
+
+    def generate_ray_samples(self, ray_bundle: Optional[RayBundle] = None, num_samples: Optional[int] = None) -> RaySamples:
+        assert ray_bundle is not None and ray_bundle.nears is not None and ray_bundle.fars is not None
+        num_samples = num_samples or self.num_samples
+        assert num_samples is not None
+        nears, fars = ray_bundle.nears, ray_bundle.fars  # [rays, 1]
+        fractions = torch.linspace(0.0, 1.0, num_samples, device=nears.device, dtype=nears.dtype)
+        mid_fractions = 0.5 * (fractions[1:] + fractions[:-1])
+        if self.train_stratified and self.training:
+            lower = torch.cat([fractions[:1], mid_fractions])
+            upper = torch.cat([mid_fractions, fractions[-1:]])
+            fractions = lower + (upper - lower) * torch.rand(
+                (*nears.shape[:-1], num_samples), device=nears.device, dtype=nears.dtype
+            )
+        else:
+            fractions = fractions.expand(*nears.shape[:-1], num_samples)
+        distances = nears + (fars - nears) * fractions  # [rays, samples]
+        last_delta = (
+            torch.full_like(nears, FAR_PLANE_DELTA) if self.opaque_far_plane else (fars - nears) / (num_samples - 1)
+        )
+        deltas = torch.cat([distances[..., 1:] - distances[..., :-1], last_delta], dim=-1)
+
+        bin_edges = torch.cat([torch.zeros_like(nears), 0.5 * (fractions[..., 1:] + fractions[..., :-1]), torch.ones_like(nears)], -1)
+
+        def spacing_to_euclidean_fn(spacing: Float[Tensor, "*rays bins"]) -> Float[Tensor, "*rays bins"]:
+            return nears + (fars - nears) * spacing
+
+        ray_samples = ray_bundle.get_ray_samples(
+            bin_starts=distances[..., None],
+            bin_ends=distances[..., None],
+            spacing_starts=bin_edges[..., :-1, None],
+            spacing_ends=bin_edges[..., 1:, None],
+            spacing_to_euclidean_fn=spacing_to_euclidean_fn,
+        )
+        ray_samples.deltas = deltas[..., None]
+        return ray_samples

@@ -1,0 +1,273 @@
+"""HyperNeRFGAN as a nerfstudio model: every latent is an object, rendered by volume rendering of its own NeRF.
+
+Two ways in:
+
+- Training (`forward(ray_bundle, latents)`): a batch of latents, one per camera; ray r belongs to the object
+  `ray_bundle.camera_indices[r]`. Rays arrive grouped per object in equal blocks (the datamanager makes them so),
+  and all objects are rendered at once with batched matmuls. Stratified sampling and density noise are on in
+  training mode. The trained generator is used.
+- Viewing (`get_outputs_for_camera_ray_bundle`, used by the viewer, `ns-render` and `ns-eval`): the *viewed
+  object* is model state (persistent buffers: its latent, seed and truncation), so a reloaded checkpoint shows the
+  same object. Its weights are generated once per camera by the EMA generator, then the rays are rendered in
+  chunks of bounded memory.
+
+The adversarial losses need the discriminator, so they live with it in the pipeline
+(`hypernerfgan_ns.training.losses`); the model renders.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple, Type
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from torch.nn import Parameter
+
+from hypernerfgan_ns.data.dataset_presets import DatasetPreset
+from hypernerfgan_ns.fields.target_field import ObjectWeights
+from hypernerfgan_ns.model_components.colliders import ObjectShellCollider
+from hypernerfgan_ns.model_components.ray_samplers import LinspaceSampler
+from hypernerfgan_ns.networks.generator import Generator
+from nerfstudio.cameras.rays import RayBundle, RaySamples
+from nerfstudio.field_components.field_heads import FieldHeadNames
+from nerfstudio.model_components.ray_samplers import PDFSampler
+from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
+from nerfstudio.models.base_model import Model, ModelConfig
+from nerfstudio.utils import colormaps
+
+BACKGROUND_COLOR = "white"
+"""Renders are composited on white, as the training photos are."""
+
+NO_SKIP = -1
+"""Value of `skip_layer` that disables the skip connection."""
+
+
+@dataclass
+class HyperNeRFGANModelConfig(ModelConfig):
+    """The generator (hypernetwork + target NeRF) and how its objects are rendered."""
+
+    _target: Type = field(default_factory=lambda: HyperNeRFGANModel)
+    latent_dim: int = 128
+    """Dimensionality of the latent z ~ N(0, I)."""
+    w_dim: int = 128
+    """Dimensionality of the mapping network's output w."""
+    mapping_layers: int = 2
+    """Fully connected layers of the mapping network."""
+    mapping_lr_multiplier: float = 0.01
+    """Learning-rate multiplier of the mapping network (equalized learning rate)."""
+    w_avg_beta: float = 0.995
+    """Decay of the running mean of w that truncation pulls towards."""
+    fmm_rank: int = 10
+    """Rank r of each target layer's factorised multiplicative modulation."""
+    hidden_width: int = 128
+    """Width of the target NeRF MLP."""
+    num_hidden_layers: Optional[int] = None
+    """Hidden layers of the target NeRF MLP; None: the dataset preset's (4 or 8)."""
+    skip_layer: Optional[int] = None
+    """0-based hidden layer after which the encoded input is concatenated again; None: the dataset preset's;
+    -1: no skip."""
+    num_octaves: int = 10
+    """Positional-encoding frequencies of the position (10 gives 63 input channels)."""
+    density_noise_std: float = 1.0
+    """Std of the Gaussian noise added to the raw density in training (regularises towards solid surfaces)."""
+    density_prior_radius: float = 0.6
+    """Radius of the soft sphere added to the raw density, so that a new generator renders a blob, not fog."""
+    density_prior_slope: float = 10.0
+    """Raw density the sphere adds per unit of distance inside it; 0 turns the prior off (the reference has none)."""
+    num_coarse_samples: int = 64
+    """Samples per ray, evenly spaced between near and far (stratified in training)."""
+    num_importance_samples: int = 0
+    """Extra samples per ray placed by nerfstudio's PDFSampler where the coarse pass found density; 0: off."""
+    opaque_far_plane: bool = True
+    """Treat the last sample's interval as infinite, as the reference implementation does."""
+    render_with_ema: bool = True
+    """Render the viewed object with the EMA generator (the viewer, ns-render, ns-eval); False: the trained one."""
+    viewed_seed: int = 0
+    """Seed of the object shown first in the viewer and by ns-render."""
+    viewed_truncation: float = 1.0
+    """Truncation psi of the viewed object (1: untruncated, 0: the average object)."""
+
+
+class HyperNeRFGANModel(Model):
+    """Generator, EMA generator, samplers and renderers; see the module docstring."""
+
+    config: HyperNeRFGANModelConfig
+
+    def populate_modules(self) -> None:
+        # Not calling super(): nerfstudio's default collider uses fixed near/far distances; ours follows the camera.
+        preset: DatasetPreset = self.kwargs["metadata"]["dataset_preset"]
+        self.dataset_preset = preset
+        self.num_hidden_layers, self.skip_layer = self.resolve_architecture(self.config, preset)
+        prior = preset.camera_prior
+        self.collider = ObjectShellCollider(radius=prior.radius, near=prior.near, far=prior.far)
+
+        self.generator = Generator(
+            num_hidden_layers=self.num_hidden_layers,
+            hidden_width=self.config.hidden_width,
+            skip_layer=self.skip_layer,
+            num_octaves=self.config.num_octaves,
+            latent_dim=self.config.latent_dim,
+            w_dim=self.config.w_dim,
+            mapping_layers=self.config.mapping_layers,
+            mapping_lr_multiplier=self.config.mapping_lr_multiplier,
+            w_avg_beta=self.config.w_avg_beta,
+            fmm_rank=self.config.fmm_rank,
+            density_prior_radius=self.config.density_prior_radius,
+            density_prior_slope=self.config.density_prior_slope,
+        )
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
+
+        self.sampler_coarse = LinspaceSampler(
+            num_samples=self.config.num_coarse_samples, opaque_far_plane=self.config.opaque_far_plane
+        )
+        self.sampler_importance = (
+            PDFSampler(num_samples=self.config.num_importance_samples, include_original=True)
+            if self.config.num_importance_samples > 0
+            else None
+        )
+        self.renderer_rgb = RGBRenderer(background_color=BACKGROUND_COLOR)
+        self.renderer_accumulation = AccumulationRenderer()
+        self.renderer_depth = DepthRenderer(method="expected")
+
+        self.register_buffer("viewed_latent", self.latent_from_seed(self.config.viewed_seed))
+        self.register_buffer("viewed_seed", torch.tensor(self.config.viewed_seed, dtype=torch.long))
+        self.register_buffer("viewed_truncation", torch.tensor(self.config.viewed_truncation))
+
+    @staticmethod
+    def resolve_architecture(config: HyperNeRFGANModelConfig, preset: DatasetPreset) -> Tuple[int, Optional[int]]:
+        """Target-MLP depth and skip layer: the config's where given, else the dataset preset's."""
+        num_hidden_layers = config.num_hidden_layers if config.num_hidden_layers is not None else preset.num_hidden_layers
+        skip_layer = config.skip_layer if config.skip_layer is not None else preset.skip_layer
+        if skip_layer == NO_SKIP:
+            skip_layer = None
+        return num_hidden_layers, skip_layer
+
+    def train(self, mode: bool = True) -> "HyperNeRFGANModel":
+        """The EMA generator always stays in evaluation mode: its running statistics are copied, not learned."""
+        super().train(mode)
+        self.generator_ema.eval()
+        return self
+
+    # ------------------------------------------------------------------ latents and the viewed object
+
+    def latent_from_seed(self, seed: int) -> Float[Tensor, "1 latent_dim"]:
+        """The latent z of a seed: the same object on every machine."""
+        generator = torch.Generator().manual_seed(int(seed))
+        return torch.randn(1, self.config.latent_dim, generator=generator)
+
+    def set_viewed_object(
+        self, latent: Float[Tensor, "1 latent_dim"], seed: int, truncation: Optional[float] = None
+    ) -> None:
+        """Makes `latent` the object that the viewer, ns-render and ns-eval show."""
+        self.viewed_latent.copy_(latent.to(self.viewed_latent))
+        self.viewed_seed.fill_(int(seed))
+        if truncation is not None:
+            self.viewed_truncation.fill_(float(truncation))
+
+    def rendering_generator(self) -> Generator:
+        """The generator whose objects are shown: the EMA one unless configured otherwise."""
+        return self.generator_ema if self.config.render_with_ema else self.generator
+
+    # ------------------------------------------------------------------ rendering
+
+    def get_param_groups(self) -> Dict[str, List[Parameter]]:
+        return {"generator": list(self.generator.parameters())}
+
+    def forward(self, ray_bundle: RayBundle, latents: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Renders rays of a batch of objects with the trained generator (or of the viewed object if no latents).
+
+        Args:
+            ray_bundle: rays grouped per object in equal blocks; `camera_indices` name each ray's object.
+            latents: [objects, latent_dim], one latent per object; None renders the viewed object.
+        """
+        if latents is None:
+            return self.get_outputs(ray_bundle)
+        weights = self.generator.object_weights(latents)
+        return self.render_rays(self.collider(ray_bundle), self.generator, weights)
+
+    def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
+        """Renders rays of the viewed object (generating its weights; prefer `get_outputs_for_camera`)."""
+        generator = self.rendering_generator()
+        weights = generator.object_weights(self.viewed_latent, float(self.viewed_truncation))
+        return self.render_rays(self.collider(ray_bundle), generator, weights)
+
+    @torch.no_grad()
+    def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle: RayBundle) -> Dict[str, Tensor]:
+        """Renders a whole camera of the viewed object: weights once, rays in chunks of bounded memory."""
+        generator = self.rendering_generator()
+        weights = generator.object_weights(self.viewed_latent, float(self.viewed_truncation))
+        return self.render_camera(camera_ray_bundle, generator, weights)
+
+    @torch.no_grad()
+    def render_camera(
+        self, camera_ray_bundle: RayBundle, generator: Generator, weights: ObjectWeights
+    ) -> Dict[str, Tensor]:
+        """Renders an [height, width] ray bundle of one object in chunks of `eval_num_rays_per_chunk` rays."""
+        assert weights.num_objects == 1, "render_camera renders one object"
+        image_height, image_width = camera_ray_bundle.origins.shape[:2]
+        num_rays = len(camera_ray_bundle)
+        chunks: Dict[str, List[Tensor]] = defaultdict(list)
+        for start in range(0, num_rays, self.config.eval_num_rays_per_chunk):
+            chunk = camera_ray_bundle.get_row_major_sliced_ray_bundle(start, start + self.config.eval_num_rays_per_chunk)
+            chunk = self.collider(chunk.to(self.device))
+            for name, output in self.render_rays(chunk, generator, weights).items():
+                chunks[name].append(output)
+        return {name: torch.cat(parts).view(image_height, image_width, -1) for name, parts in chunks.items()}
+
+    def render_rays(self, ray_bundle: RayBundle, generator: Generator, weights: ObjectWeights) -> Dict[str, Tensor]:
+        """Volume-renders rays of `weights.num_objects` objects (sample, query the target field, composite)."""
+        density_noise = self.config.density_noise_std if self.training else 0.0
+        ray_samples = self.sampler_coarse(ray_bundle)
+        field_outputs = self.query_field(ray_samples, generator, weights, density_noise)
+        outputs: Dict[str, Tensor] = {}
+        if self.sampler_importance is not None:
+            coarse_weights = ray_samples.get_weights(field_outputs[FieldHeadNames.DENSITY])
+            outputs["rgb_coarse"] = self.renderer_rgb(rgb=field_outputs[FieldHeadNames.RGB], weights=coarse_weights)
+            ray_samples = self.sampler_importance(ray_bundle, ray_samples, coarse_weights)
+            field_outputs = self.query_field(ray_samples, generator, weights, density_noise)
+        sample_weights = ray_samples.get_weights(field_outputs[FieldHeadNames.DENSITY])
+        outputs["rgb"] = self.renderer_rgb(rgb=field_outputs[FieldHeadNames.RGB], weights=sample_weights)
+        outputs["accumulation"] = self.renderer_accumulation(weights=sample_weights)
+        outputs["depth"] = self.renderer_depth(weights=sample_weights, ray_samples=ray_samples)
+        return outputs
+
+    def query_field(
+        self, ray_samples: RaySamples, generator: Generator, weights: ObjectWeights, density_noise_std: float
+    ) -> Dict[FieldHeadNames, Tensor]:
+        """Evaluates each object's target field at its own rays' samples, batched over objects."""
+        num_objects = weights.num_objects
+        positions = ray_samples.frustums.get_positions()  # [rays, samples, 3]
+        num_rays, num_samples = positions.shape[:2]
+        if num_objects > 1:
+            self.check_rays_grouped_by_object(ray_samples.camera_indices[:, 0, 0], num_objects)
+        grouped = positions.reshape(num_objects, (num_rays // num_objects) * num_samples, 3)
+        outputs = generator.field(grouped, weights, density_noise_std=density_noise_std)
+        return {name: value.reshape(num_rays, num_samples, -1) for name, value in outputs.items()}
+
+    @staticmethod
+    def check_rays_grouped_by_object(object_indices: Tensor, num_objects: int) -> None:
+        """Batched rendering needs rays ordered by object in equal blocks; anything else is a caller bug."""
+        num_rays = object_indices.shape[0]
+        expected = torch.arange(num_objects, device=object_indices.device).repeat_interleave(num_rays // num_objects)
+        if num_rays % num_objects != 0 or not torch.equal(object_indices, expected):
+            raise ValueError(
+                f"Rays must come grouped by object in {num_objects} equal contiguous blocks "
+                f"(camera_indices 0,0,...,1,1,...); got {num_rays} rays with another layout."
+            )
+
+    # ------------------------------------------------------------------ nerfstudio's evaluation hooks
+
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
+        """The model has no losses of its own: the adversarial losses need the discriminator (see the pipeline)."""
+        return {}
+
+    def get_image_metrics_and_images(
+        self, outputs: Dict[str, Tensor], batch: Dict[str, Any]
+    ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+        """A render of the viewed object beside its depth; a GAN has no ground truth for this view."""
+        depth = colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"])
+        return {}, {"render": torch.cat([outputs["rgb"], depth], dim=1)}

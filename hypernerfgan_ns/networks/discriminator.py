@@ -1,0 +1,178 @@
+"""The discriminator: a StyleGAN2 residual CNN at patch resolution.
+
+    image patch [B, 3, P, P] in [-1, 1]
+      -> from-RGB 1x1 conv
+      -> residual blocks, each halving the resolution: (3x3 conv, 3x3 conv down) + 1x1 skip down, scaled by sqrt(1/2)
+      -> epilogue at 4x4: minibatch standard deviation, 3x3 conv, dense, dense -> one logit per patch
+
+Every layer uses an equalized learning rate; downsampling low-pass filters with a separable [1, 3, 3, 1] kernel
+before subsampling (fewer aliasing artefacts for the generator to exploit). Channel widths follow StyleGAN's rule
+min(channel_base / resolution, channel_max), so a small CPU configuration and the original's 512 channels are the
+same code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Tuple, Type
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from hypernerfgan_ns.field_components.equalized_linear import (
+    ACTIVATION_GAINS,
+    Activation,
+    EqualizedLinear,
+    apply_activation,
+)
+from nerfstudio.configs.base_config import InstantiateConfig
+
+RESIDUAL_GAIN = math.sqrt(0.5)
+"""Scales the sum of the main and skip paths so the residual block keeps unit variance."""
+
+MBSTD_EPS = 1e-8
+"""Stabiliser of the minibatch standard deviation."""
+
+
+@dataclass
+class DiscriminatorConfig(InstantiateConfig):
+    """Residual discriminator on image patches (StyleGAN2 "resnet" architecture)."""
+
+    _target: Type = field(default_factory=lambda: Discriminator)
+    channel_base: int = 32768
+    """Channels at resolution r are min(channel_base // r, channel_max); 32768 gives 512 at 64x64 (the original)."""
+    channel_max: int = 512
+    """Upper bound on the channels of any layer."""
+    mbstd_group_size: int = 4
+    """Samples per group of the minibatch standard-deviation layer (the batch must divide into such groups)."""
+    mbstd_num_channels: int = 1
+    """Feature channels the minibatch standard deviation is computed over."""
+    conv_clamp: Optional[float] = 256.0
+    """Clamp every convolution's output to +-this value (keeps fp16 finite); None: no clamp."""
+    downsample_filter: Tuple[int, ...] = (1, 3, 3, 1)
+    """Separable low-pass filter applied before each 2x subsampling."""
+    final_resolution: int = 4
+    """Resolution at which the residual blocks stop and the epilogue starts."""
+
+
+class EqualizedConv2d(nn.Module):
+    """Conv2d with an equalized learning rate, optional 2x downsampling after a low-pass filter, and a clamp."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        activation: Activation = "linear",
+        bias: bool = True,
+        downsample: bool = False,
+        downsample_filter: Tuple[int, ...] = (1, 3, 3, 1),
+        conv_clamp: Optional[float] = None,
+    ) -> None:
+        super().__init__()
+        self.activation: Activation = activation
+        self.downsample = downsample
+        self.conv_clamp = conv_clamp
+        self.padding = kernel_size // 2
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.weight_gain = ACTIVATION_GAINS[activation] / math.sqrt(in_channels * kernel_size**2)
+        self.bias_gain = ACTIVATION_GAINS[activation]
+        taps = torch.tensor(downsample_filter, dtype=torch.float32)
+        kernel = torch.outer(taps, taps)
+        self.register_buffer("lowpass", (kernel / kernel.sum())[None, None], persistent=False)
+
+    def blur(self, x: Tensor) -> Tensor:
+        """Depthwise low-pass filter keeping the size (even-length filters pad one more at the end)."""
+        taps = self.lowpass.shape[-1]
+        x = F.pad(x, [(taps - 1) // 2, taps // 2, (taps - 1) // 2, taps // 2], mode="constant")
+        channels = x.shape[1]
+        return F.conv2d(x, self.lowpass.to(x.dtype).expand(channels, 1, taps, taps), groups=channels)
+
+    def forward(self, x: Float[Tensor, "batch in_channels height width"]) -> Tensor:
+        weight = self.weight.to(x.dtype) * self.weight_gain
+        bias = self.bias.to(x.dtype) * self.bias_gain if self.bias is not None else None
+        if self.downsample:
+            x = self.blur(x)
+        x = F.conv2d(x, weight, bias, stride=2 if self.downsample else 1, padding=self.padding)
+        x = apply_activation(x, self.activation)
+        if self.conv_clamp is not None:
+            x = x.clamp(-self.conv_clamp, self.conv_clamp)
+        return x
+
+
+class DiscriminatorBlock(nn.Module):
+    """Two 3x3 convolutions, the second halving the resolution, plus a 1x1 downsampling skip."""
+
+    def __init__(self, in_channels: int, out_channels: int, config: DiscriminatorConfig) -> None:
+        super().__init__()
+        common = dict(downsample_filter=config.downsample_filter, conv_clamp=config.conv_clamp)
+        self.conv0 = EqualizedConv2d(in_channels, in_channels, 3, activation="lrelu", **common)
+        self.conv1 = EqualizedConv2d(in_channels, out_channels, 3, activation="lrelu", downsample=True, **common)
+        self.skip = EqualizedConv2d(in_channels, out_channels, 1, bias=False, downsample=True, **common)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (self.skip(x) + self.conv1(self.conv0(x))) * RESIDUAL_GAIN
+
+
+class MinibatchStdDev(nn.Module):
+    """Appends the within-group standard deviation of the features, so the discriminator can see variety."""
+
+    def __init__(self, group_size: int, num_channels: int) -> None:
+        super().__init__()
+        self.group_size = group_size
+        self.num_channels = num_channels
+
+    def forward(self, x: Float[Tensor, "batch channels height width"]) -> Tensor:
+        batch, channels, height, width = x.shape
+        group = min(self.group_size, batch)
+        if batch % group != 0:
+            raise ValueError(f"The batch ({batch}) must divide into minibatch-std groups of {group}.")
+        features = self.num_channels
+        y = x.reshape(group, -1, features, channels // features, height, width)
+        y = (y - y.mean(dim=0)).square().mean(dim=0)
+        y = (y + MBSTD_EPS).sqrt().mean(dim=[2, 3, 4])  # [batch / group, features]
+        y = y.reshape(-1, features, 1, 1).repeat(group, 1, height, width)
+        return torch.cat([x, y], dim=1)
+
+
+class Discriminator(nn.Module):
+    """Patch discriminator; see the module docstring.
+
+    Args:
+        config: architecture.
+        resolution: side of the square patches it judges (a power of two >= `final_resolution`).
+    """
+
+    def __init__(self, config: DiscriminatorConfig, resolution: int) -> None:
+        super().__init__()
+        if resolution < config.final_resolution or resolution & (resolution - 1):
+            raise ValueError(f"The discriminator needs a power-of-two patch size >= 4, got {resolution}.")
+        self.resolution = resolution
+
+        def channels(res: int) -> int:
+            return min(config.channel_base // res, config.channel_max)
+
+        self.from_rgb = EqualizedConv2d(3, channels(resolution), 1, activation="lrelu", conv_clamp=config.conv_clamp)
+        blocks = []
+        res = resolution
+        while res > config.final_resolution:
+            blocks.append(DiscriminatorBlock(channels(res), channels(res // 2), config))
+            res //= 2
+        self.blocks = nn.Sequential(*blocks)
+        final = channels(config.final_resolution)
+        self.mbstd = MinibatchStdDev(config.mbstd_group_size, config.mbstd_num_channels)
+        self.conv = EqualizedConv2d(
+            final + config.mbstd_num_channels, final, 3, activation="lrelu", conv_clamp=config.conv_clamp
+        )
+        self.fc = EqualizedLinear(final * config.final_resolution**2, final, activation="lrelu")
+        self.out = EqualizedLinear(final, 1)
+
+    def forward(self, images: Float[Tensor, "batch 3 patch patch"]) -> Float[Tensor, "batch 1"]:
+        """One logit per patch: positive means "looks real"."""
+        x = self.blocks(self.from_rgb(images))
+        x = self.conv(self.mbstd(x))
+        return self.out(self.fc(x.flatten(1)))

@@ -1,0 +1,285 @@
+"""The adversarial pipeline: data, generator, augmentation, discriminator and their two training phases.
+
+One training iteration (scheduled by `HyperNeRFGANTrainer`) is
+
+    D phase  `get_discriminator_loss_dict`:  fakes rendered without a graph from new latents and random cameras;
+             D(augment(fake)) and D(augment(real)); logistic loss, plus lazy R1 on the reals every N-th step
+    G phase  `get_train_loss_dict`:          fakes rendered with a graph from new latents and random cameras;
+             D(augment(fake)) with D frozen; non-saturating loss
+    after    `get_training_callbacks`:       EMA of the generator, and the adaptive augmentation probability
+
+Images enter the discriminator in [-1, 1]. Under DDP, each phase calls through the DDP wrapper only the network
+it trains (so only that network's gradients are averaged), and the other network directly; the wrappers are kept
+outside the module tree, so checkpoints have the same keys with and without DDP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Literal, Mapping, Optional, Tuple, Type
+
+import torch
+import torch.distributed as dist
+from jaxtyping import Float
+from rich.table import Table
+from torch import Tensor, nn
+from torch.cuda.amp.grad_scaler import GradScaler
+from torch.nn import Parameter
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import (
+    RandomPosePatchDataManager,
+    RandomPosePatchDataManagerConfig,
+)
+from hypernerfgan_ns.metrics.swd import SWDConfig, sliced_wasserstein_distance
+from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel, HyperNeRFGANModelConfig
+from hypernerfgan_ns.networks.discriminator import Discriminator, DiscriminatorConfig
+from hypernerfgan_ns.training.augment import AdaptiveAugment, AugmentConfig
+from hypernerfgan_ns.training.ema import EMAConfig, update_ema
+from hypernerfgan_ns.training.losses import AdversarialLossConfig, discriminator_loss, generator_loss, r1_penalty
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
+from nerfstudio.utils.rich_utils import CONSOLE
+
+
+@dataclass
+class AdversarialPipelineConfig(VanillaPipelineConfig):
+    """HyperNeRFGAN's generator, discriminator and adversarial training."""
+
+    _target: Type = field(default_factory=lambda: AdversarialPipeline)
+    datamanager: RandomPosePatchDataManagerConfig = field(default_factory=RandomPosePatchDataManagerConfig)
+    """Random cameras and real patches."""
+    model: HyperNeRFGANModelConfig = field(default_factory=HyperNeRFGANModelConfig)
+    """The generator and its rendering."""
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    """The patch discriminator."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Differentiable augmentation of real and fake patches, with an adaptive probability."""
+    loss: AdversarialLossConfig = field(default_factory=AdversarialLossConfig)
+    """Adversarial losses and R1."""
+    ema: EMAConfig = field(default_factory=EMAConfig)
+    """Exponential moving average of the generator."""
+    swd: SWDConfig = field(default_factory=SWDConfig)
+    """Sliced Wasserstein distance used as the evaluation curve."""
+    num_eval_images: int = 64
+    """Generated and real patches compared by the SWD of each evaluation batch."""
+    sample_grid_seeds: int = 8
+    """Objects (seeds 0..N-1) in the EMA sample grid logged with each evaluation image."""
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Disables parameter gradients inside the block: the other network is trained through it, not itself."""
+    flags = [param.requires_grad for param in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param, flag in zip(module.parameters(), flags):
+            param.requires_grad_(flag)
+
+
+def to_discriminator_range(images: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch 3"]:
+    """[0, 1] colours to the discriminator's [-1, 1]."""
+    return images * 2.0 - 1.0
+
+
+class AdversarialPipeline(VanillaPipeline):
+    """See the module docstring."""
+
+    config: AdversarialPipelineConfig
+    datamanager: RandomPosePatchDataManager
+
+    def __init__(
+        self,
+        config: AdversarialPipelineConfig,
+        device: str,
+        test_mode: Literal["test", "val", "inference"] = "val",
+        world_size: int = 1,
+        local_rank: int = 0,
+        grad_scaler: Optional[GradScaler] = None,
+    ) -> None:
+        # VanillaPipeline would wrap only the model, with CUDA-only arguments; we wrap both networks ourselves.
+        super().__init__(config, device, test_mode=test_mode, world_size=1, local_rank=local_rank, grad_scaler=grad_scaler)
+        self.world_size = world_size
+        self.grad_scaler = grad_scaler
+        self.discriminator = config.discriminator.setup(resolution=config.datamanager.patch_size).to(device)
+        self.augment: AdaptiveAugment = config.augment.setup().to(device)
+        preset = self.model.dataset_preset
+        self.r1_gamma = config.loss.r1_gamma if config.loss.r1_gamma is not None else preset.r1_gamma
+        if local_rank == 0:
+            self.describe()
+        self._ddp: Dict[str, nn.Module] = {}
+        if world_size > 1:
+            device_ids = [local_rank] if torch.device(device).type == "cuda" else None
+            # Buffers stay identical by construction (w_avg is averaged over processes), so none are broadcast.
+            self._ddp["model"] = DDP(self._model, device_ids=device_ids, find_unused_parameters=True, broadcast_buffers=False)
+            self._ddp["discriminator"] = DDP(self.discriminator, device_ids=device_ids, broadcast_buffers=False)
+            dist.barrier()
+
+    def describe(self) -> None:
+        """Prints the effective architecture and batch, after the dataset preset and the overrides are applied."""
+        model, data = self.model, self.config.datamanager
+        generator = model.generator
+        shapes = generator.field.layer_shapes()
+        full = sum(out_features * in_features for out_features, in_features in shapes)
+        generated = generator.hypernetwork.num_generated()
+        points = data.batch_size * data.patch_size**2 * (model.config.num_coarse_samples + model.config.num_importance_samples)
+        table = Table(title="HyperNeRFGAN", show_header=False)
+        table.add_row(
+            "target NeRF",
+            f"{model.num_hidden_layers} hidden layers x {model.config.hidden_width}, skip after "
+            f"{model.skip_layer}, {len(shapes)} generated layers",
+        )
+        table.add_row(
+            "hypernetwork",
+            f"FMM rank {model.config.fmm_rank}: {generated:,} numbers per object instead of {full:,} "
+            f"({full / generated:.1f}x fewer)",
+        )
+        table.add_row("generator parameters", f"{sum(p.numel() for p in generator.parameters()):,}")
+        table.add_row("discriminator parameters", f"{sum(p.numel() for p in self.discriminator.parameters()):,}")
+        table.add_row("batch", f"{data.batch_size} objects x {data.patch_size}^2 rays: {points:,} field points per pass")
+        table.add_row("R1 gamma", f"{self.r1_gamma} every {self.config.loss.r1_interval} steps")
+        CONSOLE.print(table)
+
+    @property
+    def model(self) -> HyperNeRFGANModel:
+        return self._model
+
+    def trained(self, name: Literal["model", "discriminator"]) -> nn.Module:
+        """The network as called in the phase that trains it: through DDP when distributed."""
+        return self._ddp.get(name, getattr(self, "_model" if name == "model" else name))
+
+    # ------------------------------------------------------------------ shared steps
+
+    @property
+    def batch_size(self) -> int:
+        """Objects per batch on this device."""
+        return self.config.datamanager.batch_size
+
+    def sample_latents(self, num_objects: int) -> Float[Tensor, "objects latent_dim"]:
+        """z ~ N(0, I)."""
+        return torch.randn(num_objects, self.model.config.latent_dim, device=self.device)
+
+    def render_patches(self, renderer: nn.Module, ray_bundle: RayBundle, latents: Tensor) -> Dict[str, Tensor]:
+        """Renders each latent's patch; `rgb` comes back as [objects, 3, P, P] in [-1, 1]."""
+        outputs = renderer(ray_bundle, latents=latents)
+        patch = self.config.datamanager.patch_size
+        rgb = outputs["rgb"].reshape(latents.shape[0], patch, patch, 3).permute(0, 3, 1, 2)
+        return {**outputs, "rgb": to_discriminator_range(rgb)}
+
+    # ------------------------------------------------------------------ the two phases
+
+    def get_discriminator_loss_dict(self, step: int) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+        """D phase: logistic loss on detached fakes and reals, plus the lazy R1 penalty every `r1_interval` steps."""
+        ray_bundle, batch = self.datamanager.next_train(step)
+        with torch.no_grad():
+            fake = self.render_patches(self.model, ray_bundle, self.sample_latents(self.batch_size))["rgb"]
+        discriminator = self.trained("discriminator")
+        fake_logits = discriminator(self.augment(fake))
+
+        apply_r1 = self.r1_gamma > 0 and step % self.config.loss.r1_interval == 0
+        real = to_discriminator_range(batch["image"].permute(0, 3, 1, 2)).detach().requires_grad_(apply_r1)
+        real_logits = discriminator(self.augment(real))
+        self.augment.accumulate(real_logits)
+
+        loss_dict = {"discriminator": discriminator_loss(real_logits, fake_logits)}
+        metrics_dict = {"D(real)": real_logits.detach().mean(), "D(fake)": fake_logits.detach().mean()}
+        if apply_r1:
+            scale = self.grad_scaler.get_scale() if self.grad_scaler is not None and self.grad_scaler.is_enabled() else 1.0
+            penalty = r1_penalty(real_logits, real, loss_scale=scale)
+            loss_dict["r1"] = penalty.mean() * (self.r1_gamma / 2) * self.config.loss.r1_interval
+            metrics_dict["r1_penalty"] = penalty.detach().mean()
+        return loss_dict, metrics_dict
+
+    def get_train_loss_dict(self, step: int) -> Tuple[Dict[str, Tensor], Dict[str, Tensor], Dict[str, Tensor]]:
+        """G phase: render fakes with a graph and make the (frozen) discriminator call them real."""
+        ray_bundle = self.datamanager.next_train_rays(step)
+        outputs = self.render_patches(self.trained("model"), ray_bundle, self.sample_latents(self.batch_size))
+        with frozen(self.discriminator):
+            fake_logits = self.discriminator(self.augment(outputs["rgb"]))
+        loss_dict = {"generator": generator_loss(fake_logits)}
+        metrics_dict = {"D(fake)_generator_phase": fake_logits.detach().mean(), **self.augment_metrics()}
+        return outputs, loss_dict, metrics_dict
+
+    def augment_metrics(self) -> Dict[str, Tensor]:
+        """The adaptive augmentation's state, for the logs."""
+        return {name: torch.tensor(value) for name, value in self.augment.stats().items()}
+
+    # ------------------------------------------------------------------ after each iteration
+
+    def images_seen(self, step: int) -> int:
+        """Real images shown to the discriminator after iteration `step`, over all devices."""
+        return (step + 1) * self.batch_size * self.world_size
+
+    def update_generator_ema(self, step: int) -> None:
+        """Moves the EMA generator towards the trained one (half-life in images)."""
+        beta = self.config.ema.beta(self.images_seen(step), self.batch_size * self.world_size)
+        update_ema(self.model.generator_ema, self.model.generator, beta)
+
+    def update_augment_probability(self, step: int) -> None:
+        """ADA: raises p when the discriminator overfits the reals, lowers it otherwise."""
+        self.augment.update(step, self.batch_size)
+
+    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        after_iteration = [TrainingCallbackLocation.AFTER_TRAIN_ITERATION]
+        return super().get_training_callbacks(training_callback_attributes) + [
+            TrainingCallback(after_iteration, self.update_generator_ema, update_every_num_iters=1),
+            TrainingCallback(after_iteration, self.update_augment_probability, update_every_num_iters=1),
+        ]
+
+    def get_param_groups(self) -> Dict[str, List[Parameter]]:
+        return {**self.model.get_param_groups(), "discriminator": list(self.discriminator.parameters())}
+
+    # ------------------------------------------------------------------ evaluation during training
+
+    @torch.no_grad()
+    def get_eval_loss_dict(self, step: int) -> Tuple[Dict[str, Any], Dict[str, Tensor], Dict[str, Tensor]]:
+        """SWD between patches of the EMA generator and real patches: the learning curve (lower is better)."""
+        self.eval()
+        real, fake = [], []
+        while sum(len(batch) for batch in real) < self.config.num_eval_images:
+            ray_bundle, batch = self.datamanager.next_eval(step)
+            latents = self.sample_latents(self.batch_size)
+            weights = self.model.generator_ema.object_weights(latents)
+            outputs = self.model.render_rays(self.model.collider(ray_bundle), self.model.generator_ema, weights)
+            patch = self.config.datamanager.patch_size
+            fake.append(outputs["rgb"].reshape(-1, patch, patch, 3).permute(0, 3, 1, 2))
+            real.append(batch["image"].permute(0, 3, 1, 2))
+        count = self.config.num_eval_images
+        swd = sliced_wasserstein_distance(torch.cat(real)[:count], torch.cat(fake)[:count], self.config.swd)
+        self.train()
+        per_level = {name: torch.tensor(value) for name, value in swd.items() if name != "swd"}
+        return {}, {"swd": torch.tensor(swd["swd"])}, per_level
+
+    @torch.no_grad()
+    def get_eval_image_metrics_and_images(self, step: int) -> Tuple[Dict[str, Any], Dict[str, Tensor]]:
+        """A grid of EMA objects (seeds 0..N-1) seen from one orbit camera, and the viewed object with depth."""
+        metrics_dict, images_dict = super().get_eval_image_metrics_and_images(step)
+        self.eval()
+        camera, _ = self.datamanager.next_eval_image(step)
+        images = []
+        for seed in range(self.config.sample_grid_seeds):
+            generator = self.model.rendering_generator()
+            weights = generator.object_weights(self.model.latent_from_seed(seed).to(self.device))
+            ray_bundle = camera.generate_rays(camera_indices=0, keep_shape=True)
+            images.append(self.model.render_camera(ray_bundle, generator, weights)["rgb"])
+        images_dict["samples"] = torch.cat(images, dim=1)
+        self.train()
+        return metrics_dict, images_dict
+
+    def get_average_eval_image_metrics(
+        self, step: Optional[int] = None, output_path: Optional[Path] = None, get_std: bool = False
+    ) -> Dict[str, float]:
+        """SWD of EMA patches against real patches (FID/KID: see `hypernerfgan_ns.metrics`)."""
+        _, loss_dict, metrics_dict = self.get_eval_loss_dict(step or 0)
+        return {name: float(value) for name, value in {**loss_dict, **metrics_dict}.items()}
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: Optional[bool] = None):  # type: ignore[override]
+        """Loads every part strictly: a checkpoint missing the discriminator or the EMA must not load silently."""
+        return nn.Module.load_state_dict(self, state_dict, strict=True if strict is None else strict)

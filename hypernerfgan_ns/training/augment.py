@@ -1,0 +1,288 @@
+"""Differentiable augmentation of the discriminator's inputs, with an adaptive strength (ADA).
+
+A discriminator that sees a few thousand photos memorises them, its feedback to the generator turns useless, and
+the generator collapses (without augmentation the seeds' runs collapsed to a single car). Augmenting *both* real and
+generated patches, with the same distribution, lets the discriminator see more varied data without teaching the
+generator to produce augmented images: as long as each augmentation is applied with probability below one, the
+augmented distributions only match when the clean ones do (Karras et al., 2020, "Training Generative Adversarial
+Networks with Limited Data"; Zhao et al., 2020, "Differentiable Augmentation for Data-Efficient GAN Training").
+
+As in StyleGAN2-ADA, every augmentation has a probability multiplier (0 turns it off) beside its strength, and one
+probability `p` scales them all. `p` is tuned during training from the overfitting heuristic r_t = E[sign(D(real))]:
+raised while the discriminator is too sure of the real images (r_t above `target`), lowered otherwise.
+
+Every operation is differentiable with respect to the images, since the generator's gradient and the R1 penalty
+both flow through it. Images are NCHW in [-1, 1] with a white (+1) background.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Type
+
+import torch
+import torch.distributed as dist
+from jaxtyping import Bool, Float
+from torch import Tensor, nn
+
+from nerfstudio.configs.base_config import InstantiateConfig
+
+CUTOUT_FILL = 0.0
+"""Value of the cutout hole: mid grey in [-1, 1], as in DiffAugment, so it is neither background nor object."""
+
+
+@dataclass
+class AugmentConfig(InstantiateConfig):
+    """Which augmentations the discriminator's inputs get, how strong they are, and how their probability adapts.
+
+    Defaults: the strengths of StyleGAN2-ADA's colour transforms, and DiffAugment's translation and cutout sizes.
+    """
+
+    _target: Type = field(default_factory=lambda: AdaptiveAugment)
+    """Class this config instantiates."""
+
+    xflip: float = 1.0
+    """Probability multiplier of the horizontal flip (0 turns it off); safe for mirror-symmetric categories."""
+    translation: float = 1.0
+    """Probability multiplier of the integer translation (0 turns it off)."""
+    translation_fraction: float = 0.125
+    """Largest shift in x and in y, as a fraction of the patch size (DiffAugment's); the border repeats edge pixels."""
+    cutout: float = 1.0
+    """Probability multiplier of cutout, one square hole filled with mid grey (0 turns it off)."""
+    cutout_fraction: float = 0.5
+    """Side of the cutout square as a fraction of the patch size (DiffAugment's); holes are clipped at the border."""
+    color: float = 1.0
+    """Probability multiplier of brightness, saturation and contrast, each drawn independently (0 turns all off)."""
+    brightness_std: float = 0.2
+    """Standard deviation of the additive brightness offset, in the images' [-1, 1] units (StyleGAN2-ADA's)."""
+    saturation_std: float = 1.0
+    """Std in log2 units of the factor scaling each pixel's colour around its grey value (StyleGAN2-ADA's)."""
+    contrast_std: float = 0.5
+    """Std in log2 units of the factor scaling each image around its mean value (StyleGAN2-ADA's)."""
+
+    initial_p: float = 0.0
+    """Augmentation probability at the start of training; with `adaptive` off it stays there for good."""
+    adaptive: bool = True
+    """Tune p from the overfitting heuristic r_t = E[sign(D(real))]; off keeps p at `initial_p`."""
+    target: float = 0.6
+    """Value of r_t that p steers towards: above it the discriminator overfits and p rises (ADA's 0.6)."""
+    adjustment_images: int = 500_000
+    """Real images (over all replicas) it takes p to move by 1, i.e. ADA's ada_kimg * 1000; sets p's reaction time."""
+    update_interval: int = 4
+    """Training iterations between updates of p (ADA's ada_interval)."""
+    max_p: float = 1.0
+    """Upper bound of p; lower it if augmentations start leaking into the generated images."""
+
+    def __post_init__(self) -> None:
+        multipliers = {"xflip": self.xflip, "translation": self.translation, "cutout": self.cutout, "color": self.color}
+        strengths = {
+            "brightness_std": self.brightness_std,
+            "saturation_std": self.saturation_std,
+            "contrast_std": self.contrast_std,
+        }
+        for name, value in {**multipliers, **strengths}.items():
+            if value < 0:
+                raise ValueError(f"AugmentConfig.{name} must be non-negative, got {value}.")
+        fractions = {"translation_fraction": self.translation_fraction, "cutout_fraction": self.cutout_fraction}
+        for name, value in fractions.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"AugmentConfig.{name} is a fraction of the patch size in [0, 1], got {value}.")
+        if not 0.0 <= self.initial_p <= self.max_p:
+            raise ValueError(f"AugmentConfig needs 0 <= initial_p <= max_p, got {self.initial_p} and {self.max_p}.")
+        if not -1.0 < self.target < 1.0:
+            raise ValueError(f"AugmentConfig.target is a mean of signs and must lie in (-1, 1), got {self.target}.")
+        if self.adjustment_images <= 0 or self.update_interval <= 0:
+            raise ValueError(
+                "AugmentConfig.adjustment_images and update_interval must be positive, "
+                f"got {self.adjustment_images} and {self.update_interval}."
+            )
+
+
+class AdaptiveAugment(nn.Module):
+    """Applies the configured augmentations with probability p, and adapts p to the discriminator's overfitting.
+
+    `p`, the running sum of sign(D(real)) and its count are persistent buffers, so checkpoints hold them and a
+    resumed run continues with the same p and the same partial statistic. Randomness comes from torch's global
+    generator, which the trainer saves and restores.
+
+    Typical use, once per discriminator step: `d_real = D(augment(real))`, `d_fake = D(augment(fake))`,
+    `augment.accumulate(d_real)`, then `augment.update(step, batch_size)`.
+    """
+
+    p: Tensor
+    sign_sum: Tensor
+    sign_count: Tensor
+    last_r_t: Tensor
+
+    def __init__(self, config: AugmentConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("p", torch.tensor(float(config.initial_p)))
+        self.register_buffer("sign_sum", torch.tensor(0.0))
+        self.register_buffer("sign_count", torch.tensor(0.0))
+        self.register_buffer("last_r_t", torch.tensor(0.0))
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Augmentation.
+
+    def forward(
+        self, images: Float[Tensor, "batch channels height width"]
+    ) -> Float[Tensor, "batch channels height width"]:
+        """Augments each image independently; returns `images` itself when p or every multiplier is zero.
+
+        Args:
+            images: real or generated patches in [-1, 1], white background +1.
+        """
+        p = float(self.p)  # One host sync per call: it skips all the work while p is still zero.
+        c = self.config
+        if p <= 0.0:
+            return images
+        if c.xflip > 0:
+            images = self._xflip(images, p * c.xflip)
+        if c.translation > 0 and c.translation_fraction > 0:
+            images = self._translate(images, p * c.translation)
+        if c.color > 0:
+            images = self._color(images, p * c.color)
+        if c.cutout > 0 and c.cutout_fraction > 0:  # Last, so that the hole stays exactly mid grey.
+            images = self._cutout(images, p * c.cutout)
+        return images
+
+    @staticmethod
+    def _chosen(images: Tensor, probability: float) -> Bool[Tensor, "batch"]:
+        """Which samples of the batch an augmentation applied with `probability` touches."""
+        return torch.rand(images.shape[0], device=images.device) < probability
+
+    def _xflip(self, images: Tensor, probability: float) -> Tensor:
+        """Mirrors the chosen images left to right."""
+        chosen = self._chosen(images, probability)[:, None, None, None]
+        return torch.where(chosen, images.flip(-1), images)
+
+    def _translate(self, images: Tensor, probability: float) -> Tensor:
+        """Shifts the chosen images by whole pixels and fills the uncovered border with copies of the edge pixels.
+
+        Zero filling would paint grey bars on the white background that only augmented images have; repeating the
+        edge keeps the background white. A gather with clamped indices does it in one differentiable pass.
+        """
+        batch, channels, height, width = images.shape
+        device = images.device
+        chosen = self._chosen(images, probability)
+        shifts = []
+        for size in (height, width):
+            largest = round(self.config.translation_fraction * size)
+            shift = torch.randint(-largest, largest + 1, (batch,), device=device)
+            shifts.append(torch.where(chosen, shift, torch.zeros_like(shift)))
+        shift_y, shift_x = shifts
+        # Output pixel (y, x) reads input pixel (y - shift_y, x - shift_x), clamped to the image.
+        rows = (torch.arange(height, device=device)[None, :] - shift_y[:, None]).clamp(0, height - 1)
+        cols = (torch.arange(width, device=device)[None, :] - shift_x[:, None]).clamp(0, width - 1)
+        source = (rows[:, :, None] * width + cols[:, None, :]).reshape(batch, 1, height * width)
+        gathered = images.reshape(batch, channels, height * width).gather(2, source.expand(-1, channels, -1))
+        return gathered.reshape(batch, channels, height, width)
+
+    def _cutout(self, images: Tensor, probability: float) -> Tensor:
+        """Fills one square hole per chosen image with mid grey, as DiffAugment does.
+
+        The hole's centre is uniform over the patch and the hole is clipped at the border, so every pixel is hidden
+        about equally often (a hole kept fully inside would always hide the object's centre).
+        """
+        batch, _, height, width = images.shape
+        device = images.device
+        chosen = self._chosen(images, probability)
+        inside = []
+        for size in (height, width):
+            side = round(self.config.cutout_fraction * size)
+            start = torch.randint(0, size, (batch,), device=device) - side // 2
+            position = torch.arange(size, device=device)[None, :]
+            inside.append((position >= start[:, None]) & (position < start[:, None] + side))
+        inside_rows, inside_cols = inside
+        hole = inside_rows[:, :, None] & inside_cols[:, None, :] & chosen[:, None, None]
+        return images.masked_fill(hole[:, None], CUTOUT_FILL)
+
+    def _color(self, images: Tensor, probability: float) -> Tensor:
+        """Brightness, saturation and contrast, each applied to the chosen images with `probability`.
+
+        Samples that a transform does not choose keep their exact values (selected with `torch.where`), so the
+        identity really is the identity.
+        """
+        c = self.config
+        batch = images.shape[0]
+        device, dtype = images.device, images.dtype
+
+        def normal() -> Float[Tensor, "batch 1 1 1"]:
+            return torch.randn(batch, 1, 1, 1, device=device, dtype=dtype)
+
+        if c.brightness_std > 0:
+            chosen = self._chosen(images, probability)[:, None, None, None]
+            images = torch.where(chosen, images + normal() * c.brightness_std, images)
+        if c.saturation_std > 0:
+            chosen = self._chosen(images, probability)[:, None, None, None]
+            grey = images.mean(dim=1, keepdim=True)
+            factor = torch.exp2(normal() * c.saturation_std)
+            images = torch.where(chosen, grey + (images - grey) * factor, images)
+        if c.contrast_std > 0:
+            chosen = self._chosen(images, probability)[:, None, None, None]
+            mean = images.mean(dim=(1, 2, 3), keepdim=True)
+            factor = torch.exp2(normal() * c.contrast_std)
+            images = torch.where(chosen, mean + (images - mean) * factor, images)
+        return images
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Adaptation of p.
+
+    @torch.no_grad()
+    def accumulate(self, real_logits: Float[Tensor, "batch 1"]) -> None:
+        """Adds sign(D(real)) of one batch to the overfitting statistic.
+
+        Args:
+            real_logits: the discriminator's raw outputs on the (augmented) real images of this replica.
+        """
+        signs = real_logits.detach().float().sign()
+        self.sign_sum += signs.sum().to(self.sign_sum.device)
+        self.sign_count += signs.numel()
+
+    @torch.no_grad()
+    def update(self, step: int, batch_size: int) -> None:
+        """Every `update_interval` steps, computes r_t and moves p towards the target; call once per step.
+
+        The update runs when `step % update_interval == update_interval - 1`, so with steps counted from 0 each
+        update sees exactly `update_interval` steps of statistics (and a resumed run keeps the same phase). r_t is
+        computed for logging even when `adaptive` is off; only then does p stay put. Under torch.distributed the
+        statistic is summed over replicas first, so every replica computes the same p; every replica must call
+        this at the same steps.
+
+        Args:
+            step: the trainer's global step, counted from 0.
+            batch_size: real images per step on *this replica*; the adjustment multiplies it by the world size.
+        """
+        interval = self.config.update_interval
+        if step % interval != interval - 1:
+            return
+        world_size = 1
+        statistic = torch.stack([self.sign_sum, self.sign_count])
+        if dist.is_available() and dist.is_initialized():
+            world_size = dist.get_world_size()
+            dist.all_reduce(statistic)
+        sign_sum, sign_count = statistic
+        self.sign_sum.zero_()
+        self.sign_count.zero_()
+        if float(sign_count) == 0:
+            return  # Nothing was accumulated; keep p and the last r_t.
+        r_t = sign_sum / sign_count
+        self.last_r_t.copy_(r_t)
+        if not self.config.adaptive:
+            return
+        images_seen = batch_size * world_size * interval
+        adjustment = torch.sign(r_t - self.config.target) * images_seen / self.config.adjustment_images
+        self.p.copy_((self.p + adjustment).clamp(0.0, self.config.max_p))
+
+    @property
+    def r_t(self) -> float:
+        """The overfitting heuristic E[sign(D(real))] of the last update (0 before the first)."""
+        return float(self.last_r_t)
+
+    def stats(self) -> Dict[str, float]:
+        """Scalars for tensorboard: the augmentation probability and the last r_t."""
+        return {"augment_p": float(self.p), "augment_rt": self.r_t}
+
+    def extra_repr(self) -> str:
+        return f"p={float(self.p):.4f}, adaptive={self.config.adaptive}, target={self.config.target}"

@@ -1,0 +1,118 @@
+"""The dataparser and datamanager: presets, orbit cameras, random-pose patch rays and real crops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import (
+    RandomPosePatchDataManager,
+    RandomPosePatchDataManagerConfig,
+)
+from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
+from hypernerfgan_ns.errors import DatasetError
+from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+
+RESOLUTION = 16
+PATCH = 8
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "chairs_train"
+    folder.mkdir()
+    generator = np.random.default_rng(0)
+    for index in range(6):
+        pixels = generator.integers(0, 256, size=(RESOLUTION, RESOLUTION, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{index}.png")
+    return folder
+
+
+def make_datamanager(data: Path, test_mode: str = "val", **dataparser_options) -> RandomPosePatchDataManager:
+    options = dict(data=data, resolution=RESOLUTION, min_image_size=PATCH, min_num_images=2, num_orbit_cameras=12)
+    options.update(dataparser_options)
+    config = RandomPosePatchDataManagerConfig(
+        dataparser=UnposedImagesDataParserConfig(**options), batch_size=3, patch_size=PATCH
+    )
+    return config.setup(device="cpu", test_mode=test_mode)
+
+
+def test_preset_is_guessed_from_the_name_and_can_be_chosen(image_folder: Path) -> None:
+    guessed = make_datamanager(image_folder)
+    assert guessed.train_dataparser_outputs.metadata["dataset_preset"].name == "chairs"
+    chosen = make_datamanager(image_folder, preset="planes")
+    assert chosen.train_dataparser_outputs.metadata["dataset_preset"].name == "planes"
+    with pytest.raises(DatasetError, match="Unknown dataset preset 'boats'"):
+        make_datamanager(image_folder, preset="boats")
+
+
+def test_orbit_cameras_and_thumbnails_for_the_viewer(image_folder: Path) -> None:
+    datamanager = make_datamanager(image_folder)
+    dataset = datamanager.train_dataset
+    assert len(dataset) == 12 and len(dataset.cameras) == 12
+    positions = dataset.cameras.camera_to_worlds[:, :, 3]
+    assert torch.allclose(positions.norm(dim=-1), torch.full((12,), 4.0), atol=1e-5)
+    thumbnail = dataset[0]["image"]
+    assert thumbnail.shape == (RESOLUTION, RESOLUTION, 3)
+    assert torch.allclose(thumbnail, torch.from_numpy(datamanager.image_store.read([0])[0]).float() / 255)
+
+
+def test_patch_rays_are_a_contiguous_block_of_each_cameras_full_grid(image_folder: Path) -> None:
+    datamanager = make_datamanager(image_folder)
+    cameras = datamanager.sample_cameras(3)
+    bundle = datamanager.sample_patch_rays(cameras)
+    assert bundle.shape == (3 * PATCH * PATCH,)
+    blocks = bundle.camera_indices[:, 0].view(3, PATCH * PATCH)
+    assert torch.equal(blocks, torch.arange(3)[:, None].expand(3, PATCH * PATCH))
+    for index in range(3):
+        full = cameras.generate_rays(camera_indices=index, keep_shape=True).directions  # [R, R, 3]
+        patch = bundle.directions.view(3, PATCH, PATCH, 3)[index]
+        matches = ((full - patch[0, 0]).norm(dim=-1) < 1e-6).nonzero()
+        assert len(matches) == 1
+        y, x = matches[0].tolist()
+        assert torch.allclose(full[y : y + PATCH, x : x + PATCH], patch, atol=1e-6)
+
+
+def test_real_patches_are_crops_of_the_photos(image_folder: Path) -> None:
+    datamanager = make_datamanager(image_folder)
+    store = datamanager.image_store.array()
+    _, batch = datamanager.next_train(0)
+    patches = batch["image"]
+    assert patches.shape == (3, PATCH, PATCH, 3) and 0.0 <= patches.min() and patches.max() <= 1.0
+    for patch in (patches * 255).round().to(torch.uint8).numpy():
+        candidates = [store[i] for i in range(len(store))] + [store[i][:, ::-1] for i in range(len(store))]
+        found = any(
+            np.array_equal(image[y : y + PATCH, x : x + PATCH], patch)
+            for image in candidates
+            for y in range(RESOLUTION - PATCH + 1)
+            for x in range(RESOLUTION - PATCH + 1)
+        )
+        assert found, "every real patch is a (possibly mirrored) crop of a training image"
+
+
+def test_rendering_a_trained_model_works_without_its_images(tmp_path: Path) -> None:
+    missing = tmp_path / "moved_away"
+    with pytest.raises(DatasetError, match="moved_away"):
+        make_datamanager(missing, test_mode="val")
+    datamanager = make_datamanager(missing, test_mode="test", preset="cars")
+    assert datamanager.train_dataset.image_store is None
+    assert datamanager.train_dataset[0]["image"].shape == (RESOLUTION, RESOLUTION, 3)
+
+
+def test_patches_larger_than_the_images_are_refused(image_folder: Path) -> None:
+    config = RandomPosePatchDataManagerConfig(
+        dataparser=UnposedImagesDataParserConfig(data=image_folder, resolution=RESOLUTION, min_image_size=8),
+        patch_size=32,
+    )
+    with pytest.raises(DatasetError, match="patch size"):
+        config.setup(device="cpu", test_mode="val")
+
+
+def test_other_dataparsers_are_refused_with_a_message(image_folder: Path) -> None:
+    config = RandomPosePatchDataManagerConfig(dataparser=BlenderDataParserConfig(data=image_folder))
+    with pytest.raises(DatasetError, match="unposed-images"):
+        config.setup(device="cpu", test_mode="val")

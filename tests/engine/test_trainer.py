@@ -1,0 +1,105 @@
+"""The two-phase trainer: a run, an exact resume, skipped non-finite steps, and a stop on divergence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainer
+from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
+from tests.helpers import latest_checkpoint, micro_config, replaced, train
+
+
+def test_a_run_trains_both_networks_and_writes_a_complete_checkpoint(tmp_path: Path) -> None:
+    config = micro_config(tmp_path, max_num_iterations=3)
+    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    pipeline: AdversarialPipeline = trainer.pipeline
+    generator_before = [p.detach().clone() for p in pipeline.model.generator.parameters()]
+    ema_before = [p.detach().clone() for p in pipeline.model.generator_ema.parameters()]
+    discriminator_before = [p.detach().clone() for p in pipeline.discriminator.parameters()]
+    trainer.train()
+
+    def changed(before, module):
+        return any(not torch.equal(b, a) for b, a in zip(before, module.parameters()))
+
+    assert changed(generator_before, pipeline.model.generator)
+    assert changed(ema_before, pipeline.model.generator_ema)
+    assert changed(discriminator_before, pipeline.discriminator)
+    assert set(trainer.optimizers.optimizers) == {"generator", "discriminator"}
+
+    state = latest_checkpoint(config.get_checkpoint_dir())
+    assert state["step"] == 2
+    keys = set(state["pipeline"])
+    assert {"augment.p", "_model.viewed_latent"} <= keys
+    assert any(key.startswith("_model.generator_ema.") for key in keys)
+    assert any(key.startswith("discriminator.") for key in keys)
+    assert set(state["optimizers"]) == {"generator", "discriminator"}
+    assert "random_states" in state
+
+
+def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path: Path) -> None:
+    straight = micro_config(tmp_path / "straight", max_num_iterations=6, steps_per_eval_batch=4)
+    first_half = micro_config(tmp_path / "halves", max_num_iterations=3, steps_per_eval_batch=4, timestamp="first")
+    checkpoints = train(first_half)
+    second_half = replaced(
+        micro_config(tmp_path / "halves", max_num_iterations=3, steps_per_eval_batch=4, timestamp="second"),
+        load_dir=checkpoints,
+    )
+    resumed = latest_checkpoint(train(second_half))
+    uninterrupted = latest_checkpoint(train(straight))
+
+    assert resumed["step"] == uninterrupted["step"] == 5
+    assert resumed["pipeline"].keys() == uninterrupted["pipeline"].keys()
+    for key, value in uninterrupted["pipeline"].items():
+        assert torch.allclose(resumed["pipeline"][key].float(), value.float(), atol=1e-6), key
+    for name in ("generator", "discriminator"):
+        for index, slot in uninterrupted["optimizers"][name]["state"].items():
+            assert torch.allclose(resumed["optimizers"][name]["state"][index]["exp_avg_sq"], slot["exp_avg_sq"], atol=1e-9)
+
+
+def test_a_non_finite_step_is_skipped_counted_and_leaves_the_weights_alone(tmp_path: Path) -> None:
+    config = micro_config(tmp_path, max_num_iterations=1)
+    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    original = trainer.pipeline.get_discriminator_loss_dict
+
+    def poisoned(step):
+        losses, metrics = original(step)
+        return {name: value * float("nan") for name, value in losses.items()}, metrics
+
+    trainer.pipeline.get_discriminator_loss_dict = poisoned
+    before = [p.detach().clone() for p in trainer.pipeline.discriminator.parameters()]
+    trainer.pipeline.train()
+    _, _, metrics = trainer.train_iteration(0)
+    assert trainer.skipped_steps == 1 and float(metrics["skipped_steps"]) == 1.0
+    assert all(torch.equal(b, a) for b, a in zip(before, trainer.pipeline.discriminator.parameters()))
+    trainer.pipeline.get_discriminator_loss_dict = original
+    trainer.train_iteration(1)
+    assert trainer.consecutive_skipped_steps == 0
+
+
+def test_training_stops_with_a_message_after_too_many_skipped_steps(tmp_path: Path, capsys) -> None:
+    config = micro_config(tmp_path, max_num_iterations=2)
+    checkpoint = train(config)
+    saved = sorted(checkpoint.glob("*.ckpt"))
+    saved_bytes = saved[-1].read_bytes()
+
+    diverging = replaced(micro_config(tmp_path, max_num_iterations=10, timestamp="diverging"), load_dir=checkpoint)
+    diverging.max_consecutive_skipped_steps = 3
+    trainer: HyperNeRFGANTrainer = diverging.setup(local_rank=0, world_size=1)
+    trainer.setup()
+
+    def nan_loss(step):
+        return {"generator": torch.tensor(float("nan"), requires_grad=True)}, {}
+
+    trainer.pipeline.get_discriminator_loss_dict = nan_loss
+    with pytest.raises(SystemExit) as exit_info:
+        trainer.train()
+    assert exit_info.value.code == 3
+    output = capsys.readouterr().out
+    assert "Training diverged" in output and "3 iterations in a row" in output
+    assert not any(diverging.get_checkpoint_dir().glob("*.ckpt")), "a diverged run must not write a checkpoint"
+    assert sorted(checkpoint.glob("*.ckpt")) == saved and saved[-1].read_bytes() == saved_bytes

@@ -1,0 +1,72 @@
+"""The target field: position only, objects independent in a batch, layout of the reference MLP."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from hypernerfgan_ns.field_components.encodings import PositionalEncoding
+from hypernerfgan_ns.fields.target_field import TargetField
+from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.field_components.field_heads import FieldHeadNames
+
+
+def test_positional_encoding_layout_is_the_reference_one() -> None:
+    encoding = PositionalEncoding(num_octaves=10)
+    assert encoding.get_out_dim() == 63
+    x = torch.tensor([[0.1, -0.2, 0.3]])
+    encoded = encoding(x)
+    assert torch.allclose(encoded[0, :3], x[0])
+    assert torch.allclose(encoded[0, 3:6], torch.sin(x[0]))  # octave 0: sines, then cosines
+    assert torch.allclose(encoded[0, 6:9], torch.cos(x[0]))
+    assert torch.allclose(encoded[0, -3:], torch.cos(x[0] * 2**9))
+
+
+def test_layer_shapes_with_skip_match_the_reference_mlp() -> None:
+    field = TargetField(num_hidden_layers=8, hidden_width=128, skip_layer=4, num_octaves=10)
+    shapes = field.layer_shapes()
+    assert shapes[0] == (128, 63)
+    assert shapes[5] == (128, 128 + 63)  # the layer after the 5th hidden layer sees the input again
+    assert shapes[-1] == (4, 128) and len(shapes) == 9
+    no_skip = TargetField(num_hidden_layers=4, hidden_width=128, skip_layer=None, num_octaves=10)
+    assert all(in_features in (63, 128) for _, in_features in no_skip.layer_shapes())
+
+
+def test_field_has_no_view_direction_input() -> None:
+    parameters = inspect.signature(TargetField.forward).parameters
+    assert list(parameters) == ["self", "positions", "weights", "density_noise_std"]
+
+
+def test_colour_and_density_at_a_point_do_not_depend_on_the_ray_direction(small_model: HyperNeRFGANModel) -> None:
+    small_model.eval()
+    weights = small_model.generator.object_weights(torch.randn(1, small_model.config.latent_dim))
+    point = torch.tensor([0.1, -0.2, 0.05])
+    directions = torch.nn.functional.normalize(torch.randn(6, 3), dim=-1)
+    distance = 4.0
+    bundle = RayBundle(
+        origins=point - directions * distance,
+        directions=directions,
+        pixel_area=torch.ones(6, 1),
+        camera_indices=torch.zeros(6, 1, dtype=torch.long),
+        nears=torch.full((6, 1), distance - 0.5),
+        fars=torch.full((6, 1), distance + 0.5),
+    )
+    samples = small_model.sampler_coarse(bundle, num_samples=3)  # the middle sample is exactly `point`
+    outputs = small_model.query_field(samples, small_model.generator, weights, density_noise_std=0.0)
+    rgb, density = outputs[FieldHeadNames.RGB][:, 1], outputs[FieldHeadNames.DENSITY][:, 1]
+    assert torch.allclose(samples.frustums.get_positions()[:, 1], point.expand(6, 3), atol=1e-5)
+    assert torch.allclose(rgb, rgb[:1].expand_as(rgb), atol=1e-5)
+    assert torch.allclose(density, density[:1].expand_as(density), atol=1e-4)
+
+
+def test_objects_in_one_batch_equal_the_same_objects_alone(small_model: HyperNeRFGANModel) -> None:
+    generator = small_model.generator.eval()
+    latents = torch.randn(3, small_model.config.latent_dim)
+    points = torch.rand(3, 50, 3) * 2 - 1
+    together = generator.field(points, generator.object_weights(latents))
+    for index in range(3):
+        alone = generator.field(points[index : index + 1], generator.object_weights(latents[index : index + 1]))
+        for name in (FieldHeadNames.RGB, FieldHeadNames.DENSITY):
+            assert torch.allclose(together[name][index], alone[name][0], atol=1e-5)

@@ -1,0 +1,92 @@
+"""Builders for CPU-sized training runs used across the tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Dict
+
+import torch
+
+from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import RandomPosePatchDataManagerConfig
+from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
+from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.method_configs import hypernerfgan_config
+from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModelConfig
+from hypernerfgan_ns.networks.discriminator import DiscriminatorConfig
+from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipelineConfig
+from hypernerfgan_ns.training.augment import AugmentConfig
+from hypernerfgan_ns.training.losses import AdversarialLossConfig
+from nerfstudio.scripts.train import train_loop
+
+
+def micro_config(
+    output_dir: Path,
+    data: str = "cars",
+    max_num_iterations: int = 4,
+    timestamp: str = "run",
+    **trainer_overrides: Any,
+) -> HyperNeRFGANTrainerConfig:
+    """A whole training configuration small enough for a few CPU iterations per second.
+
+    16x16 images of the built-in set (64 images), 4 objects per batch, 8 samples per ray, small networks.
+    """
+    pipeline = AdversarialPipelineConfig(
+        datamanager=RandomPosePatchDataManagerConfig(
+            dataparser=UnposedImagesDataParserConfig(
+                data=Path(data), resolution=16, min_image_size=8, min_num_images=4, builtin_num_images=64
+            ),
+            batch_size=4,
+            patch_size=16,
+        ),
+        model=HyperNeRFGANModelConfig(
+            latent_dim=16,
+            w_dim=16,
+            hidden_width=16,
+            num_hidden_layers=2,
+            skip_layer=-1,
+            num_octaves=4,
+            fmm_rank=2,
+            num_coarse_samples=8,
+            eval_num_rays_per_chunk=1024,
+        ),
+        discriminator=DiscriminatorConfig(channel_base=256, channel_max=32),
+        augment=AugmentConfig(initial_p=0.2, update_interval=2),
+        loss=AdversarialLossConfig(r1_interval=2),
+        num_eval_images=8,
+        sample_grid_seeds=2,
+    )
+    config = hypernerfgan_config(
+        method_name="hypernerfgan-tiny",
+        pipeline=pipeline,
+        max_num_iterations=max_num_iterations,
+        steps_per_save=1000,
+        steps_per_eval=1000,
+        mixed_precision=False,
+        vis="tensorboard",
+    )
+    config.output_dir = output_dir
+    config.experiment_name = "micro"
+    config.timestamp = timestamp
+    config.machine.device_type = "cpu"
+    for name, value in trainer_overrides.items():
+        setattr(config, name, value)
+    return config
+
+
+def train(config: HyperNeRFGANTrainerConfig) -> Path:
+    """Trains as `ns-train` does (seeding included) and returns the run's checkpoint folder."""
+    config.save_config()
+    train_loop(local_rank=0, world_size=1, config=config)
+    return config.get_checkpoint_dir()
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Dict[str, Any]:
+    """The newest checkpoint, loaded the way ns-render and ns-eval load it on torch >= 2.6."""
+    path = sorted(checkpoint_dir.glob("step-*.ckpt"))[-1]
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def replaced(config: HyperNeRFGANTrainerConfig, **changes: Any) -> HyperNeRFGANTrainerConfig:
+    """A copy of a trainer config with some top-level fields changed (configs are never edited in place)."""
+    return dataclasses.replace(config, **changes)

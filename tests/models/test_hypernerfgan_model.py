@@ -1,0 +1,92 @@
+"""The model: a new generator renders an object-sized blob; the viewed object is model state."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from hypernerfgan_ns.data.dataset_presets import DatasetPreset
+from hypernerfgan_ns.method_configs import hypernerfgan_tiny
+from nerfstudio.data.scene_box import SceneBox
+from tests.conftest import make_model
+
+
+def tiny_model(preset: DatasetPreset):
+    config = hypernerfgan_tiny.config.pipeline.model
+    scene_box = SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3]))
+    return config.setup(scene_box=scene_box, num_train_data=1, metadata={"dataset_preset": preset})
+
+
+def test_new_tiny_generator_renders_an_object_sized_blob_on_white(preset: DatasetPreset, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = tiny_model(preset).eval()
+    camera = preset.camera_prior.cameras(preset.camera_prior.orbit_poses(8)[:1], resolution=64)
+    start = time.perf_counter()
+    outputs = model.get_outputs_for_camera(camera)
+    seconds = time.perf_counter() - start
+    rgb, accumulation = outputs["rgb"], outputs["accumulation"][..., 0]
+    torchvision.utils.save_image(rgb.permute(2, 0, 1), tmp_path / "new_tiny_generator.png")
+
+    assert rgb.shape == (64, 64, 3) and seconds < 5.0
+    corners = torch.stack([rgb[0, 0], rgb[0, -1], rgb[-1, 0], rgb[-1, -1]])
+    assert torch.allclose(corners, torch.ones_like(corners), atol=1e-3), "the background must be white"
+    covered = (accumulation > 0.5).float().mean()
+    assert 0.03 < covered < 0.6, f"the object covers {covered:.0%} of the image"
+    centre = rgb[24:40, 24:40]
+    assert (1 - centre).abs().mean() > 0.1, "the centre must show the object, not the background"
+    assert centre.std() > 0.005, "the object must not be a uniform colour"
+
+
+def test_viewed_object_is_persistent_state(preset: DatasetPreset) -> None:
+    model = make_model(preset)
+    other = make_model(preset)
+    model.set_viewed_object(model.latent_from_seed(7), seed=7, truncation=0.5)
+    state = model.state_dict()
+    assert {"viewed_latent", "viewed_seed", "viewed_truncation"} <= set(state)
+    other.load_state_dict(state)
+    assert int(other.viewed_seed) == 7 and float(other.viewed_truncation) == 0.5
+    assert torch.equal(other.viewed_latent, model.latent_from_seed(7))
+
+
+def test_a_seed_is_the_same_latent_everywhere(preset: DatasetPreset) -> None:
+    model = make_model(preset)
+    assert torch.equal(model.latent_from_seed(3), model.latent_from_seed(3))
+    assert not torch.equal(model.latent_from_seed(3), model.latent_from_seed(4))
+
+
+def test_camera_render_generates_the_weights_once_and_renders_in_chunks(preset: DatasetPreset) -> None:
+    model = make_model(preset, eval_num_rays_per_chunk=100).eval()
+    calls = []
+    original = model.generator_ema.object_weights
+    model.generator_ema.object_weights = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
+    camera = preset.camera_prior.cameras(preset.camera_prior.orbit_poses(1), resolution=32)
+    outputs = model.get_outputs_for_camera(camera)
+    assert len(calls) == 1  # 1024 rays in 11 chunks, one hypernetwork pass
+    assert outputs["rgb"].shape == (32, 32, 3) and outputs["depth"].shape == (32, 32, 1)
+
+
+def test_training_forward_renders_a_batch_of_objects_grouped_by_camera(preset: DatasetPreset) -> None:
+    model = make_model(preset).train()
+    prior = preset.camera_prior
+    cameras = prior.cameras(prior.sample_poses(3), resolution=16)
+    bundle = cameras.generate_rays(camera_indices=torch.arange(3).view(3, 1, 1, 1).expand(3, 4, 4, 1),
+                                   coords=torch.rand(3, 4, 4, 2) * 16).flatten()
+    outputs = model(bundle, latents=torch.randn(3, model.config.latent_dim))
+    assert outputs["rgb"].shape == (48, 3)
+    outputs["rgb"].sum().backward()
+    assert model.generator.field.layers[0].weight.grad is not None
+    assert all(p.grad is None for p in model.generator_ema.parameters())
+    shuffled = bundle[torch.randperm(48)]
+    with pytest.raises(ValueError, match="grouped by object"):
+        model(shuffled, latents=torch.randn(3, model.config.latent_dim))
+
+
+def test_importance_sampling_renders_with_both_passes(preset: DatasetPreset) -> None:
+    model = make_model(preset, num_importance_samples=8).eval()
+    camera = preset.camera_prior.cameras(preset.camera_prior.orbit_poses(1), resolution=8)
+    outputs = model.get_outputs_for_camera(camera)
+    assert {"rgb", "rgb_coarse", "accumulation", "depth"} <= set(outputs)

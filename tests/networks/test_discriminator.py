@@ -1,0 +1,38 @@
+"""The discriminator: StyleGAN2's channel rule, residual blocks down to 4x4, minibatch std."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hypernerfgan_ns.networks.discriminator import Discriminator, DiscriminatorConfig, MinibatchStdDev
+
+
+def test_original_configuration_has_512_channels_at_64x64() -> None:
+    discriminator = Discriminator(DiscriminatorConfig(), resolution=64)
+    assert discriminator.from_rgb.weight.shape[0] == 512
+    assert len(discriminator.blocks) == 4  # 64 -> 32 -> 16 -> 8 -> 4
+    assert all(block.conv1.weight.shape[0] == 512 for block in discriminator.blocks)
+
+
+def test_small_configuration_scores_a_batch_of_patches() -> None:
+    discriminator = Discriminator(DiscriminatorConfig(channel_base=256, channel_max=32), resolution=16)
+    logits = discriminator(torch.randn(8, 3, 16, 16))
+    assert logits.shape == (8, 1) and torch.isfinite(logits).all()
+    logits.sum().backward()
+    assert all(p.grad is not None for p in discriminator.parameters())
+
+
+def test_minibatch_std_appends_the_group_spread() -> None:
+    layer = MinibatchStdDev(group_size=4, num_channels=1)
+    same = torch.ones(4, 2, 3, 3)
+    assert torch.allclose(layer(same)[:, -1], torch.full((4, 3, 3), 1e-4), atol=1e-4)
+    spread = torch.cat([torch.zeros(2, 2, 3, 3), torch.full((2, 2, 3, 3), 2.0)])
+    assert torch.allclose(layer(spread)[:, -1], torch.ones(4, 3, 3), atol=1e-4)
+    with pytest.raises(ValueError, match="divide"):
+        layer(torch.ones(6, 2, 3, 3))
+
+
+def test_non_power_of_two_patches_are_refused() -> None:
+    with pytest.raises(ValueError, match="power-of-two"):
+        Discriminator(DiscriminatorConfig(), resolution=48)

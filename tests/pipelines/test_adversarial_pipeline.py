@@ -1,0 +1,69 @@
+"""The two phases: each one's gradients reach only the network it trains; R1 runs lazily; the logs are filled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
+from tests.helpers import micro_config
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> AdversarialPipeline:
+    torch.manual_seed(0)
+    config = micro_config(tmp_path)
+    pipeline = config.pipeline.setup(device="cpu", test_mode="val")
+    return pipeline.train()
+
+
+def has_gradients(module: torch.nn.Module) -> bool:
+    return any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+def test_discriminator_phase_trains_only_the_discriminator(pipeline: AdversarialPipeline) -> None:
+    losses, metrics = pipeline.get_discriminator_loss_dict(step=1)  # r1_interval = 2: no R1 at step 1
+    assert set(losses) == {"discriminator"} and {"D(real)", "D(fake)"} <= set(metrics)
+    sum(losses.values()).backward()
+    assert has_gradients(pipeline.discriminator)
+    assert not has_gradients(pipeline.model.generator)
+
+
+def test_r1_is_added_every_interval_with_its_gain(pipeline: AdversarialPipeline) -> None:
+    losses, metrics = pipeline.get_discriminator_loss_dict(step=2)
+    assert set(losses) == {"discriminator", "r1"}
+    interval = pipeline.config.loss.r1_interval
+    expected = metrics["r1_penalty"] * pipeline.r1_gamma / 2 * interval
+    assert torch.isclose(losses["r1"].detach(), expected)
+    sum(losses.values()).backward()
+    assert not has_gradients(pipeline.model.generator)
+
+
+def test_generator_phase_trains_only_the_generator(pipeline: AdversarialPipeline) -> None:
+    outputs, losses, metrics = pipeline.get_train_loss_dict(step=0)
+    patch = pipeline.config.datamanager.patch_size
+    assert outputs["rgb"].shape == (pipeline.batch_size, 3, patch, patch)
+    assert outputs["rgb"].min() >= -1.0 and outputs["rgb"].max() <= 1.0
+    assert set(losses) == {"generator"} and "augment_p" in metrics
+    losses["generator"].backward()
+    assert has_gradients(pipeline.model.generator)
+    assert not has_gradients(pipeline.discriminator)
+    assert all(p.requires_grad for p in pipeline.discriminator.parameters()), "D is unfrozen after the phase"
+    assert not has_gradients(pipeline.model.generator_ema)
+
+
+def test_param_groups_name_the_two_optimizers(pipeline: AdversarialPipeline) -> None:
+    groups = pipeline.get_param_groups()
+    assert set(groups) == {"generator", "discriminator"}
+    assert len(groups["generator"]) == len(list(pipeline.model.generator.parameters()))
+
+
+def test_evaluation_reports_the_swd_curve_and_a_sample_grid(pipeline: AdversarialPipeline) -> None:
+    _, losses, per_level = pipeline.get_eval_loss_dict(step=0)
+    assert float(losses["swd"]) > 0 and per_level
+    _, images = pipeline.get_eval_image_metrics_and_images(step=0)
+    resolution = pipeline.config.datamanager.dataparser.resolution
+    assert images["samples"].shape == (resolution, resolution * pipeline.config.sample_grid_seeds, 3)
+    assert pipeline.training, "evaluation hands the pipeline back in training mode"

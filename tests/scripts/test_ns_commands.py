@@ -1,0 +1,118 @@
+"""nerfstudio's own commands on our method, as a user runs them: ns-train (bad data, Ctrl-C, resume), ns-render, ns-eval."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+NS_BIN = Path(sys.executable).parent
+MICRO_MODEL = [
+    "--pipeline.datamanager.batch-size", "4",
+    "--pipeline.datamanager.patch-size", "16",
+    "--pipeline.model.hidden-width", "16",
+    "--pipeline.model.num-hidden-layers", "2",
+    "--pipeline.model.num-coarse-samples", "8",
+    "--pipeline.discriminator.channel-base", "256",
+    "--pipeline.discriminator.channel-max", "32",
+    "--pipeline.num-eval-images", "8",
+    "--pipeline.sample-grid-seeds", "2",
+    "--logging.steps-per-log", "1",
+]
+MICRO_DATA = ["unposed-images", "--resolution", "16", "--min-image-size", "8", "--builtin-num-images", "64"]
+TIMEOUT = 300
+"""Seconds any one command may take."""
+
+
+def ns_train(args: List[str], cwd: Path, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(NS_BIN / "ns-train"), "hypernerfgan-tiny", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        **kwargs,
+    )
+
+
+def test_ns_train_with_a_missing_folder_says_so_without_a_traceback(tmp_path: Path) -> None:
+    missing = tmp_path / "no_such_folder"
+    process = ns_train(["--data", str(missing), "--max-num-iterations", "1"], cwd=tmp_path)
+    output, _ = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 2, output
+    assert "Traceback" not in output
+    assert "DatasetError" in output and "no_such_folder" in output
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_renders_and_evaluates(tmp_path: Path) -> None:
+    process = ns_train(
+        ["--data", "cars", "--max-num-iterations", "100000", "--experiment-name", "interrupted", *MICRO_MODEL, *MICRO_DATA],
+        cwd=tmp_path,
+    )
+    lines: List[str] = []
+    deadline = time.monotonic() + TIMEOUT
+    assert process.stdout is not None
+    for line in process.stdout:  # wait until a few iterations have been logged
+        lines.append(line)
+        if line.lstrip().startswith("3 (") or time.monotonic() > deadline:
+            break
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=TIMEOUT)
+    output = "".join(lines) + output
+    assert process.returncode == 130, output
+    assert "Traceback" not in output and "Resume with" in output
+
+    run = next((tmp_path / "outputs" / "interrupted" / "hypernerfgan-tiny").iterdir())
+    checkpoints = sorted((run / "nerfstudio_models").glob("step-*.ckpt"))
+    assert len(checkpoints) == 1
+    state = torch.load(checkpoints[0], map_location="cpu", weights_only=True)  # as ns-render loads it
+    assert state["step"] >= 3
+
+    resumed = ns_train(
+        ["--data", "cars", "--max-num-iterations", "2", "--experiment-name", "resumed",
+         "--load-dir", str(run / "nerfstudio_models"), *MICRO_MODEL, *MICRO_DATA],
+        cwd=tmp_path,
+    )
+    output, _ = resumed.communicate(timeout=TIMEOUT)
+    assert resumed.returncode == 0, output
+    assert f"Resuming from {checkpoints[0]}" in output.replace("\n", "")
+    resumed_run = next((tmp_path / "outputs" / "resumed" / "hypernerfgan-tiny").iterdir())
+    final = torch.load(next((resumed_run / "nerfstudio_models").glob("*.ckpt")), weights_only=True)
+    assert final["step"] == state["step"] + 2
+
+    evaluation = subprocess.run(
+        [str(NS_BIN / "ns-eval"), "--load-config", str(run / "config.yml"), "--output-path", str(tmp_path / "eval.json")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert evaluation.returncode == 0, evaluation.stdout + evaluation.stderr
+    results = json.loads((tmp_path / "eval.json").read_text())["results"]
+    assert results["swd"] > 0
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ns-render needs ffmpeg on the PATH: apt-get install ffmpeg")
+    video = tmp_path / "renders" / "orbit.mp4"
+    render = subprocess.run(
+        [str(NS_BIN / "ns-render"), "interpolate", "--load-config", str(run / "config.yml"),
+         "--output-path", str(video), "--interpolation-steps", "1", "--frame-rate", "8"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert render.returncode == 0, render.stdout + render.stderr
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+         "-show_entries", "stream=nb_read_frames,width,height", "-of", "csv=p=0", str(video)],
+        capture_output=True, text=True, check=True,
+    )
+    width, height, frames = (int(value) for value in probe.stdout.strip().split(","))
+    assert (width, height) == (16, 16) and frames >= 20
