@@ -33,8 +33,16 @@ class TrainingDivergedError(HyperNeRFGANError):
     exit_code = 3
 
 
+class InceptionUnavailableError(HyperNeRFGANError):
+    """FID/KID need Inception weights that are not on this machine."""
+
+
 class CheckpointError(HyperNeRFGANError):
     """A checkpoint or run folder that cannot be loaded."""
+
+
+class ExportError(HyperNeRFGANError):
+    """A picture, video or mesh that cannot be made as asked: an unknown file type, a missing encoder, no surface."""
 
 
 def print_error(error: HyperNeRFGANError) -> None:

@@ -7,11 +7,12 @@ from typing import Tuple, Type
 
 import torch
 
+from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 
 
 @dataclass
-class GANAdamOptimizerConfig(AdamOptimizerConfig):
+class GANAdamOptimizerConfig(DefaultsForMissingFields, AdamOptimizerConfig):
     """Adam as StyleGAN trains with it."""
 
     _target: Type = torch.optim.Adam

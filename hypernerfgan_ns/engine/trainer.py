@@ -34,6 +34,7 @@ from torch import Tensor
 
 from hypernerfgan_ns.errors import CheckpointError, HyperNeRFGANError, TrainingDivergedError, print_error
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
+from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.engine.trainer import TRAIN_INTERATION_OUTPUT, Trainer, TrainerConfig
 from nerfstudio.utils import profiler
 from nerfstudio.utils.rich_utils import CONSOLE
@@ -43,7 +44,7 @@ INTERRUPTED_EXIT_CODE = 130
 
 
 @dataclass
-class HyperNeRFGANTrainerConfig(TrainerConfig):
+class HyperNeRFGANTrainerConfig(DefaultsForMissingFields, TrainerConfig):
     """nerfstudio's trainer configuration plus the GAN's failure handling."""
 
     _target: Type = field(default_factory=lambda: HyperNeRFGANTrainer)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
+from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.configs.base_config import PrintableConfig
 
 GAUSSIAN_TAPS = (1.0, 4.0, 6.0, 4.0, 1.0)
@@ -30,7 +31,7 @@ REPORT_SCALE = 1e3
 
 
 @dataclass
-class SWDConfig(PrintableConfig):
+class SWDConfig(DefaultsForMissingFields, PrintableConfig):
     """Sliced Wasserstein distance settings."""
 
     descriptor_size: int = 7

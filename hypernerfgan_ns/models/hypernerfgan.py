@@ -32,6 +32,9 @@ from hypernerfgan_ns.fields.target_field import ObjectWeights
 from hypernerfgan_ns.model_components.colliders import ObjectShellCollider
 from hypernerfgan_ns.model_components.ray_samplers import LinspaceSampler
 from hypernerfgan_ns.networks.generator import Generator
+from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
+from hypernerfgan_ns.viewer.object_controls import ObjectViewerControls
+from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.model_components.ray_samplers import PDFSampler
@@ -47,7 +50,7 @@ NO_SKIP = -1
 
 
 @dataclass
-class HyperNeRFGANModelConfig(ModelConfig):
+class HyperNeRFGANModelConfig(DefaultsForMissingFields, ModelConfig):
     """The generator (hypernetwork + target NeRF) and how its objects are rendered."""
 
     _target: Type = field(default_factory=lambda: HyperNeRFGANModel)
@@ -136,6 +139,7 @@ class HyperNeRFGANModel(Model):
         self.register_buffer("viewed_latent", self.latent_from_seed(self.config.viewed_seed))
         self.register_buffer("viewed_seed", torch.tensor(self.config.viewed_seed, dtype=torch.long))
         self.register_buffer("viewed_truncation", torch.tensor(self.config.viewed_truncation))
+        self.object_controls = ObjectViewerControls(self)
 
     @staticmethod
     def resolve_architecture(config: HyperNeRFGANModelConfig, preset: DatasetPreset) -> Tuple[int, Optional[int]]:
@@ -201,6 +205,19 @@ class HyperNeRFGANModel(Model):
         generator = self.rendering_generator()
         weights = generator.object_weights(self.viewed_latent, float(self.viewed_truncation))
         return self.render_camera(camera_ray_bundle, generator, weights)
+
+    @torch.no_grad()
+    def render_latent(
+        self, latent: Float[Tensor, "1 latent_dim"], camera: Cameras, truncation_psi: float = 1.0
+    ) -> Dict[str, Tensor]:
+        """Renders the object of `latent` (EMA generator unless configured otherwise) from a single camera.
+
+        Returns `rgb` [height, width, 3] in [0, 1] on white, `accumulation` and `depth` [height, width, 1].
+        """
+        generator = self.rendering_generator()
+        weights = generator.object_weights(latent.to(self.device), truncation_psi)
+        ray_bundle = camera.to(self.device).generate_rays(camera_indices=0, keep_shape=True)
+        return self.render_camera(ray_bundle, generator, weights)
 
     @torch.no_grad()
     def render_camera(

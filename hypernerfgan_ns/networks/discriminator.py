@@ -28,6 +28,7 @@ from hypernerfgan_ns.field_components.equalized_linear import (
     EqualizedLinear,
     apply_activation,
 )
+from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.configs.base_config import InstantiateConfig
 
 RESIDUAL_GAIN = math.sqrt(0.5)
@@ -38,7 +39,7 @@ MBSTD_EPS = 1e-8
 
 
 @dataclass
-class DiscriminatorConfig(InstantiateConfig):
+class DiscriminatorConfig(DefaultsForMissingFields, InstantiateConfig):
     """Residual discriminator on image patches (StyleGAN2 "resnet" architecture)."""
 
     _target: Type = field(default_factory=lambda: Discriminator)

@@ -16,6 +16,7 @@ outside the module tree, so checkpoints have the same keys with and without DDP.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Literal, Mapping, Optional, Tuple, Type
@@ -33,12 +34,15 @@ from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import (
     RandomPosePatchDataManager,
     RandomPosePatchDataManagerConfig,
 )
+from hypernerfgan_ns.errors import InceptionUnavailableError, print_error
+from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator
 from hypernerfgan_ns.metrics.swd import SWDConfig, sliced_wasserstein_distance
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel, HyperNeRFGANModelConfig
 from hypernerfgan_ns.networks.discriminator import Discriminator, DiscriminatorConfig
 from hypernerfgan_ns.training.augment import AdaptiveAugment, AugmentConfig
 from hypernerfgan_ns.training.ema import EMAConfig, update_ema
 from hypernerfgan_ns.training.losses import AdversarialLossConfig, discriminator_loss, generator_loss, r1_penalty
+from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
@@ -46,7 +50,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 
 @dataclass
-class AdversarialPipelineConfig(VanillaPipelineConfig):
+class AdversarialPipelineConfig(DefaultsForMissingFields, VanillaPipelineConfig):
     """HyperNeRFGAN's generator, discriminator and adversarial training."""
 
     _target: Type = field(default_factory=lambda: AdversarialPipeline)
@@ -64,6 +68,8 @@ class AdversarialPipelineConfig(VanillaPipelineConfig):
     """Exponential moving average of the generator."""
     swd: SWDConfig = field(default_factory=SWDConfig)
     """Sliced Wasserstein distance used as the evaluation curve."""
+    evaluation: GANEvaluationConfig = field(default_factory=GANEvaluationConfig)
+    """FID/KID/SWD protocol of `ns-eval`."""
     num_eval_images: int = 64
     """Generated and real patches compared by the SWD of each evaluation batch."""
     sample_grid_seeds: int = 8
@@ -261,12 +267,10 @@ class AdversarialPipeline(VanillaPipeline):
         metrics_dict, images_dict = super().get_eval_image_metrics_and_images(step)
         self.eval()
         camera, _ = self.datamanager.next_eval_image(step)
-        images = []
-        for seed in range(self.config.sample_grid_seeds):
-            generator = self.model.rendering_generator()
-            weights = generator.object_weights(self.model.latent_from_seed(seed).to(self.device))
-            ray_bundle = camera.generate_rays(camera_indices=0, keep_shape=True)
-            images.append(self.model.render_camera(ray_bundle, generator, weights)["rgb"])
+        images = [
+            self.model.render_latent(self.model.latent_from_seed(seed), camera)["rgb"]
+            for seed in range(self.config.sample_grid_seeds)
+        ]
         images_dict["samples"] = torch.cat(images, dim=1)
         self.train()
         return metrics_dict, images_dict
@@ -274,9 +278,19 @@ class AdversarialPipeline(VanillaPipeline):
     def get_average_eval_image_metrics(
         self, step: Optional[int] = None, output_path: Optional[Path] = None, get_std: bool = False
     ) -> Dict[str, float]:
-        """SWD of EMA patches against real patches (FID/KID: see `hypernerfgan_ns.metrics`)."""
-        _, loss_dict, metrics_dict = self.get_eval_loss_dict(step or 0)
-        return {name: float(value) for name, value in {**loss_dict, **metrics_dict}.items()}
+        """`ns-eval`: FID, KID and SWD of EMA samples against the training images (see `metrics.evaluation`).
+
+        Without Inception weights on this machine, FID and KID are left out with instructions on how to get them.
+        """
+        config = self.config.evaluation
+        try:
+            results = evaluate_generator(self, config, self.config.swd)
+        except InceptionUnavailableError as error:
+            print_error(error)
+            without_inception = tuple(name for name in config.metrics if name not in ("fid", "kid"))
+            results = evaluate_generator(self, dataclasses.replace(config, metrics=without_inception), self.config.swd)
+        self.train()
+        return results
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -18,6 +18,10 @@ from hypernerfgan_ns.errors import HyperNeRFGANError, print_error
 from hypernerfgan_ns.scripts.data_convert import ConvertCommand
 from hypernerfgan_ns.scripts.data_download import DownloadCommand
 from hypernerfgan_ns.scripts.data_synth import SynthCommand
+from hypernerfgan_ns.scripts.export_mesh import ExportMeshCommand
+from hypernerfgan_ns.scripts.metrics_commands import FetchInceptionCommand
+from hypernerfgan_ns.scripts.samples import SamplesCommand
+from hypernerfgan_ns.scripts.video import VideoCommands
 
 
 @dataclass
@@ -37,7 +41,13 @@ class DataCommands:
         self.command.main()
 
 
-COMMANDS = {"data": DataCommands}
+COMMANDS = {
+    "data": DataCommands,
+    "fetch-inception": FetchInceptionCommand,
+    "samples": SamplesCommand,
+    "video": VideoCommands,
+    "export-mesh": ExportMeshCommand,
+}
 """Top-level subcommands of `hypernerfgan`."""
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tyro
+from typing_extensions import Annotated
 
 from hypernerfgan_ns.data.builtin.datasets import (
     BUILTIN_DATASETS,
@@ -29,7 +30,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 class SynthCommand:
     """Render a built-in procedural dataset (cars, chairs or planes) into a new folder."""
 
-    name: tyro.conf.Positional[str]
+    name: Annotated[tyro.conf.Positional[str], tyro.conf.arg(metavar="{" + ",".join(BUILTIN_DATASETS) + "}")]
     """Which built-in dataset to render: cars, chairs or planes."""
     output: Path
     """Folder to create for the images and transforms.json; must not exist yet, or be empty."""

@@ -25,6 +25,7 @@ import torch.distributed as dist
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
+from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.configs.base_config import InstantiateConfig
 
 CUTOUT_FILL = 0.0
@@ -32,7 +33,7 @@ CUTOUT_FILL = 0.0
 
 
 @dataclass
-class AugmentConfig(InstantiateConfig):
+class AugmentConfig(DefaultsForMissingFields, InstantiateConfig):
     """Which augmentations the discriminator's inputs get, how strong they are, and how their probability adapts.
 
     Defaults: the strengths of StyleGAN2-ADA's colour transforms, and DiffAugment's translation and cutout sizes.

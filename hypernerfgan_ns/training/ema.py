@@ -17,6 +17,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.configs.base_config import PrintableConfig
 
 MIN_HALF_LIFE = 1e-8
@@ -24,7 +25,7 @@ MIN_HALF_LIFE = 1e-8
 
 
 @dataclass
-class EMAConfig(PrintableConfig):
+class EMAConfig(DefaultsForMissingFields, PrintableConfig):
     """Generator exponential moving average."""
 
     half_life_images: float = 20_000

@@ -19,11 +19,12 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
+from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.configs.base_config import PrintableConfig
 
 
 @dataclass
-class AdversarialLossConfig(PrintableConfig):
+class AdversarialLossConfig(DefaultsForMissingFields, PrintableConfig):
     """Weights and schedule of the adversarial losses."""
 
     r1_gamma: Optional[float] = None

@@ -15,6 +15,8 @@ from typing import List
 import pytest
 import torch
 
+from hypernerfgan_ns.cameras.camera_prior import CameraPriorConfig
+
 pytestmark = pytest.mark.slow
 
 NS_BIN = Path(sys.executable).parent
@@ -28,6 +30,7 @@ MICRO_MODEL = [
     "--pipeline.discriminator.channel-max", "32",
     "--pipeline.num-eval-images", "8",
     "--pipeline.sample-grid-seeds", "2",
+    "--pipeline.evaluation.num-generated", "16",
     "--logging.steps-per-log", "1",
 ]
 MICRO_DATA = ["unposed-images", "--resolution", "16", "--min-image-size", "8", "--builtin-num-images", "64"]
@@ -116,3 +119,43 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_renders_and_evaluates(tmp_path: 
     )
     width, height, frames = (int(value) for value in probe.stdout.strip().split(","))
     assert (width, height) == (16, 16) and frames >= 20
+
+
+def test_ns_render_spiral_and_a_camera_path_from_the_viewer(tmp_path: Path) -> None:
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ns-render needs ffmpeg on the PATH: apt-get install ffmpeg")
+    from tests.helpers import micro_config, train
+
+    config = micro_config(tmp_path, max_num_iterations=1)
+    train(config)
+    config_path = config.get_base_dir() / "config.yml"
+    prior = config.pipeline.datamanager.dataparser
+    poses = torch.cat([CameraPriorConfig().orbit_poses(6), torch.tensor([[[0.0, 0.0, 0.0, 1.0]]]).expand(6, 1, 4)], 1)
+    path = {  # the layout of a camera path exported from nerfstudio's viewer
+        "camera_type": "perspective",
+        "render_height": 24,
+        "render_width": 24,
+        "camera_path": [{"camera_to_world": pose.flatten().tolist(), "fov": 40.0, "aspect": 1.0} for pose in poses],
+        "fps": 6,
+        "seconds": 1.0,
+    }
+    path_file = tmp_path / "camera_path.json"
+    path_file.write_text(json.dumps(path))
+    commands = {
+        "camera_path.mp4": ["camera-path", "--camera-path-filename", str(path_file)],
+        "spiral.mp4": ["spiral", "--seconds", "1", "--frame-rate", "6"],
+    }
+    for name, arguments in commands.items():
+        result = subprocess.run(
+            [str(NS_BIN / "ns-render"), *arguments, "--load-config", str(config_path), "--output-path", str(tmp_path / name)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        probe = subprocess.run(
+            ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+             "-show_entries", "stream=nb_read_frames,width,height", "-of", "csv=p=0", str(tmp_path / name)],
+            capture_output=True, text=True, check=True,
+        )
+        width, height, frames = (int(value) for value in probe.stdout.strip().split(","))
+        assert frames == 6, name
+        assert (width, height) == ((24, 24) if name == "camera_path.mp4" else (prior.resolution, prior.resolution))

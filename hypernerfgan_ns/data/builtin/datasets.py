@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor
 
 from hypernerfgan_ns.cameras.camera_prior import CameraPriorConfig
+from hypernerfgan_ns.data.builtin.primitives import one_torch_thread
 from hypernerfgan_ns.data.builtin.renderer import DEFAULT_SUPERSAMPLING, render_scene
 from hypernerfgan_ns.data.builtin.shapes import BUILTIN_SHAPES
 from hypernerfgan_ns.data.cache import atomic_output, cache_lock, resolve_cache_root
@@ -50,7 +51,9 @@ INSTANCE_SEED_LIMIT = 2**62
 """Per-image instance seeds are drawn uniformly below this bound."""
 MIN_IMAGES_FOR_WORKERS = 256
 """Smaller collections render in this process: starting worker processes (a few seconds) would cost more."""
-CHUNKS_PER_WORKER = 8
+MAX_WORKERS = 16
+"""Most worker processes started by default, however many cores the machine has."""
+CHUNKS_PER_WORKER = 25
 """Images are handed to the workers in about this many chunks each, so the progress bar moves smoothly."""
 
 
@@ -119,10 +122,11 @@ def _worker_setup() -> None:
 
 
 def _default_num_workers(num_images: int) -> int:
+    """One worker per available core (up to MAX_WORKERS) for large collections; none for small ones."""
     if num_images < MIN_IMAGES_FOR_WORKERS:
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores if cores > 1 else 0
+    return min(cores, MAX_WORKERS) if cores > 1 else 0
 
 
 def _progress() -> Progress:
@@ -182,22 +186,13 @@ def _render_here(
     camera_prior: CameraPriorConfig,
     images_folder: Path,
 ) -> None:
-    """Renders every image in this process, on one thread.
-
-    The tensors are small, so extra threads gain little, and OpenMP threads that wait for a busy core slow the
-    render down many times over on a loaded machine.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with _progress() as progress:
-            task = progress.add_task(f"Rendering {name}", total=len(seeds))
-            for index in range(len(seeds)):
-                _render_chunk(name, [index], poses[index : index + 1], [seeds[index]], resolution, camera_prior,
-                              images_folder)
-                progress.advance(task)
-    finally:
-        torch.set_num_threads(threads)
+    """Renders every image in this process (on one thread: see `one_torch_thread`)."""
+    with one_torch_thread(), _progress() as progress:
+        task = progress.add_task(f"Rendering {name}", total=len(seeds))
+        for index in range(len(seeds)):
+            _render_chunk(name, [index], poses[index : index + 1], [seeds[index]], resolution, camera_prior,
+                          images_folder)
+            progress.advance(task)
 
 
 def _render_in_workers(

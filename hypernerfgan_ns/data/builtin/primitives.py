@@ -10,8 +10,10 @@ computed for the primitive each ray sees first. Rays are assumed to start outsid
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from dataclasses import dataclass
-from typing import List, NamedTuple, Sequence, Tuple, Union
+from typing import Callable, Iterator, List, NamedTuple, Sequence, Tuple, TypeVar, Union
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -26,8 +28,40 @@ CONVEXITY_TOLERANCE = 1e-5
 PADDING_PLANE_OFFSET = 1.0
 """Offset of the do-nothing planes (zero normal) that pad polyhedra to a common plane count: 0 <= 1 always holds."""
 
+ReturnType = TypeVar("ReturnType")
+"""Return type of a function wrapped by `single_threaded`."""
+
 Vector = Union[Sequence[float], Tensor]
 """A 3-vector given as a tensor or a plain sequence of floats."""
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Runs the block with torch on one thread, then restores the previous thread count.
+
+    Ray casting works on tensors of some 10^5 elements, which threads barely speed up; on a machine whose cores are
+    busy, OpenMP threads waiting for each other made it tens of times slower (measured on 2 cores).
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def single_threaded(function: Callable[..., ReturnType]) -> Callable[..., ReturnType]:
+    """Decorator: the function runs inside `one_torch_thread`."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs) -> ReturnType:
+        with one_torch_thread():
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 def as_vector(value: Vector) -> Float[Tensor, "3"]:
@@ -245,6 +279,7 @@ class RayHits(NamedTuple):
     """Whether the ray hits the scene."""
 
 
+@single_threaded
 def intersect(
     scene: Scene, origins: Float[Tensor, "num_rays 3"], directions: Float[Tensor, "num_rays 3"]
 ) -> RayHits:
@@ -372,7 +407,10 @@ def _intersect_polyhedra(
     num_polyhedra, max_planes, _ = normals.shape
     flat_normals = normals.reshape(-1, 3)
     approach = (flat_normals @ directions.T).view(num_polyhedra, max_planes, -1)[polyhedron_index, :, ray_index]
-    height = (flat_normals @ origins.T).view(num_polyhedra, max_planes, -1)[polyhedron_index, :, ray_index]
+    if origins.shape[0] > 0 and origins.stride(0) == 0:  # one origin (a camera's, expanded): one height per plane
+        height = (normals @ origins[0])[polyhedron_index]
+    else:
+        height = (flat_normals @ origins.T).view(num_polyhedra, max_planes, -1)[polyhedron_index, :, ray_index]
     clearance = offsets[polyhedron_index] - height
     parallel = approach.abs() < PARALLEL_EPSILON
     crossing = clearance / torch.where(parallel, 1.0, approach)

@@ -18,7 +18,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from hypernerfgan_ns.cameras.camera_prior import CameraPriorConfig
-from hypernerfgan_ns.data.builtin.primitives import Scene, intersect, scene_bounding_radius
+from hypernerfgan_ns.data.builtin.primitives import Scene, intersect, scene_bounding_radius, single_threaded
 
 DEFAULT_SUPERSAMPLING = 2
 """Sub-pixel samples per image axis (2: four colour samples per pixel), averaged for anti-aliasing."""
@@ -96,6 +96,7 @@ def shade(
     return (albedo * irradiance[:, None]).clamp(0.0, 1.0)
 
 
+@single_threaded
 def trace(
     scene: Scene, origin: Float[Tensor, "3"], directions: Float[Tensor, "num_rays 3"]
 ) -> Tuple[Float[Tensor, "num_rays 3"], Float[Tensor, "num_rays"], Bool[Tensor, "num_rays"]]:
@@ -121,6 +122,7 @@ def trace(
     return colour, distance, mask
 
 
+@single_threaded
 def render_scene(
     scene: Scene,
     camera_to_world: Float[Tensor, "3 4"],

@@ -24,6 +24,7 @@ from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedIm
 from hypernerfgan_ns.data.datasets.unposed_images_dataset import UnposedImagesDataset
 from hypernerfgan_ns.data.image_collection import ImageStore
 from hypernerfgan_ns.errors import DatasetError
+from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.configs.dataparser_configs import AnnotatedDataParserUnion
@@ -36,7 +37,7 @@ UINT8_MAX = 255.0
 
 
 @dataclass
-class RandomPosePatchDataManagerConfig(VanillaDataManagerConfig):
+class RandomPosePatchDataManagerConfig(DefaultsForMissingFields, VanillaDataManagerConfig):
     """Random camera poses and patches for the generator, random crops of real photos for the discriminator."""
 
     _target: Type = field(default_factory=lambda: RandomPosePatchDataManager)

@@ -26,6 +26,7 @@ from hypernerfgan_ns.data.builtin.datasets import BUILTIN_DATASETS, ensure_built
 from hypernerfgan_ns.data.dataset_presets import DEFAULT_PRESET, DatasetPreset, guess_preset_name, load_preset
 from hypernerfgan_ns.data.image_collection import ImageStore, build_image_store
 from hypernerfgan_ns.errors import DatasetError
+from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.data.dataparsers.base_dataparser import DataParser, DataParserConfig, DataparserOutputs
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.utils.rich_utils import CONSOLE
@@ -38,7 +39,7 @@ AUTO_PRESET = "auto"
 
 
 @dataclass
-class UnposedImagesDataParserConfig(DataParserConfig):
+class UnposedImagesDataParserConfig(DefaultsForMissingFields, DataParserConfig):
     """Unposed image collections: a folder, a zip, an SRN tree, or a built-in set (cars, chairs, planes)."""
 
     _target: Type = field(default_factory=lambda: UnposedImagesDataParser)

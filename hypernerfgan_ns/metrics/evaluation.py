@@ -1,0 +1,160 @@
+"""Evaluating a generator the way the papers do: FID, KID and SWD of EMA samples against the training images.
+
+Protocol (StyleGAN's "fid<N>k_full"): N generated images, each a new latent rendered at full resolution by the EMA
+generator from a camera drawn from the prior, with no density noise and no sampling jitter; against all training
+images (or the first `max_real_images`). Latents and cameras come from a seeded generator of their own, so two
+evaluations of one checkpoint see the same samples. Metrics are registered by name in `METRICS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, Optional, Tuple
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import Tensor, nn
+
+from hypernerfgan_ns.metrics.inception import InceptionFeatureExtractor, find_inception_weights
+from hypernerfgan_ns.metrics.swd import SWDConfig, sliced_wasserstein_distance
+from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
+from nerfstudio.configs.base_config import PrintableConfig
+from nerfstudio.utils.rich_utils import CONSOLE
+
+UINT8_MAX = 255.0
+"""Scale of the decoded training images."""
+
+
+@dataclass
+class GANEvaluationConfig(DefaultsForMissingFields, PrintableConfig):
+    """How `ns-eval` scores a trained generator."""
+
+    metrics: Tuple[str, ...] = ("fid", "kid", "swd")
+    """Metrics to compute, by name: fid, kid (Inception features) and swd (no network)."""
+    num_generated: int = 1000
+    """Generated images; the papers report 1k, 5k or 50k (fid1k/fid5k/fid50k)."""
+    max_real_images: Optional[int] = None
+    """Training images compared against; None: all of them (the "_full" protocols)."""
+    truncation: float = 1.0
+    """Truncation psi of the generated latents (1: untruncated, as the papers evaluate)."""
+    kid_subset_size: int = 1000
+    """Images per KID subset (reduced to the smaller image count when needed)."""
+    kid_subsets: int = 100
+    """Number of random KID subsets averaged."""
+    batch_size: int = 32
+    """Images per Inception forward pass."""
+    inception_weights: Optional[Path] = None
+    """TorchScript Inception weights (default_1.pt); None: look them up (see hypernerfgan_ns.metrics.inception)."""
+    seed: int = 0
+    """Seed of the evaluation's latents and cameras."""
+
+
+class PrecomputedFeatures(nn.Module):
+    """Hands torchmetrics features computed beforehand, so that FID and KID share one Inception pass."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features
+
+
+def inception_distances(
+    real: Float[Tensor, "num_real features"], fake: Float[Tensor, "num_fake features"], config: GANEvaluationConfig
+) -> Dict[str, float]:
+    """FID and KID (mean and std over subsets) of two feature sets, through torchmetrics, in float64."""
+    # Imported here: torchmetrics' image metrics take seconds to import, which every ns-train would pay.
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    features = PrecomputedFeatures(real.shape[1])
+    results: Dict[str, float] = {}
+    if "fid" in config.metrics:
+        fid = FrechetInceptionDistance(feature=features).set_dtype(torch.float64)
+        fid.update(real.double(), real=True)
+        fid.update(fake.double(), real=False)
+        results["fid"] = float(fid.compute())
+    if "kid" in config.metrics:
+        subset_size = min(config.kid_subset_size, len(real), len(fake))
+        kid = KernelInceptionDistance(feature=features, subsets=config.kid_subsets, subset_size=subset_size)
+        kid.update(real.double(), real=True)
+        kid.update(fake.double(), real=False)
+        mean, std = kid.compute()
+        results["kid"], results["kid_std"] = float(mean), float(std)
+    return results
+
+
+def real_image_batches(pipeline, config: GANEvaluationConfig) -> Iterator[Float[Tensor, "batch 3 height width"]]:
+    """The training images in [0, 1], in batches."""
+    store = pipeline.datamanager.image_store
+    count = store.num_images if config.max_real_images is None else min(config.max_real_images, store.num_images)
+    for start in range(0, count, config.batch_size):
+        images = store.read(list(range(start, min(start + config.batch_size, count))))
+        yield torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / UINT8_MAX
+
+
+def generated_image_batches(pipeline, config: GANEvaluationConfig) -> Iterator[Float[Tensor, "batch 3 height width"]]:
+    """EMA renders of new latents from prior cameras, full resolution, no noise or jitter, in [0, 1]."""
+    model = pipeline.model
+    prior = model.dataset_preset.camera_prior
+    resolution = pipeline.config.datamanager.dataparser.resolution
+    generator = torch.Generator().manual_seed(config.seed)
+    for start in range(0, config.num_generated, config.batch_size):
+        count = min(config.batch_size, config.num_generated - start)
+        latents = torch.randn(count, model.config.latent_dim, generator=generator)
+        cameras = prior.cameras(prior.sample_poses(count, generator), resolution)
+        renders = [
+            model.render_latent(latents[i : i + 1], cameras[i : i + 1], config.truncation)["rgb"] for i in range(count)
+        ]
+        yield torch.stack(renders).permute(0, 3, 1, 2).cpu()
+
+
+METRICS: Dict[str, str] = {
+    "fid": "Frechet Inception distance (Inception-v3 pool features)",
+    "kid": "kernel Inception distance, x1, with its std over subsets",
+    "swd": "sliced Wasserstein distance on Laplacian-pyramid patches x 1000 (no network)",
+}
+"""The metrics `GANEvaluationConfig.metrics` may name."""
+
+
+@torch.no_grad()
+def evaluate_generator(pipeline, config: GANEvaluationConfig, swd_config: Optional[SWDConfig] = None) -> Dict[str, float]:
+    """Renders `num_generated` EMA samples and scores them against the training images."""
+    unknown = set(config.metrics) - set(METRICS)
+    if unknown:
+        raise ValueError(f"Unknown metrics {sorted(unknown)}; known: {sorted(METRICS)}.")
+    pipeline.eval()
+    needs_inception = bool({"fid", "kid"} & set(config.metrics))
+    extractor = InceptionFeatureExtractor(find_inception_weights(config.inception_weights)) if needs_inception else None
+    if extractor is not None:
+        extractor = extractor.to(pipeline.device)
+
+    def collect(batches: Iterator[Tensor], total: int, description: str) -> Tuple[Tensor, Optional[Tensor]]:
+        images, features = [], []
+        with Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=CONSOLE) as progress:
+            task = progress.add_task(description, total=total)
+            for batch in batches:
+                if "swd" in config.metrics:
+                    images.append(batch)
+                if extractor is not None:
+                    features.append(extractor(batch.to(pipeline.device)).cpu())
+                progress.advance(task, len(batch))
+        return (torch.cat(images) if images else torch.empty(0)), (torch.cat(features) if features else None)
+
+    store = pipeline.datamanager.image_store
+    num_real = store.num_images if config.max_real_images is None else min(config.max_real_images, store.num_images)
+    real_images, real_features = collect(real_image_batches(pipeline, config), num_real, "Training images")
+    fake_images, fake_features = collect(generated_image_batches(pipeline, config), config.num_generated, "EMA samples")
+
+    results: Dict[str, float] = {"num_generated": float(config.num_generated), "num_real": float(num_real)}
+    if real_features is not None and fake_features is not None:
+        results.update(inception_distances(real_features, fake_features, config))
+    if "swd" in config.metrics:
+        count = min(len(real_images), len(fake_images))
+        swd = sliced_wasserstein_distance(real_images[:count], fake_images[:count], swd_config)
+        results["swd"] = swd["swd"]
+    return results

@@ -1,0 +1,41 @@
+"""Loading a trained run (its config.yml and latest checkpoint) for our own commands: samples, videos, meshes.
+
+nerfstudio's `eval_setup` does the loading; this adds clear errors for the common mistakes (a wrong path, a run of
+another method, a run without checkpoints) and picks "inference" mode, in which the training images are optional.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Tuple
+
+import yaml
+
+from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.errors import CheckpointError
+from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
+from nerfstudio.utils.eval_utils import eval_setup
+
+
+def load_trained_pipeline(config_path: Path) -> Tuple[HyperNeRFGANTrainerConfig, AdversarialPipeline, int]:
+    """The run's config, its pipeline in evaluation mode with the latest checkpoint loaded, and that step."""
+    config_path = Path(config_path).expanduser()
+    if not config_path.is_file():
+        raise CheckpointError(
+            f"{config_path} does not exist. Pass the config.yml of a training run, "
+            "e.g. outputs/cars/hypernerfgan/<timestamp>/config.yml."
+        )
+    config = yaml.load(config_path.read_text(encoding="utf8"), Loader=yaml.Loader)
+    if not isinstance(config, HyperNeRFGANTrainerConfig):
+        raise CheckpointError(
+            f"{config_path} is a run of '{getattr(config, 'method_name', 'another method')}', not of HyperNeRFGAN."
+        )
+    checkpoints = sorted(config.get_checkpoint_dir().glob("step-*.ckpt")) if config.get_checkpoint_dir().is_dir() else []
+    if not checkpoints:
+        raise CheckpointError(
+            f"The run {config_path.parent} has no checkpoint in {config.get_checkpoint_dir()}; checkpoints are "
+            "written every --steps-per-save steps and when training ends or is interrupted."
+        )
+    config, pipeline, _, step = eval_setup(config_path, test_mode="inference")
+    assert isinstance(pipeline, AdversarialPipeline)
+    return config, pipeline, step

