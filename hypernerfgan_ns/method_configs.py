@@ -11,6 +11,7 @@ dataparser selects (`configs/*.yml`), so each method works for every dataset.
 
 from __future__ import annotations
 
+import copy
 from typing import Literal
 
 import torch
@@ -136,3 +137,14 @@ hypernerfgan_tiny = MethodSpecification(
     ),
     description="HyperNeRFGAN at CPU scale (32x32 images, small networks) for smoke runs and tests",
 )
+
+
+METHODS = {spec.config.method_name: spec for spec in (hypernerfgan, hypernerfgan_lite, hypernerfgan_tiny)}
+"""The registered methods by name."""
+
+
+def method_config(name: str) -> HyperNeRFGANTrainerConfig:
+    """A fresh copy of a registered method's configuration, safe to modify (the registered one never is)."""
+    if name not in METHODS:
+        raise ValueError(f"Unknown method '{name}'; the HyperNeRFGAN methods are {sorted(METHODS)}.")
+    return copy.deepcopy(METHODS[name].config)

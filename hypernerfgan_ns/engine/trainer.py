@@ -31,10 +31,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 import numpy as np
 import torch
 from torch import Tensor
+from torch.cuda.amp.grad_scaler import GradScaler
 
 from hypernerfgan_ns.errors import CheckpointError, HyperNeRFGANError, TrainingDivergedError, print_error
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
+from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import TRAIN_INTERATION_OUTPUT, Trainer, TrainerConfig
 from nerfstudio.utils import profiler
 from nerfstudio.utils.rich_utils import CONSOLE
@@ -91,6 +93,21 @@ def restore_random_states(states: Dict[str, Any]) -> None:
     random.setstate(states["python"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def checkpoint_contents(
+    step: int, pipeline: AdversarialPipeline, optimizers: Optimizers, grad_scaler: GradScaler, skipped_steps: int
+) -> Dict[str, Any]:
+    """Everything a checkpoint holds; only tensors and plain values, so `torch.load(weights_only=True)` reads it."""
+    return {
+        "step": step,
+        "pipeline": pipeline.state_dict(),
+        "optimizers": {name: optimizer.state_dict() for name, optimizer in optimizers.optimizers.items()},
+        "schedulers": {name: scheduler.state_dict() for name, scheduler in optimizers.schedulers.items()},
+        "scalers": grad_scaler.state_dict(),
+        "random_states": random_states(),
+        "skipped_steps": skipped_steps,
+    }
 
 
 class HyperNeRFGANTrainer(Trainer):
@@ -225,15 +242,7 @@ class HyperNeRFGANTrainer(Trainer):
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         checkpoint_path = self.checkpoint_dir / f"step-{step:09d}.ckpt"
         torch.save(
-            {
-                "step": step,
-                "pipeline": self.pipeline.state_dict(),
-                "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.optimizers.items()},
-                "schedulers": {name: sch.state_dict() for name, sch in self.optimizers.schedulers.items()},
-                "scalers": self.grad_scaler.state_dict(),
-                "random_states": random_states(),
-                "skipped_steps": self.skipped_steps,
-            },
+            checkpoint_contents(step, self.pipeline, self.optimizers, self.grad_scaler, self.skipped_steps),
             checkpoint_path,
         )
         if self.config.save_only_latest_checkpoint:

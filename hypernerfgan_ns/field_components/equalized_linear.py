@@ -28,12 +28,16 @@ LEAKY_RELU_SLOPE = 0.2
 """Negative slope of the leaky ReLU."""
 
 
-def apply_activation(x: Tensor, activation: Activation) -> Tensor:
-    """Applies the activation *without* its gain (fold `ACTIVATION_GAINS` into the preceding layer)."""
+def apply_activation(x: Tensor, activation: Activation, inplace: bool = False) -> Tensor:
+    """Applies the activation *without* its gain (fold `ACTIVATION_GAINS` into the preceding layer).
+
+    `inplace=True` overwrites `x`, which is then the one tensor kept for backward (the activation's output), instead
+    of keeping both its input and output: only for an `x` that nothing else needs, such as a fresh layer output.
+    """
     if activation == "lrelu":
-        return F.leaky_relu(x, LEAKY_RELU_SLOPE)
+        return F.leaky_relu(x, LEAKY_RELU_SLOPE, inplace=inplace)
     if activation == "relu":
-        return F.relu(x)
+        return F.relu(x, inplace=inplace)
     return x
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Type
 
 import torch
+import torch.utils.checkpoint
 from jaxtyping import Float
 from torch import Tensor
 from torch.nn import Parameter
@@ -87,6 +88,10 @@ class HyperNeRFGANModelConfig(DefaultsForMissingFields, ModelConfig):
     """Extra samples per ray placed by nerfstudio's PDFSampler where the coarse pass found density; 0: off."""
     opaque_far_plane: bool = True
     """Treat the last sample's interval as infinite, as the reference implementation does."""
+    recompute_ray_chunk: Optional[int] = None
+    """Memory saver: keep no target-MLP activations for the backward pass but recompute them, this many rays per
+    object at a time (torch.utils.checkpoint), so activation memory stops growing with patch x samples, for about
+    one more MLP forward pass; None: keep all activations."""
     render_with_ema: bool = True
     """Render the viewed object with the EMA generator (the viewer, ns-render, ns-eval); False: the trained one."""
     viewed_seed: int = 0
@@ -262,8 +267,33 @@ class HyperNeRFGANModel(Model):
         if num_objects > 1:
             self.check_rays_grouped_by_object(ray_samples.camera_indices[:, 0, 0], num_objects)
         grouped = positions.reshape(num_objects, (num_rays // num_objects) * num_samples, 3)
-        outputs = generator.field(grouped, weights, density_noise_std=density_noise_std)
+        chunk = self.config.recompute_ray_chunk
+        if chunk is not None and self.training and torch.is_grad_enabled():
+            outputs = self.query_field_recomputed(grouped, generator, weights, density_noise_std, chunk * num_samples)
+        else:
+            outputs = generator.field(grouped, weights, density_noise_std=density_noise_std)
         return {name: value.reshape(num_rays, num_samples, -1) for name, value in outputs.items()}
+
+    @staticmethod
+    def query_field_recomputed(
+        positions: Float[Tensor, "objects points 3"],
+        generator: Generator,
+        weights: ObjectWeights,
+        density_noise_std: float,
+        chunk_points: int,
+    ) -> Dict[FieldHeadNames, Tensor]:
+        """The field over chunks of points whose activations are recomputed in the backward pass.
+
+        Checkpointing restores the random-number state, so the density noise of the recomputation is the same.
+        """
+        chunks = [
+            torch.utils.checkpoint.checkpoint(
+                generator.field, positions[:, start : start + chunk_points], weights, density_noise_std,
+                use_reentrant=False,
+            )
+            for start in range(0, positions.shape[1], chunk_points)
+        ]
+        return {name: torch.cat([chunk[name] for chunk in chunks], dim=1) for name in chunks[0]}
 
     @staticmethod
     def check_rays_grouped_by_object(object_indices: Tensor, num_objects: int) -> None:

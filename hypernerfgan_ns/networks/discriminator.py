@@ -86,20 +86,26 @@ class EqualizedConv2d(nn.Module):
         kernel = torch.outer(taps, taps)
         self.register_buffer("lowpass", (kernel / kernel.sum())[None, None], persistent=False)
 
-    def blur(self, x: Tensor) -> Tensor:
-        """Depthwise low-pass filter keeping the size (even-length filters pad one more at the end)."""
+    def blur(self, x: Tensor, stride: int = 1) -> Tensor:
+        """Depthwise low-pass filter keeping the size (even-length filters pad one more at the end), or keeping every
+        `stride`-th output."""
         taps = self.lowpass.shape[-1]
         x = F.pad(x, [(taps - 1) // 2, taps // 2, (taps - 1) // 2, taps // 2], mode="constant")
         channels = x.shape[1]
-        return F.conv2d(x, self.lowpass.to(x.dtype).expand(channels, 1, taps, taps), groups=channels)
+        return F.conv2d(x, self.lowpass.to(x.dtype).expand(channels, 1, taps, taps), stride=stride, groups=channels)
 
     def forward(self, x: Float[Tensor, "batch in_channels height width"]) -> Tensor:
         weight = self.weight.to(x.dtype) * self.weight_gain
         bias = self.bias.to(x.dtype) * self.bias_gain if self.bias is not None else None
-        if self.downsample:
+        stride = 2 if self.downsample else 1
+        if self.downsample and self.padding == 0:
+            # A 1x1 convolution commutes with subsampling: the filter subsamples, so no full-size blurred copy is
+            # computed or kept for backward.
+            x, stride = self.blur(x, stride=2), 1
+        elif self.downsample:
             x = self.blur(x)
-        x = F.conv2d(x, weight, bias, stride=2 if self.downsample else 1, padding=self.padding)
-        x = apply_activation(x, self.activation)
+        x = F.conv2d(x, weight, bias, stride=stride, padding=self.padding)
+        x = apply_activation(x, self.activation, inplace=True)  # conv2d's backward does not need its output
         if self.conv_clamp is not None:
             x = x.clamp(-self.conv_clamp, self.conv_clamp)
         return x
@@ -173,7 +179,12 @@ class Discriminator(nn.Module):
         self.out = EqualizedLinear(final, 1)
 
     def forward(self, images: Float[Tensor, "batch 3 patch patch"]) -> Float[Tensor, "batch 1"]:
-        """One logit per patch: positive means "looks real"."""
+        """One logit per patch: positive means "looks real".
+
+        Under mixed precision the blocks run in fp16 and the 4x4 epilogue in fp32, as in StyleGAN2-ADA: its
+        statistics (the minibatch variance) and the logits need the range, and at 4x4 they cost nothing.
+        """
         x = self.blocks(self.from_rgb(images))
-        x = self.conv(self.mbstd(x))
-        return self.out(self.fc(x.flatten(1)))
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = self.conv(self.mbstd(x.float()))
+            return self.out(self.fc(x.flatten(1)))

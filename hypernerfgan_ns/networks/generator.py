@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
@@ -66,5 +67,10 @@ class Generator(nn.Module):
     def object_weights(
         self, z: Float[Tensor, "objects latent_dim"], truncation_psi: float = 1.0
     ) -> ObjectWeights:
-        """The target-field weights of each latent's object."""
-        return self.field.object_weights(self.hypernetwork(z, truncation_psi=truncation_psi))
+        """The target-field weights of each latent's object, computed in float32 even under mixed precision.
+
+        The hypernetwork is tiny next to the target field, and its outputs set every weight of the object: fp16
+        there would cost precision (and the running mean of w) for no speed. The field casts them when it runs.
+        """
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            return self.field.object_weights(self.hypernetwork(z.float(), truncation_psi=truncation_psi))

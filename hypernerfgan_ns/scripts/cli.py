@@ -15,10 +15,13 @@ import tyro
 from typing_extensions import Annotated
 
 from hypernerfgan_ns.errors import HyperNeRFGANError, print_error
+from hypernerfgan_ns.scripts.ablate import AblateCommand
+from hypernerfgan_ns.scripts.bench import BenchCommand
 from hypernerfgan_ns.scripts.data_convert import ConvertCommand
 from hypernerfgan_ns.scripts.data_download import DownloadCommand
 from hypernerfgan_ns.scripts.data_synth import SynthCommand
 from hypernerfgan_ns.scripts.export_mesh import ExportMeshCommand
+from hypernerfgan_ns.scripts.import_reference import ImportReferenceCommand
 from hypernerfgan_ns.scripts.metrics_commands import FetchInceptionCommand
 from hypernerfgan_ns.scripts.samples import SamplesCommand
 from hypernerfgan_ns.scripts.video import VideoCommands
@@ -47,6 +50,9 @@ COMMANDS = {
     "samples": SamplesCommand,
     "video": VideoCommands,
     "export-mesh": ExportMeshCommand,
+    "import-reference": ImportReferenceCommand,
+    "ablate": AblateCommand,
+    "bench": BenchCommand,
 }
 """Top-level subcommands of `hypernerfgan`."""
 

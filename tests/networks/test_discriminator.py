@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from hypernerfgan_ns.networks.discriminator import Discriminator, DiscriminatorConfig, MinibatchStdDev
+from hypernerfgan_ns.networks.discriminator import Discriminator, DiscriminatorConfig, EqualizedConv2d, MinibatchStdDev
 
 
 def test_original_configuration_has_512_channels_at_64x64() -> None:
@@ -36,3 +37,26 @@ def test_minibatch_std_appends_the_group_spread() -> None:
 def test_non_power_of_two_patches_are_refused() -> None:
     with pytest.raises(ValueError, match="power-of-two"):
         Discriminator(DiscriminatorConfig(), resolution=48)
+
+
+@pytest.mark.parametrize("kernel_size", [1, 3])
+def test_downsampling_convolutions_equal_blur_then_strided_conv(kernel_size: int) -> None:
+    """The 1x1 skip lets its filter subsample and every activation runs in place: the same values and gradients
+    as the textbook order (full-size blur, strided conv, out-of-place leaky ReLU, clamp)."""
+    torch.manual_seed(0)
+    conv = EqualizedConv2d(8, 16, kernel_size, activation="lrelu", downsample=True, conv_clamp=1.0)
+    conv.bias.data.normal_()
+    x = torch.randn(2, 8, 16, 16, requires_grad=True)
+
+    def textbook(inputs: torch.Tensor) -> torch.Tensor:
+        blurred = conv.blur(inputs)
+        out = F.conv2d(blurred, conv.weight * conv.weight_gain, conv.bias * conv.bias_gain, stride=2,
+                       padding=kernel_size // 2)
+        return F.leaky_relu(out, 0.2).clamp(-1.0, 1.0)
+
+    expected = textbook(x)
+    (expected_grad,) = torch.autograd.grad(expected.square().sum(), x)
+    actual = conv(x)
+    (actual_grad,) = torch.autograd.grad(actual.square().sum(), x)
+    torch.testing.assert_close(actual, expected)
+    torch.testing.assert_close(actual_grad, expected_grad)

@@ -67,3 +67,22 @@ def test_evaluation_reports_the_swd_curve_and_a_sample_grid(pipeline: Adversaria
     resolution = pipeline.config.datamanager.dataparser.resolution
     assert images["samples"].shape == (resolution, resolution * pipeline.config.sample_grid_seeds, 3)
     assert pipeline.training, "evaluation hands the pipeline back in training mode"
+
+
+def test_both_phases_run_in_fp16_autocast_with_a_grad_scaler(pipeline: AdversarialPipeline) -> None:
+    """The dtype plumbing of mixed precision (what a T4 runs), exercised with CPU autocast."""
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    pipeline.grad_scaler = scaler
+    with torch.autocast("cpu", dtype=torch.float16):
+        d_losses, d_metrics = pipeline.get_discriminator_loss_dict(step=0)  # with R1 (step 0)
+    assert "r1" in d_losses and all(torch.isfinite(value) for value in d_losses.values())
+    scaler.scale(sum(d_losses.values())).backward()
+    with torch.autocast("cpu", dtype=torch.float16):
+        outputs, g_losses, _ = pipeline.get_train_loss_dict(step=0)
+    assert outputs["rgb"].dtype == torch.float32 or outputs["rgb"].dtype == torch.float16
+    scaler.scale(g_losses["generator"]).backward()
+    for module in (pipeline.discriminator, pipeline.model.generator):
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        assert grads and all(torch.isfinite(g).all() for g in grads)
+    weights = pipeline.model.generator.object_weights(torch.randn(2, pipeline.model.config.latent_dim))
+    assert all(layer.dtype == torch.float32 for layer in weights.layers), "the hypernetwork stays in fp32"

@@ -20,7 +20,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from hypernerfgan_ns.cameras.camera_prior import CameraPriorConfig
-from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
+from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import ImageNeed, UnposedImagesDataParserConfig
 from hypernerfgan_ns.data.datasets.unposed_images_dataset import UnposedImagesDataset
 from hypernerfgan_ns.data.image_collection import ImageStore
 from hypernerfgan_ns.errors import DatasetError
@@ -34,6 +34,9 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 UINT8_MAX = 255.0
 """Scale of the decoded images."""
+
+IMAGES_NEEDED: Dict[str, ImageNeed] = {"val": "required", "test": "optional", "inference": "none"}
+"""Training needs the images; evaluation (ns-eval, ns-render, ns-viewer) uses them if present; rendering does not."""
 
 
 @dataclass
@@ -57,8 +60,8 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
     Args:
         config: the datamanager config.
         device: where batches are placed.
-        test_mode: "val" for training (the images must exist), "test"/"inference" for rendering a trained model
-            (the images are optional).
+        test_mode: "val" for training (the images must exist), "test" for evaluating a trained model (images used
+            when present), "inference" for rendering one (images not read).
         world_size: number of training processes.
         local_rank: rank of this process.
     """
@@ -94,7 +97,7 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         self.dataparser = config.dataparser.setup()
         self.includes_time = False
         self.train_dataparser_outputs = self.dataparser.get_dataparser_outputs(
-            split="train", images_required=test_mode == "val"
+            split="train", images=IMAGES_NEEDED[test_mode]
         )
         self.train_dataset = UnposedImagesDataset(self.train_dataparser_outputs)
         self.eval_dataset = UnposedImagesDataset(self.train_dataparser_outputs)

@@ -37,6 +37,9 @@ SCENE_BOX_HALF_EXTENT = 1.0
 AUTO_PRESET = "auto"
 """`preset` value that picks the preset from the data's name."""
 
+ImageNeed = Literal["required", "optional", "none"]
+"""Whether a use of the dataparser needs the training images."""
+
 
 @dataclass
 class UnposedImagesDataParserConfig(DefaultsForMissingFields, DataParserConfig):
@@ -94,16 +97,16 @@ class UnposedImagesDataParser(DataParser):
             return load_preset(self.config.preset)
         return load_preset(guess_preset_name(Path(self.config.data)) or DEFAULT_PRESET)
 
-    def _generate_dataparser_outputs(self, split: str = "train", images_required: bool = True) -> DataparserOutputs:
+    def _generate_dataparser_outputs(self, split: str = "train", images: ImageNeed = "required") -> DataparserOutputs:
         """Orbit cameras plus metadata holding the image store and the dataset preset.
 
         Args:
             split: "train", "val" or "test"; every split sees the same collection and orbit.
-            images_required: raise if the images cannot be found (training); otherwise (rendering a trained
-                model) warn and continue without them.
+            images: "required" (training: raise if they cannot be found), "optional" (evaluating: warn and continue
+                without them), or "none" (rendering only: do not touch them).
         """
         preset = self.resolve_preset()
-        store = self.load_images(images_required)
+        store = self.load_images(images == "required") if images != "none" else None
         if not self._preset_reported:
             self.report(preset, store)
             self._preset_reported = True

@@ -1,0 +1,622 @@
+"""`hypernerfgan ablate`: the ablations the seeds ran by hand (samples per ray, patch size, augmentation, R1), as one
+reproducible study.
+
+    hypernerfgan ablate --method hypernerfgan-tiny --data cars --iterations 400 --output ablations/tiny-cars
+
+Every row changes one thing of the method, trains it in-process for the same number of iterations from the same
+seed (as ns-train seeds), scores its EMA generator (SWD always; FID and KID when Inception weights are on the
+machine) and renders a sheet of seeds x views. Per row, in `DIR/<row>/`:
+
+    <method>/<timestamp>/   a normal nerfstudio run: config.yml, nerfstudio_models/, tensorboard logs
+                            (open it with ns-viewer, ns-render, ns-eval, hypernerfgan samples)
+    samples.png             the sample sheet
+    result.json             scores and timings, written last: its presence means the row is finished
+
+and for the study `DIR/ablation.md` (the table) and `DIR/ablation.json`, rewritten after every row. A row that does
+not fit the method (a patch larger than its images) is skipped with the reason; a row whose training fails
+(divergence, out of memory) is recorded as failed and the study goes on. Rerunning the same command continues an
+interrupted study: finished rows are reused, unfinished and failed ones are trained again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import gc
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Sequence, Tuple
+
+import torch
+from rich.markup import escape
+from rich.table import Table
+
+from hypernerfgan_ns.data.cache import atomic_output
+from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
+from hypernerfgan_ns.engine.in_process import own_event_writers, release_memory
+from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.errors import HyperNeRFGANError, InceptionUnavailableError, TrainingDivergedError
+from hypernerfgan_ns.method_configs import METHODS, method_config
+from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator
+from hypernerfgan_ns.metrics.inception import find_inception_weights
+from hypernerfgan_ns.scripts.samples import SamplesCommand
+from nerfstudio.scripts.train import _set_random_seed
+from nerfstudio.utils import profiler, writer
+from nerfstudio.utils.rich_utils import CONSOLE
+
+SAMPLES_PER_RAY = (8, 16, 32, 64)
+"""Coarse samples per ray of the `samples-N` rows: the seeds' sweep, from too few for a solid surface to the paper's."""
+
+IMPORTANCE_ROW_COARSE, IMPORTANCE_ROW_IMPORTANCE = 16, 16
+"""The `samples-C+I` row: C coarse plus I importance samples, as many field evaluations as `samples-32`, placed
+where the coarse pass found the surface."""
+
+PATCH_SIZES = (8, 16, 32, 64)
+"""Patch sides of the `patch-N` rows; the discriminator is built for the patch, so it changes with it."""
+
+R1_GAMMA_FACTOR = 0.1
+"""The `r1-gamma-x...` row multiplies the R1 weight by this (chairs' preset uses a tenth of the others')."""
+
+DEFAULT_NUM_GENERATED = 256
+"""EMA samples scored per row: enough for a stable SWD, few enough for a CPU study."""
+
+DEFAULT_SAMPLE_SEEDS = 4
+"""Objects (rows) on each sample sheet."""
+
+DEFAULT_SAMPLE_VIEWS = 4
+"""Views (columns) per object on each sample sheet: 90 degrees apart."""
+
+STUDY_VISUALIZER = "tensorboard"
+"""Rows log to tensorboard only: a viewer would start a server per row and wait for a user after training."""
+
+RESULT_FILENAME = "result.json"
+"""A row's scores; written last, so that its presence marks a finished row."""
+
+SAMPLES_FILENAME = "samples.png"
+"""A row's sample sheet."""
+
+REPORT_MARKDOWN = "ablation.md"
+"""The study's table."""
+
+REPORT_JSON = "ablation.json"
+"""The study's results, machine-readable."""
+
+FID_UNAVAILABLE = "n/a: no Inception weights"
+"""FID cell of rows scored without Inception weights."""
+
+FID_NOT_ASKED = "n/a: not in the evaluation's metrics"
+"""FID cell when the method's evaluation config leaves FID out."""
+
+INCEPTION_METRICS = ("fid", "kid")
+"""The metrics that need Inception weights."""
+
+NOT_APPLICABLE = "-"
+"""Cell of a value a skipped or failed row does not have."""
+
+RowStatus = Literal["done", "failed", "skipped", "pending"]
+
+
+class AblationError(HyperNeRFGANError):
+    """A study that cannot run as asked: bad options, or an output folder holding another study's rows."""
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The rows.
+
+
+@dataclass(frozen=True)
+class AblationRow:
+    """One row of the study: what it changes and the function that changes a copy of the method's config."""
+
+    description: str
+    """What the row changes, for the table."""
+    change: Callable[[HyperNeRFGANTrainerConfig], None]
+    """Edits the given config (a copy) in place."""
+
+
+def keep_method(config: HyperNeRFGANTrainerConfig) -> None:
+    """The baseline: the method as registered."""
+
+
+def set_samples(coarse: int, importance: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """Samples per ray: `coarse` evenly spaced, plus `importance` placed where the coarse pass found density."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        config.pipeline.model.num_coarse_samples = coarse
+        config.pipeline.model.num_importance_samples = importance
+
+    return change
+
+
+def set_patch_size(patch: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """Rendered and cropped patch side; the pipeline builds the discriminator for `datamanager.patch_size`."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        config.pipeline.datamanager.patch_size = patch
+
+    return change
+
+
+def disable_augmentation(config: HyperNeRFGANTrainerConfig) -> None:
+    """p fixed at 0 and every augmentation's multiplier off; the dataset's x-flip of real photos stays."""
+    config.pipeline.augment = dataclasses.replace(
+        config.pipeline.augment, xflip=0.0, translation=0.0, cutout=0.0, color=0.0, initial_p=0.0, adaptive=False
+    )
+
+
+def scale_r1_gamma(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """R1 weight times `factor`: of the config's gamma, or of the dataset preset's when the config leaves it unset."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        loss = config.pipeline.loss
+        if loss.r1_gamma is None:
+            loss.r1_gamma = dataparser_config(config).setup().resolve_preset().r1_gamma
+        loss.r1_gamma *= factor
+
+    return change
+
+
+ROWS: Dict[str, AblationRow] = {
+    "baseline": AblationRow("the method as registered", keep_method),
+    **{
+        f"samples-{samples}": AblationRow(f"{samples} samples per ray, no importance sampling", set_samples(samples, 0))
+        for samples in SAMPLES_PER_RAY
+    },
+    f"samples-{IMPORTANCE_ROW_COARSE}+{IMPORTANCE_ROW_IMPORTANCE}": AblationRow(
+        f"{IMPORTANCE_ROW_COARSE} coarse + {IMPORTANCE_ROW_IMPORTANCE} importance samples per ray",
+        set_samples(IMPORTANCE_ROW_COARSE, IMPORTANCE_ROW_IMPORTANCE),
+    ),
+    **{
+        f"patch-{patch}": AblationRow(f"{patch}x{patch} patches (and a discriminator for them)", set_patch_size(patch))
+        for patch in PATCH_SIZES
+    },
+    "no-augmentation": AblationRow("no discriminator augmentation (p = 0, not adaptive)", disable_augmentation),
+    f"r1-gamma-x{R1_GAMMA_FACTOR:g}": AblationRow(f"R1 weight x{R1_GAMMA_FACTOR:g}", scale_r1_gamma(R1_GAMMA_FACTOR)),
+}
+"""Every row of the study by name, in the order of the table."""
+
+RowName = Literal[tuple(ROWS)]  # type: ignore[valid-type]
+"""A registered row name (tyro lists them in --help)."""
+
+MethodName = Literal[tuple(METHODS)]  # type: ignore[valid-type]
+"""A registered HyperNeRFGAN method."""
+
+
+def dataparser_config(config: HyperNeRFGANTrainerConfig) -> UnposedImagesDataParserConfig:
+    """The run's dataparser config with nerfstudio's `--data` alias applied, as the datamanager applies it."""
+    datamanager = config.pipeline.datamanager
+    parser = copy.deepcopy(datamanager.dataparser)
+    if datamanager.data is not None:
+        parser.data = datamanager.data
+    return parser
+
+
+def row_config(base: HyperNeRFGANTrainerConfig, row: str) -> HyperNeRFGANTrainerConfig:
+    """A copy of `base` with the row's change applied (`base` is left as it was)."""
+    if row not in ROWS:
+        raise AblationError(f"Unknown ablation row '{row}'. The rows are: {', '.join(ROWS)}.")
+    config = copy.deepcopy(base)
+    ROWS[row].change(config)
+    return config
+
+
+def unfit_reason(config: HyperNeRFGANTrainerConfig) -> Optional[str]:
+    """Why a row's config cannot be trained with this method, or None: checked before any work, so it is skipped."""
+    patch = config.pipeline.datamanager.patch_size
+    resolution = dataparser_config(config).resolution
+    if patch > resolution:
+        return f"patch {patch} is larger than the method's {resolution}x{resolution} images"
+    smallest = config.pipeline.discriminator.final_resolution
+    if patch < smallest or patch & (patch - 1):
+        return f"the discriminator takes power-of-two patches of at least {smallest}, not {patch}"
+    return None
+
+
+def config_values(value: Any, prefix: str = "") -> Dict[str, Any]:
+    """Every leaf field of a nested config by dotted name."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        values: Dict[str, Any] = {}
+        for config_field in dataclasses.fields(value):
+            values.update(config_values(getattr(value, config_field.name), f"{prefix}{config_field.name}."))
+        return values
+    return {prefix.rstrip("."): value}
+
+
+def config_changes(before: HyperNeRFGANTrainerConfig, after: HyperNeRFGANTrainerConfig) -> Dict[str, List[Any]]:
+    """The fields a row changed, as {dotted name: [method's value, row's value]}: what was really trained."""
+    old, new = config_values(before), config_values(after)
+    return {name: [old.get(name), value] for name, value in new.items() if old.get(name) != value}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Results.
+
+
+@dataclass
+class RowResult:
+    """What the study knows about one row; a finished row's is stored in `DIR/<row>/result.json`."""
+
+    row: str
+    """The row's name."""
+    description: str
+    """What the row changes."""
+    status: RowStatus
+    """done (trained and scored), failed, skipped (does not fit the method), or pending (not run yet)."""
+    study: Dict[str, Any]
+    """The study's settings; a stored row is reused only by a study with the same ones."""
+    changes: Dict[str, List[Any]] = field(default_factory=dict)
+    """Config fields the row changed: {dotted name: [method's value, row's value]}."""
+    iterations: Optional[int] = None
+    """Iterations trained (fewer than asked when training failed)."""
+    train_seconds: Optional[float] = None
+    """Wall-clock seconds of training (setup and scoring excluded)."""
+    eval_seconds: Optional[float] = None
+    """Wall-clock seconds of scoring and the sample sheet."""
+    metrics: Dict[str, float] = field(default_factory=dict)
+    """`evaluate_generator`'s results: swd, and fid, kid, kid_std with Inception weights."""
+    fid_note: Optional[str] = None
+    """Why there is no FID, if there is none."""
+    message: Optional[str] = None
+    """Why the row was skipped or failed."""
+    config: Optional[str] = None
+    """The run's config.yml, relative to the study folder."""
+    samples: Optional[str] = None
+    """The sample sheet, relative to the study folder."""
+
+    def cells(self) -> List[str]:
+        """The row of the table: row, what it changes, iterations, seconds, SWD, FID, samples."""
+        changes = self.description if self.changes or self.row == "baseline" else f"{self.description} (= the method)"
+        if self.status == "done":
+            fid = self.metrics.get("fid")
+            return [
+                self.row,
+                changes,
+                str(self.iterations),
+                f"{self.train_seconds:.0f}",
+                f"{self.metrics['swd']:.2f}",
+                f"{fid:.2f}" if fid is not None else (self.fid_note or NOT_APPLICABLE),
+                self.samples or NOT_APPLICABLE,
+            ]
+        first_line = (self.message or "").strip().splitlines()[0] if self.message else ""
+        status = f"{self.status}: {first_line}" if first_line else self.status
+        iterations = str(self.iterations) if self.iterations is not None else NOT_APPLICABLE
+        seconds = f"{self.train_seconds:.0f}" if self.train_seconds is not None else NOT_APPLICABLE
+        return [self.row, changes, iterations, seconds, status, NOT_APPLICABLE, NOT_APPLICABLE]
+
+
+TABLE_HEADER = ("row", "what it changes", "iterations", "seconds", "SWD", "FID", "samples")
+"""Columns of the table. seconds: training wall-clock; SWD (x1000) and FID: lower is better."""
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Writes JSON atomically: readers never see half a file, an interruption leaves the old one."""
+    with atomic_output(path) as temporary:
+        temporary.write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf8")
+
+
+def markdown_cell(text: str, link: bool = False) -> str:
+    """A table cell: pipes escaped, and a relative link to a file when asked."""
+    escaped = text.replace("|", "\\|")
+    return f"[{escaped}]({text})" if link and text != NOT_APPLICABLE else escaped
+
+
+def markdown_table(results: Sequence[RowResult]) -> str:
+    """The study as a Markdown table; the samples column links to each sheet."""
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + " --- |" * len(TABLE_HEADER)]
+    for result in results:
+        cells = result.cells()
+        cells = [markdown_cell(cell, link=index == len(cells) - 1) for index, cell in enumerate(cells)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def console_table(results: Sequence[RowResult], title: str) -> Table:
+    """The study as a rich table."""
+    table = Table(title=title)
+    for name in TABLE_HEADER:
+        table.add_column(name, justify="right" if name in ("iterations", "seconds", "SWD", "FID") else "left")
+    for result in results:
+        table.add_row(*(escape(cell) for cell in result.cells()))
+    return table
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Running rows.
+
+
+def training_failure(error: SystemExit) -> Optional[str]:
+    """The message of a training that failed on its own (it diverged); None for an exit the study must not absorb.
+
+    The trainer turns its errors into SystemExit after printing them; the original error is the exit's context.
+    """
+    original = error.__context__
+    if isinstance(original, TrainingDivergedError) or error.code == TrainingDivergedError.exit_code:
+        return str(original) if original is not None else f"training diverged (exit status {error.code})"
+    return None
+
+
+@dataclass
+class AblationStudy:
+    """Trains, scores and tabulates rows of one method; `run` is the whole study, `run_row` one row."""
+
+    base: HyperNeRFGANTrainerConfig
+    """The method's config with the study's data, iterations and seed applied; rows change copies of it."""
+    output: Path
+    """The study folder: one folder per row, and the table."""
+    num_generated: int = DEFAULT_NUM_GENERATED
+    """EMA samples scored per row (against all training images)."""
+    sample_seeds: int = DEFAULT_SAMPLE_SEEDS
+    """Objects on each sample sheet."""
+    sample_views: int = DEFAULT_SAMPLE_VIEWS
+    """Views per object on each sample sheet."""
+
+    def __post_init__(self) -> None:
+        # Absolute, so that the runs' config.yml open from any folder (nerfstudio stores output_dir as given).
+        self.output = Path(self.output).expanduser().resolve()
+        for option, value in {
+            "--iterations": self.base.max_num_iterations,
+            "--num-generated": self.num_generated,
+            "--sample-seeds": self.sample_seeds,
+            "--sample-views": self.sample_views,
+        }.items():
+            if value < 1:
+                raise AblationError(f"{option} must be at least 1, got {value}.")
+
+    @property
+    def settings(self) -> Dict[str, Any]:
+        """What makes two rows comparable: a stored row is reused only under the same settings."""
+        return {
+            "method": self.base.method_name,
+            "data": str(dataparser_config(self.base).data),
+            "iterations": self.base.max_num_iterations,
+            "seed": self.base.machine.seed,
+            "num_generated": self.num_generated,
+        }
+
+    def evaluation_config(self) -> Tuple[GANEvaluationConfig, Optional[str]]:
+        """The scoring protocol of every row, and why FID is left out (None when it is computed)."""
+        evaluation = dataclasses.replace(
+            self.base.pipeline.evaluation, num_generated=self.num_generated, seed=self.base.machine.seed
+        )
+        metrics = tuple(evaluation.metrics) + (() if "swd" in evaluation.metrics else ("swd",))
+        if "fid" not in metrics:
+            return dataclasses.replace(evaluation, metrics=metrics), FID_NOT_ASKED
+        try:
+            find_inception_weights(evaluation.inception_weights)
+        except InceptionUnavailableError as error:
+            CONSOLE.print(f"[yellow]FID/KID: {FID_UNAVAILABLE}; every row is scored by SWD only.[/yellow]")
+            CONSOLE.print(escape(str(error)))
+            swd_only = tuple(name for name in metrics if name not in INCEPTION_METRICS)
+            return dataclasses.replace(evaluation, metrics=swd_only), FID_UNAVAILABLE
+        return dataclasses.replace(evaluation, metrics=metrics), None
+
+    # ------------------------------------------------------------------ the study
+
+    def run(self, rows: Optional[Sequence[str]] = None) -> List[RowResult]:
+        """Runs the rows (all by default) in the table's order; writes the report after each and returns it."""
+        requested = list(ROWS) if rows is None else list(dict.fromkeys(rows))
+        unknown = [row for row in requested if row not in ROWS]
+        if unknown:
+            raise AblationError(f"Unknown ablation rows {unknown}. The rows are: {', '.join(ROWS)}.")
+        self.output.mkdir(parents=True, exist_ok=True)
+        evaluation, fid_note = self.evaluation_config()
+        results = {row: self.stored_result(row) or self.pending(row) for row in ROWS if row in requested}
+        # Rows of this study finished by earlier commands stay in the table.
+        results.update({row: self.stored_result(row, quiet=True) for row in ROWS if row not in requested})
+        results = {row: result for row, result in results.items() if result is not None}
+        order = [row for row in ROWS if row in results]
+        self.write_report([results[row] for row in order])
+        for row in order:
+            if results[row].status == "pending":
+                results[row] = self.run_row(row, evaluation, fid_note)
+                self.write_report([results[row] for row in order])
+        final = [results[row] for row in order]
+        CONSOLE.print(console_table(final, self.title()))
+        CONSOLE.print(f"[bold green]Wrote[/bold green] {self.output / REPORT_MARKDOWN} and {self.output / REPORT_JSON}")
+        return final
+
+    def pending(self, row: str) -> RowResult:
+        """A row not run yet, with the fields it changes."""
+        changes = config_changes(self.base, row_config(self.base, row))
+        description = ROWS[row].description
+        return RowResult(row=row, description=description, status="pending", study=self.settings, changes=changes)
+
+    def stored_result(self, row: str, quiet: bool = False) -> Optional[RowResult]:
+        """The row's finished result from an earlier command, if any; refuses one from a study with other settings."""
+        path = self.output / row / RESULT_FILENAME
+        if not path.is_file():
+            return None
+        try:
+            result = RowResult(**json.loads(path.read_text(encoding="utf8")))
+        except (ValueError, TypeError) as error:
+            if not quiet:
+                CONSOLE.print(f"[yellow]Ignoring {escape(str(path))}, unreadable ({error}); training {row} again.")
+            return None
+        if result.study != self.settings:
+            if quiet:
+                return None
+            differences = {key: (value, self.settings.get(key)) for key, value in result.study.items()
+                           if self.settings.get(key) != value}
+            raise AblationError(
+                f"{path.parent} holds the row '{row}' of another study (stored vs asked: {differences}). Use another "
+                f"--output for this study, or delete {path.parent} to train the row again."
+            )
+        if not quiet:
+            CONSOLE.print(f"Reusing [bold]{row}[/bold], finished earlier ({escape(str(path))}).")
+        return result
+
+    def title(self) -> str:
+        """The table's caption: the settings every row shares."""
+        s = self.settings
+        return (
+            f"Ablation of {s['method']} on {s['data']}: {s['iterations']} iterations, seed {s['seed']}, "
+            f"{s['num_generated']} EMA samples scored, on {device_name(self.base)}"
+        )
+
+    def write_report(self, results: Sequence[RowResult]) -> None:
+        """DIR/ablation.md and DIR/ablation.json, for the rows so far."""
+        notes = (
+            f"{self.title()}.\n\nseconds: training wall-clock. SWD: sliced Wasserstein distance x1000 of EMA samples "
+            "to the training images; FID: Frechet Inception distance. Lower is better for both. Each row's run folder "
+            "(config.yml for ns-viewer, ns-render, ns-eval) is listed in ablation.json.\n"
+        )
+        with atomic_output(self.output / REPORT_MARKDOWN) as temporary:
+            temporary.write_text(f"# Ablation\n\n{notes}\n{markdown_table(results)}\n", encoding="utf8")
+        write_json(
+            self.output / REPORT_JSON,
+            {
+                "study": self.settings,
+                "device": device_name(self.base),
+                "rows": [dataclasses.asdict(result) for result in results],
+            },
+        )
+
+    # ------------------------------------------------------------------ one row
+
+    def run_row(self, row: str, evaluation: GANEvaluationConfig, fid_note: Optional[str]) -> RowResult:
+        """Trains, scores and draws one row; returns its result (also stored, last, when it is finished)."""
+        config = row_config(self.base, row)
+        result = self.pending(row)
+        reason = unfit_reason(config)
+        if reason is not None:
+            CONSOLE.print(f"[yellow]Skipping {row}: {escape(reason)}.")
+            return dataclasses.replace(result, status="skipped", message=reason)
+
+        row_folder = self.output / row
+        stale = row_folder / config.method_name
+        if stale.exists():
+            CONSOLE.print(f"Removing the unfinished run of {row} in {escape(str(stale))}.")
+            shutil.rmtree(stale)
+        config.output_dir = self.output
+        config.experiment_name = row
+        config.vis = STUDY_VISUALIZER
+        config.set_timestamp()
+        result.config = str((config.get_base_dir() / "config.yml").relative_to(self.output))
+        CONSOLE.rule(f"[bold]{row}[/bold]: {escape(ROWS[row].description)}")
+
+        trainer: Optional[HyperNeRFGANTrainer] = None
+        start = scoring_start = time.perf_counter()
+        try:
+            with own_event_writers():
+                config.save_config()
+                _set_random_seed(config.machine.seed)
+                trainer = config.setup(local_rank=0, world_size=1)
+                trainer.setup()
+                start = time.perf_counter()
+                trainer.train()
+                result.train_seconds = time.perf_counter() - start
+                result.iterations = config.max_num_iterations
+                scoring_start = time.perf_counter()
+                result.metrics = evaluate_generator(trainer.pipeline, evaluation, trainer.pipeline.config.swd)
+            trainer = None
+            release_memory()
+            swd = result.metrics.get("swd", math.nan)
+            if not math.isfinite(swd):
+                return self.failed(result, None, start, f"SWD is {swd}: the generator renders non-finite colours")
+            self.draw_samples(config)
+        except SystemExit as error:
+            message = training_failure(error)
+            if message is None:
+                if error.code == INTERRUPTED_EXIT_CODE:
+                    CONSOLE.print(f"Stopped during {row}. Run the same command again to continue (finished rows stay).")
+                raise
+            return self.failed(result, trainer, start, message)
+        except Exception as error:  # pylint: disable=broad-except
+            # Out of memory, a setting the code rejects, ...: this row's problem, not the study's.
+            CONSOLE.print_exception(max_frames=4)
+            return self.failed(result, trainer, start, f"{type(error).__name__}: {error}")
+        finally:
+            trainer = None
+            release_memory()
+
+        result.fid_note = fid_note if "fid" not in result.metrics else None
+        result.samples = str((row_folder / SAMPLES_FILENAME).relative_to(self.output))
+        result.eval_seconds = time.perf_counter() - scoring_start
+        result.status = "done"
+        write_json(row_folder / RESULT_FILENAME, dataclasses.asdict(result))
+        CONSOLE.print(f"[bold green]{row} done[/bold green]: SWD {result.metrics['swd']:.2f}.")
+        return result
+
+    def draw_samples(self, config: HyperNeRFGANTrainerConfig) -> None:
+        """The row's sample sheet, by `hypernerfgan samples` from the run folder (which so opens like any run)."""
+        SamplesCommand(
+            load_config=config.get_base_dir() / "config.yml",
+            output=self.output / config.experiment_name / SAMPLES_FILENAME,
+            num_seeds=self.sample_seeds,
+            views=self.sample_views,
+            resolution=dataparser_config(config).resolution,
+        ).main()
+
+    @staticmethod
+    def failed(result: RowResult, trainer: Optional[HyperNeRFGANTrainer], start: float, message: str) -> RowResult:
+        """The row as failed, with how far its training got."""
+        CONSOLE.print(f"[bold red]{result.row} failed[/bold red]: {escape(message)}")
+        if result.iterations is None:  # it failed in training: how far it got
+            completed = trainer.last_completed_step if trainer is not None else None
+            result = dataclasses.replace(
+                result,
+                iterations=completed + 1 if completed is not None else 0,
+                train_seconds=time.perf_counter() - start,
+            )
+        return dataclasses.replace(result, status="failed", message=message)
+
+
+def device_name(config: HyperNeRFGANTrainerConfig) -> str:
+    """The device rows train on, for the report."""
+    if config.machine.device_type == "cuda" and torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name()})"
+    return config.machine.device_type
+
+
+def study_config(method: str, data: Path, iterations: int, seed: int) -> HyperNeRFGANTrainerConfig:
+    """A registered method's config set up for a study: its data, its fixed budget, its seed."""
+    config = method_config(method)
+    config.pipeline.datamanager.data = None
+    config.pipeline.datamanager.dataparser.data = data
+    config.max_num_iterations = iterations
+    config.machine.seed = seed
+    return config
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The command.
+
+
+@dataclass
+class AblateCommand:
+    """Train and compare ablations of a method (samples per ray, patch size, augmentation, R1) into one table."""
+
+    method: MethodName
+    """The method every row starts from: hypernerfgan, hypernerfgan-lite or hypernerfgan-tiny."""
+    data: Path
+    """Training images: a built-in set (cars, chairs, planes), a folder, a zip or an SRN folder, as for ns-train."""
+    iterations: int
+    """Training iterations of every row: the same fixed budget for all."""
+    output: Path
+    """Study folder: DIR/<row>/ per row, DIR/ablation.md and DIR/ablation.json. Reuse it to continue a study."""
+    rows: Tuple[RowName, ...] = tuple(ROWS)
+    """Rows to run, by name; default: all of them."""
+    num_generated: int = DEFAULT_NUM_GENERATED
+    """EMA samples scored per row, against all training images (the papers use 1k to 50k)."""
+    seed: int = 0
+    """Seed of every row's training (as ns-train seeds it) and of the scored samples."""
+    sample_seeds: int = DEFAULT_SAMPLE_SEEDS
+    """Objects (rows) on each row's sample sheet."""
+    sample_views: int = DEFAULT_SAMPLE_VIEWS
+    """Views (columns) per object on each row's sample sheet."""
+
+    def main(self) -> None:
+        """Runs the study and prints its table."""
+        study = AblationStudy(
+            base=study_config(self.method, self.data, self.iterations, self.seed),
+            output=self.output,
+            num_generated=self.num_generated,
+            sample_seeds=self.sample_seeds,
+            sample_views=self.sample_views,
+        )
+        study.run(self.rows)

