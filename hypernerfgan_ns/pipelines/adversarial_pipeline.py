@@ -38,7 +38,7 @@ from hypernerfgan_ns.errors import InceptionUnavailableError, print_error
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator
 from hypernerfgan_ns.metrics.swd import SWDConfig, sliced_wasserstein_distance
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel, HyperNeRFGANModelConfig
-from hypernerfgan_ns.networks.discriminator import Discriminator, DiscriminatorConfig
+from hypernerfgan_ns.networks.discriminator import DiscriminatorConfig
 from hypernerfgan_ns.training.augment import AdaptiveAugment, AugmentConfig
 from hypernerfgan_ns.training.ema import EMAConfig, update_ema
 from hypernerfgan_ns.training.losses import AdversarialLossConfig, discriminator_loss, generator_loss, r1_penalty

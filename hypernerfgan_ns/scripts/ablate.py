@@ -20,17 +20,15 @@ interrupted study: finished rows are reused, unfinished and failed ones are trai
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
-import gc
 import json
 import math
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple
 
 import torch
 from rich.markup import escape
@@ -46,7 +44,6 @@ from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_gen
 from hypernerfgan_ns.metrics.inception import find_inception_weights
 from hypernerfgan_ns.scripts.samples import SamplesCommand
 from nerfstudio.scripts.train import _set_random_seed
-from nerfstudio.utils import profiler, writer
 from nerfstudio.utils.rich_utils import CONSOLE
 
 SAMPLES_PER_RAY = (8, 16, 32, 64)

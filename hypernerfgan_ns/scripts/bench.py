@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import json
 import platform
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field

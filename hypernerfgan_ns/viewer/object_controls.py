@@ -18,8 +18,6 @@ import math
 import random
 from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
-import torch
-from jaxtyping import Float
 from torch import Tensor, nn
 
 from hypernerfgan_ns.utils.latents import slerp

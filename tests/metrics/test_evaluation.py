@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from hypernerfgan_ns.errors import InceptionUnavailableError
-from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator, inception_distances
+from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, inception_distances
 from hypernerfgan_ns.metrics.inception import (
     INCEPTION_ENV_VARIABLE,
     InceptionFeatureExtractor,
