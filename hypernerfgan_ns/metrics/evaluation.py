@@ -8,6 +8,7 @@ evaluations of one checkpoint see the same samples. Metrics are registered by na
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, Optional, Tuple
@@ -26,6 +27,9 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 UINT8_MAX = 255.0
 """Scale of the decoded training images."""
+
+INCEPTION_METRICS = ("fid", "kid")
+"""The metrics computed on Inception-v3 features, which need its weights on this machine."""
 
 
 @dataclass
@@ -50,6 +54,17 @@ class GANEvaluationConfig(DefaultsForMissingFields, PrintableConfig):
     """TorchScript Inception weights (default_1.pt); None: look them up (see hypernerfgan_ns.metrics.inception)."""
     seed: int = 0
     """Seed of the evaluation's latents and cameras."""
+
+
+def without_inception_metrics(config: GANEvaluationConfig) -> GANEvaluationConfig:
+    """The same protocol with FID and KID left out, for a machine without Inception weights."""
+    return dataclasses.replace(config, metrics=tuple(name for name in config.metrics if name not in INCEPTION_METRICS))
+
+
+def num_real_images(pipeline, config: GANEvaluationConfig) -> int:
+    """Training images the protocol compares against: all of them, or the first `max_real_images`."""
+    store = pipeline.datamanager.image_store
+    return store.num_images if config.max_real_images is None else min(config.max_real_images, store.num_images)
 
 
 class PrecomputedFeatures(nn.Module):
@@ -91,7 +106,7 @@ def inception_distances(
 def real_image_batches(pipeline, config: GANEvaluationConfig) -> Iterator[Float[Tensor, "batch 3 height width"]]:
     """The training images in [0, 1], in batches."""
     store = pipeline.datamanager.image_store
-    count = store.num_images if config.max_real_images is None else min(config.max_real_images, store.num_images)
+    count = num_real_images(pipeline, config)
     for start in range(0, count, config.batch_size):
         images = store.read(list(range(start, min(start + config.batch_size, count))))
         yield torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / UINT8_MAX
@@ -128,7 +143,7 @@ def evaluate_generator(pipeline, config: GANEvaluationConfig, swd_config: Option
     if unknown:
         raise ValueError(f"Unknown metrics {sorted(unknown)}; known: {sorted(METRICS)}.")
     pipeline.eval()
-    needs_inception = bool({"fid", "kid"} & set(config.metrics))
+    needs_inception = bool(set(INCEPTION_METRICS) & set(config.metrics))
     extractor = InceptionFeatureExtractor(find_inception_weights(config.inception_weights)) if needs_inception else None
     if extractor is not None:
         extractor = extractor.to(pipeline.device)
@@ -145,8 +160,7 @@ def evaluate_generator(pipeline, config: GANEvaluationConfig, swd_config: Option
                 progress.advance(task, len(batch))
         return (torch.cat(images) if images else torch.empty(0)), (torch.cat(features) if features else None)
 
-    store = pipeline.datamanager.image_store
-    num_real = store.num_images if config.max_real_images is None else min(config.max_real_images, store.num_images)
+    num_real = num_real_images(pipeline, config)
     real_images, real_features = collect(real_image_batches(pipeline, config), num_real, "Training images")
     fake_images, fake_features = collect(generated_image_batches(pipeline, config), config.num_generated, "EMA samples")
 

@@ -16,7 +16,6 @@ outside the module tree, so checkpoints have the same keys with and without DDP.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Literal, Mapping, Optional, Tuple, Type
@@ -35,7 +34,7 @@ from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import (
     RandomPosePatchDataManagerConfig,
 )
 from hypernerfgan_ns.errors import InceptionUnavailableError, print_error
-from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator
+from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator, without_inception_metrics
 from hypernerfgan_ns.metrics.swd import SWDConfig, sliced_wasserstein_distance
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel, HyperNeRFGANModelConfig
 from hypernerfgan_ns.networks.discriminator import DiscriminatorConfig
@@ -287,8 +286,7 @@ class AdversarialPipeline(VanillaPipeline):
             results = evaluate_generator(self, config, self.config.swd)
         except InceptionUnavailableError as error:
             print_error(error)
-            without_inception = tuple(name for name in config.metrics if name not in ("fid", "kid"))
-            results = evaluate_generator(self, dataclasses.replace(config, metrics=without_inception), self.config.swd)
+            results = evaluate_generator(self, without_inception_metrics(config), self.config.swd)
         self.train()
         return results
 

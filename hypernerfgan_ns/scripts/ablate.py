@@ -40,7 +40,7 @@ from hypernerfgan_ns.engine.in_process import own_event_writers, release_memory
 from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
 from hypernerfgan_ns.errors import HyperNeRFGANError, InceptionUnavailableError, TrainingDivergedError
 from hypernerfgan_ns.method_configs import METHODS, method_config
-from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator
+from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator, without_inception_metrics
 from hypernerfgan_ns.metrics.inception import find_inception_weights
 from hypernerfgan_ns.scripts.samples import SamplesCommand
 from nerfstudio.scripts.train import _set_random_seed
@@ -88,9 +88,6 @@ FID_UNAVAILABLE = "n/a: no Inception weights"
 
 FID_NOT_ASKED = "n/a: not in the evaluation's metrics"
 """FID cell when the method's evaluation config leaves FID out."""
-
-INCEPTION_METRICS = ("fid", "kid")
-"""The metrics that need Inception weights."""
 
 NOT_APPLICABLE = "-"
 """Cell of a value a skipped or failed row does not have."""
@@ -377,20 +374,20 @@ class AblationStudy:
 
     def evaluation_config(self) -> Tuple[GANEvaluationConfig, Optional[str]]:
         """The scoring protocol of every row, and why FID is left out (None when it is computed)."""
+        base = self.base.pipeline.evaluation
+        metrics = tuple(base.metrics) + (() if "swd" in base.metrics else ("swd",))
         evaluation = dataclasses.replace(
-            self.base.pipeline.evaluation, num_generated=self.num_generated, seed=self.base.machine.seed
+            base, metrics=metrics, num_generated=self.num_generated, seed=self.base.machine.seed
         )
-        metrics = tuple(evaluation.metrics) + (() if "swd" in evaluation.metrics else ("swd",))
         if "fid" not in metrics:
-            return dataclasses.replace(evaluation, metrics=metrics), FID_NOT_ASKED
+            return evaluation, FID_NOT_ASKED
         try:
             find_inception_weights(evaluation.inception_weights)
         except InceptionUnavailableError as error:
             CONSOLE.print(f"[yellow]FID/KID: {FID_UNAVAILABLE}; every row is scored by SWD only.[/yellow]")
             CONSOLE.print(escape(str(error)))
-            swd_only = tuple(name for name in metrics if name not in INCEPTION_METRICS)
-            return dataclasses.replace(evaluation, metrics=swd_only), FID_UNAVAILABLE
-        return dataclasses.replace(evaluation, metrics=metrics), None
+            return without_inception_metrics(evaluation), FID_UNAVAILABLE
+        return evaluation, None
 
     # ------------------------------------------------------------------ the study
 

@@ -257,9 +257,7 @@ class BenchResult:
     iterations: int = 0
     """Timed iterations (after the warm-up iterations)."""
     seconds_per_iteration: Optional[float] = None
-    images_per_second: Optional[float] = None
     field_points_per_iteration: int = 0
-    points_per_second: Optional[float] = None
     saved_for_backward_bytes: Optional[int] = None
     """Per iteration (both phases), measured in the first warm-up iteration."""
     cuda_max_memory_allocated_bytes: Optional[int] = None
@@ -269,6 +267,16 @@ class BenchResult:
     naive_seconds_per_iteration: Optional[float] = None
     """The naive baseline's seconds per iteration, for rows compared with it."""
     message: Optional[str] = None
+
+    @property
+    def images_per_second(self) -> Optional[float]:
+        """Real images shown to the discriminator per second (one batch per iteration)."""
+        return None if not self.seconds_per_iteration else self.batch_size / self.seconds_per_iteration
+
+    @property
+    def points_per_second(self) -> Optional[float]:
+        """Target-MLP points evaluated per second."""
+        return None if not self.seconds_per_iteration else self.field_points_per_iteration / self.seconds_per_iteration
 
     @property
     def field_efficiency(self) -> Optional[float]:
@@ -285,7 +293,8 @@ class BenchResult:
         return self.naive_seconds_per_iteration / self.seconds_per_iteration
 
     def as_json(self) -> Dict[str, Any]:
-        return {**dataclasses.asdict(self), "field_efficiency": self.field_efficiency, "naive_speedup": self.naive_speedup}
+        derived = ("images_per_second", "points_per_second", "field_efficiency", "naive_speedup")
+        return {**dataclasses.asdict(self), **{name: getattr(self, name) for name in derived}}
 
 
 def _number(value: Optional[float], format_spec: str, scale: float = 1.0) -> str:
@@ -397,14 +406,17 @@ class Benchmark:
                     trainer = config.setup(local_rank=0, world_size=1)
                     trainer.setup()
                     result.precision = "fp16" if trainer.mixed_precision else "fp32"
-                    self.time_iterations(trainer, result)
+                    result.saved_for_backward_bytes = self.count_saved_bytes(trainer)
+                    result.seconds_per_iteration, result.cuda_max_memory_allocated_bytes = self.time_iterations(
+                        trainer, warmup=self.warmup_iterations - 1
+                    )
                     self.time_field(trainer, result)
                     if naive_baseline:
                         fields = [trainer.pipeline.model.generator.field, trainer.pipeline.model.generator_ema.field]
                         with naive_target_fields(fields):
-                            naive = dataclasses.replace(result)
-                            self.time_iterations(trainer, naive, count_saved=False)
-                        result.naive_seconds_per_iteration = naive.seconds_per_iteration
+                            result.naive_seconds_per_iteration, _ = self.time_iterations(
+                                trainer, warmup=self.warmup_iterations
+                            )
             except torch.cuda.OutOfMemoryError as error:
                 result.status, result.message = "out of memory", str(error).splitlines()[0]
                 CONSOLE.print(f"[bold red]{method}, {variant}: out of memory[/bold red]")
@@ -413,38 +425,36 @@ class Benchmark:
                 release_memory()
         return result
 
-    def time_iterations(self, trainer: HyperNeRFGANTrainer, result: BenchResult, count_saved: bool = True) -> None:
-        """Full training iterations (both phases and the after-iteration callbacks) of the trainer."""
+    @classmethod
+    def count_saved_bytes(cls, trainer: HyperNeRFGANTrainer) -> int:
+        """Runs one iteration (the first, a lazy-R1 step) and returns the bytes it saved for backward."""
+        counter = SavedTensorBytes()
+        with counter:
+            cls.iteration(trainer)
+        counter.close()
+        return counter.total_bytes
+
+    def time_iterations(self, trainer: HyperNeRFGANTrainer, warmup: int) -> Tuple[float, Optional[int]]:
+        """Seconds per iteration over `iterations` full training iterations after `warmup` untimed ones, and on
+        CUDA the peak memory allocated during the timed ones."""
         device = torch.device(trainer.device)
-        step = trainer.last_completed_step + 1 if trainer.last_completed_step is not None else 0
-        for warmup in range(self.warmup_iterations):
-            if warmup == 0 and count_saved:
-                counter = SavedTensorBytes()
-                with counter:
-                    self.iteration(trainer, step)
-                result.saved_for_backward_bytes = counter.total_bytes
-                counter.close()
-            else:
-                self.iteration(trainer, step)
-            step += 1
+        for _ in range(warmup):
+            self.iteration(trainer)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         synchronize(device)
         start = time.perf_counter()
         for _ in range(self.iterations):
-            self.iteration(trainer, step)
-            step += 1
+            self.iteration(trainer)
         synchronize(device)
         seconds = (time.perf_counter() - start) / self.iterations
-        result.seconds_per_iteration = seconds
-        result.images_per_second = trainer.pipeline.batch_size / seconds
-        result.points_per_second = result.field_points_per_iteration / seconds
-        if device.type == "cuda":
-            result.cuda_max_memory_allocated_bytes = torch.cuda.max_memory_allocated(device)
+        return seconds, torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
 
     @staticmethod
-    def iteration(trainer: HyperNeRFGANTrainer, step: int) -> None:
-        """One iteration as nerfstudio's loop runs it: callbacks before, the GAN iteration, callbacks after."""
+    def iteration(trainer: HyperNeRFGANTrainer) -> None:
+        """The trainer's next iteration as nerfstudio's loop runs it: callbacks before, the GAN iteration, callbacks
+        after."""
+        step = 0 if trainer.last_completed_step is None else trainer.last_completed_step + 1
         for callback in trainer.callbacks:
             callback.run_callback_at_location(step, location=TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
         trainer.train_iteration(step)
