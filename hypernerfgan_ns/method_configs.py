@@ -20,6 +20,7 @@ from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import Rand
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
 from hypernerfgan_ns.engine.optimizers import GANAdamOptimizerConfig
 from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.metrics.quality_curve import QualityCurveConfig
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModelConfig
 from hypernerfgan_ns.networks.discriminator import DiscriminatorConfig
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipelineConfig
@@ -42,6 +43,7 @@ def hypernerfgan_config(
     steps_per_eval: int,
     mixed_precision: bool,
     vis: Visualizer,
+    quality_curve: QualityCurveConfig,
 ) -> HyperNeRFGANTrainerConfig:
     """A whole training configuration around a pipeline; what the presets share is written once, here."""
     optimizers = {
@@ -54,9 +56,10 @@ def hypernerfgan_config(
         optimizers=optimizers,
         max_num_iterations=max_num_iterations,
         steps_per_save=steps_per_save,
-        steps_per_eval_batch=steps_per_eval,
-        steps_per_eval_image=steps_per_eval,
-        steps_per_eval_all_images=0,  # the full metrics (FID/KID) run through ns-eval, not during training
+        steps_per_eval_batch=0,  # the learning curve is the quality curve, counted in images
+        steps_per_eval_image=steps_per_eval,  # the sample grid in tensorboard
+        steps_per_eval_all_images=0,  # the full metrics (FID/KID on 1,000+ samples) run through ns-eval
+        quality_curve=quality_curve,
         mixed_precision=mixed_precision,
         machine=MachineConfig(device_type=available_device()),
         vis=vis,
@@ -81,6 +84,7 @@ hypernerfgan = MethodSpecification(
         steps_per_eval=1_000,
         mixed_precision=True,
         vis="viewer+tensorboard",
+        quality_curve=QualityCurveConfig(interval_images=5_000, num_generated=1_000),
     ),
     description="HyperNeRFGAN, the paper's configuration on one 16 GB GPU (64x64 patches, 64 samples, fp16)",
 )
@@ -102,6 +106,7 @@ hypernerfgan_lite = MethodSpecification(
         steps_per_eval=1_000,
         mixed_precision=True,
         vis="viewer+tensorboard",
+        quality_curve=QualityCurveConfig(interval_images=5_000, num_generated=1_000),
     ),
     description="HyperNeRFGAN with 32x32 patches and 32 samples per ray (about 8x cheaper)",
 )
@@ -134,6 +139,7 @@ hypernerfgan_tiny = MethodSpecification(
         steps_per_eval=100,
         mixed_precision=False,
         vis="tensorboard",
+        quality_curve=QualityCurveConfig(interval_images=200, num_generated=128),
     ),
     description="HyperNeRFGAN at CPU scale (32x32 images, small networks) for smoke runs and tests",
 )

@@ -12,6 +12,7 @@ from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import Rand
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
 from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig
 from hypernerfgan_ns.method_configs import hypernerfgan_config
+from hypernerfgan_ns.metrics.quality_curve import QualityCurveConfig
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModelConfig
 from hypernerfgan_ns.networks.discriminator import DiscriminatorConfig
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipelineConfig
@@ -64,6 +65,7 @@ def micro_config(
         steps_per_eval=1000,
         mixed_precision=False,
         vis="tensorboard",
+        quality_curve=QualityCurveConfig(interval_images=0),  # tests of the curve turn it on
     )
     config.output_dir = output_dir
     config.experiment_name = "micro"

@@ -44,8 +44,11 @@ class CameraPriorConfig(PrintableConfig):
     """Elevation in degrees of the ring of orbit cameras shown in the viewer and used for 360-degree videos."""
 
     def __post_init__(self) -> None:
-        if not 0 < self.near < self.far:
-            raise ValueError(f"The camera prior needs 0 < near < far, got near={self.near}, far={self.far}.")
+        if not 0 < self.near < self.radius < self.far:
+            raise ValueError(
+                f"The camera prior needs 0 < near < radius < far (the object's centre between the planes), got "
+                f"near={self.near}, radius={self.radius}, far={self.far}."
+            )
         if not 0 < self.fov < math.pi:
             raise ValueError(f"The camera prior's field of view must be in (0, pi) radians, got {self.fov}.")
         low, high = self.elevation_range
@@ -53,6 +56,12 @@ class CameraPriorConfig(PrintableConfig):
             raise ValueError(f"elevation_range must satisfy -90 <= low <= high <= 90 degrees, got {self.elevation_range}.")
         if self.azimuth_range[0] > self.azimuth_range[1]:
             raise ValueError(f"azimuth_range must be (low, high) with low <= high, got {self.azimuth_range}.")
+
+    @property
+    def object_radius(self) -> float:
+        """Radius of the sphere around the origin that every camera of the prior renders whole: each of its points
+        lies between `near` and `far` from any camera at `radius`. It is where an object can be."""
+        return min(self.radius - self.near, self.far - self.radius)
 
     def focal_length(self, resolution: int) -> float:
         """Focal length in pixels of a square image of `resolution` pixels with this field of view."""

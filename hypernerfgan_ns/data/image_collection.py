@@ -221,6 +221,20 @@ def find_images(source: Path) -> Tuple[ImageLayout, List[str]]:
     return "zip", _list_zip(source)
 
 
+def first_image_size(source: Path) -> Tuple[int, int]:
+    """(width, height) of a collection's first image (in sorted order), read without decoding the others."""
+    source = Path(source).expanduser()
+    layout, names = find_images(source)
+    reader = _EntryReader(source, layout)
+    try:
+        with Image.open(reader.open(names[0])) as image:
+            return image.size
+    except _UNREADABLE_ERRORS as error:
+        raise DatasetError(f"The first image of {source}, {names[0]}, cannot be read: {error}") from error
+    finally:
+        reader.close()
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # The store
 

@@ -16,6 +16,8 @@ Everything else (the loop, logging, the viewer, checkpoint files, named optimize
   latents, cameras, crops and augmentations as an uninterrupted one.
 - Ctrl-C finishes the current iteration, saves a checkpoint and exits; a second Ctrl-C quits at once.
 - Dataset and configuration errors are shown as a message, not a traceback.
+- The quality curve (`metrics.quality_curve`): the EMA generator scored every N images into the run's
+  metrics.jsonl, against a training clock that continues across resumed sessions.
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
 
 from hypernerfgan_ns.errors import CheckpointError, HyperNeRFGANError, TrainingDivergedError, print_error
+from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurve, QualityCurveConfig, TrainingClock
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import TRAIN_INTERATION_OUTPUT, Trainer, TrainerConfig
-from nerfstudio.utils import profiler
+from nerfstudio.utils import comms, profiler
 from nerfstudio.utils.rich_utils import CONSOLE
 
 INTERRUPTED_EXIT_CODE = 130
@@ -52,11 +56,17 @@ class HyperNeRFGANTrainerConfig(DefaultsForMissingFields, TrainerConfig):
     _target: Type = field(default_factory=lambda: HyperNeRFGANTrainer)
     max_consecutive_skipped_steps: int = 20
     """Stop training after this many iterations in a row whose step was skipped for non-finite values."""
+    quality_curve: QualityCurveConfig = field(default_factory=QualityCurveConfig)
+    """The EMA generator scored every N training images (SWD; FID and KID with Inception weights) into
+    metrics.jsonl and tensorboard."""
 
 
-def gradients_are_finite(parameters: List[torch.nn.Parameter]) -> bool:
-    """True if no parameter has a NaN or infinite gradient."""
-    return all(bool(torch.isfinite(p.grad).all()) for p in parameters if p.grad is not None)
+def loss_and_gradients_are_finite(loss: Tensor, parameters: List[torch.nn.Parameter]) -> bool:
+    """True if the loss and every parameter's gradient are free of NaN and infinity; one multi-tensor norm and one
+    host synchronisation, not one per parameter."""
+    gradients = [p.grad for p in parameters if p.grad is not None]
+    norms = torch._foreach_norm(gradients) if gradients else []
+    return bool(torch.stack([loss.detach().float().reshape(()), *[norm.float() for norm in norms]]).isfinite().all())
 
 
 def random_states() -> Dict[str, Any]:
@@ -96,7 +106,12 @@ def restore_random_states(states: Dict[str, Any]) -> None:
 
 
 def checkpoint_contents(
-    step: int, pipeline: AdversarialPipeline, optimizers: Optimizers, grad_scaler: GradScaler, skipped_steps: int
+    step: int,
+    pipeline: AdversarialPipeline,
+    optimizers: Optimizers,
+    grad_scaler: GradScaler,
+    skipped_steps: int,
+    clock: TrainingClock,
 ) -> Dict[str, Any]:
     """Everything a checkpoint holds; only tensors and plain values, so `torch.load(weights_only=True)` reads it."""
     return {
@@ -107,6 +122,7 @@ def checkpoint_contents(
         "scalers": grad_scaler.state_dict(),
         "random_states": random_states(),
         "skipped_steps": skipped_steps,
+        "clock": clock.state_dict(),
     }
 
 
@@ -123,6 +139,10 @@ class HyperNeRFGANTrainer(Trainer):
         self.consecutive_skipped_steps = 0
         self.last_completed_step: Optional[int] = None
         self.interrupted = False
+        self.clock = TrainingClock()
+        self.scale_after_last_step: Optional[float] = None
+        self.quality_curve: Optional[QualityCurve] = None
+        self.resumed_checkpoint: Optional[Path] = None
 
     # ------------------------------------------------------------------ setup and the loop
 
@@ -132,12 +152,34 @@ class HyperNeRFGANTrainer(Trainer):
         except HyperNeRFGANError as error:
             print_error(error)
             raise SystemExit(error.exit_code) from None
+        if self.config.quality_curve.enabled and comms.is_main_process():
+            self.setup_quality_curve()
+
+    def setup_quality_curve(self) -> None:
+        """Scores the EMA generator after the iterations that cross the curve's interval (main process only)."""
+        curve = QualityCurve(
+            self.config.quality_curve,
+            self.pipeline,
+            self.base_dir / METRICS_FILENAME,
+            self.clock,
+            images_per_step=self.pipeline.batch_size * self.world_size,
+        )
+        if self.resumed_checkpoint is not None:
+            # A resumed run's folder is new: its curve starts with the points of the run it continues.
+            curve.continue_from(self.resumed_checkpoint.parent.parent / METRICS_FILENAME, self._start_step - 1)
+        self.callbacks.append(
+            TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], curve.after_iteration)
+        )
+        self.quality_curve = curve
 
     def train(self) -> None:
         """nerfstudio's loop, with Ctrl-C turned into "finish the iteration, save, exit"."""
         previous_handler = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGINT, self.request_stop)
+        self.clock.restart()
         try:
+            if self.quality_curve is not None:
+                self.quality_curve.start(self._start_step)
             super().train()
         except TrainingDivergedError as error:
             print_error(error)
@@ -160,6 +202,8 @@ class HyperNeRFGANTrainer(Trainer):
         # nerfstudio saves at `self.step`, which after an early stop is the step that never ran.
         if self.last_completed_step is not None:
             self.step = self.last_completed_step
+        if self.quality_curve is not None and not self.interrupted and self.last_completed_step is not None:
+            self.quality_curve.finish(self.last_completed_step)
         super()._after_train()
         if self.interrupted:
             resume = self.checkpoint_dir
@@ -175,7 +219,8 @@ class HyperNeRFGANTrainer(Trainer):
     def train_iteration(self, step: int) -> TRAIN_INTERATION_OUTPUT:
         """D phase, G phase, one grad-scaler update; returns the summed loss and per-phase losses for the logs."""
         start = time.perf_counter()
-        scale_before = self.grad_scaler.get_scale()
+        # The scale the previous iteration left, so that reading the scale costs one synchronisation per iteration.
+        scale_before = self.scale_after_last_step or self.grad_scaler.get_scale()
         d_losses, d_metrics, d_finite = self.run_phase(
             ["discriminator"], lambda: self.pipeline.get_discriminator_loss_dict(step)
         )
@@ -183,7 +228,8 @@ class HyperNeRFGANTrainer(Trainer):
             ["generator"], lambda: self.pipeline.get_train_loss_dict(step)[1:]
         )
         self.grad_scaler.update()
-        scaler_skipped = self.grad_scaler.is_enabled() and self.grad_scaler.get_scale() < scale_before
+        self.scale_after_last_step = self.grad_scaler.get_scale()
+        scaler_skipped = self.grad_scaler.is_enabled() and self.scale_after_last_step < scale_before
         self.account_for_skipped_step(step, skipped=scaler_skipped or not (d_finite and g_finite))
         if not scaler_skipped:
             self.optimizers.scheduler_step_all(step)
@@ -214,7 +260,7 @@ class HyperNeRFGANTrainer(Trainer):
             self.optimizers.optimizer_scaler_step_some(self.grad_scaler, param_groups)
             return loss_dict, metrics_dict, True
         parameters = [p for group in param_groups for p in self.optimizers.parameters[group]]
-        finite = bool(torch.isfinite(loss)) and gradients_are_finite(parameters)
+        finite = loss_and_gradients_are_finite(loss, parameters)
         if finite:
             self.optimizers.optimizer_scaler_step_some(self.grad_scaler, param_groups)
         return loss_dict, metrics_dict, finite
@@ -242,7 +288,9 @@ class HyperNeRFGANTrainer(Trainer):
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         checkpoint_path = self.checkpoint_dir / f"step-{step:09d}.ckpt"
         torch.save(
-            checkpoint_contents(step, self.pipeline, self.optimizers, self.grad_scaler, self.skipped_steps),
+            checkpoint_contents(
+                step, self.pipeline, self.optimizers, self.grad_scaler, self.skipped_steps, self.clock
+            ),
             checkpoint_path,
         )
         if self.config.save_only_latest_checkpoint:
@@ -265,6 +313,9 @@ class HyperNeRFGANTrainer(Trainer):
         self.grad_scaler.load_state_dict(state["scalers"])
         restore_random_states(state["random_states"])
         self.skipped_steps = state["skipped_steps"]
+        if "clock" in state:  # checkpoints written before the quality curve have no clock
+            self.clock = TrainingClock.from_state_dict(state["clock"])
+        self.resumed_checkpoint = checkpoint_path
         CONSOLE.print(f"Resuming from {checkpoint_path} (step {state['step']}).")
 
     def checkpoint_to_resume(self) -> Optional[Path]:

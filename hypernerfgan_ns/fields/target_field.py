@@ -8,10 +8,15 @@ All objects of a batch are evaluated at once with batched matmuls: points arrive
 ([objects, points, 3]) and layer l computes h_b <- act(h_b W_{l,b}^T + bias_l) for every object b in one `baddbmm`.
 Nothing is materialised per point beyond the activations themselves.
 
-Our one addition to the reference field is an optional density prior: a soft sphere added to the raw density,
-slope * (radius - |x|). A freshly initialised generator then renders an object-sized blob on a white background
-instead of fog filling the frame, which gives the discriminator something object-like from the first step. The
-generator learns to reshape it; a slope of 0 turns it off (as for imported reference checkpoints).
+Our two additions to the reference field, both off for imported reference checkpoints:
+
+- A density prior: a soft sphere added to the raw density, slope * (radius - |x|). A freshly initialised generator
+  then renders an object-sized blob on a white background instead of fog filling the frame, which gives the
+  discriminator something object-like from the first step. The generator learns to reshape it; a slope of 0 turns
+  it off.
+- A bound: density is zero outside the object sphere (`object_radius`, the part of the scene every prior camera
+  renders whole). Nothing can then be drawn where no object can be: no bar reaching the frame's edge, no wall at
+  the far plane, whatever the weights.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class TargetField(nn.Module):
         num_octaves: positional-encoding frequencies.
         density_prior_radius: radius of the soft sphere added to the raw density.
         density_prior_slope: raw density added per unit of distance inside that sphere (0: no prior).
+        object_radius: density is zero farther than this from the origin; None: unbounded (the reference).
     """
 
     def __init__(
@@ -75,10 +81,14 @@ class TargetField(nn.Module):
         num_octaves: int,
         density_prior_radius: float = 0.0,
         density_prior_slope: float = 0.0,
+        object_radius: Optional[float] = None,
     ) -> None:
         super().__init__()
         self.density_prior_radius = density_prior_radius
         self.density_prior_slope = density_prior_slope
+        if object_radius is not None and object_radius <= 0:
+            raise ValueError(f"object_radius must be positive (or None for no bound), got {object_radius}.")
+        self.object_radius = object_radius
         if skip_layer is not None and not 0 <= skip_layer < num_hidden_layers - 1:
             raise ValueError(
                 f"skip_layer must name a hidden layer followed by another (0..{num_hidden_layers - 2}), got {skip_layer}."
@@ -128,10 +138,25 @@ class TargetField(nn.Module):
             h = F.relu(h, inplace=True)  # baddbmm does not need its output for backward
             if index == self.skip_layer:
                 h = torch.cat([encoded.to(h.dtype), h], dim=-1)
-        raw_rgb, raw_density = h[..., :RGB_CHANNELS], h[..., RGB_CHANNELS:]
-        if self.density_prior_slope != 0.0:
+        return self.output_heads(h, positions, density_noise_std)
+
+    def output_heads(
+        self,
+        raw: Float[Tensor, "*points 4"],
+        positions: Float[Tensor, "*points 3"],
+        density_noise_std: float = 0.0,
+    ) -> Dict[FieldHeadNames, Tensor]:
+        """The last layer's raw outputs as colour in [0, 1] and density >= 0: the density prior and noise are added
+        before the ReLU, and the density is zeroed outside the object sphere."""
+        raw_rgb, raw_density = raw[..., :RGB_CHANNELS], raw[..., RGB_CHANNELS:]
+        distance = None
+        if self.density_prior_slope != 0.0 or self.object_radius is not None:
             distance = torch.linalg.vector_norm(positions, dim=-1, keepdim=True)
+        if self.density_prior_slope != 0.0:
             raw_density = raw_density + self.density_prior_slope * (self.density_prior_radius - distance)
         if density_noise_std > 0.0:
             raw_density = raw_density + torch.randn_like(raw_density) * density_noise_std
-        return {FieldHeadNames.RGB: torch.sigmoid(raw_rgb), FieldHeadNames.DENSITY: F.relu(raw_density)}
+        density = F.relu(raw_density)
+        if self.object_radius is not None:
+            density = density * (distance <= self.object_radius).to(density.dtype)
+        return {FieldHeadNames.RGB: torch.sigmoid(raw_rgb), FieldHeadNames.DENSITY: density}

@@ -4,6 +4,11 @@ Protocol (StyleGAN's "fid<N>k_full"): N generated images, each a new latent rend
 generator from a camera drawn from the prior, with no density noise and no sampling jitter; against all training
 images (or the first `max_real_images`). Latents and cameras come from a seeded generator of their own, so two
 evaluations of one checkpoint see the same samples. Metrics are registered by name in `METRICS`.
+
+Every user of the protocol goes through the same two steps: summarise each image set once (`ImageSetSummary`: its
+Inception features, and the images SWD needs), then `score` two summaries. `ns-eval`, the quality curve during
+training (which summarises the training images once per run) and `hypernerfgan score` (a folder of samples
+rendered elsewhere) all score this way.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -19,6 +24,7 @@ from jaxtyping import Float
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor, nn
 
+from hypernerfgan_ns.data.image_collection import ImageStore
 from hypernerfgan_ns.metrics.inception import InceptionFeatureExtractor, find_inception_weights
 from hypernerfgan_ns.metrics.swd import SWDConfig, sliced_wasserstein_distance
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
@@ -61,9 +67,8 @@ def without_inception_metrics(config: GANEvaluationConfig) -> GANEvaluationConfi
     return dataclasses.replace(config, metrics=tuple(name for name in config.metrics if name not in INCEPTION_METRICS))
 
 
-def num_real_images(pipeline, config: GANEvaluationConfig) -> int:
+def num_real_images(store: ImageStore, config: GANEvaluationConfig) -> int:
     """Training images the protocol compares against: all of them, or the first `max_real_images`."""
-    store = pipeline.datamanager.image_store
     return store.num_images if config.max_real_images is None else min(config.max_real_images, store.num_images)
 
 
@@ -103,12 +108,12 @@ def inception_distances(
     return results
 
 
-def real_image_batches(pipeline, config: GANEvaluationConfig) -> Iterator[Float[Tensor, "batch 3 height width"]]:
-    """The training images in [0, 1], in batches."""
-    store = pipeline.datamanager.image_store
-    count = num_real_images(pipeline, config)
-    for start in range(0, count, config.batch_size):
-        images = store.read(list(range(start, min(start + config.batch_size, count))))
+def store_image_batches(
+    store: ImageStore, count: int, batch_size: int
+) -> Iterator[Float[Tensor, "batch 3 height width"]]:
+    """The first `count` images of a store in [0, 1], in batches."""
+    for start in range(0, count, batch_size):
+        images = store.read(list(range(start, min(start + batch_size, count))))
         yield torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / UINT8_MAX
 
 
@@ -136,39 +141,118 @@ METRICS: Dict[str, str] = {
 """The metrics `GANEvaluationConfig.metrics` may name."""
 
 
-@torch.no_grad()
-def evaluate_generator(pipeline, config: GANEvaluationConfig, swd_config: Optional[SWDConfig] = None) -> Dict[str, float]:
-    """Renders `num_generated` EMA samples and scores them against the training images."""
+def check_metric_names(config: GANEvaluationConfig) -> None:
+    """Rejects unknown metric names before any work."""
     unknown = set(config.metrics) - set(METRICS)
     if unknown:
         raise ValueError(f"Unknown metrics {sorted(unknown)}; known: {sorted(METRICS)}.")
-    pipeline.eval()
-    needs_inception = bool(set(INCEPTION_METRICS) & set(config.metrics))
-    extractor = InceptionFeatureExtractor(find_inception_weights(config.inception_weights)) if needs_inception else None
-    if extractor is not None:
-        extractor = extractor.to(pipeline.device)
 
-    def collect(batches: Iterator[Tensor], total: int, description: str) -> Tuple[Tensor, Optional[Tensor]]:
-        images, features = [], []
-        with Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=CONSOLE) as progress:
-            task = progress.add_task(description, total=total)
-            for batch in batches:
-                if "swd" in config.metrics:
-                    images.append(batch)
-                if extractor is not None:
-                    features.append(extractor(batch.to(pipeline.device)).cpu())
-                progress.advance(task, len(batch))
-        return (torch.cat(images) if images else torch.empty(0)), (torch.cat(features) if features else None)
 
-    num_real = num_real_images(pipeline, config)
-    real_images, real_features = collect(real_image_batches(pipeline, config), num_real, "Training images")
-    fake_images, fake_features = collect(generated_image_batches(pipeline, config), config.num_generated, "EMA samples")
+def load_feature_extractor(config: GANEvaluationConfig, device: torch.device) -> Optional[InceptionFeatureExtractor]:
+    """The Inception network if the protocol's metrics need it (raising with instructions when its weights are
+    missing), else None."""
+    if not set(INCEPTION_METRICS) & set(config.metrics):
+        return None
+    return InceptionFeatureExtractor(find_inception_weights(config.inception_weights)).to(device)
 
-    results: Dict[str, float] = {"num_generated": float(config.num_generated), "num_real": float(num_real)}
-    if real_features is not None and fake_features is not None:
-        results.update(inception_distances(real_features, fake_features, config))
-    if "swd" in config.metrics:
-        count = min(len(real_images), len(fake_images))
-        swd = sliced_wasserstein_distance(real_images[:count], fake_images[:count], swd_config)
-        results["swd"] = swd["swd"]
+
+@dataclass
+class ImageSetSummary:
+    """What the metrics need to know of one image set; computed once per set, scored against any other."""
+
+    count: int
+    """Images in the set."""
+    images: Optional[Float[Tensor, "kept 3 height width"]]
+    """The first images in [0, 1] on the CPU, for SWD (which compares equally many); None when SWD is not asked."""
+    features: Optional[Float[Tensor, "count features"]]
+    """Inception pool features of every image; None when FID and KID are not asked."""
+
+
+def summarize_images(
+    batches: Iterable[Float[Tensor, "batch 3 height width"]],
+    total: int,
+    description: str,
+    config: GANEvaluationConfig,
+    extractor: Optional[InceptionFeatureExtractor],
+    device: torch.device,
+    keep_images: Optional[int] = None,
+) -> ImageSetSummary:
+    """Runs the feature extractor (on `device`) over a set's batches and keeps the images SWD needs (at most
+    `keep_images`)."""
+    keep = total if keep_images is None else min(total, keep_images)
+    images, features, count = [], [], 0
+    columns = (TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=CONSOLE, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        for batch in batches:
+            if "swd" in config.metrics and count < keep:
+                images.append(batch[: keep - count].cpu())
+            if extractor is not None:
+                features.append(extractor(batch.to(device)).cpu())
+            count += len(batch)
+            progress.advance(task, len(batch))
+    return ImageSetSummary(
+        count=count,
+        images=torch.cat(images) if images else None,
+        features=torch.cat(features) if features else None,
+    )
+
+
+def score(
+    real: ImageSetSummary,
+    fake: ImageSetSummary,
+    config: GANEvaluationConfig,
+    swd_config: Optional[SWDConfig] = None,
+) -> Dict[str, float]:
+    """The protocol's metrics of generated images against real ones, with the sizes of both sets."""
+    results: Dict[str, float] = {"num_generated": float(fake.count), "num_real": float(real.count)}
+    if real.features is not None and fake.features is not None:
+        results.update(inception_distances(real.features, fake.features, config))
+    if "swd" in config.metrics and real.images is not None and fake.images is not None:
+        count = min(len(real.images), len(fake.images))
+        results["swd"] = sliced_wasserstein_distance(real.images[:count], fake.images[:count], swd_config)["swd"]
     return results
+
+
+def summarize_training_images(
+    pipeline,
+    config: GANEvaluationConfig,
+    extractor: Optional[InceptionFeatureExtractor],
+) -> ImageSetSummary:
+    """The protocol's summary of the training images (all of them, or the first `max_real_images`)."""
+    store = pipeline.datamanager.image_store
+    count = num_real_images(store, config)
+    batches = store_image_batches(store, count, config.batch_size)
+    return summarize_images(
+        batches, count, "Training images", config, extractor, torch.device(pipeline.device), config.num_generated
+    )
+
+
+@torch.no_grad()
+def evaluate_generator(
+    pipeline,
+    config: GANEvaluationConfig,
+    swd_config: Optional[SWDConfig] = None,
+    extractor: Optional[InceptionFeatureExtractor] = None,
+    real: Optional[ImageSetSummary] = None,
+) -> Dict[str, float]:
+    """Renders `num_generated` EMA samples and scores them against the training images.
+
+    Args:
+        pipeline: the trained pipeline.
+        config: the protocol.
+        swd_config: SWD settings.
+        extractor: the Inception network, when the caller keeps one loaded; None: loaded here if needed.
+        real: the training images' summary, when the caller keeps one; None: computed here.
+    """
+    check_metric_names(config)
+    pipeline.eval()
+    if extractor is None:
+        extractor = load_feature_extractor(config, torch.device(pipeline.device))
+    if real is None:
+        real = summarize_training_images(pipeline, config, extractor)
+    fake = summarize_images(
+        generated_image_batches(pipeline, config), config.num_generated, "EMA samples", config, extractor,
+        torch.device(pipeline.device),
+    )
+    return score(real, fake, config, swd_config)

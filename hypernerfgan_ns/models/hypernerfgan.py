@@ -82,6 +82,10 @@ class HyperNeRFGANModelConfig(DefaultsForMissingFields, ModelConfig):
     """Radius of the soft sphere added to the raw density, so that a new generator renders a blob, not fog."""
     density_prior_slope: float = 10.0
     """Raw density the sphere adds per unit of distance inside it; 0 turns the prior off (the reference has none)."""
+    bound_density_to_object: bool = True
+    """Zero density outside the object sphere (the camera prior's radius - near, or far - radius if smaller): the
+    only place the prior frames as an object. No sample can then be a bar across the frame or a wall at the far
+    plane. The reference has no bound (off for imported checkpoints)."""
     num_coarse_samples: int = 64
     """Samples per ray, evenly spaced between near and far (stratified in training)."""
     num_importance_samples: int = 0
@@ -126,6 +130,7 @@ class HyperNeRFGANModel(Model):
             fmm_rank=self.config.fmm_rank,
             density_prior_radius=self.config.density_prior_radius,
             density_prior_slope=self.config.density_prior_slope,
+            object_radius=prior.object_radius if self.config.bound_density_to_object else None,
         )
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
 

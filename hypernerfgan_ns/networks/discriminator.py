@@ -8,7 +8,8 @@
 Every layer uses an equalized learning rate; downsampling low-pass filters with a separable [1, 3, 3, 1] kernel
 before subsampling (fewer aliasing artefacts for the generator to exploit). Channel widths follow StyleGAN's rule
 min(channel_base / resolution, channel_max), so a small CPU configuration and the original's 512 channels are the
-same code.
+same code. Convolutions and filters go through `conv_gradients`, whose derivatives of every order are ordinary
+convolutions: the lazy R1 step (a double backward) then costs little more than a plain step.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from hypernerfgan_ns.field_components.equalized_linear import (
     EqualizedLinear,
     apply_activation,
 )
+from hypernerfgan_ns.networks.conv_gradients import conv2d, depthwise_filter
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.configs.base_config import InstantiateConfig
 
@@ -57,6 +59,9 @@ class DiscriminatorConfig(DefaultsForMissingFields, InstantiateConfig):
     """Separable low-pass filter applied before each 2x subsampling."""
     final_resolution: int = 4
     """Resolution at which the residual blocks stop and the epilogue starts."""
+    fast_double_backward: bool = True
+    """Convolutions whose derivatives are ordinary convolutions (`networks.conv_gradients`), so that R1's double
+    backward runs fast kernels; False: PyTorch's own (the same values, several times slower R1 steps on CUDA)."""
 
 
 class EqualizedConv2d(nn.Module):
@@ -72,8 +77,10 @@ class EqualizedConv2d(nn.Module):
         downsample: bool = False,
         downsample_filter: Tuple[int, ...] = (1, 3, 3, 1),
         conv_clamp: Optional[float] = None,
+        fast_double_backward: bool = True,
     ) -> None:
         super().__init__()
+        self.fast_double_backward = fast_double_backward
         self.activation: Activation = activation
         self.downsample = downsample
         self.conv_clamp = conv_clamp
@@ -91,6 +98,8 @@ class EqualizedConv2d(nn.Module):
         `stride`-th output."""
         taps = self.lowpass.shape[-1]
         x = F.pad(x, [(taps - 1) // 2, taps // 2, (taps - 1) // 2, taps // 2], mode="constant")
+        if self.fast_double_backward:
+            return depthwise_filter(x, self.lowpass, stride=stride)
         channels = x.shape[1]
         return F.conv2d(x, self.lowpass.to(x.dtype).expand(channels, 1, taps, taps), stride=stride, groups=channels)
 
@@ -104,7 +113,8 @@ class EqualizedConv2d(nn.Module):
             x, stride = self.blur(x, stride=2), 1
         elif self.downsample:
             x = self.blur(x)
-        x = F.conv2d(x, weight, bias, stride=stride, padding=self.padding)
+        convolution = conv2d if self.fast_double_backward else F.conv2d
+        x = convolution(x, weight, bias, stride=stride, padding=self.padding)
         x = apply_activation(x, self.activation, inplace=True)  # conv2d's backward does not need its output
         if self.conv_clamp is not None:
             x = x.clamp(-self.conv_clamp, self.conv_clamp)
@@ -116,7 +126,11 @@ class DiscriminatorBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, config: DiscriminatorConfig) -> None:
         super().__init__()
-        common = dict(downsample_filter=config.downsample_filter, conv_clamp=config.conv_clamp)
+        common = dict(
+            downsample_filter=config.downsample_filter,
+            conv_clamp=config.conv_clamp,
+            fast_double_backward=config.fast_double_backward,
+        )
         self.conv0 = EqualizedConv2d(in_channels, in_channels, 3, activation="lrelu", **common)
         self.conv1 = EqualizedConv2d(in_channels, out_channels, 3, activation="lrelu", downsample=True, **common)
         self.skip = EqualizedConv2d(in_channels, out_channels, 1, bias=False, downsample=True, **common)
@@ -163,7 +177,10 @@ class Discriminator(nn.Module):
         def channels(res: int) -> int:
             return min(config.channel_base // res, config.channel_max)
 
-        self.from_rgb = EqualizedConv2d(3, channels(resolution), 1, activation="lrelu", conv_clamp=config.conv_clamp)
+        self.from_rgb = EqualizedConv2d(
+            3, channels(resolution), 1, activation="lrelu", conv_clamp=config.conv_clamp,
+            fast_double_backward=config.fast_double_backward,
+        )
         blocks = []
         res = resolution
         while res > config.final_resolution:
@@ -173,7 +190,8 @@ class Discriminator(nn.Module):
         final = channels(config.final_resolution)
         self.mbstd = MinibatchStdDev(config.mbstd_group_size, config.mbstd_num_channels)
         self.conv = EqualizedConv2d(
-            final + config.mbstd_num_channels, final, 3, activation="lrelu", conv_clamp=config.conv_clamp
+            final + config.mbstd_num_channels, final, 3, activation="lrelu", conv_clamp=config.conv_clamp,
+            fast_double_backward=config.fast_double_backward,
         )
         self.fc = EqualizedLinear(final * config.final_resolution**2, final, activation="lrelu")
         self.out = EqualizedLinear(final, 1)

@@ -32,6 +32,7 @@ class Generator(nn.Module):
         fmm_rank: rank of every layer's factorised modulation.
         density_prior_radius: radius of the target field's soft density sphere.
         density_prior_slope: strength of that sphere (0: off).
+        object_radius: the target field's density is zero outside this sphere (None: unbounded).
     """
 
     def __init__(
@@ -48,11 +49,13 @@ class Generator(nn.Module):
         fmm_rank: int,
         density_prior_radius: float = 0.0,
         density_prior_slope: float = 0.0,
+        object_radius: Optional[float] = None,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.field = TargetField(
-            num_hidden_layers, hidden_width, skip_layer, num_octaves, density_prior_radius, density_prior_slope
+            num_hidden_layers, hidden_width, skip_layer, num_octaves, density_prior_radius, density_prior_slope,
+            object_radius,
         )
         self.hypernetwork = HyperNetwork(
             self.field.layer_shapes(),

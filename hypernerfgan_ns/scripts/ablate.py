@@ -12,7 +12,8 @@ machine) and renders a sheet of seeds x views. Per row, in `DIR/<row>/`:
     samples.png             the sample sheet
     result.json             scores and timings, written last: its presence means the row is finished
 
-and for the study `DIR/ablation.md` (the table) and `DIR/ablation.json`, rewritten after every row. A row that does
+and for the study `DIR/ablation.md` (the table) and `DIR/ablation.json`, rewritten after every row, and
+`DIR/curves.png`, the rows' quality curves (`metrics.quality_curve`) side by side. A row that does
 not fit the method (a patch larger than its images) is skipped with the reason; a row whose training fails
 (divergence, out of memory) is recorded as failed and the study goes on. Rerunning the same command continues an
 interrupted study: finished rows are reused, unfinished and failed ones are trained again.
@@ -42,6 +43,8 @@ from hypernerfgan_ns.errors import HyperNeRFGANError, InceptionUnavailableError,
 from hypernerfgan_ns.method_configs import METHODS, method_config
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator, without_inception_metrics
 from hypernerfgan_ns.metrics.inception import find_inception_weights
+from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME
+from hypernerfgan_ns.scripts.plot_curves import PlotCommand
 from hypernerfgan_ns.scripts.samples import SamplesCommand
 from nerfstudio.scripts.train import _set_random_seed
 from nerfstudio.utils.rich_utils import CONSOLE
@@ -82,6 +85,9 @@ REPORT_MARKDOWN = "ablation.md"
 
 REPORT_JSON = "ablation.json"
 """The study's results, machine-readable."""
+
+CURVES_FILENAME = "curves.png"
+"""The rows' quality curves in one figure."""
 
 FID_UNAVAILABLE = "n/a: no Inception weights"
 """FID cell of rows scored without Inception weights."""
@@ -143,6 +149,11 @@ def disable_augmentation(config: HyperNeRFGANTrainerConfig) -> None:
     )
 
 
+def unbound_density(config: HyperNeRFGANTrainerConfig) -> None:
+    """The reference field: density allowed anywhere between the near and far planes."""
+    config.pipeline.model.bound_density_to_object = False
+
+
 def scale_r1_gamma(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
     """R1 weight times `factor`: of the config's gamma, or of the dataset preset's when the config leaves it unset."""
 
@@ -170,6 +181,7 @@ ROWS: Dict[str, AblationRow] = {
         for patch in PATCH_SIZES
     },
     "no-augmentation": AblationRow("no discriminator augmentation (p = 0, not adaptive)", disable_augmentation),
+    "no-density-bound": AblationRow("density not bounded to the object sphere (the reference field)", unbound_density),
     f"r1-gamma-x{R1_GAMMA_FACTOR:g}": AblationRow(f"R1 weight x{R1_GAMMA_FACTOR:g}", scale_r1_gamma(R1_GAMMA_FACTOR)),
 }
 """Every row of the study by name, in the order of the table."""
@@ -412,7 +424,22 @@ class AblationStudy:
         final = [results[row] for row in order]
         CONSOLE.print(console_table(final, self.title()))
         CONSOLE.print(f"[bold green]Wrote[/bold green] {self.output / REPORT_MARKDOWN} and {self.output / REPORT_JSON}")
+        self.plot_curves(final)
         return final
+
+    def plot_curves(self, results: Sequence[RowResult]) -> None:
+        """DIR/curves.png: the quality curves of the finished rows that recorded one."""
+        curves = {
+            result.row: self.output / Path(result.config).parent / METRICS_FILENAME
+            for result in results
+            if result.status == "done" and result.config is not None
+        }
+        curves = {row: path for row, path in curves.items() if path.is_file()}
+        if curves:
+            PlotCommand(
+                runs=tuple(curves.values()), output=self.output / CURVES_FILENAME, labels=tuple(curves),
+                title=self.title(),
+            ).main()
 
     def pending(self, row: str) -> RowResult:
         """A row not run yet, with the fields it changes."""
@@ -567,13 +594,18 @@ def device_name(config: HyperNeRFGANTrainerConfig) -> str:
     return config.machine.device_type
 
 
-def study_config(method: str, data: Path, iterations: int, seed: int) -> HyperNeRFGANTrainerConfig:
-    """A registered method's config set up for a study: its data, its fixed budget, its seed."""
+def study_config(
+    method: str, data: Path, iterations: int, seed: int, curve_interval_images: Optional[int] = None
+) -> HyperNeRFGANTrainerConfig:
+    """A registered method's config set up for a study: its data, its fixed budget, its seed, and how often its
+    quality curve is scored (None: as the method does)."""
     config = method_config(method)
     config.pipeline.datamanager.data = None
     config.pipeline.datamanager.dataparser.data = data
     config.max_num_iterations = iterations
     config.machine.seed = seed
+    if curve_interval_images is not None:
+        config.quality_curve = dataclasses.replace(config.quality_curve, interval_images=curve_interval_images)
     return config
 
 
@@ -603,11 +635,14 @@ class AblateCommand:
     """Objects (rows) on each row's sample sheet."""
     sample_views: int = DEFAULT_SAMPLE_VIEWS
     """Views (columns) per object on each row's sample sheet."""
+    curve_interval_images: Optional[int] = None
+    """Score each row's quality curve (metrics.jsonl in its run folder) every this many images; None: as the
+    method does; 0: no curve."""
 
     def main(self) -> None:
         """Runs the study and prints its table."""
         study = AblationStudy(
-            base=study_config(self.method, self.data, self.iterations, self.seed),
+            base=study_config(self.method, self.data, self.iterations, self.seed, self.curve_interval_images),
             output=self.output,
             num_generated=self.num_generated,
             sample_seeds=self.sample_seeds,

@@ -7,7 +7,10 @@ For every method and variant (the memory savers off or on) it builds the real tr
 optimizers and grad scaler, on the built-in data) and runs full GAN iterations: D phase, G phase, EMA and the
 adaptive augmentation. Per row it reports
 
-    s/iter, images/s      wall-clock of the timed iterations; images = real images shown to D per second
+    plain s, R1 s         wall-clock of a plain iteration and of a lazy-R1 iteration (every `r1_interval`-th), each
+                          timed over `iterations` iterations of its kind, and their ratio
+    s/iter, images/s      the average iteration over a whole R1 interval (interval - 1 plain ones and one R1 one);
+                          images = real images shown to D per second
     Mpoints/s             target-MLP points evaluated per second (both phases' renders)
     saved for backward    bytes of every tensor autograd keeps for the backward passes of one iteration, counted
                           once per storage with `torch.autograd.graph.saved_tensors_hooks`: the same on any device
@@ -42,7 +45,7 @@ from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.engine.in_process import own_event_writers, release_memory
 from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
 from hypernerfgan_ns.errors import HyperNeRFGANError
-from hypernerfgan_ns.fields.target_field import HIDDEN_ACTIVATION_GAIN, RGB_CHANNELS, ObjectWeights, TargetField
+from hypernerfgan_ns.fields.target_field import HIDDEN_ACTIVATION_GAIN, ObjectWeights, TargetField
 from hypernerfgan_ns.method_configs import METHODS, method_config
 from nerfstudio.engine.callbacks import TrainingCallbackLocation
 from nerfstudio.field_components.field_heads import FieldHeadNames
@@ -214,14 +217,9 @@ def naive_field_forward(
             h = F.relu(h)
             if layer_index == field_module.skip_layer:
                 h = torch.cat([encoded, h], dim=-1)
-        raw_rgb, raw_density = h[..., :RGB_CHANNELS], h[..., RGB_CHANNELS:]
-        if field_module.density_prior_slope != 0.0:
-            distance = torch.linalg.vector_norm(positions[index], dim=-1, keepdim=True)
-            raw_density = raw_density + field_module.density_prior_slope * (field_module.density_prior_radius - distance)
-        if density_noise_std > 0.0:
-            raw_density = raw_density + torch.randn_like(raw_density) * density_noise_std
-        rgbs.append(torch.sigmoid(raw_rgb))
-        densities.append(F.relu(raw_density))
+        outputs = field_module.output_heads(h, positions[index], density_noise_std)
+        rgbs.append(outputs[FieldHeadNames.RGB])
+        densities.append(outputs[FieldHeadNames.DENSITY])
     return {FieldHeadNames.RGB: torch.stack(rgbs), FieldHeadNames.DENSITY: torch.stack(densities)}
 
 
@@ -255,8 +253,13 @@ class BenchResult:
     patch_size: int = 0
     samples_per_ray: int = 0
     iterations: int = 0
-    """Timed iterations (after the warm-up iterations)."""
-    seconds_per_iteration: Optional[float] = None
+    """Timed iterations of each kind, plain and R1 (after the warm-up iterations)."""
+    r1_interval: int = 1
+    """Every this many iterations is a lazy-R1 one."""
+    seconds_per_plain_iteration: Optional[float] = None
+    """Mean seconds of an iteration without R1."""
+    seconds_per_r1_iteration: Optional[float] = None
+    """Mean seconds of an iteration with the lazy R1 penalty; None when R1 is off."""
     field_points_per_iteration: int = 0
     saved_for_backward_bytes: Optional[int] = None
     """Per iteration (both phases), measured in the first warm-up iteration."""
@@ -265,8 +268,25 @@ class BenchResult:
     matmul_flops_per_second: Optional[float] = None
     """A plain matmul doing the same FLOPs as the field's layers, on the same device and precision."""
     naive_seconds_per_iteration: Optional[float] = None
-    """The naive baseline's seconds per iteration, for rows compared with it."""
+    """The naive baseline's seconds per plain iteration, for rows compared with it."""
     message: Optional[str] = None
+
+    @property
+    def seconds_per_iteration(self) -> Optional[float]:
+        """Mean seconds per iteration over an R1 interval: interval - 1 plain iterations and one R1 iteration."""
+        if self.seconds_per_plain_iteration is None:
+            return None
+        if self.seconds_per_r1_iteration is None:
+            return self.seconds_per_plain_iteration
+        plain = (self.r1_interval - 1) * self.seconds_per_plain_iteration
+        return (plain + self.seconds_per_r1_iteration) / self.r1_interval
+
+    @property
+    def r1_cost_ratio(self) -> Optional[float]:
+        """An R1 iteration's seconds over a plain one's."""
+        if self.seconds_per_r1_iteration is None or not self.seconds_per_plain_iteration:
+            return None
+        return self.seconds_per_r1_iteration / self.seconds_per_plain_iteration
 
     @property
     def images_per_second(self) -> Optional[float]:
@@ -287,13 +307,16 @@ class BenchResult:
 
     @property
     def naive_speedup(self) -> Optional[float]:
-        """How many times faster an iteration is than the naive baseline's."""
-        if self.naive_seconds_per_iteration is None or not self.seconds_per_iteration:
+        """How many times faster a plain iteration is than the naive baseline's."""
+        if self.naive_seconds_per_iteration is None or not self.seconds_per_plain_iteration:
             return None
-        return self.naive_seconds_per_iteration / self.seconds_per_iteration
+        return self.naive_seconds_per_iteration / self.seconds_per_plain_iteration
 
     def as_json(self) -> Dict[str, Any]:
-        derived = ("images_per_second", "points_per_second", "field_efficiency", "naive_speedup")
+        derived = (
+            "seconds_per_iteration", "r1_cost_ratio", "images_per_second", "points_per_second", "field_efficiency",
+            "naive_speedup",
+        )
         return {**dataclasses.asdict(self), **{name: getattr(self, name) for name in derived}}
 
 
@@ -302,12 +325,13 @@ def _number(value: Optional[float], format_spec: str, scale: float = 1.0) -> str
 
 
 TABLE_COLUMNS = (
-    "method", "variant", "precision", "s/iter", "images/s", "Mpoints/s", "saved GiB", "CUDA GiB", "GFLOP/s",
-    "of matmul", "naive s/iter", "speed-up",
+    "method", "variant", "precision", "plain s", "R1 s", "R1/plain", "s/iter", "images/s", "Mpoints/s", "saved GiB",
+    "CUDA GiB", "GFLOP/s", "of matmul", "naive s/iter", "speed-up",
 )
-"""Columns of the table. saved GiB: bytes saved for backward per iteration; CUDA GiB: peak allocated; GFLOP/s:
-the target MLP's, and what fraction of a plain matmul's it is; naive: the reference structure's s/iter, and our
-speed-up over it."""
+"""Columns of the table. plain s, R1 s: seconds of a plain and of a lazy-R1 iteration; s/iter: their average over
+an R1 interval, from which images/s and Mpoints/s follow; saved GiB: bytes saved for backward per iteration (the
+R1 one); CUDA GiB: peak allocated; GFLOP/s: the target MLP's, and what fraction of a plain matmul's it is; naive:
+the reference structure's seconds per plain iteration, and our speed-up over it."""
 
 
 def table_cells(result: BenchResult) -> List[str]:
@@ -318,6 +342,9 @@ def table_cells(result: BenchResult) -> List[str]:
         result.method,
         result.variant,
         result.precision,
+        _number(result.seconds_per_plain_iteration, ".3f"),
+        _number(result.seconds_per_r1_iteration, ".3f"),
+        "-" if result.r1_cost_ratio is None else f"{result.r1_cost_ratio:.2f}x",
         _number(result.seconds_per_iteration, ".3f"),
         _number(result.images_per_second, ".2f"),
         _number(result.points_per_second, ".2f", 1e6),
@@ -381,6 +408,7 @@ class Benchmark:
         config.vis = "tensorboard"
         config.machine.seed = self.seed
         config.max_num_iterations = self.warmup_iterations + self.iterations
+        config.quality_curve = dataclasses.replace(config.quality_curve, interval_images=0)  # timing, not scoring
         return config
 
     def measure(self, method: str, variant: str, naive_baseline: bool = False) -> BenchResult:
@@ -396,6 +424,7 @@ class Benchmark:
                 patch_size=data_config.patch_size,
                 samples_per_ray=model_config.num_coarse_samples + model_config.num_importance_samples,
                 iterations=self.iterations,
+                r1_interval=config.pipeline.loss.r1_interval,
                 field_points_per_iteration=field_points_per_iteration(config),
             )
             CONSOLE.rule(f"[bold]{method}[/bold], {variant}: {escape(VARIANTS[variant].description)}")
@@ -407,16 +436,20 @@ class Benchmark:
                     trainer.setup()
                     result.precision = "fp16" if trainer.mixed_precision else "fp32"
                     result.saved_for_backward_bytes = self.count_saved_bytes(trainer)
-                    result.seconds_per_iteration, result.cuda_max_memory_allocated_bytes = self.time_iterations(
-                        trainer, warmup=self.warmup_iterations - 1
-                    )
+                    plain_steps, r1_steps = self.timed_steps(trainer)
+                    device = torch.device(trainer.device)
+                    if device.type == "cuda":
+                        torch.cuda.reset_peak_memory_stats(device)
+                    result.seconds_per_plain_iteration = self.time_iterations(trainer, plain_steps)
+                    if r1_steps:
+                        result.seconds_per_r1_iteration = self.time_iterations(trainer, r1_steps)
+                    if device.type == "cuda":
+                        result.cuda_max_memory_allocated_bytes = torch.cuda.max_memory_allocated(device)
                     self.time_field(trainer, result)
                     if naive_baseline:
                         fields = [trainer.pipeline.model.generator.field, trainer.pipeline.model.generator_ema.field]
                         with naive_target_fields(fields):
-                            result.naive_seconds_per_iteration, _ = self.time_iterations(
-                                trainer, warmup=self.warmup_iterations
-                            )
+                            result.naive_seconds_per_iteration = self.time_iterations(trainer, plain_steps)
             except torch.cuda.OutOfMemoryError as error:
                 result.status, result.message = "out of memory", str(error).splitlines()[0]
                 CONSOLE.print(f"[bold red]{method}, {variant}: out of memory[/bold red]")
@@ -430,31 +463,38 @@ class Benchmark:
         """Runs one iteration (the first, a lazy-R1 step) and returns the bytes it saved for backward."""
         counter = SavedTensorBytes()
         with counter:
-            cls.iteration(trainer)
+            cls.iteration(trainer, step=0)
         counter.close()
         return counter.total_bytes
 
-    def time_iterations(self, trainer: HyperNeRFGANTrainer, warmup: int) -> Tuple[float, Optional[int]]:
-        """Seconds per iteration over `iterations` full training iterations after `warmup` untimed ones, and on
-        CUDA the peak memory allocated during the timed ones."""
+    def timed_steps(self, trainer: HyperNeRFGANTrainer) -> Tuple[List[int], List[int]]:
+        """The steps of the timed plain iterations and of the timed R1 iterations, after running the remaining
+        warm-up iterations (the R1 kind was warmed up by step 0). With R1 off there are no R1 iterations; with R1
+        every iteration (interval 1), every iteration is timed as a plain one."""
+        interval = trainer.pipeline.config.loss.r1_interval
+        with_r1 = trainer.pipeline.r1_gamma > 0 and interval > 1
+        needed = self.warmup_iterations - 1 + self.iterations
+        candidates = range(1, 1 + 2 * needed + 1)
+        plain = [step for step in candidates if not (with_r1 and step % interval == 0)][:needed]
+        for step in plain[: self.warmup_iterations - 1]:
+            self.iteration(trainer, step)
+        r1 = [interval * index for index in range(1, self.iterations + 1)] if with_r1 else []
+        return plain[self.warmup_iterations - 1 :], r1
+
+    def time_iterations(self, trainer: HyperNeRFGANTrainer, steps: Sequence[int]) -> float:
+        """Mean seconds of full training iterations at the given steps."""
         device = torch.device(trainer.device)
-        for _ in range(warmup):
-            self.iteration(trainer)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
         synchronize(device)
         start = time.perf_counter()
-        for _ in range(self.iterations):
-            self.iteration(trainer)
+        for step in steps:
+            self.iteration(trainer, step)
         synchronize(device)
-        seconds = (time.perf_counter() - start) / self.iterations
-        return seconds, torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+        return (time.perf_counter() - start) / len(steps)
 
     @staticmethod
-    def iteration(trainer: HyperNeRFGANTrainer) -> None:
-        """The trainer's next iteration as nerfstudio's loop runs it: callbacks before, the GAN iteration, callbacks
-        after."""
-        step = 0 if trainer.last_completed_step is None else trainer.last_completed_step + 1
+    def iteration(trainer: HyperNeRFGANTrainer, step: int) -> None:
+        """The trainer's iteration at `step` as nerfstudio's loop runs it: callbacks before, the GAN iteration,
+        callbacks after. The step decides whether R1 is applied (every `r1_interval`-th)."""
         for callback in trainer.callbacks:
             callback.run_callback_at_location(step, location=TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
         trainer.train_iteration(step)
@@ -506,7 +546,7 @@ class BenchCommand:
     """Methods also timed with the reference implementation's per-object, per-point structure (slow: on the CPU,
     keep it to the smaller methods), compared with their savers-off variant."""
     iterations: int = 2
-    """Timed training iterations per row."""
+    """Timed training iterations of each kind (plain and lazy-R1) per row."""
     warmup_iterations: int = 1
     """Untimed iterations before them (the first counts the bytes saved for backward)."""
     recompute_ray_chunk: int = 256
@@ -555,7 +595,7 @@ class BenchCommand:
         for result in results:
             if result.naive_speedup is not None:
                 CONSOLE.print(
-                    f"[bold]{result.method}[/bold]: batched generator {result.seconds_per_iteration:.3f} s/iter, "
+                    f"[bold]{result.method}[/bold]: batched generator {result.seconds_per_plain_iteration:.3f} s/iter, "
                     f"naive per-object per-point baseline {result.naive_seconds_per_iteration:.3f} s/iter: "
                     f"[bold]{result.naive_speedup:.1f}x faster[/bold]"
                 )
@@ -585,13 +625,15 @@ class BenchCommand:
                 "--simulate-memory-gb caps CUDA memory, and there is no CUDA device here. On the CPU, the bytes saved "
                 "for backward (printed without it) are what a GPU would hold for the backward passes."
             )
-        total = torch.cuda.get_device_properties(device).total_memory
+        # torch.cuda's memory functions need the device's index; torch.device("cuda") has none.
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        total = torch.cuda.get_device_properties(index).total_memory
         fraction = self.simulate_memory_gb * GIB / total
         if not 0 < fraction <= 1:
             raise BenchError(
                 f"--simulate-memory-gb {self.simulate_memory_gb:g} is not between 0 and this GPU's "
                 f"{total / GIB:.1f} GiB."
             )
-        torch.cuda.set_per_process_memory_fraction(fraction, device)
+        torch.cuda.set_per_process_memory_fraction(fraction, index)
         CONSOLE.print(f"CUDA memory capped at {self.simulate_memory_gb:g} GiB ({fraction:.1%} of {total / GIB:.1f} GiB).")
         return self.simulate_memory_gb

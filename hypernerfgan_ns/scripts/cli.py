@@ -3,6 +3,9 @@
     hypernerfgan data synth cars --output data/cars --num-images 2000 --resolution 128
     hypernerfgan data download carla --output data/carla
     hypernerfgan data convert ~/photos/shoes --output data/shoes.zip --format zip
+    hypernerfgan plot outputs/cars/hypernerfgan/A outputs/cars/hypernerfgan/B --output curves.png
+    hypernerfgan render-samples --load-config RUN/config.yml --output samples.zip
+    hypernerfgan score samples.zip --data cars
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from hypernerfgan_ns.scripts.data_synth import SynthCommand
 from hypernerfgan_ns.scripts.export_mesh import ExportMeshCommand
 from hypernerfgan_ns.scripts.import_reference import ImportReferenceCommand
 from hypernerfgan_ns.scripts.metrics_commands import FetchInceptionCommand
+from hypernerfgan_ns.scripts.plot_curves import PlotCommand
 from hypernerfgan_ns.scripts.samples import SamplesCommand
+from hypernerfgan_ns.scripts.score_samples import RenderSamplesCommand, ScoreCommand
 from hypernerfgan_ns.scripts.video import VideoCommands
 
 
@@ -48,6 +53,9 @@ COMMANDS = {
     "data": DataCommands,
     "fetch-inception": FetchInceptionCommand,
     "samples": SamplesCommand,
+    "render-samples": RenderSamplesCommand,
+    "score": ScoreCommand,
+    "plot": PlotCommand,
     "video": VideoCommands,
     "export-mesh": ExportMeshCommand,
     "import-reference": ImportReferenceCommand,

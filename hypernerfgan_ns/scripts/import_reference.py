@@ -24,6 +24,7 @@ from hypernerfgan_ns.data.dataset_presets import DEFAULT_PRESET, guess_preset_na
 from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig, checkpoint_contents
 from hypernerfgan_ns.errors import CheckpointError
 from hypernerfgan_ns.method_configs import method_config
+from hypernerfgan_ns.metrics.quality_curve import TrainingClock
 from hypernerfgan_ns.reference.network_pickle import describe, load_network_pickle, state_dict_of
 from hypernerfgan_ns.reference.weight_mapping import ReferenceArchitecture, detect_architecture, load_reference_weights
 from nerfstudio.engine.optimizers import Optimizers
@@ -49,6 +50,7 @@ def imported_run_config(
     model.num_octaves, model.fmm_rank = architecture.num_octaves, architecture.fmm_rank
     model.num_coarse_samples, model.num_importance_samples = num_samples, 0
     model.density_prior_slope = 0.0
+    model.bound_density_to_object = False
     model.opaque_far_plane = True
     dataparser = config.pipeline.datamanager.dataparser
     dataparser.data = Path(preset_name if preset_name in BUILTIN_PRESET_DATA else DEFAULT_PRESET)
@@ -94,7 +96,9 @@ class ImportReferenceCommand:
         config.save_config()
         checkpoint_dir = config.get_checkpoint_dir()
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        contents = checkpoint_contents(0, pipeline, optimizers, GradScaler(enabled=False), skipped_steps=0)
+        contents = checkpoint_contents(
+            0, pipeline, optimizers, GradScaler(enabled=False), skipped_steps=0, clock=TrainingClock()
+        )
         torch.save(contents, checkpoint_dir / f"step-{0:09d}.ckpt")
         config_path = config.get_base_dir() / "config.yml"
         CONSOLE.print(f"Imported run: {config_path}\nOpen it with: ns-viewer --load-config {config_path}")

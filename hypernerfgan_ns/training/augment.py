@@ -18,7 +18,7 @@ both flow through it. Images are NCHW in [-1, 1] with a white (+1) background.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Type
+from typing import Any, Dict, Optional, Tuple, Type
 
 import torch
 import torch.distributed as dist
@@ -104,7 +104,8 @@ class AdaptiveAugment(nn.Module):
 
     `p`, the running sum of sign(D(real)) and its count are persistent buffers, so checkpoints hold them and a
     resumed run continues with the same p and the same partial statistic. Randomness comes from torch's global
-    generator, which the trainer saves and restores.
+    generator, which the trainer saves and restores. p changes only through `update` and `load_state_dict`, which
+    is why its value can be kept on the host between changes: no GPU synchronisation per batch.
 
     Typical use, once per discriminator step: `d_real = D(augment(real))`, `d_fake = D(augment(fake))`,
     `augment.accumulate(d_real)`, then `augment.update(step, batch_size)`.
@@ -122,6 +123,18 @@ class AdaptiveAugment(nn.Module):
         self.register_buffer("sign_sum", torch.tensor(0.0))
         self.register_buffer("sign_count", torch.tensor(0.0))
         self.register_buffer("last_r_t", torch.tensor(0.0))
+        self._host_values: Optional[Tuple[float, float]] = None
+
+    def host_values(self) -> Tuple[float, float]:
+        """p and the last r_t as Python numbers, read from the device once after each change (not once per batch)."""
+        if self._host_values is None:
+            p, r_t = torch.stack([self.p, self.last_r_t]).tolist()
+            self._host_values = (p, r_t)
+        return self._host_values
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._host_values = None
 
     # ----------------------------------------------------------------------------------------------------------------
     # Augmentation.
@@ -134,7 +147,7 @@ class AdaptiveAugment(nn.Module):
         Args:
             images: real or generated patches in [-1, 1], white background +1.
         """
-        p = float(self.p)  # One host sync per call: it skips all the work while p is still zero.
+        p = self.host_values()[0]
         c = self.config
         if p <= 0.0:
             return images
@@ -270,6 +283,7 @@ class AdaptiveAugment(nn.Module):
             return  # Nothing was accumulated; keep p and the last r_t.
         r_t = sign_sum / sign_count
         self.last_r_t.copy_(r_t)
+        self._host_values = None
         if not self.config.adaptive:
             return
         images_seen = batch_size * world_size * interval
@@ -279,11 +293,12 @@ class AdaptiveAugment(nn.Module):
     @property
     def r_t(self) -> float:
         """The overfitting heuristic E[sign(D(real))] of the last update (0 before the first)."""
-        return float(self.last_r_t)
+        return self.host_values()[1]
 
     def stats(self) -> Dict[str, float]:
         """Scalars for tensorboard: the augmentation probability and the last r_t."""
-        return {"augment_p": float(self.p), "augment_rt": self.r_t}
+        p, r_t = self.host_values()
+        return {"augment_p": p, "augment_rt": r_t}
 
     def extra_repr(self) -> str:
         return f"p={float(self.p):.4f}, adaptive={self.config.adaptive}, target={self.config.target}"

@@ -43,8 +43,7 @@ class EMAConfig(DefaultsForMissingFields, PrintableConfig):
 
 @torch.no_grad()
 def update_ema(ema_module: nn.Module, module: nn.Module, beta: float) -> None:
-    """ema <- beta * ema + (1 - beta) * module for parameters; buffers copied."""
-    for ema_param, param in zip(ema_module.parameters(), module.parameters()):
-        ema_param.copy_(param.detach().lerp(ema_param, beta))
-    for ema_buffer, buffer in zip(ema_module.buffers(), module.buffers()):
-        ema_buffer.copy_(buffer)
+    """ema <- beta * ema + (1 - beta) * module for parameters; buffers copied. One multi-tensor operation each,
+    not one per parameter."""
+    torch._foreach_lerp_(list(ema_module.parameters()), [param.detach() for param in module.parameters()], 1.0 - beta)
+    torch._foreach_copy_(list(ema_module.buffers()), list(module.buffers()))

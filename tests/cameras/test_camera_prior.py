@@ -62,8 +62,20 @@ def test_restricted_ranges_are_respected() -> None:
     assert azimuth.min() >= -1e-3 and azimuth.max() <= 90.0 + 1e-3
 
 
+def test_the_object_sphere_is_rendered_whole_by_every_prior_camera() -> None:
+    prior = CameraPriorConfig(radius=4.0, near=3.0, far=5.5)
+    assert prior.object_radius == pytest.approx(1.0)
+    # Points on the sphere of that radius are between near and far from cameras anywhere on the prior's sphere.
+    cameras = prior.sample_poses(200)[:, :, 3]
+    directions = torch.nn.functional.normalize(torch.randn(500, 3), dim=-1)
+    distances = torch.cdist(cameras, directions * prior.object_radius)
+    assert distances.min() >= prior.near - 1e-4 and distances.max() <= prior.far + 1e-4
+
+
 def test_invalid_priors_are_rejected_with_a_message() -> None:
-    with pytest.raises(ValueError, match="near < far"):
+    with pytest.raises(ValueError, match="near < radius < far"):
         CameraPriorConfig(near=5.0, far=3.0)
+    with pytest.raises(ValueError, match="near < radius < far"):
+        CameraPriorConfig(radius=6.0, near=3.0, far=5.0)
     with pytest.raises(ValueError, match="elevation_range"):
         CameraPriorConfig(elevation_range=(0.0, 120.0))

@@ -32,11 +32,14 @@ def image_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def make_datamanager(data: Path, test_mode: str = "val", **dataparser_options) -> RandomPosePatchDataManager:
+def make_datamanager(
+    data: Path, test_mode: str = "val", max_device_images_gb: float = 2.0, **dataparser_options
+) -> RandomPosePatchDataManager:
     options = dict(data=data, resolution=RESOLUTION, min_image_size=PATCH, min_num_images=2, num_orbit_cameras=12)
     options.update(dataparser_options)
     config = RandomPosePatchDataManagerConfig(
-        dataparser=UnposedImagesDataParserConfig(**options), batch_size=3, patch_size=PATCH
+        dataparser=UnposedImagesDataParserConfig(**options), batch_size=3, patch_size=PATCH,
+        max_device_images_gb=max_device_images_gb,
     )
     return config.setup(device="cpu", test_mode=test_mode)
 
@@ -92,6 +95,16 @@ def test_real_patches_are_crops_of_the_photos(image_folder: Path) -> None:
             for x in range(RESOLUTION - PATCH + 1)
         )
         assert found, "every real patch is a (possibly mirrored) crop of a training image"
+
+
+def test_patches_cut_on_the_device_equal_patches_read_from_disk(image_folder: Path) -> None:
+    on_device, from_disk = make_datamanager(image_folder), make_datamanager(image_folder, max_device_images_gb=0)
+    patches = {}
+    for name, datamanager in (("device", on_device), ("disk", from_disk)):
+        torch.manual_seed(3)
+        patches[name] = torch.cat([datamanager.sample_real_patches(3) for _ in range(4)])
+    assert on_device.device_images() is not None and from_disk.device_images() is None
+    assert torch.equal(patches["device"], patches["disk"])
 
 
 def test_rendering_a_trained_model_works_without_its_images(tmp_path: Path) -> None:

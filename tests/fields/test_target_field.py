@@ -7,10 +7,12 @@ import inspect
 import torch
 
 from hypernerfgan_ns.field_components.encodings import PositionalEncoding
+from hypernerfgan_ns.field_components.fmm import FMMFactors
 from hypernerfgan_ns.fields.target_field import TargetField
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.field_components.field_heads import FieldHeadNames
+from tests.conftest import make_model
 
 
 def test_positional_encoding_layout_is_the_reference_one() -> None:
@@ -70,3 +72,30 @@ def test_objects_in_one_batch_equal_the_same_objects_alone(small_model: HyperNeR
         alone = generator.field(points[index : index + 1], generator.object_weights(latents[index : index + 1]))
         for name in (FieldHeadNames.RGB, FieldHeadNames.DENSITY):
             assert torch.allclose(together[name][index], alone[name][0], atol=1e-5)
+
+
+def test_density_is_zero_outside_the_object_sphere_whatever_the_weights() -> None:
+    torch.manual_seed(0)
+    bounded = TargetField(num_hidden_layers=3, hidden_width=32, skip_layer=None, num_octaves=4, object_radius=1.0)
+    unbounded = TargetField(num_hidden_layers=3, hidden_width=32, skip_layer=None, num_octaves=4)
+    unbounded.load_state_dict(bounded.state_dict())
+    # Weights that put density everywhere: a large positive bias on the density output.
+    bounded.layers[-1].bias.data[-1] = unbounded.layers[-1].bias.data[-1] = 50.0
+    factors = [
+        FMMFactors(left=torch.randn(2, o, 3), right=torch.randn(2, 3, i)) for o, i in bounded.layer_shapes()
+    ]
+    weights = bounded.object_weights(factors)
+    points = (torch.rand(2, 4000, 3) * 2 - 1) * 2.5  # the cube [-2.5, 2.5]^3: inside and outside the sphere
+    inside = points.norm(dim=-1, keepdim=True) <= 1.0
+    density = bounded(points, weights, density_noise_std=1.0)[FieldHeadNames.DENSITY]
+    reference = unbounded(points, weights)[FieldHeadNames.DENSITY]
+    assert (density[~inside] == 0).all() and (reference[~inside] > 0).all(), "outside: zero only with the bound"
+    assert (density[inside] > 0).all()
+    within = bounded(points, weights)[FieldHeadNames.DENSITY]
+    assert torch.equal(within[inside], reference[inside]), "inside, the bound changes nothing"
+
+
+def test_the_model_bounds_density_to_the_camera_priors_object_sphere(preset) -> None:
+    model = make_model(preset)
+    assert model.generator.field.object_radius == preset.camera_prior.object_radius == 1.0
+    assert make_model(preset, bound_density_to_object=False).generator.field.object_radius is None

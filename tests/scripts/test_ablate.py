@@ -16,7 +16,9 @@ from hypernerfgan_ns.data.dataset_presets import load_preset
 from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
 from hypernerfgan_ns.errors import TrainingDivergedError
 from hypernerfgan_ns.metrics.inception import INCEPTION_ENV_VARIABLE
+from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurveConfig, read_curve
 from hypernerfgan_ns.scripts.ablate import (
+    CURVES_FILENAME,
     FID_UNAVAILABLE,
     R1_GAMMA_FACTOR,
     REPORT_JSON,
@@ -121,6 +123,16 @@ def test_rows_train_into_run_folders_and_fill_the_table(study: Tuple[Path, Dict[
     assert len(list((output / "baseline").rglob("events.out.tfevents.*"))) == 1, "each row logs into its own folder"
 
 
+def test_rows_with_quality_curves_are_drawn_together(tmp_path: Path) -> None:
+    study = micro_study(tmp_path)
+    study.base.quality_curve = QualityCurveConfig(interval_images=4, num_generated=4)
+    (result,) = study.run(["baseline"])
+    curve = tmp_path / Path(result.config).parent / METRICS_FILENAME
+    assert len(read_curve(curve)) == MICRO_ITERATIONS + 1, "a point at the start and after each iteration"
+    with Image.open(tmp_path / CURVES_FILENAME) as picture:
+        assert picture.width > picture.height > 0
+
+
 def test_a_patch_larger_than_the_images_is_skipped_with_its_reason(study: Tuple[Path, Dict[str, RowResult]]) -> None:
     output, results = study
     skipped = results[TOO_LARGE_PATCH]
@@ -210,6 +222,9 @@ def test_rows_change_what_they_say(tiny) -> None:
     coarse = row_config(tiny, "samples-8").pipeline.model
     assert (coarse.num_coarse_samples, coarse.num_importance_samples) == (8, 0)
     assert row_config(tiny, "patch-16").pipeline.datamanager.patch_size == 16
+
+    assert tiny.pipeline.model.bound_density_to_object
+    assert not row_config(tiny, "no-density-bound").pipeline.model.bound_density_to_object
 
     augment = row_config(tiny, "no-augmentation").pipeline.augment
     assert augment.initial_p == 0 and not augment.adaptive

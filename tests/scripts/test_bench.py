@@ -86,7 +86,12 @@ def test_a_benchmark_of_the_tiny_method_measures_every_figure() -> None:
     assert kept.precision == "fp32" and kept.recompute_ray_chunk is None and recomputed.recompute_ray_chunk == 64
     assert kept.field_points_per_iteration == field_points_per_iteration(config) == 2 * 8 * 32**2 * 24
     for result in (kept, recomputed):
-        assert result.seconds_per_iteration > 0 and result.images_per_second > 0 and result.points_per_second > 0
+        assert result.seconds_per_plain_iteration > 0 and result.seconds_per_r1_iteration > 0
+        assert result.r1_interval == config.pipeline.loss.r1_interval == 16
+        amortized = (15 * result.seconds_per_plain_iteration + result.seconds_per_r1_iteration) / 16
+        assert result.seconds_per_iteration == pytest.approx(amortized)
+        assert result.r1_cost_ratio == pytest.approx(result.seconds_per_r1_iteration / result.seconds_per_plain_iteration)
+        assert result.images_per_second > 0 and result.points_per_second > 0
         assert result.field_flops_per_second > 0 and result.matmul_flops_per_second > 0
         assert result.cuda_max_memory_allocated_bytes is None, "CPU run"
     assert kept.naive_seconds_per_iteration > 0 and kept.naive_speedup is not None
@@ -106,7 +111,8 @@ def test_the_command_prints_and_writes_json(tmp_path: Path, capsys: pytest.Captu
     (row,) = report["rows"]
     assert (row["method"], row["variant"], row["status"]) == ("hypernerfgan-tiny", "savers-off", "done")
     assert row["naive_speedup"] > 0 and row["saved_for_backward_bytes"] > 0
-    assert report["markdown"].startswith("| method | variant |")
+    assert row["seconds_per_plain_iteration"] > 0 and row["seconds_per_r1_iteration"] > 0 and row["r1_cost_ratio"] > 0
+    assert report["markdown"].startswith("| method | variant | precision | plain s | R1 s | R1/plain |")
     printed = capsys.readouterr().out
     assert "hypernerfgan-tiny" in printed and "faster" in printed
 
@@ -117,6 +123,49 @@ def test_simulating_gpu_memory_needs_a_gpu(capsys: pytest.CaptureFixture) -> Non
         run(parse(["bench", "--methods", "hypernerfgan-tiny", "--simulate-memory-gb", "16"]))
     assert refused.value.code == BenchError.exit_code
     assert "no CUDA device" in capsys.readouterr().out
+
+
+def test_timed_steps_separate_plain_and_r1_iterations() -> None:
+    bench = Benchmark(warmup_iterations=2, iterations=3)
+
+    class Trainer:
+        class pipeline:  # noqa: N801  (what timed_steps reads of a trainer)
+            r1_gamma = 1.0
+
+            class config:  # noqa: N801
+                class loss:  # noqa: N801
+                    r1_interval = 4
+
+    ran = []
+    bench.iteration = lambda trainer, step: ran.append(step)  # type: ignore[method-assign]
+    plain, r1 = bench.timed_steps(Trainer())
+    assert ran == [1], "the second warm-up iteration (the first, step 0, counted the bytes)"
+    assert plain == [2, 3, 5] and r1 == [4, 8, 12]
+    Trainer.pipeline.r1_gamma = 0.0
+    ran.clear()
+    plain, r1 = bench.timed_steps(Trainer())
+    assert plain == [2, 3, 4] and r1 == []
+
+
+def test_simulated_memory_names_the_cuda_device_by_index(monkeypatch) -> None:
+    """torch.cuda.set_per_process_memory_fraction rejects torch.device("cuda"), which has no index."""
+    calls = []
+
+    class Properties:
+        total_memory = 140 * (1 << 30)
+
+    def set_fraction(fraction, device):
+        calls.append((fraction, torch.cuda._utils._get_device_index(device)))  # raises as torch does without index
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: Properties())
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", set_fraction)
+    command = parse(["bench", "--simulate-memory-gb", "16"])
+    assert command.cap_memory(torch.device("cuda")) == 16
+    assert command.cap_memory(torch.device("cuda", 1)) == 16
+    assert calls == [(pytest.approx(16 / 140), 0), (pytest.approx(16 / 140), 1)]
+    with pytest.raises(BenchError, match="between 0"):
+        parse(["bench", "--simulate-memory-gb", "200"]).cap_memory(torch.device("cuda"))
 
 
 def test_bad_iteration_counts_are_refused() -> None:

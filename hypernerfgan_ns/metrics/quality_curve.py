@@ -1,0 +1,255 @@
+"""The quality curve: the EMA generator scored every N training images, so that quality per GPU-minute shows.
+
+A 3D GAN is judged by how good its objects are after the GPU time one can afford. During `ns-train`, every
+`interval_images` images shown to the discriminator (over all devices), the EMA generator is scored with ns-eval's
+protocol (`metrics.evaluation`) on a small fixed sample: SWD always, FID and KID when the Inception weights are on
+the machine. The training images are summarised once per run; the generated sample is the same seeded latents and
+cameras at every point, so the points differ only by what the generator learned.
+
+Each point goes to tensorboard (under "Quality/") and is appended to `metrics.jsonl` in the run folder, one JSON
+object per line:
+
+    {"step": 1000, "images_seen": 4000, "wall_seconds": 96.0, "train_seconds": 88.4, "swd": 41.3, "fid": 120.5,
+     "kid": 0.09, "kid_std": 0.002, "num_generated": 1000, "num_real": 2000}
+
+`step` counts finished iterations, `wall_seconds` is the wall-clock time since training began (summed over resumed
+sessions), and `train_seconds` the same without the time spent scoring: the x-axis of quality per GPU-minute.
+`hypernerfgan plot RUN...` draws the curves of several runs side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import torch
+
+from hypernerfgan_ns.errors import InceptionUnavailableError
+from hypernerfgan_ns.metrics.evaluation import (
+    GANEvaluationConfig,
+    ImageSetSummary,
+    evaluate_generator,
+    load_feature_extractor,
+    summarize_training_images,
+    without_inception_metrics,
+)
+from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
+from nerfstudio.configs.base_config import PrintableConfig
+from nerfstudio.utils import writer
+from nerfstudio.utils.rich_utils import CONSOLE
+
+METRICS_FILENAME = "metrics.jsonl"
+"""The curve's file in the run folder."""
+
+TENSORBOARD_GROUP = "Quality"
+"""Tensorboard section of the curve's scalars."""
+
+CURVE_METRICS = ("fid", "kid", "swd")
+"""The scores a point may hold, in the order they are printed and plotted."""
+
+
+@dataclass
+class QualityCurveConfig(DefaultsForMissingFields, PrintableConfig):
+    """When the EMA generator is scored during training, and on how many samples."""
+
+    interval_images: int = 5_000
+    """Score every time this many more training images have been shown (over all devices); 0: no curve."""
+    num_generated: int = 1_000
+    """EMA samples per point, rendered at full resolution with ns-eval's protocol (its seed, truncation, metrics)."""
+    at_start: bool = True
+    """Also score the untrained generator before the first iteration (images seen 0), where the curve starts."""
+    at_end: bool = True
+    """Also score the generator when training finishes (not when it is interrupted), if the last point is older."""
+
+    def __post_init__(self) -> None:
+        if self.interval_images < 0 or self.num_generated < 1:
+            raise ValueError(
+                "The quality curve needs interval_images >= 0 (0: off) and num_generated >= 1, got "
+                f"{self.interval_images} and {self.num_generated}."
+            )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any point is scored."""
+        return self.interval_images > 0
+
+    def is_due(self, images_seen: int, images_per_step: int) -> bool:
+        """Whether the iteration that brought the images seen to `images_seen` crossed a multiple of the interval."""
+        interval = self.interval_images
+        return interval > 0 and images_seen // interval > (images_seen - images_per_step) // interval
+
+
+class TrainingClock:
+    """Wall-clock seconds of a training, summed over resumed sessions, with the time spent scoring kept apart.
+
+    Args:
+        wall_seconds: seconds of earlier sessions (from the checkpoint being resumed).
+        eval_seconds: of them, the seconds spent scoring.
+    """
+
+    def __init__(self, wall_seconds: float = 0.0, eval_seconds: float = 0.0) -> None:
+        self._wall_before = wall_seconds
+        self.eval_seconds = eval_seconds
+        self._started = time.perf_counter()
+
+    def restart(self) -> None:
+        """Counts from now on top of the earlier sessions' seconds (call when the training loop starts)."""
+        self._started = time.perf_counter()
+
+    @property
+    def wall_seconds(self) -> float:
+        """Seconds since training began."""
+        return self._wall_before + time.perf_counter() - self._started
+
+    @property
+    def train_seconds(self) -> float:
+        """Seconds since training began, the time spent scoring left out."""
+        return self.wall_seconds - self.eval_seconds
+
+    @contextlib.contextmanager
+    def scoring(self) -> Iterator[None]:
+        """Counts the block as scoring time."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.eval_seconds += time.perf_counter() - start
+
+    def state_dict(self) -> Dict[str, float]:
+        """What a checkpoint keeps, so that a resumed run's clock continues."""
+        return {"wall_seconds": self.wall_seconds, "eval_seconds": self.eval_seconds}
+
+    @classmethod
+    def from_state_dict(cls, state: Dict[str, float]) -> "TrainingClock":
+        return cls(wall_seconds=float(state["wall_seconds"]), eval_seconds=float(state["eval_seconds"]))
+
+
+def read_curve(path: Path) -> List[Dict[str, Any]]:
+    """The points of a metrics.jsonl, in the order they were written; unreadable lines are skipped with a note."""
+    points = []
+    for number, line in enumerate(path.read_text(encoding="utf8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            point = json.loads(line)
+        except ValueError:
+            CONSOLE.print(f"[yellow]{path}, line {number}: not JSON (a run stopped while writing?); skipped.")
+            continue
+        if isinstance(point, dict) and "images_seen" in point:
+            points.append(point)
+    return points
+
+
+class QualityCurve:
+    """Scores the EMA generator at the configured points of a training and records each point.
+
+    Args:
+        config: when and how much to score.
+        pipeline: the training pipeline (its EMA generator, training images and evaluation protocol).
+        path: the run's metrics.jsonl.
+        clock: the training's clock.
+        images_per_step: training images per iteration over all devices.
+    """
+
+    def __init__(
+        self,
+        config: QualityCurveConfig,
+        pipeline,
+        path: Path,
+        clock: TrainingClock,
+        images_per_step: int,
+    ) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.path = path
+        self.clock = clock
+        self.images_per_step = images_per_step
+        self.last_images_seen: Optional[int] = None
+        self.evaluation = dataclasses.replace(pipeline.config.evaluation, num_generated=config.num_generated)
+        self._extractor: Any = None
+        self._real: Optional[ImageSetSummary] = None
+
+    # ------------------------------------------------------------------ when
+
+    def images_seen(self, step: int) -> int:
+        """Training images shown after iteration `step` (counted from 0)."""
+        return (step + 1) * self.images_per_step
+
+    def start(self, first_step: int) -> None:
+        """Called before the first iteration: the point at zero images for a new run."""
+        if self.config.enabled and self.config.at_start and first_step == 0:
+            self.record(step=-1)
+
+    def after_iteration(self, step: int) -> None:
+        """Called after every iteration: a point when the interval is crossed."""
+        if self.config.is_due(self.images_seen(step), self.images_per_step):
+            self.record(step)
+
+    def finish(self, step: int) -> None:
+        """Called when training ends: a last point, unless one was just taken."""
+        if self.config.enabled and self.config.at_end and self.last_images_seen != self.images_seen(step):
+            self.record(step)
+
+    # ------------------------------------------------------------------ scoring
+
+    def prepare(self) -> Tuple[GANEvaluationConfig, ImageSetSummary]:
+        """The protocol this machine can run and the training images' summary, computed at the first point."""
+        if self._real is None:
+            device = torch.device(self.pipeline.device)
+            try:
+                self._extractor = load_feature_extractor(self.evaluation, device)
+            except InceptionUnavailableError as error:
+                CONSOLE.print(f"[yellow]The quality curve reports SWD only. {error}")
+                self.evaluation = without_inception_metrics(self.evaluation)
+            self._real = summarize_training_images(self.pipeline, self.evaluation, self._extractor)
+        return self.evaluation, self._real
+
+    def record(self, step: int) -> Dict[str, Any]:
+        """Scores the EMA generator after iteration `step` (-1: before the first) and writes the point."""
+        with self.clock.scoring():
+            evaluation, real = self.prepare()
+            metrics = evaluate_generator(
+                self.pipeline, evaluation, self.pipeline.config.swd, extractor=self._extractor, real=real
+            )
+            self.pipeline.train()
+        images = self.images_seen(step)
+        point = {
+            "step": step + 1,
+            "images_seen": images,
+            "wall_seconds": round(self.clock.wall_seconds, 3),
+            "train_seconds": round(self.clock.train_seconds, 3),
+            **metrics,
+        }
+        self.write(point, tensorboard_step=max(step, 0))
+        self.last_images_seen = images
+        return point
+
+    def write(self, point: Dict[str, Any], tensorboard_step: int) -> None:
+        """Appends the point to metrics.jsonl, logs it to tensorboard (at the iteration's step; the training loop
+        writes the events out) and prints it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf8") as file:
+            file.write(json.dumps(point) + "\n")
+        scores = {name: point[name] for name in CURVE_METRICS if name in point}
+        for name, value in {**scores, "images_seen": point["images_seen"]}.items():
+            writer.put_scalar(name=f"{TENSORBOARD_GROUP}/{name}", scalar=value, step=tensorboard_step)
+        shown = ", ".join(f"{name.upper()} {value:.4g}" for name, value in scores.items())
+        CONSOLE.print(
+            f"[bold]Quality[/bold] after {point['images_seen']:,} images ({point['train_seconds'] / 60:.1f} min): {shown}"
+        )
+
+    def continue_from(self, previous: Path, resumed_step: int) -> None:
+        """Starts this run's metrics.jsonl with the points of the run being resumed, up to the resumed step."""
+        if not previous.is_file() or previous.resolve() == self.path.resolve():
+            return
+        points = [point for point in read_curve(previous) if point["step"] <= resumed_step + 1]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "w", encoding="utf8") as file:
+            file.writelines(json.dumps(point) + "\n" for point in points)
+        if points:
+            self.last_images_seen = points[-1]["images_seen"]

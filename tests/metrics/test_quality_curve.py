@@ -1,0 +1,129 @@
+"""The quality curve during training, its plot, and scoring samples rendered on another machine."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hypernerfgan_ns.errors import ExportError
+from hypernerfgan_ns.method_configs import method_config
+from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig
+from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurveConfig, read_curve
+from hypernerfgan_ns.scripts.plot_curves import PlotCommand
+from hypernerfgan_ns.scripts.score_samples import RenderSamplesCommand, ScoreCommand
+from nerfstudio.utils.eval_utils import eval_setup
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tests.helpers import micro_config, replaced, train
+from tests.metrics.test_evaluation import stand_in_weights  # noqa: F401  (a fixture)
+
+CURVE = QualityCurveConfig(interval_images=8, num_generated=8)
+"""A point every 2 iterations of the micro config (4 images each)."""
+
+
+def curve_config(tmp_path: Path, iterations: int, timestamp: str = "run", **evaluation):
+    config = micro_config(tmp_path, max_num_iterations=iterations, timestamp=timestamp, quality_curve=CURVE)
+    if evaluation:
+        pipeline = dataclasses.replace(config.pipeline, evaluation=GANEvaluationConfig(**evaluation))
+        config = replaced(config, pipeline=pipeline)
+    return config
+
+
+def test_a_run_records_its_quality_every_interval_in_jsonl_and_tensorboard(tmp_path: Path) -> None:
+    config = curve_config(tmp_path, iterations=5)
+    train(config)
+    points = read_curve(config.get_base_dir() / METRICS_FILENAME)
+    # At the start, after iterations 2 and 4 (8 and 16 images), and at the end (5 iterations, 20 images).
+    assert [point["images_seen"] for point in points] == [0, 8, 16, 20]
+    assert [point["step"] for point in points] == [0, 2, 4, 5]
+    for point in points:
+        assert point["swd"] > 0 and point["num_generated"] == 8
+        assert point["wall_seconds"] >= point["train_seconds"] >= 0
+    assert points[-1]["train_seconds"] > points[0]["train_seconds"]
+
+    events = EventAccumulator(str(config.get_base_dir())).Reload()
+    swd = events.Scalars("Quality/swd")
+    assert [event.step for event in swd] == [0, 1, 3, 4]
+    assert [round(event.value, 3) for event in swd] == [round(point["swd"], 3) for point in points]
+
+
+def test_a_resumed_run_continues_the_curve_and_its_clock(tmp_path: Path) -> None:
+    first = curve_config(tmp_path, iterations=3, timestamp="first")
+    checkpoints = train(first)
+    before = read_curve(first.get_base_dir() / METRICS_FILENAME)
+    second = replaced(curve_config(tmp_path, iterations=3, timestamp="second"), load_dir=checkpoints)
+    train(second)
+    after = read_curve(second.get_base_dir() / METRICS_FILENAME)
+    assert [point["images_seen"] for point in before] == [0, 8, 12]
+    assert [point["images_seen"] for point in after] == [0, 8, 12, 16, 24]
+    assert after[:3] == before
+    assert after[3]["train_seconds"] > before[-1]["train_seconds"], "the clock continues from the checkpoint"
+
+
+def test_with_inception_weights_the_curve_has_fid_and_kid(tmp_path: Path, stand_in_weights: Path) -> None:
+    config = curve_config(tmp_path, iterations=2, kid_subset_size=4, kid_subsets=3, inception_weights=stand_in_weights)
+    train(config)
+    points = read_curve(config.get_base_dir() / METRICS_FILENAME)
+    assert len(points) == 2 and all({"fid", "kid", "kid_std", "swd"} <= set(point) for point in points)
+    assert points[0]["fid"] > 0
+
+
+def test_the_tiny_presets_default_interval_draws_a_curve_in_60_iterations() -> None:
+    config = method_config("hypernerfgan-tiny")
+    batch = config.pipeline.datamanager.batch_size
+    due = [step for step in range(60) if config.quality_curve.is_due((step + 1) * batch, batch)]
+    assert len(due) >= 2, due
+    for name in ("hypernerfgan", "hypernerfgan-lite"):
+        assert method_config(name).quality_curve.enabled
+
+
+def test_plot_draws_the_curves_of_several_runs(tmp_path: Path) -> None:
+    runs = []
+    for name, scale in (("a", 1.0), ("b", 0.5)):
+        folder = tmp_path / name
+        folder.mkdir()
+        lines = [
+            {"step": s, "images_seen": 4 * s, "wall_seconds": 2.0 * s, "train_seconds": 1.5 * s, "swd": scale * (50 - s)}
+            for s in range(0, 40, 10)
+        ]
+        (folder / METRICS_FILENAME).write_text("".join(json.dumps(line) + "\n" for line in lines) + "{broken")
+        runs.append(folder)
+    output = PlotCommand(runs=tuple(runs), output=tmp_path / "curves.png", title="two runs").main()
+    with Image.open(output) as image:
+        width, height = image.size
+    assert width > height > 100, "one row (SWD) of two panels: images seen and minutes"
+    with pytest.raises(ExportError, match="metrics.jsonl"):
+        PlotCommand(runs=(tmp_path / "nothing",), output=tmp_path / "x.png").main()
+    with pytest.raises(ExportError, match="fid"):
+        PlotCommand(runs=tuple(runs), output=tmp_path / "y.png", metrics=("fid",)).main()
+
+
+def test_samples_rendered_elsewhere_score_as_ns_eval_scores(tmp_path: Path, stand_in_weights: Path) -> None:
+    config = curve_config(tmp_path, iterations=2, num_generated=12, kid_subset_size=6, kid_subsets=3,
+                          inception_weights=stand_in_weights)
+    config = replaced(config, quality_curve=QualityCurveConfig(interval_images=0))
+    train(config)
+    config_path = config.get_base_dir() / "config.yml"
+    samples = tmp_path / "samples.zip"
+    RenderSamplesCommand(load_config=config_path, output=samples).main()
+    with zipfile.ZipFile(samples) as archive:
+        names = archive.namelist()
+        protocol = json.loads(archive.read("samples.json"))
+    assert len([name for name in names if name.endswith(".png")]) == 12 and protocol["num_images"] == 12
+
+    _, pipeline, _, _ = eval_setup(config_path, test_mode="test")  # as ns-eval loads a run
+    expected = pipeline.get_average_eval_image_metrics()
+    scored = ScoreCommand(samples=samples, load_config=config_path, inception_weights=stand_in_weights).main()
+    # Inception sees 8-bit images either way; SWD sees the float renders in ns-eval and their 8-bit PNGs here.
+    assert scored["fid"] == pytest.approx(expected["fid"], rel=1e-4)
+    assert scored["swd"] == pytest.approx(expected["swd"], rel=0.05)
+    assert scored["num_generated"] == 12 and scored["num_real"] == expected["num_real"]
+
+    with pytest.raises(ExportError, match="exactly one"):
+        ScoreCommand(samples=samples).main()
+    with pytest.raises(ExportError, match="already exists"):
+        RenderSamplesCommand(load_config=config_path, output=samples).main()
