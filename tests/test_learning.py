@@ -20,7 +20,12 @@ ITERATIONS = 300
 """About five minutes on two CPU cores."""
 
 REQUIRED_IMPROVEMENT = 0.7
-"""The final SWD must be below this fraction of the SWD at step 0."""
+"""The SWD at the end must be below this fraction of the SWD at step 0."""
+
+FINAL_EVALUATIONS = 3
+"""The SWD at the end is the mean of the last evaluations (every 50 steps): one evaluation of 128 samples, taken
+at one step of an oscillating GAN, moves by a third from one evaluation to the next (35 -> 45 between steps 200 and
+300 in one run), so a single reading passes or fails by chance."""
 
 
 @pytest.mark.learning
@@ -52,5 +57,6 @@ def test_tiny_model_learns_the_builtin_cars(tmp_path: Path) -> None:
     recording(ITERATIONS)
 
     print("SWD x 1000 by step:", {step: round(value, 1) for step, value in sorted(curve.items())})
-    assert curve[ITERATIONS] < REQUIRED_IMPROVEMENT * curve[0], curve
+    final = [curve[step] for step in sorted(curve)[-FINAL_EVALUATIONS:]]
+    assert sum(final) / len(final) < REQUIRED_IMPROVEMENT * curve[0], curve
     assert torch.isfinite(torch.tensor(list(curve.values()))).all()

@@ -22,3 +22,16 @@ class GANAdamOptimizerConfig(DefaultsForMissingFields, AdamOptimizerConfig):
     """Adam's (beta1, beta2): no momentum, a long second-moment average."""
     eps: float = 1e-8
     """Adam's epsilon."""
+    fused_on_cuda: bool = True
+    """On CUDA, Adam's fused kernel: one launch per step for all parameters, and the grad scaler skips an
+    overflowing step on the GPU without waiting for it. Elsewhere (and with False) the multi-tensor implementation,
+    a few launches per step instead of several per parameter."""
+
+    def setup(self, params) -> torch.optim.Optimizer:
+        """Adam over `params` with the implementation chosen for their device."""
+        params = list(params)
+        on_cuda = bool(params) and all(p.is_cuda for p in params)
+        implementation = {"fused": True} if on_cuda and self.fused_on_cuda else {"foreach": True}
+        return torch.optim.Adam(
+            params, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay, **implementation
+        )

@@ -3,9 +3,15 @@
 The layout is the original NeRF code's, which HyperNeRFGAN's checkpoints were trained with: the raw point first,
 then for each octave k = 0..L-1 the sines of the three coordinates at frequency 2^k, then their cosines. nerfstudio's
 `NeRFEncoding` orders channels differently and scales by 2*pi, so imported weights would not line up with it.
+
+Coarse-to-fine training (BARF, Lin et al. 2021) can fade the octaves in one after another: with progress
+alpha in [0, L], octave k is weighted by (1 - cos(pi * clamp(alpha - k, 0, 1))) / 2, so at alpha = 0 only the raw
+point is seen and at alpha = L every octave at full weight, as without annealing.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from jaxtyping import Float
@@ -25,6 +31,16 @@ class PositionalEncoding(nn.Module):
         self.in_dim = in_dim
         self.num_octaves = num_octaves
         self.register_buffer("frequencies", 2.0 ** torch.arange(num_octaves, dtype=torch.float32), persistent=False)
+        # Not saved: the training progress that sets it is (the checkpoint's step).
+        self.register_buffer("octave_weights", torch.ones(num_octaves), persistent=False)
+        self.all_octaves_open = True
+
+    def set_progress(self, alpha: float) -> None:
+        """Opens the octaves up to `alpha` (0: none, num_octaves or more: all, as without annealing)."""
+        k = torch.arange(self.num_octaves, dtype=torch.float32)
+        weights = (1.0 - torch.cos(math.pi * (alpha - k).clamp(0.0, 1.0))) / 2.0
+        self.octave_weights.copy_(weights)
+        self.all_octaves_open = alpha >= self.num_octaves
 
     def get_out_dim(self) -> int:
         """Number of output channels."""
@@ -33,4 +49,6 @@ class PositionalEncoding(nn.Module):
     def forward(self, positions: Float[Tensor, "*batch in_dim"]) -> Float[Tensor, "*batch out_dim"]:
         scaled = positions[..., None, :] * self.frequencies[:, None]  # [..., octaves, in_dim]
         periodic = torch.stack([torch.sin(scaled), torch.cos(scaled)], dim=-2)  # [..., octaves, 2, in_dim]
+        if not self.all_octaves_open:
+            periodic = periodic * self.octave_weights[:, None, None].to(periodic.dtype)
         return torch.cat([positions, periodic.flatten(-3)], dim=-1)

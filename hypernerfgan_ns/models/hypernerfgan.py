@@ -76,6 +76,9 @@ class HyperNeRFGANModelConfig(DefaultsForMissingFields, ModelConfig):
     -1: no skip."""
     num_octaves: int = 10
     """Positional-encoding frequencies of the position (10 gives 63 input channels)."""
+    frequency_annealing_images: int = 0
+    """Fade the positional encoding's octaves in one after another, coarse to fine, over this many training images
+    (BARF's schedule): objects take shape before they take detail. 0: every octave from the start (the reference)."""
     density_noise_std: float = 1.0
     """Std of the Gaussian noise added to the raw density in training (regularises towards solid surfaces)."""
     density_prior_radius: float = 0.6
@@ -159,6 +162,13 @@ class HyperNeRFGANModel(Model):
         if skip_layer == NO_SKIP:
             skip_layer = None
         return num_hidden_layers, skip_layer
+
+    def set_training_progress(self, images_seen: int) -> None:
+        """Opens the positional encoding's octaves as far as `images_seen` training images take the annealing."""
+        annealing = self.config.frequency_annealing_images
+        alpha = self.config.num_octaves * images_seen / annealing if annealing > 0 else float(self.config.num_octaves)
+        for generator in (self.generator, self.generator_ema):
+            generator.field.encoding.set_progress(alpha)
 
     def train(self, mode: bool = True) -> "HyperNeRFGANModel":
         """The EMA generator always stays in evaluation mode: its running statistics are copied, not learned."""

@@ -20,6 +20,10 @@ transposed and weight-gradient kernels. The fixed low-pass filter is a depthwise
 without any weight gradient. StyleGAN2-ADA meets the same problem with its `conv2d_gradfix`; the values and
 gradients here equal PyTorch's own to float precision (`tests/networks/test_conv_gradients.py`).
 
+R1's first backward needs grad_x D(x) only, yet a convolution's backward cannot tell which of its gradients the
+caller asked for; a network's `WeightGradientSwitch` (one per network, switched off only inside a `with` block)
+lets that backward skip every weight gradient, as StyleGAN2-ADA's `no_weight_gradients` does.
+
 Mixed precision: the functions cast their operands to the autocast dtype once, up front, and every forward of the
 autograd functions runs with autocast off (R1's first backward runs inside the autocast region), so that every
 derivative runs in the dtype of the forward pass.
@@ -27,7 +31,8 @@ derivative runs in the dtype of the forward pass.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+import contextlib
+from typing import Any, Iterator, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +47,30 @@ def _no_autocast(tensor: Tensor) -> torch.autocast:
     return torch.autocast(device_type=tensor.device.type, enabled=False)
 
 
+class WeightGradientSwitch:
+    """Whether backward passes through a network's convolutions compute their weight (and bias) gradients.
+
+    Off only inside `skipped()`, for a backward whose caller needs input gradients alone (R1's grad_x D(x)). The
+    backward of R1's penalty, run after the block, computes them as usual.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = True
+
+    @contextlib.contextmanager
+    def skipped(self) -> Iterator[None]:
+        """Weight gradients are not computed by backward passes run inside the block."""
+        previous, self.enabled = self.enabled, False
+        try:
+            yield
+        finally:
+            self.enabled = previous
+
+
+def _wants_weight_gradients(ctx: Any) -> bool:
+    return ctx.weight_gradients is None or ctx.weight_gradients.enabled
+
+
 def _output_padding(input_size: Tuple[int, ...], output_size: Tuple[int, ...], weight_size: Tuple[int, ...],
                     stride: int, padding: int) -> Pair:
     """The transposed convolution's output_padding that recovers `input_size` exactly from `output_size`."""
@@ -54,24 +83,47 @@ class _Conv2d(torch.autograd.Function):
     """y = conv2d(x, w, b) with stride and symmetric padding."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Optional[Tensor], stride: int, padding: int) -> Tensor:
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        weight: Tensor,
+        bias: Optional[Tensor],
+        stride: int,
+        padding: int,
+        weight_gradients: Optional[WeightGradientSwitch] = None,
+    ) -> Tensor:
         ctx.save_for_backward(x, weight)
         ctx.stride, ctx.padding, ctx.has_bias = stride, padding, bias is not None
+        ctx.weight_gradients = weight_gradients
         with _no_autocast(x):
             return F.conv2d(x, weight, bias, stride=stride, padding=padding)
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> Tuple[Optional[Tensor], ...]:
         x, weight = ctx.saved_tensors
+        wants_weights = _wants_weight_gradients(ctx)
+        mask = [
+            ctx.needs_input_grad[0],
+            ctx.needs_input_grad[1] and wants_weights,
+            ctx.has_bias and ctx.needs_input_grad[2] and wants_weights,
+        ]
+        if not torch.is_grad_enabled():
+            # A plain backward (no graph of it is kept): the backend's fused kernel for all three gradients.
+            with _no_autocast(x):
+                grads = torch.ops.aten.convolution_backward(
+                    grad_output, x, weight, [weight.shape[0]] if ctx.has_bias else None, [ctx.stride] * 2,
+                    [ctx.padding] * 2, [1, 1], False, [0, 0], 1, mask,
+                )
+            return (*grads, None, None, None)
         grad_x = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
+        if mask[0]:
             output_padding = _output_padding(x.shape, grad_output.shape, weight.shape, ctx.stride, ctx.padding)
             grad_x = _ConvTranspose2d.apply(grad_output, weight, ctx.stride, ctx.padding, output_padding)
-        if ctx.needs_input_grad[1]:
+        if mask[1]:
             grad_weight = _Conv2dWeightGrad.apply(grad_output, x, weight.detach(), ctx.stride, ctx.padding)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
+        if mask[2]:
             grad_bias = grad_output.sum(dim=(0, 2, 3))
-        return grad_x, grad_weight, grad_bias, None, None
+        return grad_x, grad_weight, grad_bias, None, None, None
 
 
 class _ConvTranspose2d(torch.autograd.Function):
@@ -136,6 +188,17 @@ class _DepthwiseFilter(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> Tuple[Optional[Tensor], ...]:
         (kernel,) = ctx.saved_tensors
+        if not torch.is_grad_enabled():
+            # A plain backward (no graph of it is kept): the backend's own depthwise input-gradient kernel.
+            channels = grad_output.shape[1]
+            weight = kernel.expand(channels, 1, *kernel.shape[-2:])
+            size = (grad_output.shape[0], channels, *ctx.input_size)
+            with _no_autocast(grad_output):
+                grad_x, _, _ = torch.ops.aten.convolution_backward(
+                    grad_output, grad_output.new_empty(size), weight, None, [ctx.stride] * 2, [0, 0], [1, 1], False,
+                    [0, 0], channels, [True, False, False],
+                )
+            return grad_x, None, None
         output_padding = _output_padding(ctx.input_size, grad_output.shape, kernel.shape, ctx.stride, 0)
         return _DepthwiseFilterTranspose.apply(grad_output, kernel, ctx.stride, output_padding), None, None
 
@@ -172,13 +235,15 @@ def conv2d(
     bias: Optional[Float[Tensor, "out_channels"]] = None,
     stride: int = 1,
     padding: int = 0,
+    weight_gradients: Optional[WeightGradientSwitch] = None,
 ) -> Float[Tensor, "batch out_channels out_height out_width"]:
-    """`F.conv2d` (groups 1, symmetric padding) whose derivatives of every order are ordinary convolutions."""
+    """`F.conv2d` (groups 1, symmetric padding) whose derivatives of every order are ordinary convolutions; the
+    first backward skips the weight gradients while `weight_gradients` is off."""
     dtype = _autocast_dtype(x)
     if dtype is not None:
         x, weight = x.to(dtype), weight.to(dtype)
         bias = bias.to(dtype) if bias is not None else None
-    return _Conv2d.apply(x, weight, bias, stride, padding)
+    return _Conv2d.apply(x, weight, bias, stride, padding, weight_gradients)
 
 
 def depthwise_filter(

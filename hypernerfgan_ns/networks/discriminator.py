@@ -29,7 +29,7 @@ from hypernerfgan_ns.field_components.equalized_linear import (
     EqualizedLinear,
     apply_activation,
 )
-from hypernerfgan_ns.networks.conv_gradients import conv2d, depthwise_filter
+from hypernerfgan_ns.networks.conv_gradients import WeightGradientSwitch, conv2d, depthwise_filter
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.configs.base_config import InstantiateConfig
 
@@ -78,9 +78,11 @@ class EqualizedConv2d(nn.Module):
         downsample_filter: Tuple[int, ...] = (1, 3, 3, 1),
         conv_clamp: Optional[float] = None,
         fast_double_backward: bool = True,
+        weight_gradients: Optional[WeightGradientSwitch] = None,
     ) -> None:
         super().__init__()
         self.fast_double_backward = fast_double_backward
+        self.weight_gradients = weight_gradients
         self.activation: Activation = activation
         self.downsample = downsample
         self.conv_clamp = conv_clamp
@@ -113,8 +115,10 @@ class EqualizedConv2d(nn.Module):
             x, stride = self.blur(x, stride=2), 1
         elif self.downsample:
             x = self.blur(x)
-        convolution = conv2d if self.fast_double_backward else F.conv2d
-        x = convolution(x, weight, bias, stride=stride, padding=self.padding)
+        if self.fast_double_backward:
+            x = conv2d(x, weight, bias, stride=stride, padding=self.padding, weight_gradients=self.weight_gradients)
+        else:
+            x = F.conv2d(x, weight, bias, stride=stride, padding=self.padding)
         x = apply_activation(x, self.activation, inplace=True)  # conv2d's backward does not need its output
         if self.conv_clamp is not None:
             x = x.clamp(-self.conv_clamp, self.conv_clamp)
@@ -124,12 +128,15 @@ class EqualizedConv2d(nn.Module):
 class DiscriminatorBlock(nn.Module):
     """Two 3x3 convolutions, the second halving the resolution, plus a 1x1 downsampling skip."""
 
-    def __init__(self, in_channels: int, out_channels: int, config: DiscriminatorConfig) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, config: DiscriminatorConfig, weight_gradients: WeightGradientSwitch
+    ) -> None:
         super().__init__()
         common = dict(
             downsample_filter=config.downsample_filter,
             conv_clamp=config.conv_clamp,
             fast_double_backward=config.fast_double_backward,
+            weight_gradients=weight_gradients,
         )
         self.conv0 = EqualizedConv2d(in_channels, in_channels, 3, activation="lrelu", **common)
         self.conv1 = EqualizedConv2d(in_channels, out_channels, 3, activation="lrelu", downsample=True, **common)
@@ -173,26 +180,27 @@ class Discriminator(nn.Module):
         if resolution < config.final_resolution or resolution & (resolution - 1):
             raise ValueError(f"The discriminator needs a power-of-two patch size >= 4, got {resolution}.")
         self.resolution = resolution
+        self.weight_gradients = WeightGradientSwitch()
+        """Off inside `weight_gradients.skipped()`: backward passes then compute input gradients only (R1)."""
 
         def channels(res: int) -> int:
             return min(config.channel_base // res, config.channel_max)
 
-        self.from_rgb = EqualizedConv2d(
-            3, channels(resolution), 1, activation="lrelu", conv_clamp=config.conv_clamp,
+        common = dict(
+            conv_clamp=config.conv_clamp,
             fast_double_backward=config.fast_double_backward,
+            weight_gradients=self.weight_gradients,
         )
+        self.from_rgb = EqualizedConv2d(3, channels(resolution), 1, activation="lrelu", **common)
         blocks = []
         res = resolution
         while res > config.final_resolution:
-            blocks.append(DiscriminatorBlock(channels(res), channels(res // 2), config))
+            blocks.append(DiscriminatorBlock(channels(res), channels(res // 2), config, self.weight_gradients))
             res //= 2
         self.blocks = nn.Sequential(*blocks)
         final = channels(config.final_resolution)
         self.mbstd = MinibatchStdDev(config.mbstd_group_size, config.mbstd_num_channels)
-        self.conv = EqualizedConv2d(
-            final + config.mbstd_num_channels, final, 3, activation="lrelu", conv_clamp=config.conv_clamp,
-            fast_double_backward=config.fast_double_backward,
-        )
+        self.conv = EqualizedConv2d(final + config.mbstd_num_channels, final, 3, activation="lrelu", **common)
         self.fc = EqualizedLinear(final * config.final_resolution**2, final, activation="lrelu")
         self.out = EqualizedLinear(final, 1)
 

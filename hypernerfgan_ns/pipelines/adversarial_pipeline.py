@@ -115,6 +115,7 @@ class AdversarialPipeline(VanillaPipeline):
         self.augment: AdaptiveAugment = config.augment.setup().to(device)
         preset = self.model.dataset_preset
         self.r1_gamma = config.loss.r1_gamma if config.loss.r1_gamma is not None else preset.r1_gamma
+        self.model.set_training_progress(images_seen=0)  # a checkpoint's step moves it on (load_pipeline)
         if local_rank == 0:
             self.describe()
         self._ddp: Dict[str, nn.Module] = {}
@@ -195,7 +196,8 @@ class AdversarialPipeline(VanillaPipeline):
         metrics_dict = {"D(real)": real_logits.detach().mean(), "D(fake)": fake_logits.detach().mean()}
         if apply_r1:
             scale = self.grad_scaler.get_scale() if self.grad_scaler is not None and self.grad_scaler.is_enabled() else 1.0
-            penalty = r1_penalty(real_logits, real, loss_scale=scale)
+            with self.discriminator.weight_gradients.skipped():  # R1 differentiates D(x) for x alone
+                penalty = r1_penalty(real_logits, real, loss_scale=scale)
             loss_dict["r1"] = penalty.mean() * (self.r1_gamma / 2) * self.config.loss.r1_interval
             metrics_dict["r1_penalty"] = penalty.detach().mean()
         return loss_dict, metrics_dict
@@ -225,6 +227,10 @@ class AdversarialPipeline(VanillaPipeline):
         beta = self.config.ema.beta(self.images_seen(step), self.batch_size * self.world_size)
         update_ema(self.model.generator_ema, self.model.generator, beta)
 
+    def update_training_progress(self, step: int) -> None:
+        """Schedules that follow the images seen (the positional encoding's coarse-to-fine annealing)."""
+        self.model.set_training_progress(self.images_seen(step))
+
     def update_augment_probability(self, step: int) -> None:
         """ADA: raises p when the discriminator overfits the reals, lowers it otherwise."""
         self.augment.update(step, self.batch_size)
@@ -234,6 +240,7 @@ class AdversarialPipeline(VanillaPipeline):
         return super().get_training_callbacks(training_callback_attributes) + [
             TrainingCallback(after_iteration, self.update_generator_ema, update_every_num_iters=1),
             TrainingCallback(after_iteration, self.update_augment_probability, update_every_num_iters=1),
+            TrainingCallback(after_iteration, self.update_training_progress, update_every_num_iters=1),
         ]
 
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
@@ -291,6 +298,11 @@ class AdversarialPipeline(VanillaPipeline):
         return results
 
     # ------------------------------------------------------------------ checkpoints
+
+    def load_pipeline(self, loaded_state: Dict[str, Any], step: int) -> None:
+        """Loads a checkpoint written after iteration `step`, and the schedules that follow from that step."""
+        super().load_pipeline(loaded_state, step)
+        self.update_training_progress(step)
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: Optional[bool] = None):  # type: ignore[override]
         """Loads every part strictly: a checkpoint missing the discriminator or the EMA must not load silently."""

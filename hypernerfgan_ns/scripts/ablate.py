@@ -62,6 +62,16 @@ PATCH_SIZES = (8, 16, 32, 64)
 R1_GAMMA_FACTOR = 0.1
 """The `r1-gamma-x...` row multiplies the R1 weight by this (chairs' preset uses a tenth of the others')."""
 
+FEW_OCTAVES = 4
+"""Positional-encoding octaves of the `octaves-4` row: a highest frequency of 2^3, whose period (0.8 units) spans
+several pixels at every resolution the methods train at, where 6 or 10 octaves reach the pixel scale."""
+
+LEARNING_RATE_FACTOR = 2.0
+"""The `lr-x2` row multiplies both networks' learning rates by this."""
+
+ANNEALING_FRACTION = 0.5
+"""The annealing rows (coarse-to-fine frequencies, patch scale) anneal over this fraction of the study's images."""
+
 DEFAULT_NUM_GENERATED = 256
 """EMA samples scored per row: enough for a stable SWD, few enough for a CPU study."""
 
@@ -154,6 +164,40 @@ def unbound_density(config: HyperNeRFGANTrainerConfig) -> None:
     config.pipeline.model.bound_density_to_object = False
 
 
+def study_images(config: HyperNeRFGANTrainerConfig) -> int:
+    """Training images of the study's budget (on one device)."""
+    return config.max_num_iterations * config.pipeline.datamanager.batch_size
+
+
+def anneal_frequencies(config: HyperNeRFGANTrainerConfig) -> None:
+    """Positional-encoding octaves faded in coarse to fine over the first part of the budget."""
+    config.pipeline.model.frequency_annealing_images = max(1, round(ANNEALING_FRACTION * study_images(config)))
+
+
+def anneal_patch_scale(config: HyperNeRFGANTrainerConfig) -> None:
+    """GRAF's patch-scale annealing over the first part of the budget."""
+    config.pipeline.datamanager.patch_scale_annealing_images = max(1, round(ANNEALING_FRACTION * study_images(config)))
+
+
+def set_octaves(octaves: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """Positional-encoding octaves of the target field."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        config.pipeline.model.num_octaves = octaves
+
+    return change
+
+
+def scale_learning_rates(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """Both networks' Adam learning rates times `factor`."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        for group in config.optimizers.values():
+            group["optimizer"].lr *= factor
+
+    return change
+
+
 def scale_r1_gamma(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
     """R1 weight times `factor`: of the config's gamma, or of the dataset preset's when the config leaves it unset."""
 
@@ -182,6 +226,20 @@ ROWS: Dict[str, AblationRow] = {
     },
     "no-augmentation": AblationRow("no discriminator augmentation (p = 0, not adaptive)", disable_augmentation),
     "no-density-bound": AblationRow("density not bounded to the object sphere (the reference field)", unbound_density),
+    f"octaves-{FEW_OCTAVES}": AblationRow(
+        f"{FEW_OCTAVES} positional-encoding octaves (no stripes at the pixel scale)", set_octaves(FEW_OCTAVES)
+    ),
+    f"lr-x{LEARNING_RATE_FACTOR:g}": AblationRow(
+        f"both learning rates x{LEARNING_RATE_FACTOR:g}", scale_learning_rates(LEARNING_RATE_FACTOR)
+    ),
+    "frequency-annealing": AblationRow(
+        f"positional-encoding octaves faded in coarse to fine over the first {ANNEALING_FRACTION:.0%} of the images",
+        anneal_frequencies,
+    ),
+    "patch-scale-annealing": AblationRow(
+        f"GRAF's patch scale: whole-image patches shrinking over the first {ANNEALING_FRACTION:.0%} of the images",
+        anneal_patch_scale,
+    ),
     f"r1-gamma-x{R1_GAMMA_FACTOR:g}": AblationRow(f"R1 weight x{R1_GAMMA_FACTOR:g}", scale_r1_gamma(R1_GAMMA_FACTOR)),
 }
 """Every row of the study by name, in the order of the table."""
@@ -217,6 +275,8 @@ def unfit_reason(config: HyperNeRFGANTrainerConfig) -> Optional[str]:
     resolution = dataparser_config(config).resolution
     if patch > resolution:
         return f"patch {patch} is larger than the method's {resolution}x{resolution} images"
+    if config.pipeline.datamanager.patch_scale_annealing_images > 0 and patch == resolution:
+        return f"patches already cover the method's whole {resolution}x{resolution} images: no scale to anneal"
     smallest = config.pipeline.discriminator.final_resolution
     if patch < smallest or patch & (patch - 1):
         return f"the discriminator takes power-of-two patches of at least {smallest}, not {patch}"

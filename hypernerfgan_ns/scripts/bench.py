@@ -12,6 +12,9 @@ adaptive augmentation. Per row it reports
     s/iter, images/s      the average iteration over a whole R1 interval (interval - 1 plain ones and one R1 one);
                           images = real images shown to D per second
     Mpoints/s             target-MLP points evaluated per second (both phases' renders)
+    ops/iter              tensor operations dispatched in one plain iteration (forward, backward, optimizers, EMA),
+                          counted below autograd: the host's per-iteration work, which on a GPU is a fixed cost
+                          of launches however small the batch; the same on any device
     saved for backward    bytes of every tensor autograd keeps for the backward passes of one iteration, counted
                           once per storage with `torch.autograd.graph.saved_tensors_hooks`: the same on any device
     CUDA peak             `torch.cuda.max_memory_allocated` over the timed iterations (CUDA only)
@@ -40,6 +43,7 @@ import torch.nn.functional as F
 from rich.markup import escape
 from rich.table import Table
 from torch import Tensor
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.engine.in_process import own_event_writers, release_memory
@@ -97,6 +101,12 @@ def set_savers(mixed_precision: bool, recompute: bool) -> Callable[[HyperNeRFGAN
     return change
 
 
+def native_double_backward(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
+    """savers-off with the discriminator's convolutions left to PyTorch's derivatives (the R1 step's reference)."""
+    set_savers(mixed_precision=False, recompute=False)(config, settings)
+    config.pipeline.discriminator.fast_double_backward = False
+
+
 VARIANTS: Dict[str, BenchVariant] = {
     "preset": BenchVariant("the method as registered", keep_preset),
     "savers-off": BenchVariant("fp32, all activations kept", set_savers(mixed_precision=False, recompute=False)),
@@ -105,6 +115,10 @@ VARIANTS: Dict[str, BenchVariant] = {
     ),
     "fp16": BenchVariant("fp16 autocast (CUDA), all activations kept", set_savers(mixed_precision=True, recompute=False)),
     "recompute": BenchVariant("fp32, recomputed target-MLP activations", set_savers(mixed_precision=False, recompute=True)),
+    "pytorch-double-backward": BenchVariant(
+        "fp32, all activations kept, the discriminator differentiated twice by PyTorch's own convolution derivatives",
+        native_double_backward,
+    ),
 }
 """Every variant by name."""
 
@@ -120,6 +134,18 @@ BASELINE_VARIANT = "savers-off"
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Measuring.
+
+
+class OperationCounter(TorchDispatchMode):
+    """Counts the tensor operations dispatched while active (below autograd, so backward's count too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.count += 1
+        return func(*args, **(kwargs or {}))
 
 
 class SavedTensorBytes:
@@ -261,6 +287,8 @@ class BenchResult:
     seconds_per_r1_iteration: Optional[float] = None
     """Mean seconds of an iteration with the lazy R1 penalty; None when R1 is off."""
     field_points_per_iteration: int = 0
+    operations_per_iteration: Optional[int] = None
+    """Tensor operations dispatched in one plain iteration."""
     saved_for_backward_bytes: Optional[int] = None
     """Per iteration (both phases), measured in the first warm-up iteration."""
     cuda_max_memory_allocated_bytes: Optional[int] = None
@@ -325,11 +353,12 @@ def _number(value: Optional[float], format_spec: str, scale: float = 1.0) -> str
 
 
 TABLE_COLUMNS = (
-    "method", "variant", "precision", "plain s", "R1 s", "R1/plain", "s/iter", "images/s", "Mpoints/s", "saved GiB",
-    "CUDA GiB", "GFLOP/s", "of matmul", "naive s/iter", "speed-up",
+    "method", "variant", "precision", "plain s", "R1 s", "R1/plain", "s/iter", "images/s", "Mpoints/s", "ops/iter",
+    "saved GiB", "CUDA GiB", "GFLOP/s", "of matmul", "naive s/iter", "speed-up",
 )
 """Columns of the table. plain s, R1 s: seconds of a plain and of a lazy-R1 iteration; s/iter: their average over
-an R1 interval, from which images/s and Mpoints/s follow; saved GiB: bytes saved for backward per iteration (the
+an R1 interval, from which images/s and Mpoints/s follow; ops/iter: tensor operations dispatched in a plain
+iteration; saved GiB: bytes saved for backward per iteration (the
 R1 one); CUDA GiB: peak allocated; GFLOP/s: the target MLP's, and what fraction of a plain matmul's it is; naive:
 the reference structure's seconds per plain iteration, and our speed-up over it."""
 
@@ -348,6 +377,7 @@ def table_cells(result: BenchResult) -> List[str]:
         _number(result.seconds_per_iteration, ".3f"),
         _number(result.images_per_second, ".2f"),
         _number(result.points_per_second, ".2f", 1e6),
+        _number(result.operations_per_iteration, ",.0f"),
         _number(result.saved_for_backward_bytes, ".2f", GIB),
         _number(result.cuda_max_memory_allocated_bytes, ".2f", GIB),
         _number(result.field_flops_per_second, ".1f", 1e9),
@@ -443,6 +473,7 @@ class Benchmark:
                     result.seconds_per_plain_iteration = self.time_iterations(trainer, plain_steps)
                     if r1_steps:
                         result.seconds_per_r1_iteration = self.time_iterations(trainer, r1_steps)
+                    result.operations_per_iteration = self.count_operations(trainer, plain_steps[0])
                     if device.type == "cuda":
                         result.cuda_max_memory_allocated_bytes = torch.cuda.max_memory_allocated(device)
                     self.time_field(trainer, result)
@@ -466,6 +497,13 @@ class Benchmark:
             cls.iteration(trainer, step=0)
         counter.close()
         return counter.total_bytes
+
+    @classmethod
+    def count_operations(cls, trainer: HyperNeRFGANTrainer, step: int) -> int:
+        """Tensor operations dispatched by one iteration at `step`."""
+        with OperationCounter() as counter:
+            cls.iteration(trainer, step)
+        return counter.count
 
     def timed_steps(self, trainer: HyperNeRFGANTrainer) -> Tuple[List[int], List[int]]:
         """The steps of the timed plain iterations and of the timed R1 iterations, after running the remaining
@@ -541,7 +579,7 @@ class BenchCommand:
     methods: Tuple[MethodName, ...] = tuple(METHODS)
     """Methods to measure."""
     variants: Tuple[VariantName, ...] = ("savers-off", "savers-on")
-    """Memory-saver variants of each method: preset, savers-off, savers-on, fp16, recompute."""
+    """Variants of each method: preset, savers-off, savers-on, fp16, recompute, pytorch-double-backward."""
     naive_baseline: Tuple[MethodName, ...] = ("hypernerfgan-lite",)
     """Methods also timed with the reference implementation's per-object, per-point structure (slow: on the CPU,
     keep it to the smaller methods), compared with their savers-off variant."""

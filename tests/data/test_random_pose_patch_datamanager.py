@@ -129,3 +129,30 @@ def test_other_dataparsers_are_refused_with_a_message(image_folder: Path) -> Non
     config = RandomPosePatchDataManagerConfig(dataparser=BlenderDataParserConfig(data=image_folder))
     with pytest.raises(DatasetError, match="unposed-images"):
         config.setup(device="cpu", test_mode="val")
+
+
+def test_patch_scale_annealing_spreads_patches_over_the_image_then_shrinks_them(image_folder: Path) -> None:
+    datamanager = make_datamanager(image_folder)
+    datamanager.config.patch_scale_annealing_images = 30  # 10 iterations of 3 images
+    assert make_datamanager(image_folder).patch_footprints(3, step=0) is None, "off by default"
+    torch.manual_seed(0)
+    start = datamanager.patch_footprints(1000, step=0)
+    assert torch.allclose(start, torch.full_like(start, RESOLUTION)), "at first every patch covers the whole image"
+    later = datamanager.patch_footprints(1000, step=20)  # annealed: anywhere between P and the whole image
+    assert later.min() >= PATCH and later.max() <= RESOLUTION and later.min() < PATCH + 1
+
+    # A whole-image patch of the real photo is the photo averaged over 2x2 blocks (P = R / 2).
+    store = torch.from_numpy(datamanager.image_store.array().copy()).float() / 255
+    torch.manual_seed(1)
+    patches = datamanager.sample_real_patches(3, torch.full((3,), float(RESOLUTION)))
+    blocks = store.view(-1, PATCH, 2, PATCH, 2, 3).mean(dim=(2, 4))
+    for patch in patches:
+        candidates = torch.cat([blocks, blocks.flip(2)])
+        assert (candidates - patch).abs().amax(dim=(1, 2, 3)).min() < 1e-5
+
+    # The fakes' rays go through the same points: the centres of the 2x2 blocks of the full pixel grid.
+    cameras = datamanager.sample_cameras(1)
+    bundle = datamanager.sample_patch_rays(cameras, torch.full((1,), float(RESOLUTION)))
+    full = cameras.generate_rays(camera_indices=0, coords=torch.stack(torch.meshgrid(
+        torch.arange(PATCH) * 2.0 + 1.0, torch.arange(PATCH) * 2.0 + 1.0, indexing="ij"), dim=-1))
+    torch.testing.assert_close(bundle.directions.view(PATCH, PATCH, 3), full.directions, atol=1e-6, rtol=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,17 @@ def test_training_stops_with_a_message_after_too_many_skipped_steps(tmp_path: Pa
     assert "Training diverged" in output and "3 iterations in a row" in output
     assert not any(diverging.get_checkpoint_dir().glob("*.ckpt")), "a diverged run must not write a checkpoint"
     assert sorted(checkpoint.glob("*.ckpt")) == saved and saved[-1].read_bytes() == saved_bytes
+
+
+def test_a_resumed_or_evaluated_run_sees_the_octaves_its_step_opened(tmp_path: Path) -> None:
+    config = micro_config(tmp_path, max_num_iterations=3)
+    config.pipeline.model.frequency_annealing_images = 64  # 4 octaves over 16 iterations of 4 images
+    checkpoints = train(config)
+    state = latest_checkpoint(checkpoints)
+    pipeline = config.pipeline.setup(device="cpu", test_mode="test")
+    encoding = pipeline.model.generator_ema.field.encoding
+    assert encoding.octave_weights.sum() == 0, "a new pipeline starts with the octaves closed"
+    pipeline.load_pipeline(state["pipeline"], state["step"])
+    alpha = 4 * (state["step"] + 1) * 4 / 64  # octaves x images seen / annealing images = 0.75
+    first_octave = (1 - math.cos(math.pi * alpha)) / 2
+    torch.testing.assert_close(encoding.octave_weights, torch.tensor([first_octave, 0.0, 0.0, 0.0]))

@@ -99,3 +99,30 @@ def test_the_model_bounds_density_to_the_camera_priors_object_sphere(preset) -> 
     model = make_model(preset)
     assert model.generator.field.object_radius == preset.camera_prior.object_radius == 1.0
     assert make_model(preset, bound_density_to_object=False).generator.field.object_radius is None
+
+
+def test_frequency_annealing_opens_the_octaves_coarse_to_fine() -> None:
+    encoding = PositionalEncoding(num_octaves=4)
+    x = torch.rand(10, 3) * 2 - 1
+    full = encoding(x)
+    encoding.set_progress(0.0)
+    closed = encoding(x)
+    assert torch.equal(closed[:, :3], x) and (closed[:, 3:] == 0).all(), "only the raw point at the start"
+    encoding.set_progress(1.5)  # octave 0 open, octave 1 half way, the rest closed
+    half = encoding(x).view(10, -1)
+    assert torch.allclose(half[:, 3:9], full[:, 3:9]) and torch.allclose(half[:, 9:15], full[:, 9:15] * 0.5)
+    assert (half[:, 15:] == 0).all()
+    encoding.set_progress(4.0)
+    assert torch.equal(encoding(x), full), "fully open is the encoding without annealing"
+
+
+def test_the_models_annealing_follows_the_images_seen(preset) -> None:
+    model = make_model(preset, num_octaves=4, frequency_annealing_images=1000)
+    model.set_training_progress(images_seen=250)  # alpha = 4 * 250 / 1000 = 1
+    for generator in (model.generator, model.generator_ema):
+        assert generator.field.encoding.octave_weights.tolist() == [1.0, 0.0, 0.0, 0.0]
+    model.set_training_progress(images_seen=5000)
+    assert model.generator_ema.field.encoding.all_octaves_open
+    unannealed = make_model(preset, num_octaves=4)
+    unannealed.set_training_progress(images_seen=0)
+    assert unannealed.generator.field.encoding.all_octaves_open, "0 images of annealing: every octave at once"

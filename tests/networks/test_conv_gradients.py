@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hypernerfgan_ns.networks.conv_gradients import conv2d, depthwise_filter
+from hypernerfgan_ns.networks.conv_gradients import WeightGradientSwitch, conv2d, depthwise_filter
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
 from tests.helpers import micro_config
 
@@ -41,6 +41,24 @@ def test_depthwise_filter_has_pytorchs_derivatives_to_second_order(stride: int) 
     torch.autograd.gradgradcheck(lambda x: depthwise_filter(x, kernel, stride), (x,))
     native = F.conv2d(x, kernel.expand(3, 1, 4, 4), stride=stride, groups=3)
     torch.testing.assert_close(depthwise_filter(x, kernel, stride), native)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_weight_gradients_are_skipped_only_inside_the_block(create_graph: bool) -> None:
+    switch = WeightGradientSwitch()
+    x = torch.randn(2, 3, 6, 6, requires_grad=True)
+    weight, bias = torch.randn(4, 3, 3, 3, requires_grad=True), torch.randn(4, requires_grad=True)
+    y = conv2d(x, weight, bias, padding=1, weight_gradients=switch)
+    with switch.skipped():
+        grad_x, grad_weight, grad_bias = torch.autograd.grad(
+            y.square().sum(), [x, weight, bias], create_graph=create_graph, allow_unused=True
+        )
+    assert grad_weight is None and grad_bias is None, "skipped inside the block"
+    expected_x, expected_weight = torch.autograd.grad(F.conv2d(x, weight, bias, padding=1).square().sum(), [x, weight])
+    torch.testing.assert_close(grad_x, expected_x)
+    assert switch.enabled
+    _, again = torch.autograd.grad(conv2d(x, weight, bias, padding=1, weight_gradients=switch).square().sum(), [x, weight])
+    torch.testing.assert_close(again, expected_weight)
 
 
 def discriminator_step(pipeline: AdversarialPipeline, step: int) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:

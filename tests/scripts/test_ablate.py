@@ -207,10 +207,11 @@ def tiny() -> HyperNeRFGANTrainerConfig:
     return study_config("hypernerfgan-tiny", Path("cars"), iterations=10, seed=3)
 
 
-def test_every_row_applies_to_the_tiny_method_except_a_patch_beyond_its_images(tiny) -> None:
+def test_every_row_applies_to_the_tiny_method_except_patches_beyond_or_as_large_as_its_images(tiny) -> None:
     reasons = {row: unfit_reason(row_config(tiny, row)) for row in ROWS}
-    assert {row for row, reason in reasons.items() if reason} == {"patch-64"}
+    assert {row for row, reason in reasons.items() if reason} == {"patch-64", "patch-scale-annealing"}
     assert "larger than the method's 32x32 images" in reasons["patch-64"]
+    assert "already cover" in reasons["patch-scale-annealing"]
     assert config_changes(tiny, row_config(tiny, "baseline")) == {}
     with pytest.raises(AblationError, match="Unknown ablation row"):
         row_config(tiny, "samples-7")
@@ -223,6 +224,13 @@ def test_rows_change_what_they_say(tiny) -> None:
     assert (coarse.num_coarse_samples, coarse.num_importance_samples) == (8, 0)
     assert row_config(tiny, "patch-16").pipeline.datamanager.patch_size == 16
 
+    assert row_config(tiny, "octaves-4").pipeline.model.num_octaves == 4 != tiny.pipeline.model.num_octaves
+    faster = row_config(tiny, "lr-x2").optimizers
+    assert [faster[name]["optimizer"].lr for name in ("generator", "discriminator")] == [0.005, 0.005]
+    assert tiny.optimizers["generator"]["optimizer"].lr == 0.0025, "rows change copies"
+    half_budget = 10 * 8 // 2  # the fixture's 10 iterations of 8 images
+    assert row_config(tiny, "frequency-annealing").pipeline.model.frequency_annealing_images == half_budget
+    assert row_config(tiny, "patch-scale-annealing").pipeline.datamanager.patch_scale_annealing_images == half_budget
     assert tiny.pipeline.model.bound_density_to_object
     assert not row_config(tiny, "no-density-bound").pipeline.model.bound_density_to_object
 

@@ -15,6 +15,7 @@ from hypernerfgan_ns.scripts.bench import (
     BenchError,
     Benchmark,
     BenchSettings,
+    OperationCounter,
     SavedTensorBytes,
     field_points_per_iteration,
     naive_field_forward,
@@ -61,6 +62,17 @@ def test_naive_fields_are_swapped_in_only_inside_the_block(generator: Generator)
     assert "forward" not in vars(field), "the class's batched forward is back"
 
 
+def test_operations_are_counted_forward_and_backward() -> None:
+    x = torch.randn(10, requires_grad=True)
+    with OperationCounter() as counter:
+        (x * 2).sum().backward()
+    forward_only = OperationCounter()
+    with forward_only:
+        with torch.no_grad():
+            (x * 2).sum()
+    assert counter.count > forward_only.count >= 2
+
+
 def test_saved_bytes_count_each_storage_once() -> None:
     x = torch.randn(1000, requires_grad=True)
     y = torch.randn(1000, requires_grad=True)
@@ -92,6 +104,7 @@ def test_a_benchmark_of_the_tiny_method_measures_every_figure() -> None:
         assert result.seconds_per_iteration == pytest.approx(amortized)
         assert result.r1_cost_ratio == pytest.approx(result.seconds_per_r1_iteration / result.seconds_per_plain_iteration)
         assert result.images_per_second > 0 and result.points_per_second > 0
+        assert result.operations_per_iteration > 100
         assert result.field_flops_per_second > 0 and result.matmul_flops_per_second > 0
         assert result.cuda_max_memory_allocated_bytes is None, "CPU run"
     assert kept.naive_seconds_per_iteration > 0 and kept.naive_speedup is not None
@@ -113,6 +126,7 @@ def test_the_command_prints_and_writes_json(tmp_path: Path, capsys: pytest.Captu
     assert row["naive_speedup"] > 0 and row["saved_for_backward_bytes"] > 0
     assert row["seconds_per_plain_iteration"] > 0 and row["seconds_per_r1_iteration"] > 0 and row["r1_cost_ratio"] > 0
     assert report["markdown"].startswith("| method | variant | precision | plain s | R1 s | R1/plain |")
+    assert row["operations_per_iteration"] > 0
     printed = capsys.readouterr().out
     assert "hypernerfgan-tiny" in printed and "faster" in printed
 

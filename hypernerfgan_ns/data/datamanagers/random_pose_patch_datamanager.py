@@ -5,6 +5,15 @@ P x P patch of each camera's full-resolution pixel grid at a random offset (unsc
 level of detail), plus B random real photos with an independent random P x P crop each. Rays come grouped per
 camera, which is the object each ray belongs to: `camera_indices` 0..B-1.
 
+With GRAF's patch-scale annealing (`patch_scale_annealing_images`), a patch instead covers a square of F >= P
+pixels, its P x P rays spread evenly over it, and the real patch is the photo sampled bilinearly at the same points.
+F is drawn uniformly between a smallest footprint and the whole image, and the smallest footprint shrinks from the
+whole image to P over the annealing: the discriminator judges whole objects first and detail later.
+
+Batches are prepared on the CPU (random draws, cameras, rays: small work for a few thousand rays) and reach a GPU
+through pinned memory without waiting, so that preparing the next batch never stalls the GPU's queue of work; the
+training images themselves stay on the GPU when they fit (`max_device_images_gb`).
+
 The evaluation side is nerfstudio's: a dataset of orbit cameras for the viewer, `ns-render` and `ns-eval`.
 """
 
@@ -12,10 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Literal, Optional, Tuple, Type, Union
+from typing import Dict, Literal, Optional, Tuple, Type, TypeVar, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float, Int, UInt8
 from torch import Tensor
 
@@ -37,6 +47,35 @@ UINT8_MAX = 255.0
 
 GIB = float(1 << 30)
 """Bytes per GiB."""
+
+
+TensorOrBundle = TypeVar("TensorOrBundle", Tensor, RayBundle)
+
+
+def to_device(batch: TensorOrBundle, device: Union[torch.device, str]) -> TensorOrBundle:
+    """A CPU tensor (or ray bundle) on the training device; to a GPU through pinned memory and without blocking, so
+    that the copy neither waits for the GPU's queued work nor makes it wait."""
+    if torch.device(device).type != "cuda":
+        return batch.to(device)
+    if isinstance(batch, Tensor):
+        return batch.pin_memory().to(device, non_blocking=True)
+    return batch.pin_memory()._apply_fn_to_fields(lambda field: field.to(device, non_blocking=True))
+
+
+def resample_patches(
+    images: UInt8[Tensor, "images height width 3"],
+    indices: Int[Tensor, "batch"],
+    rows: Float[Tensor, "batch patch"],
+    columns: Float[Tensor, "batch patch"],
+) -> Float[Tensor, "batch patch patch 3"]:
+    """Image `indices[i]` sampled bilinearly at the points (rows[i, u], columns[i, v]), in pixel units with pixel
+    centres at k + 0.5, as values in [0, 1]."""
+    chosen = images[indices].permute(0, 3, 1, 2).float() / UINT8_MAX  # [batch, 3, H, W]
+    height, width = chosen.shape[-2:]
+    y = (2.0 * rows / height - 1.0)[:, :, None].expand(-1, -1, columns.shape[1])
+    x = (2.0 * columns / width - 1.0)[:, None, :].expand(-1, rows.shape[1], -1)
+    grid = torch.stack([x, y], dim=-1)  # grid_sample's (x, y) order
+    return F.grid_sample(chosen, grid, mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
 
 
 def crop_patches(
@@ -68,6 +107,10 @@ class RandomPosePatchDataManagerConfig(DefaultsForMissingFields, VanillaDataMana
     """Side of the square patch rendered per object and cropped per photo (at most the dataparser's resolution)."""
     mirror_real_images: bool = True
     """Flip each real photo horizontally with probability 1/2 (the reference x-flips the dataset)."""
+    patch_scale_annealing_images: int = 0
+    """GRAF's patch-scale annealing over this many training images: patches start by covering the whole image at
+    low resolution and come to include unscaled ones (footprints uniform between P and the shrinking smallest
+    footprint, up to the whole image). 0: unscaled patches only (the reference)."""
     max_device_images_gb: float = 2.0
     """Hold the decoded training images on the training device when they take at most this many GiB (8-bit; 2,000
     images at 128 px take 0.09 GiB) and cut the real patches there: no disk read and no host-to-device copy per
@@ -152,54 +195,91 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         )
 
     def sample_cameras(self, num_cameras: int) -> Cameras:
-        """Full-resolution cameras drawn from the camera prior."""
-        return self.camera_prior.cameras(self.camera_prior.sample_poses(num_cameras), self.resolution).to(self.device)
+        """Full-resolution cameras drawn from the camera prior, on the CPU (where batches are prepared)."""
+        return self.camera_prior.cameras(self.camera_prior.sample_poses(num_cameras), self.resolution)
 
-    def sample_patch_rays(self, cameras: Cameras) -> RayBundle:
-        """Rays through one random P x P patch of each camera's pixel grid, grouped per camera."""
+    def patch_footprints(self, num_patches: int, step: int) -> Optional[Float[Tensor, "patches"]]:
+        """Side in pixels of the image square each patch covers, drawn as GRAF does at iteration `step`; None for
+        unscaled patches (no annealing)."""
+        annealing, patch, resolution = self.config.patch_scale_annealing_images, self.config.patch_size, self.resolution
+        if annealing <= 0 or patch == resolution:
+            return None
+        images_seen = step * self.config.batch_size * self.world_size
+        smallest = resolution - (resolution - patch) * min(1.0, images_seen / annealing)
+        return smallest + torch.rand(num_patches) * (resolution - smallest)
+
+    def patch_points(
+        self, footprints: Float[Tensor, "patches"]
+    ) -> Tuple[Float[Tensor, "patches patch"], Float[Tensor, "patches patch"]]:
+        """Rows and columns, in pixel units, of the P x P points spread over a random square of each footprint."""
+        patch = self.config.patch_size
+        offsets = torch.rand(len(footprints), 2) * (self.resolution - footprints)[:, None]
+        steps = (torch.arange(patch) + 0.5) / patch * footprints[:, None]  # [patches, P]
+        return offsets[:, :1] + steps, offsets[:, 1:] + steps
+
+    def sample_patch_rays(self, cameras: Cameras, footprints: Optional[Tensor] = None) -> RayBundle:
+        """Rays through one random P x P patch of each (CPU) camera's pixel grid (spread over `footprints`, if
+        given), grouped per camera, on the training device."""
         num_cameras, patch = cameras.shape[0], self.config.patch_size
-        offsets = torch.randint(0, self.resolution - patch + 1, (num_cameras, 1, 1, 2))
-        grid = torch.stack(torch.meshgrid(torch.arange(patch), torch.arange(patch), indexing="ij"), dim=-1)
-        coords = (offsets + grid + 0.5).float()  # [cameras, P, P, (y, x)] at pixel centres
+        if footprints is None:
+            offsets = torch.randint(0, self.resolution - patch + 1, (num_cameras, 1, 1, 2))
+            grid = torch.stack(torch.meshgrid(torch.arange(patch), torch.arange(patch), indexing="ij"), dim=-1)
+            coords = (offsets + grid + 0.5).float()  # [cameras, P, P, (y, x)] at pixel centres
+        else:
+            rows, columns = self.patch_points(footprints)
+            coords = torch.stack(torch.broadcast_tensors(rows[:, :, None], columns[:, None, :]), dim=-1)
         camera_indices = torch.arange(num_cameras).view(-1, 1, 1, 1).expand(num_cameras, patch, patch, 1)
-        ray_bundle = cameras.generate_rays(camera_indices=camera_indices.to(self.device), coords=coords.to(self.device))
-        return ray_bundle.flatten()
+        ray_bundle = cameras.generate_rays(camera_indices=camera_indices, coords=coords)
+        return to_device(ray_bundle.flatten(), self.device)
 
     def device_images(self) -> Optional[UInt8[Tensor, "images height width 3"]]:
         """Every training image on the training device, loaded on first use, if they fit `max_device_images_gb`."""
         store = self.image_store
         if self._device_images is None and store.num_images * store.resolution**2 * 3 <= self.config.max_device_images_gb * GIB:
-            self._device_images = torch.from_numpy(np.ascontiguousarray(store.array())).to(self.device)
+            self._device_images = torch.from_numpy(np.array(store.array(), copy=True)).to(self.device)
         return self._device_images
 
-    def sample_real_patches(self, num_images: int) -> Float[Tensor, "batch patch patch 3"]:
-        """Random crops of random photos in [0, 1], x-flipped with probability 1/2 when mirroring.
+    def sample_real_patches(
+        self, num_images: int, footprints: Optional[Tensor] = None
+    ) -> Float[Tensor, "batch patch patch 3"]:
+        """Random crops of random photos in [0, 1] (sampled over `footprints`, if given), x-flipped with
+        probability 1/2 when mirroring.
 
         The random draws are made on the CPU in the same order either way, so holding the images on the device
         changes where the crops are cut, not which.
         """
         store, patch = self.image_store, self.config.patch_size
         indices = torch.randint(0, store.num_images, (num_images,))
-        offsets = torch.randint(0, self.resolution - patch + 1, (num_images, 2))
+        if footprints is None:
+            offsets = torch.randint(0, self.resolution - patch + 1, (num_images, 2))
+        else:
+            rows, columns = self.patch_points(footprints)
         flip = torch.rand(num_images) < 0.5 if self.config.mirror_real_images else None
         images = self.device_images()
-        if images is not None:
-            crops = crop_patches(images, indices.to(self.device), offsets.to(self.device), patch)
+        if images is None:  # read the chosen photos from disk and bring them to the device
+            images = to_device(torch.from_numpy(np.ascontiguousarray(store.read(indices.tolist()))), self.device)
+            indices = torch.arange(num_images)
+        indices = to_device(indices, self.device)
+        if footprints is None:
+            patches = crop_patches(images, indices, to_device(offsets, self.device), patch).float() / UINT8_MAX
         else:
-            batch = torch.from_numpy(np.ascontiguousarray(store.read(indices.tolist())))
-            crops = crop_patches(batch, torch.arange(num_images), offsets, patch).to(self.device)
+            points = to_device(torch.stack([rows, columns]), self.device)
+            patches = resample_patches(images, indices, points[0], points[1])
         if flip is not None:
-            crops = torch.where(flip.to(self.device).view(-1, 1, 1, 1), crops.flip(2), crops)
-        return crops.float() / UINT8_MAX
+            patches = torch.where(to_device(flip, self.device).view(-1, 1, 1, 1), patches.flip(2), patches)
+        return patches
 
     def next_train_rays(self, step: int) -> RayBundle:
         """Rays of B random camera patches: what the generator phase renders."""
-        return self.sample_patch_rays(self.sample_cameras(self.config.batch_size))
+        footprints = self.patch_footprints(self.config.batch_size, step)
+        return self.sample_patch_rays(self.sample_cameras(self.config.batch_size), footprints)
 
     def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
         """Rays of B random camera patches, and B real patches under "image": what the discriminator phase sees."""
         self.train_count += 1
-        return self.next_train_rays(step), {"image": self.sample_real_patches(self.config.batch_size)}
+        rays = self.next_train_rays(step)
+        real = self.sample_real_patches(self.config.batch_size, self.patch_footprints(self.config.batch_size, step))
+        return rays, {"image": real}
 
     def get_train_rays_per_batch(self) -> int:
         return self.config.batch_size * self.config.patch_size**2
