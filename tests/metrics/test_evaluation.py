@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from torch import nn
 
 from hypernerfgan_ns.errors import InceptionUnavailableError
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, inception_distances
@@ -25,25 +24,6 @@ from hypernerfgan_ns.metrics.inception import (
 from hypernerfgan_ns.metrics.swd import sliced_wasserstein_distance
 from hypernerfgan_ns.scripts.metrics_commands import WHEEL_MEMBER, FetchInceptionCommand
 from tests.helpers import micro_config
-
-
-class StandInInception(nn.Module):
-    """A TorchScript-able stand-in for Inception: checks the input size, returns input statistics as features."""
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        assert images.shape[-1] == 299 and images.shape[-2] == 299
-        flat = images.flatten(1)
-        stats = torch.stack([flat.min(dim=1).values, flat.max(dim=1).values, flat.mean(dim=1)], dim=1)
-        per_channel = images.mean(dim=(2, 3))
-        features = torch.cat([stats, per_channel, images[:, :, ::60, ::60].flatten(1)], dim=1)
-        return torch.nn.functional.pad(features, (0, 2048 - features.shape[1]))
-
-
-@pytest.fixture
-def stand_in_weights(tmp_path: Path) -> Path:
-    path = tmp_path / "stand_in_inception.pt"
-    torch.jit.script(StandInInception()).save(str(path))
-    return path
 
 
 def test_fid_matches_the_closed_form_and_kid_vanishes_for_one_distribution() -> None:

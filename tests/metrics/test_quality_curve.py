@@ -19,7 +19,6 @@ from hypernerfgan_ns.scripts.score_samples import RenderSamplesCommand, ScoreCom
 from nerfstudio.utils.eval_utils import eval_setup
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tests.helpers import micro_config, replaced, train
-from tests.metrics.test_evaluation import stand_in_weights  # noqa: F401  (a fixture)
 
 CURVE = QualityCurveConfig(interval_images=8, num_generated=8)
 """A point every 2 iterations of the micro config (4 images each)."""

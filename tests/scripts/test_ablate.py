@@ -38,7 +38,7 @@ from hypernerfgan_ns.scripts.ablate import (
 from hypernerfgan_ns.scripts.cli import parse, run
 from hypernerfgan_ns.scripts.rendering import GUTTER_PIXELS
 from tests.helpers import micro_config
-from tests.metrics.test_evaluation import StandInInception
+from tests.metrics.conftest import StandInInception
 
 MICRO_ITERATIONS = 2
 """Iterations of every trained row: enough for checkpoints, EMA and scores, not for learning."""
