@@ -157,13 +157,7 @@ class HyperNeRFGANTrainer(Trainer):
 
     def setup_quality_curve(self) -> None:
         """Scores the EMA generator after the iterations that cross the curve's interval (main process only)."""
-        curve = QualityCurve(
-            self.config.quality_curve,
-            self.pipeline,
-            self.base_dir / METRICS_FILENAME,
-            self.clock,
-            images_per_step=self.pipeline.batch_size * self.world_size,
-        )
+        curve = QualityCurve(self.config.quality_curve, self.pipeline, self.base_dir / METRICS_FILENAME, self.clock)
         if self.resumed_checkpoint is not None:
             # A resumed run's folder is new: its curve starts with the points of the run it continues.
             curve.continue_from(self.resumed_checkpoint.parent.parent / METRICS_FILENAME, self._start_step - 1)

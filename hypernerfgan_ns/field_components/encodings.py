@@ -36,11 +36,18 @@ class PositionalEncoding(nn.Module):
         self.all_octaves_open = True
 
     def set_progress(self, alpha: float) -> None:
-        """Opens the octaves up to `alpha` (0: none, num_octaves or more: all, as without annealing)."""
-        k = torch.arange(self.num_octaves, dtype=torch.float32)
-        weights = (1.0 - torch.cos(math.pi * (alpha - k).clamp(0.0, 1.0))) / 2.0
-        self.octave_weights.copy_(weights)
-        self.all_octaves_open = alpha >= self.num_octaves
+        """Opens the octaves up to `alpha` (0: none, num_octaves or more: all, as without annealing).
+
+        Called after every training iteration, so it costs nothing once every octave is open (always, without
+        annealing), and otherwise computes the weights where they live: no host-to-device copy, which on a GPU
+        would wait for the queued work.
+        """
+        all_open = alpha >= self.num_octaves
+        if all_open and self.all_octaves_open:
+            return  # the weights are already all ones
+        k = torch.arange(self.num_octaves, dtype=self.octave_weights.dtype, device=self.octave_weights.device)
+        self.octave_weights.copy_((1.0 - torch.cos(math.pi * (alpha - k).clamp(0.0, 1.0))) / 2.0)
+        self.all_octaves_open = all_open
 
     def get_out_dim(self) -> int:
         """Number of output channels."""

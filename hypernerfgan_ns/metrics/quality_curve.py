@@ -153,7 +153,6 @@ class QualityCurve:
         pipeline: the training pipeline (its EMA generator, training images and evaluation protocol).
         path: the run's metrics.jsonl.
         clock: the training's clock.
-        images_per_step: training images per iteration over all devices.
     """
 
     def __init__(
@@ -162,13 +161,11 @@ class QualityCurve:
         pipeline,
         path: Path,
         clock: TrainingClock,
-        images_per_step: int,
     ) -> None:
         self.config = config
         self.pipeline = pipeline
         self.path = path
         self.clock = clock
-        self.images_per_step = images_per_step
         self.last_images_seen: Optional[int] = None
         self.evaluation = dataclasses.replace(pipeline.config.evaluation, num_generated=config.num_generated)
         self._extractor: Any = None
@@ -177,8 +174,9 @@ class QualityCurve:
     # ------------------------------------------------------------------ when
 
     def images_seen(self, step: int) -> int:
-        """Training images shown after iteration `step` (counted from 0)."""
-        return (step + 1) * self.images_per_step
+        """Training images shown after iteration `step` (counted from 0; -1: before the first), as the pipeline
+        counts them for its other schedules."""
+        return self.pipeline.images_seen(step)
 
     def start(self, first_step: int) -> None:
         """Called before the first iteration: the point at zero images for a new run."""
@@ -187,7 +185,8 @@ class QualityCurve:
 
     def after_iteration(self, step: int) -> None:
         """Called after every iteration: a point when the interval is crossed."""
-        if self.config.is_due(self.images_seen(step), self.images_per_step):
+        images = self.images_seen(step)
+        if self.config.is_due(images, images - self.images_seen(step - 1)):
             self.record(step)
 
     def finish(self, step: int) -> None:
