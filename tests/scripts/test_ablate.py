@@ -20,6 +20,7 @@ from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurve
 from hypernerfgan_ns.scripts.ablate import (
     CURVES_FILENAME,
     FID_UNAVAILABLE,
+    MAPPING_LR_FACTOR,
     R1_GAMMA_FACTOR,
     REPORT_JSON,
     REPORT_MARKDOWN,
@@ -228,6 +229,12 @@ def test_rows_change_what_they_say(tiny) -> None:
     faster = row_config(tiny, "lr-x2").optimizers
     assert [faster[name]["optimizer"].lr for name in ("generator", "discriminator")] == [0.005, 0.005]
     assert tiny.optimizers["generator"]["optimizer"].lr == 0.0025, "rows change copies"
+    fastest = row_config(tiny, "lr-x4").optimizers
+    assert [fastest[name]["optimizer"].lr for name in ("generator", "discriminator")] == [0.01, 0.01]
+    mapping = row_config(tiny, f"mapping-lr-x{MAPPING_LR_FACTOR:g}").pipeline.model.mapping_lr_multiplier
+    assert mapping == pytest.approx(tiny.pipeline.model.mapping_lr_multiplier * MAPPING_LR_FACTOR)
+    assert tiny.pipeline.model.density_noise_std > 0
+    assert row_config(tiny, "no-density-noise").pipeline.model.density_noise_std == 0
     half_budget = 10 * 8 // 2  # the fixture's 10 iterations of 8 images
     assert row_config(tiny, "frequency-annealing").pipeline.model.frequency_annealing_images == half_budget
     assert row_config(tiny, "patch-scale-annealing").pipeline.datamanager.patch_scale_annealing_images == half_budget
