@@ -59,8 +59,9 @@ where the coarse pass found the surface."""
 PATCH_SIZES = (8, 16, 32, 64)
 """Patch sides of the `patch-N` rows; the discriminator is built for the patch, so it changes with it."""
 
-R1_GAMMA_FACTOR = 0.1
-"""The `r1-gamma-x...` row multiplies the R1 weight by this (chairs' preset uses a tenth of the others')."""
+R1_GAMMA_FACTORS = (0.1, 10.0)
+"""The `r1-gamma-xF` rows multiply the R1 weight by F: a tenth (chairs' preset uses a tenth of the others') and ten
+times (a smoother discriminator, which may let a faster learning rate stay stable)."""
 
 FEW_OCTAVES = 4
 """Positional-encoding octaves of the `octaves-4` row: a highest frequency of 2^3, whose period (0.8 units) spans
@@ -70,6 +71,10 @@ LEARNING_RATE_FACTORS = (2.0, 4.0, 8.0)
 """The `lr-xF` rows multiply both networks' learning rates by F: the paper's 0.0025 is StyleGAN's, tuned for runs of
 millions of images, not for the first ten thousand. x8 is past the edge of stability on the tiny preset (its samples
 collapse into stripes), so the sweep brackets the best factor."""
+
+SINGLE_NETWORK_LR_FACTOR = 2.0
+"""The `generator-lr-x...` and `discriminator-lr-x...` rows multiply one network's learning rate by this: on top of
+`lr-x4` (`--on-top-of lr-x4`) they ask which network's speed the cliff at x8 belongs to."""
 
 MAPPING_LR_FACTOR = 10.0
 """The `mapping-lr-x...` row multiplies the mapping network's learning-rate multiplier (StyleGAN's 0.01) by this."""
@@ -203,6 +208,15 @@ def scale_learning_rates(factor: float) -> Callable[[HyperNeRFGANTrainerConfig],
     return change
 
 
+def scale_network_learning_rate(network: str, factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """One network's (`generator` or `discriminator`) Adam learning rate times `factor`."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        config.optimizers[network]["optimizer"].lr *= factor
+
+    return change
+
+
 def scale_mapping_learning_rate(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
     """The mapping network's learning-rate multiplier times `factor`."""
 
@@ -252,6 +266,13 @@ ROWS: Dict[str, AblationRow] = {
         f"lr-x{factor:g}": AblationRow(f"both learning rates x{factor:g}", scale_learning_rates(factor))
         for factor in LEARNING_RATE_FACTORS
     },
+    **{
+        f"{network}-lr-x{SINGLE_NETWORK_LR_FACTOR:g}": AblationRow(
+            f"the {network}'s learning rate x{SINGLE_NETWORK_LR_FACTOR:g}",
+            scale_network_learning_rate(network, SINGLE_NETWORK_LR_FACTOR),
+        )
+        for network in ("generator", "discriminator")
+    },
     f"mapping-lr-x{MAPPING_LR_FACTOR:g}": AblationRow(
         f"the mapping network's learning-rate multiplier x{MAPPING_LR_FACTOR:g}",
         scale_mapping_learning_rate(MAPPING_LR_FACTOR),
@@ -265,7 +286,10 @@ ROWS: Dict[str, AblationRow] = {
         f"GRAF's patch scale: whole-image patches shrinking over the first {ANNEALING_FRACTION:.0%} of the images",
         anneal_patch_scale,
     ),
-    f"r1-gamma-x{R1_GAMMA_FACTOR:g}": AblationRow(f"R1 weight x{R1_GAMMA_FACTOR:g}", scale_r1_gamma(R1_GAMMA_FACTOR)),
+    **{
+        f"r1-gamma-x{factor:g}": AblationRow(f"R1 weight x{factor:g}", scale_r1_gamma(factor))
+        for factor in R1_GAMMA_FACTORS
+    },
 }
 """Every row of the study by name, in the order of the table."""
 
@@ -445,10 +469,20 @@ class AblationStudy:
     """Objects on each sample sheet."""
     sample_views: int = DEFAULT_SAMPLE_VIEWS
     """Views per object on each sample sheet."""
+    on_top_of: Tuple[str, ...] = ()
+    """Rows whose changes every row starts from, the baseline included: a study of the other candidates around a
+    kept one (`lr-x4`), so that combinations need no rows of their own."""
 
     def __post_init__(self) -> None:
         # Absolute, so that the runs' config.yml open from any folder (nerfstudio stores output_dir as given).
         self.output = Path(self.output).expanduser().resolve()
+        self.on_top_of = tuple(dict.fromkeys(self.on_top_of))
+        if self.on_top_of:
+            self.base = copy.deepcopy(self.base)
+            for row in self.on_top_of:
+                if row not in ROWS:
+                    raise AblationError(f"Unknown row '{row}' in --on-top-of. The rows are: {', '.join(ROWS)}.")
+                ROWS[row].change(self.base)
         for option, value in {
             "--iterations": self.base.max_num_iterations,
             "--num-generated": self.num_generated,
@@ -467,6 +501,8 @@ class AblationStudy:
             "iterations": self.base.max_num_iterations,
             "seed": self.base.machine.seed,
             "num_generated": self.num_generated,
+            # Only when set, so that the rows of studies made before the option are still reused.
+            **({"on_top_of": list(self.on_top_of)} if self.on_top_of else {}),
         }
 
     def evaluation_config(self) -> Tuple[GANEvaluationConfig, Optional[str]]:
@@ -530,6 +566,8 @@ class AblationStudy:
         """A row not run yet, with the fields it changes."""
         changes = config_changes(self.base, row_config(self.base, row))
         description = ROWS[row].description
+        if row == "baseline" and self.on_top_of:
+            description = f"the method with {' + '.join(self.on_top_of)}"
         return RowResult(row=row, description=description, status="pending", study=self.settings, changes=changes)
 
     def stored_result(self, row: str, quiet: bool = False) -> Optional[RowResult]:
@@ -559,8 +597,9 @@ class AblationStudy:
     def title(self) -> str:
         """The table's caption: the settings every row shares."""
         s = self.settings
+        on_top_of = f" (every row on top of {' + '.join(self.on_top_of)})" if self.on_top_of else ""
         return (
-            f"Ablation of {s['method']} on {s['data']}: {s['iterations']} iterations, seed {s['seed']}, "
+            f"Ablation of {s['method']}{on_top_of} on {s['data']}: {s['iterations']} iterations, seed {s['seed']}, "
             f"{s['num_generated']} EMA samples scored, on {device_name(self.base)}"
         )
 
@@ -723,6 +762,9 @@ class AblateCommand:
     curve_interval_images: Optional[int] = None
     """Score each row's quality curve (metrics.jsonl in its run folder) every this many images; None: as the
     method does; 0: no curve."""
+    on_top_of: Tuple[RowName, ...] = ()
+    """Rows whose changes every row starts from, the baseline included (e.g. lr-x4: the other candidates with the
+    faster learning rate); default: none, every row changes the method alone."""
 
     def main(self) -> None:
         """Runs the study and prints its table."""
@@ -732,5 +774,6 @@ class AblateCommand:
             num_generated=self.num_generated,
             sample_seeds=self.sample_seeds,
             sample_views=self.sample_views,
+            on_top_of=self.on_top_of,
         )
         study.run(self.rows)

@@ -21,12 +21,13 @@ from hypernerfgan_ns.scripts.ablate import (
     CURVES_FILENAME,
     FID_UNAVAILABLE,
     MAPPING_LR_FACTOR,
-    R1_GAMMA_FACTOR,
+    R1_GAMMA_FACTORS,
     REPORT_JSON,
     REPORT_MARKDOWN,
     RESULT_FILENAME,
     ROWS,
     SAMPLES_FILENAME,
+    SINGLE_NETWORK_LR_FACTOR,
     AblateCommand,
     AblationError,
     AblationStudy,
@@ -249,15 +250,44 @@ def test_rows_change_what_they_say(tiny) -> None:
     module.update(step=augment.update_interval - 1, batch_size=4)
     assert float(module.p) == 0.0, "p stays at 0 even when the discriminator overfits"
 
-    r1_row = f"r1-gamma-x{R1_GAMMA_FACTOR:g}"
+    one_network = {
+        network: row_config(tiny, f"{network}-lr-x{SINGLE_NETWORK_LR_FACTOR:g}").optimizers
+        for network in ("generator", "discriminator")
+    }
+    for network, optimizers in one_network.items():
+        other = "discriminator" if network == "generator" else "generator"
+        assert optimizers[network]["optimizer"].lr == pytest.approx(0.0025 * SINGLE_NETWORK_LR_FACTOR)
+        assert optimizers[other]["optimizer"].lr == 0.0025, "the other network keeps its rate"
+
     assert tiny.pipeline.loss.r1_gamma is None, "the method takes the dataset preset's gamma"
     cars, chairs = load_preset("cars").r1_gamma, load_preset("chairs").r1_gamma
-    assert row_config(tiny, r1_row).pipeline.loss.r1_gamma == pytest.approx(cars * R1_GAMMA_FACTOR)
     on_chairs = study_config("hypernerfgan-tiny", Path("chairs"), iterations=10, seed=3)
-    assert row_config(on_chairs, r1_row).pipeline.loss.r1_gamma == pytest.approx(chairs * R1_GAMMA_FACTOR)
+    assert set(R1_GAMMA_FACTORS) == {0.1, 10.0}, "weaker and stronger"
+    for factor in R1_GAMMA_FACTORS:
+        r1_row = f"r1-gamma-x{factor:g}"
+        assert row_config(tiny, r1_row).pipeline.loss.r1_gamma == pytest.approx(cars * factor)
+        assert row_config(on_chairs, r1_row).pipeline.loss.r1_gamma == pytest.approx(chairs * factor)
     tiny.pipeline.loss.r1_gamma = 2.0
-    assert row_config(tiny, r1_row).pipeline.loss.r1_gamma == pytest.approx(2.0 * R1_GAMMA_FACTOR)
+    assert row_config(tiny, "r1-gamma-x10").pipeline.loss.r1_gamma == pytest.approx(20.0)
     assert tiny.pipeline.loss.r1_gamma == 2.0, "rows change copies"
+
+
+def test_a_study_on_top_of_a_row_combines_it_with_every_row(tiny, tmp_path: Path) -> None:
+    study = AblationStudy(base=tiny, output=tmp_path, on_top_of=("lr-x4", "no-density-noise"))
+    assert tiny.optimizers["generator"]["optimizer"].lr == 0.0025, "the method's config is left as it was"
+    assert study.settings["on_top_of"] == ["lr-x4", "no-density-noise"], "rows of other studies are not reused"
+    assert "on top of lr-x4 + no-density-noise" in study.title()
+    baseline = study.pending("baseline")
+    assert baseline.changes == {} and baseline.description == "the method with lr-x4 + no-density-noise"
+    combined = row_config(study.base, "r1-gamma-x10")
+    assert [combined.optimizers[name]["optimizer"].lr for name in ("generator", "discriminator")] == [0.01, 0.01]
+    assert combined.pipeline.model.density_noise_std == 0
+    assert list(study.pending("r1-gamma-x10").changes) == ["pipeline.loss.r1_gamma"], "changes beyond the base"
+    faster_generator = row_config(study.base, f"generator-lr-x{SINGLE_NETWORK_LR_FACTOR:g}").optimizers
+    assert faster_generator["generator"]["optimizer"].lr == pytest.approx(0.01 * SINGLE_NETWORK_LR_FACTOR)
+    assert "on_top_of" not in AblationStudy(base=tiny, output=tmp_path).settings, "older studies stay reusable"
+    with pytest.raises(AblationError, match="Unknown row 'lr-x3' in --on-top-of"):
+        AblationStudy(base=tiny, output=tmp_path, on_top_of=("lr-x3",))
 
 
 def test_the_discriminator_is_built_for_the_rows_patch(tmp_path: Path) -> None:
@@ -276,6 +306,8 @@ def test_the_command_line(tmp_path: Path) -> None:
     assert isinstance(command, AblateCommand)
     assert command.rows == tuple(ROWS) and command.num_generated == 16 and command.seed == 5
     assert parse(common).rows == tuple(ROWS), "all rows by default"
+    assert parse([*common, "--on-top-of", "lr-x4"]).on_top_of == ("lr-x4",)
+    assert parse(common).on_top_of == (), "every row changes the method alone by default"
     with pytest.raises(SystemExit):
         parse([*common, "--rows", "samples-7"])
     run(parse([*common, "--rows", "patch-64"]))  # skipped on 32x32 images: nothing to train
