@@ -3,8 +3,8 @@ reproducible study.
 
     hypernerfgan ablate --method hypernerfgan-tiny --data cars --iterations 400 --output ablations/tiny-cars
 
-Every row changes one thing of the method, trains it in-process for the same number of iterations from the same
-seed (as ns-train seeds), scores its EMA generator (SWD always; FID and KID when Inception weights are on the
+Every row changes one thing of the method, trains it in-process on the same number of images from the same seed
+(as ns-train seeds), scores its EMA generator (SWD always; FID and KID when Inception weights are on the
 machine) and renders a sheet of seeds x views. Per row, in `DIR/<row>/`:
 
     <method>/<timestamp>/   a normal nerfstudio run: config.yml, nerfstudio_models/, tensorboard logs
@@ -78,6 +78,11 @@ SINGLE_NETWORK_LR_FACTOR = 2.0
 
 MAPPING_LR_FACTOR = 10.0
 """The `mapping-lr-x...` row multiplies the mapping network's learning-rate multiplier (StyleGAN's 0.01) by this."""
+
+BATCH_SIZE_FACTORS = (0.5, 2.0)
+"""The `batch-xF` rows multiply the batch by F and divide the iterations by F: the same images seen, F times fewer
+updates. The tiny preset trains on batches of 8 where the paper's configuration takes 4, so x0.5 also asks whether
+the CPU stand-in learns per image as the paper's batch does."""
 
 ANNEALING_FRACTION = 0.5
 """The annealing rows (coarse-to-fine frequencies, patch scale) anneal over this fraction of the study's images."""
@@ -179,6 +184,18 @@ def study_images(config: HyperNeRFGANTrainerConfig) -> int:
     return config.max_num_iterations * config.pipeline.datamanager.batch_size
 
 
+def scale_batch_size(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """Batch size times `factor` at the same budget of images: the iterations change the other way."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        images = study_images(config)
+        datamanager = config.pipeline.datamanager
+        datamanager.batch_size = max(1, round(datamanager.batch_size * factor))
+        config.max_num_iterations = math.ceil(images / datamanager.batch_size)
+
+    return change
+
+
 def anneal_frequencies(config: HyperNeRFGANTrainerConfig) -> None:
     """Positional-encoding octaves faded in coarse to fine over the first part of the budget."""
     config.pipeline.model.frequency_annealing_images = max(1, round(ANNEALING_FRACTION * study_images(config)))
@@ -272,6 +289,13 @@ ROWS: Dict[str, AblationRow] = {
             scale_network_learning_rate(network, SINGLE_NETWORK_LR_FACTOR),
         )
         for network in ("generator", "discriminator")
+    },
+    **{
+        f"batch-x{factor:g}": AblationRow(
+            f"batch x{factor:g}, iterations x{1 / factor:g}: the same images, x{1 / factor:g} the updates",
+            scale_batch_size(factor),
+        )
+        for factor in BATCH_SIZE_FACTORS
     },
     f"mapping-lr-x{MAPPING_LR_FACTOR:g}": AblationRow(
         f"the mapping network's learning-rate multiplier x{MAPPING_LR_FACTOR:g}",
@@ -746,7 +770,8 @@ class AblateCommand:
     data: Path
     """Training images: a built-in set (cars, chairs, planes), a folder, a zip or an SRN folder, as for ns-train."""
     iterations: int
-    """Training iterations of every row: the same fixed budget for all."""
+    """Training iterations of the baseline. Every row sees the same images (iterations x batch): rows that change the
+    batch (`batch-xF`) train for iterations / F."""
     output: Path
     """Study folder: DIR/<row>/ per row, DIR/ablation.md and DIR/ablation.json. Reuse it to continue a study."""
     rows: Tuple[RowName, ...] = tuple(ROWS)

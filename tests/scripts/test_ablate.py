@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 from pathlib import Path
@@ -18,6 +19,7 @@ from hypernerfgan_ns.errors import TrainingDivergedError
 from hypernerfgan_ns.metrics.inception import INCEPTION_ENV_VARIABLE
 from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurveConfig, read_curve
 from hypernerfgan_ns.scripts.ablate import (
+    BATCH_SIZE_FACTORS,
     CURVES_FILENAME,
     FID_UNAVAILABLE,
     MAPPING_LR_FACTOR,
@@ -258,6 +260,17 @@ def test_rows_change_what_they_say(tiny) -> None:
         other = "discriminator" if network == "generator" else "generator"
         assert optimizers[network]["optimizer"].lr == pytest.approx(0.0025 * SINGLE_NETWORK_LR_FACTOR)
         assert optimizers[other]["optimizer"].lr == 0.0025, "the other network keeps its rate"
+
+    assert set(BATCH_SIZE_FACTORS) == {0.5, 2.0}, "more and fewer updates"
+    for factor in BATCH_SIZE_FACTORS:
+        batch_row = row_config(tiny, f"batch-x{factor:g}")
+        assert batch_row.pipeline.datamanager.batch_size == 8 * factor
+        assert batch_row.max_num_iterations == 10 / factor, "the fixture's 80 images, in more or fewer updates"
+    annealed_first = copy.deepcopy(tiny)
+    ROWS["frequency-annealing"].change(annealed_first)
+    ROWS["batch-x0.5"].change(annealed_first)
+    assert annealed_first.pipeline.model.frequency_annealing_images == half_budget, "the same images, annealed"
+    assert (tiny.max_num_iterations, tiny.pipeline.datamanager.batch_size) == (10, 8), "rows change copies"
 
     assert tiny.pipeline.loss.r1_gamma is None, "the method takes the dataset preset's gamma"
     cars, chairs = load_preset("cars").r1_gamma, load_preset("chairs").r1_gamma
