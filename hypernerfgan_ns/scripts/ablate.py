@@ -84,6 +84,15 @@ BATCH_SIZE_FACTORS = (0.5, 2.0)
 updates. The tiny preset trains on batches of 8 where the paper's configuration takes 4, so x0.5 also asks whether
 the CPU stand-in learns per image as the paper's batch does."""
 
+ADAM_BETA2 = 0.9
+"""Adam's second-moment decay of the `adam-beta2-...` row, for both networks: pi-GAN's 0.9, where StyleGAN (and the
+paper) take 0.99. A shorter memory of gradient magnitudes adapts the step sooner to a fast-changing opponent."""
+
+EMA_HALF_LIFE_FACTORS = (0.25, 4.0)
+"""The `ema-xF` rows multiply the EMA's half-life and its ramp-up cap by F: at a budget of 10,000 images the ramp-up
+(5% of the images seen) sets the half-life, 500 images at the end, so x0.25 shows a generator closer to the trained
+one, x4 an average over more of its recent past."""
+
 ANNEALING_FRACTION = 0.5
 """The annealing rows (coarse-to-fine frequencies, patch scale) anneal over this fraction of the study's images."""
 
@@ -243,6 +252,35 @@ def scale_mapping_learning_rate(factor: float) -> Callable[[HyperNeRFGANTrainerC
     return change
 
 
+def set_adam_beta2(beta2: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """Both networks' Adam second-moment decay; the first (0: no momentum) is kept."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        for group in config.optimizers.values():
+            optimizer = group["optimizer"]
+            optimizer.betas = (optimizer.betas[0], beta2)
+
+    return change
+
+
+def scale_ema_half_life(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """The generator EMA's half-life and its ramp-up cap times `factor`: training is unchanged, the evaluated
+    generator averages over `factor` times as many images."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        ema = config.pipeline.ema
+        ema.half_life_images *= factor
+        if ema.rampup is not None:
+            ema.rampup *= factor
+
+    return change
+
+
+def remove_density_prior(config: HyperNeRFGANTrainerConfig) -> None:
+    """No soft sphere added to the raw density: a new generator renders what its random weights make (the reference)."""
+    config.pipeline.model.density_prior_slope = 0.0
+
+
 def remove_density_noise(config: HyperNeRFGANTrainerConfig) -> None:
     """Densities rendered as the field makes them: no regularising noise before the ReLU."""
     config.pipeline.model.density_noise_std = 0.0
@@ -302,6 +340,18 @@ ROWS: Dict[str, AblationRow] = {
         scale_mapping_learning_rate(MAPPING_LR_FACTOR),
     ),
     "no-density-noise": AblationRow("no Gaussian noise on the raw density in training", remove_density_noise),
+    "no-density-prior": AblationRow(
+        "no soft sphere added to the raw density at initialisation (the reference field)", remove_density_prior
+    ),
+    f"adam-beta2-{ADAM_BETA2:g}": AblationRow(
+        f"both networks' Adam beta2 {ADAM_BETA2:g} (pi-GAN's), not 0.99", set_adam_beta2(ADAM_BETA2)
+    ),
+    **{
+        f"ema-x{factor:g}": AblationRow(
+            f"the generator EMA's half-life and ramp-up x{factor:g} (training unchanged)", scale_ema_half_life(factor)
+        )
+        for factor in EMA_HALF_LIFE_FACTORS
+    },
     "frequency-annealing": AblationRow(
         f"positional-encoding octaves faded in coarse to fine over the first {ANNEALING_FRACTION:.0%} of the images",
         anneal_frequencies,

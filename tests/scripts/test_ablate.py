@@ -18,8 +18,10 @@ from hypernerfgan_ns.errors import TrainingDivergedError
 from hypernerfgan_ns.metrics.inception import INCEPTION_ENV_VARIABLE
 from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurveConfig, read_curve
 from hypernerfgan_ns.scripts.ablate import (
+    ADAM_BETA2,
     BATCH_SIZE_FACTORS,
     CURVES_FILENAME,
+    EMA_HALF_LIFE_FACTORS,
     FID_UNAVAILABLE,
     MAPPING_LR_FACTOR,
     R1_GAMMA_FACTORS,
@@ -268,6 +270,19 @@ def test_rows_change_what_they_say(tiny) -> None:
     annealed_first = row_config(row_config(tiny, "frequency-annealing"), "batch-x0.5")
     assert annealed_first.pipeline.model.frequency_annealing_images == half_budget, "the same images, annealed"
     assert (tiny.max_num_iterations, tiny.pipeline.datamanager.batch_size) == (10, 8), "rows change copies"
+
+    assert tiny.pipeline.model.density_prior_slope > 0
+    assert row_config(tiny, "no-density-prior").pipeline.model.density_prior_slope == 0
+    patient = row_config(tiny, f"adam-beta2-{ADAM_BETA2:g}").optimizers
+    assert [patient[name]["optimizer"].betas for name in ("generator", "discriminator")] == [(0.0, ADAM_BETA2)] * 2
+    assert tiny.optimizers["generator"]["optimizer"].betas == (0.0, 0.99), "rows change copies"
+    assert set(EMA_HALF_LIFE_FACTORS) == {0.25, 4.0}, "a shorter and a longer average"
+    for factor in EMA_HALF_LIFE_FACTORS:
+        ema = row_config(tiny, f"ema-x{factor:g}").pipeline.ema
+        assert ema.half_life_images == pytest.approx(tiny.pipeline.ema.half_life_images * factor)
+        assert ema.rampup == pytest.approx(tiny.pipeline.ema.rampup * factor)
+        at_the_budget = 10_000  # images seen: the ramp-up sets the half-life, so the decay per image changes
+        assert ema.beta(at_the_budget, 8) == pytest.approx(tiny.pipeline.ema.beta(at_the_budget, 8) ** (1 / factor))
 
     assert tiny.pipeline.loss.r1_gamma is None, "the method takes the dataset preset's gamma"
     cars, chairs = load_preset("cars").r1_gamma, load_preset("chairs").r1_gamma
