@@ -273,8 +273,9 @@ def test_rows_change_what_they_say(tiny) -> None:
 
     assert tiny.pipeline.model.density_prior_slope > 0
     assert row_config(tiny, "no-density-prior").pipeline.model.density_prior_slope == 0
-    patient = row_config(tiny, f"adam-beta2-{ADAM_BETA2:g}").optimizers
-    assert [patient[name]["optimizer"].betas for name in ("generator", "discriminator")] == [(0.0, ADAM_BETA2)] * 2
+    shorter_memory = row_config(tiny, f"adam-beta2-{ADAM_BETA2:g}").optimizers
+    betas = [shorter_memory[name]["optimizer"].betas for name in ("generator", "discriminator")]
+    assert betas == [(0.0, ADAM_BETA2)] * 2, "beta1 (no momentum) kept, beta2 changed, in both networks"
     assert tiny.optimizers["generator"]["optimizer"].betas == (0.0, 0.99), "rows change copies"
     assert set(EMA_HALF_LIFE_FACTORS) == {0.25, 4.0}, "a shorter and a longer average"
     for factor in EMA_HALF_LIFE_FACTORS:
