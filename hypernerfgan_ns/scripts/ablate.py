@@ -344,7 +344,7 @@ ROWS: Dict[str, AblationRow] = {
         "no soft sphere added to the raw density at initialisation (the reference field)", remove_density_prior
     ),
     f"adam-beta2-{ADAM_BETA2:g}": AblationRow(
-        f"both networks' Adam beta2 {ADAM_BETA2:g} (pi-GAN's), not 0.99", set_adam_beta2(ADAM_BETA2)
+        f"both networks' Adam beta2 {ADAM_BETA2:g} (pi-GAN's)", set_adam_beta2(ADAM_BETA2)
     ),
     **{
         f"ema-x{factor:g}": AblationRow(
