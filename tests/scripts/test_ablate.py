@@ -23,6 +23,7 @@ from hypernerfgan_ns.scripts.ablate import (
     CURVES_FILENAME,
     EMA_HALF_LIFE_FACTORS,
     FID_UNAVAILABLE,
+    LEARNING_RATE_FACTORS,
     MAPPING_LR_FACTOR,
     R1_GAMMA_FACTORS,
     REPORT_JSON,
@@ -207,6 +208,11 @@ def test_ctrl_c_stops_the_study_and_leaves_the_row_unfinished(tmp_path: Path, mo
 # ---------------------------------------------------------------------------------------------------------- the rows
 
 
+def learning_rates(config: HyperNeRFGANTrainerConfig) -> List[float]:
+    """The generator's and the discriminator's Adam learning rates."""
+    return [config.optimizers[name]["optimizer"].lr for name in ("generator", "discriminator")]
+
+
 @pytest.fixture
 def tiny() -> HyperNeRFGANTrainerConfig:
     return study_config("hypernerfgan-tiny", Path("cars"), iterations=10, seed=3)
@@ -230,17 +236,20 @@ def test_rows_change_what_they_say(tiny) -> None:
     assert row_config(tiny, "patch-16").pipeline.datamanager.patch_size == 16
 
     assert row_config(tiny, "octaves-4").pipeline.model.num_octaves == 4 != tiny.pipeline.model.num_octaves
+    assert set(LEARNING_RATE_FACTORS) == {0.25, 2.0, 4.0, 8.0}, "the paper's rate and three faster ones"
+    paper = row_config(tiny, "lr-x0.25").optimizers
+    assert [paper[name]["optimizer"].lr for name in ("generator", "discriminator")] == [0.0025, 0.0025]
     faster = row_config(tiny, "lr-x2").optimizers
-    assert [faster[name]["optimizer"].lr for name in ("generator", "discriminator")] == [0.005, 0.005]
-    assert tiny.optimizers["generator"]["optimizer"].lr == 0.0025, "rows change copies"
-    fastest = row_config(tiny, "lr-x4").optimizers
-    assert [fastest[name]["optimizer"].lr for name in ("generator", "discriminator")] == [0.01, 0.01]
+    assert [faster[name]["optimizer"].lr for name in ("generator", "discriminator")] == [0.02, 0.02]
+    assert tiny.optimizers["generator"]["optimizer"].lr == 0.01, "rows change copies"
     mapping = row_config(tiny, f"mapping-lr-x{MAPPING_LR_FACTOR:g}").pipeline.model.mapping_lr_multiplier
     assert mapping == pytest.approx(tiny.pipeline.model.mapping_lr_multiplier * MAPPING_LR_FACTOR)
     assert tiny.pipeline.model.density_noise_std > 0
     assert row_config(tiny, "no-density-noise").pipeline.model.density_noise_std == 0
-    half_budget = 10 * 8 // 2  # the fixture's 10 iterations of 8 images
+    half_budget = 10 * 4 // 2  # the fixture's 10 iterations of 4 images
+    assert tiny.pipeline.model.frequency_annealing_images == 5_000
     assert row_config(tiny, "frequency-annealing").pipeline.model.frequency_annealing_images == half_budget
+    assert row_config(tiny, "no-frequency-annealing").pipeline.model.frequency_annealing_images == 0
     assert row_config(tiny, "patch-scale-annealing").pipeline.datamanager.patch_scale_annealing_images == half_budget
     assert tiny.pipeline.model.bound_density_to_object
     assert not row_config(tiny, "no-density-bound").pipeline.model.bound_density_to_object
@@ -259,17 +268,17 @@ def test_rows_change_what_they_say(tiny) -> None:
     }
     for network, optimizers in one_network.items():
         other = "discriminator" if network == "generator" else "generator"
-        assert optimizers[network]["optimizer"].lr == pytest.approx(0.0025 * SINGLE_NETWORK_LR_FACTOR)
-        assert optimizers[other]["optimizer"].lr == 0.0025, "the other network keeps its rate"
+        assert optimizers[network]["optimizer"].lr == pytest.approx(0.01 * SINGLE_NETWORK_LR_FACTOR)
+        assert optimizers[other]["optimizer"].lr == 0.01, "the other network keeps its rate"
 
     assert set(BATCH_SIZE_FACTORS) == {0.5, 2.0}, "more and fewer updates"
     for factor in BATCH_SIZE_FACTORS:
         batch_row = row_config(tiny, f"batch-x{factor:g}")
-        assert batch_row.pipeline.datamanager.batch_size == 8 * factor
-        assert batch_row.max_num_iterations == 10 / factor, "the fixture's 80 images, in more or fewer updates"
+        assert batch_row.pipeline.datamanager.batch_size == 4 * factor
+        assert batch_row.max_num_iterations == 10 / factor, "the fixture's 40 images, in more or fewer updates"
     annealed_first = row_config(row_config(tiny, "frequency-annealing"), "batch-x0.5")
     assert annealed_first.pipeline.model.frequency_annealing_images == half_budget, "the same images, annealed"
-    assert (tiny.max_num_iterations, tiny.pipeline.datamanager.batch_size) == (10, 8), "rows change copies"
+    assert (tiny.max_num_iterations, tiny.pipeline.datamanager.batch_size) == (10, 4), "rows change copies"
 
     assert tiny.pipeline.model.density_prior_slope > 0
     assert row_config(tiny, "no-density-prior").pipeline.model.density_prior_slope == 0
@@ -283,7 +292,7 @@ def test_rows_change_what_they_say(tiny) -> None:
         assert ema.half_life_images == pytest.approx(tiny.pipeline.ema.half_life_images * factor)
         assert ema.rampup == pytest.approx(tiny.pipeline.ema.rampup * factor)
         at_the_budget = 10_000  # images seen: the ramp-up sets the half-life, so the decay per image changes
-        assert ema.beta(at_the_budget, 8) == pytest.approx(tiny.pipeline.ema.beta(at_the_budget, 8) ** (1 / factor))
+        assert ema.beta(at_the_budget, 4) == pytest.approx(tiny.pipeline.ema.beta(at_the_budget, 4) ** (1 / factor))
 
     assert tiny.pipeline.loss.r1_gamma is None, "the method takes the dataset preset's gamma"
     cars, chairs = load_preset("cars").r1_gamma, load_preset("chairs").r1_gamma
@@ -300,20 +309,39 @@ def test_rows_change_what_they_say(tiny) -> None:
 
 def test_a_study_on_top_of_a_row_combines_it_with_every_row(tiny, tmp_path: Path) -> None:
     study = AblationStudy(base=tiny, output=tmp_path, on_top_of=("lr-x4", "no-density-noise"))
-    assert tiny.optimizers["generator"]["optimizer"].lr == 0.0025, "the method's config is left as it was"
+    assert tiny.optimizers["generator"]["optimizer"].lr == 0.01, "the method's config is left as it was"
     assert study.settings["on_top_of"] == ["lr-x4", "no-density-noise"], "rows of other studies are not reused"
     assert "on top of lr-x4 + no-density-noise" in study.title()
     baseline = study.pending("baseline")
     assert baseline.changes == {} and baseline.description == "the method with lr-x4 + no-density-noise"
     combined = row_config(study.base, "r1-gamma-x10")
-    assert [combined.optimizers[name]["optimizer"].lr for name in ("generator", "discriminator")] == [0.01, 0.01]
+    assert [combined.optimizers[name]["optimizer"].lr for name in ("generator", "discriminator")] == [0.04, 0.04]
     assert combined.pipeline.model.density_noise_std == 0
     assert list(study.pending("r1-gamma-x10").changes) == ["pipeline.loss.r1_gamma"], "changes beyond the base"
     faster_generator = row_config(study.base, f"generator-lr-x{SINGLE_NETWORK_LR_FACTOR:g}").optimizers
-    assert faster_generator["generator"]["optimizer"].lr == pytest.approx(0.01 * SINGLE_NETWORK_LR_FACTOR)
+    assert faster_generator["generator"]["optimizer"].lr == pytest.approx(0.04 * SINGLE_NETWORK_LR_FACTOR)
     assert "on_top_of" not in AblationStudy(base=tiny, output=tmp_path).settings, "older studies stay reusable"
     with pytest.raises(AblationError, match="Unknown row 'lr-x3' in --on-top-of"):
         AblationStudy(base=tiny, output=tmp_path, on_top_of=("lr-x3",))
+
+
+def test_the_papers_recipe_and_the_old_tiny_preset_are_rows_away(tiny, tmp_path: Path) -> None:
+    """The README's CPU study ran when the presets trained with the paper's recipe (and the tiny preset on batches
+    of 8): `--on-top-of lr-x0.25 no-frequency-annealing batch-x2` gives that baseline back, and the recipe on top of
+    it gives today's presets."""
+    old = AblationStudy(base=tiny, output=tmp_path, on_top_of=("lr-x0.25", "no-frequency-annealing", "batch-x2")).base
+    assert learning_rates(old) == [0.0025, 0.0025]
+    assert old.pipeline.model.frequency_annealing_images == 0
+    assert (old.pipeline.datamanager.batch_size, old.max_num_iterations) == (8, 5), "the same 40 images"
+
+    recipe = AblationStudy(
+        base=tiny,
+        output=tmp_path,
+        on_top_of=("lr-x0.25", "no-frequency-annealing", "batch-x2", "lr-x4", "frequency-annealing", "batch-x0.5"),
+    ).base
+    assert learning_rates(recipe) == learning_rates(tiny) == [0.01, 0.01]
+    assert (recipe.pipeline.datamanager.batch_size, recipe.max_num_iterations) == (4, 10)
+    assert recipe.pipeline.model.frequency_annealing_images == 20, "annealed over half of the study's images"
 
 
 def test_the_discriminator_is_built_for_the_rows_patch(tmp_path: Path) -> None:
