@@ -70,7 +70,9 @@ class EqualizedLinear(nn.Module):
 
     def forward(self, x: Float[Tensor, "*batch in_features"]) -> Float[Tensor, "*batch out_features"]:
         weight = self.weight.to(x.dtype) * self.weight_gain
-        bias = self.bias.to(x.dtype) * self.bias_gain
+        bias = self.bias.to(x.dtype)
+        if self.bias_gain != 1.0:  # one operation less, forward and backward
+            bias = bias * self.bias_gain
         return apply_activation(F.linear(x, weight, bias), self.activation)
 
     def extra_repr(self) -> str:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import List, Sequence
 
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
@@ -60,11 +62,26 @@ class FMMHead(nn.Module):
         return self.rank * (self.in_features + self.out_features)
 
     def forward(self, w: Float[Tensor, "objects w_dim"]) -> FMMFactors:
-        styles = self.affine(w)
-        num_left = self.out_features * self.rank
-        left = styles[:, :num_left].reshape(-1, self.out_features, self.rank)
-        right = styles[:, num_left:].reshape(-1, self.rank, self.in_features)
-        return FMMFactors(left=left, right=right)
+        return fmm_factors([self], w)[0]
+
+
+def fmm_factors(heads: Sequence[FMMHead], w: Float[Tensor, "objects w_dim"]) -> List[FMMFactors]:
+    """Every head's factors from one matmul: the heads read the same w with the same gains, so their weights side by
+    side are one affine layer. One matmul and one split instead of a matmul and two slices per target layer, forward
+    and backward: on a GPU, where each operation costs a fixed launch, that is a fixed cost per iteration saved."""
+    affine = heads[0].affine
+    weight = torch.cat([head.affine.weight for head in heads]).to(w.dtype) * affine.weight_gain
+    bias = torch.cat([head.affine.bias for head in heads]).to(w.dtype)
+    if affine.bias_gain != 1.0:
+        bias = bias * affine.bias_gain
+    sizes = [size for head in heads for size in (head.out_features * head.rank, head.rank * head.in_features)]
+    parts = F.linear(w, weight, bias).split(sizes, dim=1)
+    return [
+        FMMFactors(
+            left=left.reshape(-1, head.out_features, head.rank), right=right.reshape(-1, head.rank, head.in_features)
+        )
+        for head, left, right in zip(heads, parts[0::2], parts[1::2])
+    ]
 
 
 def modulated_weight(

@@ -312,14 +312,21 @@ class HyperNeRFGANModel(Model):
 
     @staticmethod
     def check_rays_grouped_by_object(object_indices: Tensor, num_objects: int) -> None:
-        """Batched rendering needs rays ordered by object in equal blocks; anything else is a caller bug."""
+        """Batched rendering needs rays ordered by object in equal blocks; anything else is a caller bug.
+
+        The layout is checked where the indices are, without the host waiting for the device (a training
+        iteration waits once, for the grad scaler): on a GPU a wrong layout fails the next synchronisation with this
+        message, on the CPU it fails here.
+        """
         num_rays = object_indices.shape[0]
-        expected = torch.arange(num_objects, device=object_indices.device).repeat_interleave(num_rays // num_objects)
-        if num_rays % num_objects != 0 or not torch.equal(object_indices, expected):
-            raise ValueError(
-                f"Rays must come grouped by object in {num_objects} equal contiguous blocks "
-                f"(camera_indices 0,0,...,1,1,...); got {num_rays} rays with another layout."
-            )
+        message = (
+            f"Rays must come grouped by object in {num_objects} equal contiguous blocks (camera_indices "
+            f"0,0,...,1,1,...); got {num_rays} rays with another layout."
+        )
+        if num_rays % num_objects != 0:
+            raise ValueError(message)
+        objects = torch.arange(num_objects, device=object_indices.device)
+        torch._assert_async((object_indices.view(num_objects, -1) == objects[:, None]).all(), message)
 
     # ------------------------------------------------------------------ nerfstudio's evaluation hooks
 

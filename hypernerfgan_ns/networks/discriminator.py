@@ -121,7 +121,8 @@ class EqualizedConv2d(nn.Module):
             x = F.conv2d(x, weight, bias, stride=stride, padding=self.padding)
         x = apply_activation(x, self.activation, inplace=True)  # conv2d's backward does not need its output
         if self.conv_clamp is not None:
-            x = x.clamp(-self.conv_clamp, self.conv_clamp)
+            # hardtanh is clamp with a one-kernel derivative; clamp's backward is five kernels (masks and a where).
+            x = F.hardtanh(x, -self.conv_clamp, self.conv_clamp)
         return x
 
 

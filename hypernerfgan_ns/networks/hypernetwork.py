@@ -18,7 +18,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from hypernerfgan_ns.field_components.equalized_linear import EqualizedLinear
-from hypernerfgan_ns.field_components.fmm import FMMFactors, FMMHead
+from hypernerfgan_ns.field_components.fmm import FMMFactors, FMMHead, fmm_factors
 
 SECOND_MOMENT_EPS = 1e-8
 """Stabiliser of the z normalisation."""
@@ -114,4 +114,4 @@ class HyperNetwork(nn.Module):
 
     def forward(self, z: Float[Tensor, "objects latent_dim"], truncation_psi: float = 1.0) -> List[FMMFactors]:
         w = self.mapping(z, truncation_psi=truncation_psi)
-        return [head(w) for head in self.heads]
+        return fmm_factors(self.heads, w)

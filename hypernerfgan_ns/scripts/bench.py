@@ -15,6 +15,9 @@ adaptive augmentation. Per row it reports
     ops/iter              tensor operations dispatched in one plain iteration (forward, backward, optimizers, EMA),
                           counted below autograd: the host's per-iteration work, which on a GPU is a fixed cost
                           of launches however small the batch; the same on any device
+    host waits/iter       operations in that iteration that read a value of an accelerator's tensor on the host
+                          (`.item()`, `torch.equal`, `nonzero`, ...): each makes the host wait for the device, so
+                          the next launches cannot run ahead of it; "-" on the CPU, where nothing waits
     saved for backward    bytes of every tensor autograd keeps for the backward passes of one iteration, counted
                           once per storage with `torch.autograd.graph.saved_tensors_hooks`: the same on any device
     CUDA peak             `torch.cuda.max_memory_allocated` over the timed iterations (CUDA only)
@@ -136,15 +139,35 @@ BASELINE_VARIANT = "savers-off"
 # Measuring.
 
 
+HOST_READS = frozenset(
+    [
+        torch.ops.aten._local_scalar_dense.default,  # .item(), float(t), bool(t), if t: ...
+        torch.ops.aten.equal.default,
+        torch.ops.aten.is_nonzero.default,
+        torch.ops.aten.nonzero.default,  # output size depends on the values
+        torch.ops.aten.masked_select.default,
+    ]
+)
+"""Operations whose result the host can only have once the device has computed their inputs."""
+
+
+def waits_for_device(func: Any, args: Sequence[Any]) -> bool:
+    """Whether dispatching `func` on `args` makes the host wait for an accelerator (a CPU tensor is already there)."""
+    return func in HOST_READS and any(isinstance(arg, Tensor) and arg.device.type != "cpu" for arg in args)
+
+
 class OperationCounter(TorchDispatchMode):
-    """Counts the tensor operations dispatched while active (below autograd, so backward's count too)."""
+    """Counts the tensor operations dispatched while active (below autograd, so backward's count too), and those
+    among them that make the host wait for an accelerator."""
 
     def __init__(self) -> None:
         super().__init__()
         self.count = 0
+        self.host_waits = 0
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         self.count += 1
+        self.host_waits += waits_for_device(func, args)
         return func(*args, **(kwargs or {}))
 
 
@@ -289,6 +312,8 @@ class BenchResult:
     field_points_per_iteration: int = 0
     operations_per_iteration: Optional[int] = None
     """Tensor operations dispatched in one plain iteration."""
+    host_waits_per_iteration: Optional[int] = None
+    """Of those, the ones that make the host wait for the device; None on the CPU (nothing to wait for)."""
     saved_for_backward_bytes: Optional[int] = None
     """Per iteration (both phases), measured in the first warm-up iteration."""
     cuda_max_memory_allocated_bytes: Optional[int] = None
@@ -354,11 +379,11 @@ def _number(value: Optional[float], format_spec: str, scale: float = 1.0) -> str
 
 TABLE_COLUMNS = (
     "method", "variant", "precision", "plain s", "R1 s", "R1/plain", "s/iter", "images/s", "Mpoints/s", "ops/iter",
-    "saved GiB", "CUDA GiB", "GFLOP/s", "of matmul", "naive s/iter", "speed-up",
+    "host waits", "saved GiB", "CUDA GiB", "GFLOP/s", "of matmul", "naive s/iter", "speed-up",
 )
 """Columns of the table. plain s, R1 s: seconds of a plain and of a lazy-R1 iteration; s/iter: their average over
 an R1 interval, from which images/s and Mpoints/s follow; ops/iter: tensor operations dispatched in a plain
-iteration; saved GiB: bytes saved for backward per iteration (the
+iteration; host waits: how many of them wait for the device (on a GPU); saved GiB: bytes saved for backward per iteration (the
 R1 one); CUDA GiB: peak allocated; GFLOP/s: the target MLP's, and what fraction of a plain matmul's it is; naive:
 the reference structure's seconds per plain iteration, and our speed-up over it."""
 
@@ -378,6 +403,7 @@ def table_cells(result: BenchResult) -> List[str]:
         _number(result.images_per_second, ".2f"),
         _number(result.points_per_second, ".2f", 1e6),
         _number(result.operations_per_iteration, ",.0f"),
+        _number(result.host_waits_per_iteration, "d"),
         _number(result.saved_for_backward_bytes, ".2f", GIB),
         _number(result.cuda_max_memory_allocated_bytes, ".2f", GIB),
         _number(result.field_flops_per_second, ".1f", 1e9),
@@ -473,7 +499,10 @@ class Benchmark:
                     result.seconds_per_plain_iteration = self.time_iterations(trainer, plain_steps)
                     if r1_steps:
                         result.seconds_per_r1_iteration = self.time_iterations(trainer, r1_steps)
-                    result.operations_per_iteration = self.count_operations(trainer, plain_steps[0])
+                    counter = self.count_operations(trainer, plain_steps[0])
+                    result.operations_per_iteration = counter.count
+                    if device.type != "cpu":
+                        result.host_waits_per_iteration = counter.host_waits
                     if device.type == "cuda":
                         result.cuda_max_memory_allocated_bytes = torch.cuda.max_memory_allocated(device)
                     self.time_field(trainer, result)
@@ -499,11 +528,11 @@ class Benchmark:
         return counter.total_bytes
 
     @classmethod
-    def count_operations(cls, trainer: HyperNeRFGANTrainer, step: int) -> int:
-        """Tensor operations dispatched by one iteration at `step`."""
+    def count_operations(cls, trainer: HyperNeRFGANTrainer, step: int) -> OperationCounter:
+        """The tensor operations dispatched by one iteration at `step`, counted."""
         with OperationCounter() as counter:
             cls.iteration(trainer, step)
-        return counter.count
+        return counter
 
     def timed_steps(self, trainer: HyperNeRFGANTrainer) -> Tuple[List[int], List[int]]:
         """The steps of the timed plain iterations and of the timed R1 iterations, after running the remaining

@@ -45,5 +45,5 @@ class EMAConfig(DefaultsForMissingFields, PrintableConfig):
 def update_ema(ema_module: nn.Module, module: nn.Module, beta: float) -> None:
     """ema <- beta * ema + (1 - beta) * module for parameters; buffers copied. One multi-tensor operation each,
     not one per parameter."""
-    torch._foreach_lerp_(list(ema_module.parameters()), [param.detach() for param in module.parameters()], 1.0 - beta)
+    torch._foreach_lerp_(list(ema_module.parameters()), list(module.parameters()), 1.0 - beta)
     torch._foreach_copy_(list(ema_module.buffers()), list(module.buffers()))

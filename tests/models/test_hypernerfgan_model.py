@@ -81,8 +81,10 @@ def test_training_forward_renders_a_batch_of_objects_grouped_by_camera(preset: D
     assert model.generator.field.layers[0].weight.grad is not None
     assert all(p.grad is None for p in model.generator_ema.parameters())
     shuffled = bundle[torch.randperm(48)]
-    with pytest.raises(ValueError, match="grouped by object"):
+    with pytest.raises(RuntimeError, match="grouped by object"):  # checked without waiting for a GPU
         model(shuffled, latents=torch.randn(3, model.config.latent_dim))
+    with pytest.raises(ValueError, match="grouped by object"):
+        model(bundle[:47], latents=torch.randn(3, model.config.latent_dim))
 
 
 def test_importance_sampling_renders_with_both_passes(preset: DatasetPreset) -> None:

@@ -41,8 +41,9 @@ def test_non_power_of_two_patches_are_refused() -> None:
 
 @pytest.mark.parametrize("kernel_size", [1, 3])
 def test_downsampling_convolutions_equal_blur_then_strided_conv(kernel_size: int) -> None:
-    """The 1x1 skip lets its filter subsample and every activation runs in place: the same values and gradients
-    as the textbook order (full-size blur, strided conv, out-of-place leaky ReLU, clamp)."""
+    """The 1x1 skip lets its filter subsample, every activation runs in place and the clamp is a hardtanh: the same
+    values, gradients and second derivatives (R1's) as the textbook order (full-size blur, strided conv,
+    out-of-place leaky ReLU, clamp)."""
     torch.manual_seed(0)
     conv = EqualizedConv2d(8, 16, kernel_size, activation="lrelu", downsample=True, conv_clamp=1.0)
     conv.bias.data.normal_()
@@ -54,9 +55,12 @@ def test_downsampling_convolutions_equal_blur_then_strided_conv(kernel_size: int
                        padding=kernel_size // 2)
         return F.leaky_relu(out, 0.2).clamp(-1.0, 1.0)
 
-    expected = textbook(x)
-    (expected_grad,) = torch.autograd.grad(expected.square().sum(), x)
-    actual = conv(x)
-    (actual_grad,) = torch.autograd.grad(actual.square().sum(), x)
-    torch.testing.assert_close(actual, expected)
-    torch.testing.assert_close(actual_grad, expected_grad)
+    def value_gradient_and_r1_gradient(layer) -> tuple:
+        out = layer(x)
+        assert (out.abs() == 1.0).any(), "the clamp must be active somewhere for this test to mean anything"
+        (grad,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+        r1_grads = torch.autograd.grad(grad.square().sum(), [x, conv.weight, conv.bias])
+        return out, grad, *r1_grads
+
+    for actual, expected in zip(value_gradient_and_r1_gradient(conv), value_gradient_and_r1_gradient(textbook)):
+        torch.testing.assert_close(actual, expected)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hypernerfgan_ns.field_components.fmm import FMMFactors, FMMHead, modulated_weight
+from hypernerfgan_ns.field_components.fmm import FMMFactors, FMMHead, fmm_factors, modulated_weight
 from hypernerfgan_ns.networks.generator import Generator
 from hypernerfgan_ns.networks.hypernetwork import MappingNetwork
 
@@ -33,6 +33,19 @@ def test_fmm_head_generates_rank_times_in_plus_out_numbers_per_layer() -> None:
     assert generated == head.num_generated() == 10 * (128 + 128) == 2560
     assert 128 * 128 / generated == 6.4
     assert factors.left.shape == (3, 128, 10) and factors.right.shape == (3, 10, 128)
+
+
+def test_all_heads_in_one_matmul_give_each_head_its_own_layout() -> None:
+    """The heads' fused matmul splits into each head's [A row-major, then B row-major] (the reference's layout)."""
+    heads = small_generator().hypernetwork.heads
+    for head in heads:
+        head.affine.bias.data.normal_()
+    w = torch.randn(3, 16)
+    for head, factors in zip(heads, fmm_factors(heads, w)):
+        styles = head.affine(w)
+        num_left = head.out_features * head.rank
+        torch.testing.assert_close(factors.left, styles[:, :num_left].reshape(3, head.out_features, head.rank))
+        torch.testing.assert_close(factors.right, styles[:, num_left:].reshape(3, head.rank, head.in_features))
 
 
 def test_modulated_weight_rows_have_unit_norm_and_follow_the_fmm_formula() -> None:

@@ -20,6 +20,7 @@ from hypernerfgan_ns.scripts.bench import (
     field_points_per_iteration,
     naive_field_forward,
     naive_target_fields,
+    waits_for_device,
 )
 from hypernerfgan_ns.scripts.cli import parse, run
 from nerfstudio.field_components.field_heads import FieldHeadNames
@@ -73,6 +74,19 @@ def test_operations_are_counted_forward_and_backward() -> None:
     assert counter.count > forward_only.count >= 2
 
 
+def test_host_waits_are_reads_of_device_values_only() -> None:
+    """`.item()` of a CPU tensor costs the host nothing; of an accelerator's tensor (a meta tensor stands in for
+    one here) it waits for the device, and so do `torch.equal` and `nonzero`. Arithmetic never waits."""
+    on_cpu, on_device = torch.ones(3), torch.ones(3, device="meta")
+    for func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default):
+        assert waits_for_device(func, (on_device,)) and not waits_for_device(func, (on_cpu,))
+    assert waits_for_device(torch.ops.aten.equal.default, (on_cpu, on_device))
+    assert not waits_for_device(torch.ops.aten.add.Tensor, (on_device, on_device))
+    with OperationCounter() as counter:
+        float(on_cpu.sum())
+    assert counter.count == 2 and counter.host_waits == 0
+
+
 def test_saved_bytes_count_each_storage_once() -> None:
     x = torch.randn(1000, requires_grad=True)
     y = torch.randn(1000, requires_grad=True)
@@ -107,7 +121,7 @@ def test_a_benchmark_of_the_tiny_method_measures_every_figure() -> None:
         assert result.images_per_second > 0 and result.points_per_second > 0
         assert result.operations_per_iteration > 100
         assert result.field_flops_per_second > 0 and result.matmul_flops_per_second > 0
-        assert result.cuda_max_memory_allocated_bytes is None, "CPU run"
+        assert result.cuda_max_memory_allocated_bytes is None and result.host_waits_per_iteration is None, "CPU run"
     assert kept.naive_seconds_per_iteration > 0 and kept.naive_speedup is not None
     assert recomputed.naive_seconds_per_iteration is None
     # Recomputation keeps no target-MLP activations: the whole iteration saves far fewer bytes for backward.
