@@ -155,17 +155,22 @@ class MinibatchStdDev(nn.Module):
         self.group_size = group_size
         self.num_channels = num_channels
 
-    def forward(self, x: Float[Tensor, "batch channels height width"]) -> Tensor:
-        batch, channels, height, width = x.shape
+    def forward(self, x: Float[Tensor, "batch channels height width"], num_batches: int = 1) -> Tensor:
+        """Groups take every (batch / group)-th sample, as in StyleGAN2; `x` may hold `num_batches` equal batches one
+        after another, each grouped on its own (no group mixes two of them)."""
+        total, channels, height, width = x.shape
+        batch = total // num_batches
         group = min(self.group_size, batch)
-        if batch % group != 0:
-            raise ValueError(f"The batch ({batch}) must divide into minibatch-std groups of {group}.")
+        if total % num_batches != 0 or batch % group != 0:
+            raise ValueError(
+                f"The batch ({total} as {num_batches} equal part(s)) must divide into minibatch-std groups of {group}."
+            )
         features = self.num_channels
-        y = x.reshape(group, -1, features, channels // features, height, width)
-        y = (y - y.mean(dim=0)).square().mean(dim=0)
-        y = (y + MBSTD_EPS).sqrt().mean(dim=[2, 3, 4])  # [batch / group, features]
-        y = y.reshape(-1, features, 1, 1).repeat(group, 1, height, width)
-        return torch.cat([x, y], dim=1)
+        y = x.reshape(num_batches, group, -1, features, channels // features, height, width)
+        y = (y - y.mean(dim=1, keepdim=True)).square().mean(dim=1)
+        y = (y + MBSTD_EPS).sqrt().mean(dim=[3, 4, 5])  # [num_batches, batch / group, features]
+        y = y.reshape(num_batches, 1, -1, features, 1, 1).repeat(1, group, 1, 1, height, width)
+        return torch.cat([x, y.reshape(total, features, height, width)], dim=1)
 
 
 class Discriminator(nn.Module):
@@ -205,13 +210,17 @@ class Discriminator(nn.Module):
         self.fc = EqualizedLinear(final * config.final_resolution**2, final, activation="lrelu")
         self.out = EqualizedLinear(final, 1)
 
-    def forward(self, images: Float[Tensor, "batch 3 patch patch"]) -> Float[Tensor, "batch 1"]:
+    def forward(self, images: Float[Tensor, "batch 3 patch patch"], num_batches: int = 1) -> Float[Tensor, "batch 1"]:
         """One logit per patch: positive means "looks real".
+
+        `images` may hold `num_batches` equal batches one after another (the D phase's fakes, then its reals): the
+        minibatch standard deviation groups each on its own, so every patch gets the logit a call of its own batch
+        would give it, for the fixed cost (operations, kernel launches) of one call.
 
         Under mixed precision the blocks run in fp16 and the 4x4 epilogue in fp32, as in StyleGAN2-ADA: its
         statistics (the minibatch variance) and the logits need the range, and at 4x4 they cost nothing.
         """
         x = self.blocks(self.from_rgb(images))
         with torch.autocast(device_type=x.device.type, enabled=False):
-            x = self.conv(self.mbstd(x.float()))
+            x = self.conv(self.mbstd(x.float(), num_batches))
             return self.out(self.fc(x.flatten(1)))

@@ -180,16 +180,24 @@ class AdversarialPipeline(VanillaPipeline):
     # ------------------------------------------------------------------ the two phases
 
     def get_discriminator_loss_dict(self, step: int) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
-        """D phase: logistic loss on detached fakes and reals, plus the lazy R1 penalty every `r1_interval` steps."""
+        """D phase: logistic loss on detached fakes and reals, plus the lazy R1 penalty every `r1_interval` steps.
+
+        Fakes and reals go through the discriminator as one batch, each with its own minibatch-std groups: the
+        logits of two calls for the operations of one, forward and backward. An R1 step calls it on each alone, so
+        that R1's double backward runs through the reals only.
+        """
         ray_bundle, batch = self.datamanager.next_train(step)
         with torch.no_grad():
             fake = self.render_patches(self.model, ray_bundle, self.sample_latents(self.batch_size))["rgb"]
-        discriminator = self.trained("discriminator")
-        fake_logits = discriminator(self.augment(fake))
-
         apply_r1 = self.r1_gamma > 0 and step % self.config.loss.r1_interval == 0
         real = to_discriminator_range(batch["image"].permute(0, 3, 1, 2)).detach().requires_grad_(apply_r1)
-        real_logits = discriminator(self.augment(real))
+        augmented_fake, augmented_real = self.augment(fake), self.augment(real)
+        discriminator = self.trained("discriminator")
+        if apply_r1:
+            fake_logits, real_logits = discriminator(augmented_fake), discriminator(augmented_real)
+        else:
+            both = torch.cat([augmented_fake, augmented_real])
+            fake_logits, real_logits = discriminator(both, num_batches=2).chunk(2)
         self.augment.accumulate(real_logits)
 
         loss_dict = {"discriminator": discriminator_loss(real_logits, fake_logits)}

@@ -34,6 +34,29 @@ def test_minibatch_std_appends_the_group_spread() -> None:
         layer(torch.ones(6, 2, 3, 3))
 
 
+@pytest.mark.parametrize("batch", [4, 2, 8])
+def test_one_call_on_fakes_then_reals_scores_each_as_its_own_call(batch: int) -> None:
+    """The D phase's joint call: the same logits and the same R1 gradients as one call per batch, also when the
+    batch is smaller than a minibatch-std group (2) or holds several groups (8)."""
+    torch.manual_seed(0)
+    discriminator = Discriminator(DiscriminatorConfig(channel_base=256, channel_max=32), resolution=16)
+    fakes = torch.randn(batch, 3, 16, 16)
+    reals = torch.randn(batch, 3, 16, 16, requires_grad=True)
+
+    fake_logits, real_logits = discriminator(torch.cat([fakes, reals]), num_batches=2).chunk(2)
+    (joint_r1,) = torch.autograd.grad(real_logits.sum(), reals)
+    assert torch.allclose(fake_logits, discriminator(fakes), atol=1e-5)
+    own_real_logits = discriminator(reals)
+    assert torch.allclose(real_logits, own_real_logits, atol=1e-5)
+    (own_r1,) = torch.autograd.grad(own_real_logits.sum(), reals)
+    assert torch.allclose(joint_r1, own_r1, atol=1e-6)
+
+    # Not the same as one batch of 2 x batch: there a group takes fakes and reals together.
+    assert not torch.allclose(discriminator(torch.cat([fakes, reals]))[batch:], own_real_logits, atol=1e-5)
+    with pytest.raises(ValueError, match="2 equal part"):
+        discriminator(torch.randn(5, 3, 16, 16), num_batches=2)
+
+
 def test_non_power_of_two_patches_are_refused() -> None:
     with pytest.raises(ValueError, match="power-of-two"):
         Discriminator(DiscriminatorConfig(), resolution=48)
