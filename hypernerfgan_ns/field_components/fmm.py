@@ -29,11 +29,12 @@ DEMODULATION_EPS = 1e-8
 
 @dataclass
 class FMMFactors:
-    """The low-rank factors of one target layer's modulation, for a batch of objects."""
+    """The low-rank factors of one target layer's modulation, for a batch of objects (or of several layers of one
+    shape, stacked along a leading dimension: `stack_factors`)."""
 
-    left: Float[Tensor, "objects out_features rank"]
+    left: Float[Tensor, "*layers objects out_features rank"]
     """A: one column per rank component, one row per output feature."""
-    right: Float[Tensor, "objects rank in_features"]
+    right: Float[Tensor, "*layers objects rank in_features"]
     """B: one row per rank component, one column per input feature."""
 
 
@@ -85,13 +86,24 @@ def fmm_factors(heads: Sequence[FMMHead], w: Float[Tensor, "objects w_dim"]) -> 
 
 
 def modulated_weight(
-    base_weight: Float[Tensor, "out_features in_features"], factors: FMMFactors
-) -> Float[Tensor, "objects out_features in_features"]:
-    """W = W0 * (1 + A B / sqrt(r)), each output row L2-normalised: one weight matrix per object."""
-    rank = factors.left.shape[-1]
-    modulation = torch.bmm(factors.left, factors.right) / math.sqrt(rank)
-    weight = base_weight.unsqueeze(0) * (1.0 + modulation)
+    base_weight: Float[Tensor, "*layers out_features in_features"], factors: FMMFactors
+) -> Float[Tensor, "*layers objects out_features in_features"]:
+    """W = W0 * (1 + A B / sqrt(r)), each output row L2-normalised: one weight matrix per object.
+
+    Several layers of one shape can be modulated in one call, their base weights stacked as [layers, out, in] and
+    their factors as [layers, objects, ...]: the same arithmetic, one set of operations for all of them."""
+    left, right = factors.left, factors.right
+    rank = left.shape[-1]
+    product = torch.bmm(left.flatten(0, -3), right.flatten(0, -3))
+    if left.dim() > 3:
+        product = product.view(*left.shape[:-1], right.shape[-1])
+    weight = base_weight.unsqueeze(-3) * (1.0 + product / math.sqrt(rank))
     return weight / (weight.norm(dim=-1, keepdim=True) + DEMODULATION_EPS)
+
+
+def stack_factors(factors: Sequence[FMMFactors]) -> FMMFactors:
+    """The factors of several layers of one shape as one [layers, objects, ...] pair, for `modulated_weight`."""
+    return FMMFactors(left=torch.stack([f.left for f in factors]), right=torch.stack([f.right for f in factors]))
 
 
 class ModulatedLinearBase(nn.Module):

@@ -7,7 +7,7 @@ import inspect
 import torch
 
 from hypernerfgan_ns.field_components.encodings import PositionalEncoding
-from hypernerfgan_ns.field_components.fmm import FMMFactors
+from hypernerfgan_ns.field_components.fmm import FMMFactors, modulated_weight
 from hypernerfgan_ns.fields.target_field import TargetField
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel
 from nerfstudio.cameras.rays import RayBundle
@@ -72,6 +72,28 @@ def test_objects_in_one_batch_equal_the_same_objects_alone(small_model: HyperNeR
         alone = generator.field(points[index : index + 1], generator.object_weights(latents[index : index + 1]))
         for name in (FieldHeadNames.RGB, FieldHeadNames.DENSITY):
             assert torch.allclose(together[name][index], alone[name][0], atol=1e-5)
+
+
+def test_layers_of_one_shape_are_modulated_together_as_each_alone() -> None:
+    """The paper's MLP (8 x 128, skip after 4): the six 128 x 128 layers in one stacked call, the same weights and
+    gradients as one call per layer."""
+    torch.manual_seed(0)
+    field = TargetField(num_hidden_layers=8, hidden_width=128, skip_layer=4, num_octaves=10)
+    assert field.same_shape_layers() == [[0], [1, 2, 3, 4, 6, 7], [5], [8]]
+    factors = [
+        FMMFactors(left=torch.randn(2, out, 10, requires_grad=True), right=torch.randn(2, 10, inp, requires_grad=True))
+        for out, inp in field.layer_shapes()
+    ]
+    together = field.object_weights(factors).layers
+    alone = [modulated_weight(layer.weight, f) for layer, f in zip(field.layers, factors)]
+    for joint, single in zip(together, alone):
+        assert joint.shape == single.shape and torch.allclose(joint, single, atol=1e-6)
+    cotangents = [torch.randn_like(weight) for weight in alone]
+    inputs = [field.layers[1].weight, factors[1].left, factors[6].right]
+    joint_gradients = torch.autograd.grad(together, inputs, cotangents)
+    single_gradients = torch.autograd.grad(alone, inputs, cotangents)
+    for joint, single in zip(joint_gradients, single_gradients):
+        assert torch.allclose(joint, single, atol=1e-5)
 
 
 def test_density_is_zero_outside_the_object_sphere_whatever_the_weights() -> None:
