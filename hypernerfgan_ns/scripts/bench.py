@@ -18,6 +18,9 @@ adaptive augmentation. Per row it reports
     host waits/iter       operations in that iteration that read a value of an accelerator's tensor on the host
                           (`.item()`, `torch.equal`, `nonzero`, ...): each makes the host wait for the device, so
                           the next launches cannot run ahead of it; "-" on the CPU, where nothing waits
+    device busy           the share of a plain iteration's wall-clock during which the accelerator runs kernels or
+                          copies (`torch.profiler`, the union of their intervals); the rest it waits for the host to
+                          launch them: a batch too small to hide the fixed cost per operation. "-" on the CPU
     saved for backward    bytes of every tensor autograd keeps for the backward passes of one iteration, counted
                           once per storage with `torch.autograd.graph.saved_tensors_hooks`: the same on any device
     CUDA peak             `torch.cuda.max_memory_allocated` over the timed iterations (CUDA only)
@@ -46,6 +49,7 @@ import torch.nn.functional as F
 from rich.markup import escape
 from rich.table import Table
 from torch import Tensor
+from torch.autograd import DeviceType
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from hypernerfgan_ns.data.cache import atomic_output
@@ -154,6 +158,27 @@ HOST_READS = frozenset(
 def waits_for_device(func: Any, args: Sequence[Any]) -> bool:
     """Whether dispatching `func` on `args` makes the host wait for an accelerator (a CPU tensor is already there)."""
     return func in HOST_READS and any(isinstance(arg, Tensor) and arg.device.type != "cpu" for arg in args)
+
+
+def device_busy_seconds(events: Sequence[Any]) -> Optional[float]:
+    """Seconds during which an accelerator ran something, from `torch.profiler` events: the union of the intervals of
+    its kernels and copies (an asynchronous copy may overlap a kernel; the union counts that time once). None when
+    the profile holds no accelerator event: a CPU run, or a profiler that cannot see the GPU (no CUPTI)."""
+    intervals = sorted(
+        (event.time_range.start, event.time_range.end)
+        for event in events
+        if event.device_type != DeviceType.CPU and event.time_range.end > event.time_range.start
+    )
+    if not intervals:
+        return None
+    busy_us, (current_start, current_end) = 0.0, intervals[0]
+    for start, end in intervals[1:]:
+        if start > current_end:  # an idle gap: the device waited for the host
+            busy_us += current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    return (busy_us + current_end - current_start) / 1e6
 
 
 class OperationCounter(TorchDispatchMode):
@@ -314,6 +339,8 @@ class BenchResult:
     """Tensor operations dispatched in one plain iteration."""
     host_waits_per_iteration: Optional[int] = None
     """Of those, the ones that make the host wait for the device; None on the CPU (nothing to wait for)."""
+    device_busy_seconds_per_plain_iteration: Optional[float] = None
+    """Of a plain iteration, the seconds the accelerator ran kernels or copies (profiled); None on the CPU."""
     saved_for_backward_bytes: Optional[int] = None
     """Per iteration (both phases), measured in the first warm-up iteration."""
     cuda_max_memory_allocated_bytes: Optional[int] = None
@@ -333,6 +360,13 @@ class BenchResult:
             return self.seconds_per_plain_iteration
         plain = (self.r1_interval - 1) * self.seconds_per_plain_iteration
         return (plain + self.seconds_per_r1_iteration) / self.r1_interval
+
+    @property
+    def device_busy_fraction(self) -> Optional[float]:
+        """The share of a plain iteration's wall-clock the accelerator was busy; the rest is host-bound time."""
+        if self.device_busy_seconds_per_plain_iteration is None or not self.seconds_per_plain_iteration:
+            return None
+        return self.device_busy_seconds_per_plain_iteration / self.seconds_per_plain_iteration
 
     @property
     def r1_cost_ratio(self) -> Optional[float]:
@@ -368,7 +402,7 @@ class BenchResult:
     def as_json(self) -> Dict[str, Any]:
         derived = (
             "seconds_per_iteration", "r1_cost_ratio", "images_per_second", "points_per_second", "field_efficiency",
-            "naive_speedup",
+            "naive_speedup", "device_busy_fraction",
         )
         return {**dataclasses.asdict(self), **{name: getattr(self, name) for name in derived}}
 
@@ -379,11 +413,12 @@ def _number(value: Optional[float], format_spec: str, scale: float = 1.0) -> str
 
 TABLE_COLUMNS = (
     "method", "variant", "precision", "plain s", "R1 s", "R1/plain", "s/iter", "images/s", "Mpoints/s", "ops/iter",
-    "host waits", "saved GiB", "CUDA GiB", "GFLOP/s", "of matmul", "naive s/iter", "speed-up",
+    "host waits", "device busy", "saved GiB", "CUDA GiB", "GFLOP/s", "of matmul", "naive s/iter", "speed-up",
 )
 """Columns of the table. plain s, R1 s: seconds of a plain and of a lazy-R1 iteration; s/iter: their average over
 an R1 interval, from which images/s and Mpoints/s follow; ops/iter: tensor operations dispatched in a plain
-iteration; host waits: how many of them wait for the device (on a GPU); saved GiB: bytes saved for backward per iteration (the
+iteration; host waits: how many of them wait for the device (on a GPU); device busy: the share of a plain iteration
+the GPU runs kernels or copies (the rest it waits for the host); saved GiB: bytes saved for backward per iteration (the
 R1 one); CUDA GiB: peak allocated; GFLOP/s: the target MLP's, and what fraction of a plain matmul's it is; naive:
 the reference structure's seconds per plain iteration, and our speed-up over it."""
 
@@ -404,6 +439,7 @@ def table_cells(result: BenchResult) -> List[str]:
         _number(result.points_per_second, ".2f", 1e6),
         _number(result.operations_per_iteration, ",.0f"),
         _number(result.host_waits_per_iteration, "d"),
+        _number(result.device_busy_fraction, ".0%"),
         _number(result.saved_for_backward_bytes, ".2f", GIB),
         _number(result.cuda_max_memory_allocated_bytes, ".2f", GIB),
         _number(result.field_flops_per_second, ".1f", 1e9),
@@ -505,6 +541,7 @@ class Benchmark:
                         result.host_waits_per_iteration = counter.host_waits
                     if device.type == "cuda":
                         result.cuda_max_memory_allocated_bytes = torch.cuda.max_memory_allocated(device)
+                        result.device_busy_seconds_per_plain_iteration = self.profile_device_busy(trainer, plain_steps[0])
                     self.time_field(trainer, result)
                     if naive_baseline:
                         fields = [trainer.pipeline.model.generator.field, trainer.pipeline.model.generator_ema.field]
@@ -533,6 +570,16 @@ class Benchmark:
         with OperationCounter() as counter:
             cls.iteration(trainer, step)
         return counter
+
+    @classmethod
+    def profile_device_busy(cls, trainer: HyperNeRFGANTrainer, step: int) -> Optional[float]:
+        """Seconds the GPU runs kernels or copies during one iteration at `step` (after the timed ones, so the
+        profiler's own host overhead does not enter the timings; kernel durations do not depend on it)."""
+        activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+        with torch.profiler.profile(activities=activities) as profile:
+            cls.iteration(trainer, step)
+            torch.cuda.synchronize()
+        return device_busy_seconds(profile.events())
 
     def timed_steps(self, trainer: HyperNeRFGANTrainer) -> Tuple[List[int], List[int]]:
         """The steps of the timed plain iterations and of the timed R1 iterations, after running the remaining

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.autograd import DeviceType
+from torch.autograd.profiler_util import FunctionEvent
 
 from hypernerfgan_ns.fields.target_field import TargetField
 from hypernerfgan_ns.networks.generator import Generator
@@ -17,6 +19,7 @@ from hypernerfgan_ns.scripts.bench import (
     BenchSettings,
     OperationCounter,
     SavedTensorBytes,
+    device_busy_seconds,
     field_points_per_iteration,
     naive_field_forward,
     naive_target_fields,
@@ -87,6 +90,25 @@ def test_host_waits_are_reads_of_device_values_only() -> None:
     assert counter.count == 2 and counter.host_waits == 0
 
 
+def test_device_busy_time_is_the_union_of_the_accelerators_intervals() -> None:
+    """Kernels back to back and a copy overlapping one count once; host events and idle gaps not at all."""
+
+    def event(start_us: float, end_us: float, device_type: DeviceType) -> FunctionEvent:
+        return FunctionEvent(0, "op", 0, start_us, end_us, device_type=device_type)
+
+    events = [
+        event(0, 100, DeviceType.CPU),  # the host, launching
+        event(10, 20, DeviceType.CUDA),
+        event(20, 30, DeviceType.CUDA),
+        event(25, 40, DeviceType.CUDA),  # an asynchronous copy overlapping the kernel before it
+        event(70, 80, DeviceType.CUDA),  # after 30 us idle, waiting for the host
+    ]
+    assert device_busy_seconds(events) == pytest.approx(40e-6)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        torch.ones(64, 64) @ torch.ones(64, 64)
+    assert profile.events() and device_busy_seconds(profile.events()) is None, "a CPU profile has no device events"
+
+
 def test_saved_bytes_count_each_storage_once() -> None:
     x = torch.randn(1000, requires_grad=True)
     y = torch.randn(1000, requires_grad=True)
@@ -122,6 +144,7 @@ def test_a_benchmark_of_the_tiny_method_measures_every_figure() -> None:
         assert result.operations_per_iteration > 100
         assert result.field_flops_per_second > 0 and result.matmul_flops_per_second > 0
         assert result.cuda_max_memory_allocated_bytes is None and result.host_waits_per_iteration is None, "CPU run"
+        assert result.device_busy_fraction is None, "CPU run"
     assert kept.naive_seconds_per_iteration > 0 and kept.naive_speedup is not None
     assert recomputed.naive_seconds_per_iteration is None
     # Recomputation keeps no target-MLP activations: the whole iteration saves far fewer bytes for backward.
