@@ -8,7 +8,7 @@ whole layer down without a separate optimizer (the mapping network trains 100x s
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -68,11 +68,17 @@ class EqualizedLinear(nn.Module):
         self.bias_gain = lr_multiplier * ACTIVATION_GAINS[activation]
         self.lr_multiplier = lr_multiplier
 
-    def forward(self, x: Float[Tensor, "*batch in_features"]) -> Float[Tensor, "*batch out_features"]:
-        weight = self.weight.to(x.dtype) * self.weight_gain
-        bias = self.bias.to(x.dtype)
-        if self.bias_gain != 1.0:  # one operation less, forward and backward
+    def scaled(self, weight: Tensor, bias: Tensor, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+        """`weight` and `bias` (this layer's, or those of layers like it side by side) in `dtype`, times the gains;
+        a gain of 1 is not multiplied (one operation less, forward and backward)."""
+        weight = weight.to(dtype) * self.weight_gain
+        bias = bias.to(dtype)
+        if self.bias_gain != 1.0:
             bias = bias * self.bias_gain
+        return weight, bias
+
+    def forward(self, x: Float[Tensor, "*batch in_features"]) -> Float[Tensor, "*batch out_features"]:
+        weight, bias = self.scaled(self.weight, self.bias, x.dtype)
         return apply_activation(F.linear(x, weight, bias), self.activation)
 
     def extra_repr(self) -> str:

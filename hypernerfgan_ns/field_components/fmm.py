@@ -70,11 +70,9 @@ def fmm_factors(heads: Sequence[FMMHead], w: Float[Tensor, "objects w_dim"]) -> 
     """Every head's factors from one matmul: the heads read the same w with the same gains, so their weights side by
     side are one affine layer. One matmul and one split instead of a matmul and two slices per target layer, forward
     and backward: on a GPU, where each operation costs a fixed launch, that is a fixed cost per iteration saved."""
-    affine = heads[0].affine
-    weight = torch.cat([head.affine.weight for head in heads]).to(w.dtype) * affine.weight_gain
-    bias = torch.cat([head.affine.bias for head in heads]).to(w.dtype)
-    if affine.bias_gain != 1.0:
-        bias = bias * affine.bias_gain
+    weight, bias = heads[0].affine.scaled(
+        torch.cat([head.affine.weight for head in heads]), torch.cat([head.affine.bias for head in heads]), w.dtype
+    )
     sizes = [size for head in heads for size in (head.out_features * head.rank, head.rank * head.in_features)]
     parts = F.linear(w, weight, bias).split(sizes, dim=1)
     return [
