@@ -8,6 +8,10 @@ One training iteration (scheduled by `HyperNeRFGANTrainer`) is
              D(augment(fake)) with D frozen; non-saturating loss
     after    `get_training_callbacks`:       EMA of the generator, and the adaptive augmentation probability
 
+With `shared_fakes`, the D phase renders its fakes with a graph and the G phase trains through those same fakes
+(DCGAN's loop): one generator render per iteration instead of two. The generator does not change between the
+phases, so the graph is exactly the one a G-phase render would build from those latents and cameras.
+
 Images enter the discriminator in [-1, 1]. Under DDP, each phase calls through the DDP wrapper only the network
 it trains (so only that network's gradients are averaged), and the other network directly; the wrappers are kept
 outside the module tree, so checkpoints have the same keys with and without DDP.
@@ -73,6 +77,10 @@ class AdversarialPipelineConfig(DefaultsForMissingFields, VanillaPipelineConfig)
     """Generated and real patches compared by the SWD of each evaluation batch."""
     sample_grid_seeds: int = 8
     """Objects (seeds 0..N-1) in the EMA sample grid logged with each evaluation image."""
+    shared_fakes: bool = False
+    """Train the generator through the fakes the discriminator phase rendered (with their graph), instead of
+    rendering new ones from new latents and cameras (StyleGAN2's loop): one render per iteration instead of two, for
+    the memory of the generator's graph held through the discriminator's step."""
 
 
 @contextlib.contextmanager
@@ -118,6 +126,8 @@ class AdversarialPipeline(VanillaPipeline):
         self.model.set_training_progress(images_seen=0)  # a checkpoint's step moves it on (load_pipeline)
         if local_rank == 0:
             self.describe()
+        self._shared_fakes: Optional[Tuple[int, Dict[str, Tensor]]] = None
+        """The D phase's render with its graph and the step it belongs to, until the G phase of that step takes it."""
         self._ddp: Dict[str, nn.Module] = {}
         if world_size > 1:
             device_ids = [local_rank] if torch.device(device).type == "cuda" else None
@@ -187,8 +197,13 @@ class AdversarialPipeline(VanillaPipeline):
         that R1's double backward runs through the reals only.
         """
         ray_bundle, batch = self.datamanager.next_train(step)
-        with torch.no_grad():
-            fake = self.render_patches(self.model, ray_bundle, self.sample_latents(self.batch_size))["rgb"]
+        if self.config.shared_fakes:
+            outputs = self.render_patches(self.trained("model"), ray_bundle, self.sample_latents(self.batch_size))
+            self._shared_fakes = (step, outputs)
+            fake = outputs["rgb"].detach()
+        else:
+            with torch.no_grad():
+                fake = self.render_patches(self.model, ray_bundle, self.sample_latents(self.batch_size))["rgb"]
         apply_r1 = self.r1_gamma > 0 and step % self.config.loss.r1_interval == 0
         real = to_discriminator_range(batch["image"].permute(0, 3, 1, 2)).detach().requires_grad_(apply_r1)
         augmented_fake, augmented_real = self.augment(fake), self.augment(real)
@@ -211,9 +226,14 @@ class AdversarialPipeline(VanillaPipeline):
         return loss_dict, metrics_dict
 
     def get_train_loss_dict(self, step: int) -> Tuple[Dict[str, Tensor], Dict[str, Tensor], Dict[str, Tensor]]:
-        """G phase: render fakes with a graph and make the (frozen) discriminator call them real."""
-        ray_bundle = self.datamanager.next_train_rays(step)
-        outputs = self.render_patches(self.trained("model"), ray_bundle, self.sample_latents(self.batch_size))
+        """G phase: render fakes with a graph (or take the D phase's, `shared_fakes`) and make the (frozen)
+        discriminator call them real."""
+        shared, self._shared_fakes = self._shared_fakes, None
+        if shared is not None and shared[0] == step:
+            outputs = shared[1]
+        else:
+            ray_bundle = self.datamanager.next_train_rays(step)
+            outputs = self.render_patches(self.trained("model"), ray_bundle, self.sample_latents(self.batch_size))
         with frozen(self.discriminator):
             fake_logits = self.discriminator(self.augment(outputs["rgb"]))
         loss_dict = {"generator": generator_loss(fake_logits)}

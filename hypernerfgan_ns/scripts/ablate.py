@@ -286,6 +286,15 @@ def remove_density_prior(config: HyperNeRFGANTrainerConfig) -> None:
     config.pipeline.model.density_prior_slope = 0.0
 
 
+def share_fakes(shared: bool) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """The G phase trains through the D phase's fakes (one render per iteration) or renders its own."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        config.pipeline.shared_fakes = shared
+
+    return change
+
+
 def remove_density_noise(config: HyperNeRFGANTrainerConfig) -> None:
     """Densities rendered as the field makes them: no regularising noise before the ReLU."""
     config.pipeline.model.density_noise_std = 0.0
@@ -372,6 +381,12 @@ ROWS: Dict[str, AblationRow] = {
         f"r1-gamma-x{factor:g}": AblationRow(f"R1 weight x{factor:g}", scale_r1_gamma(factor))
         for factor in R1_GAMMA_FACTORS
     },
+    "shared-fakes": AblationRow(
+        "the G phase trains through the D phase's fakes: one render per iteration (DCGAN's loop)", share_fakes(True)
+    ),
+    "separate-fakes": AblationRow(
+        "each phase renders its own fakes from its own latents and cameras (StyleGAN2's loop)", share_fakes(False)
+    ),
 }
 """Every row of the study by name, in the order of the table."""
 

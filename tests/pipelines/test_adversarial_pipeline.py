@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Dict, List
 
 import pytest
 import torch
@@ -21,6 +22,19 @@ def pipeline(tmp_path: Path) -> AdversarialPipeline:
 
 def has_gradients(module: torch.nn.Module) -> bool:
     return any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+def recorded_renders(pipeline: AdversarialPipeline) -> List[Dict[str, torch.Tensor]]:
+    """From now on, the outputs of each of the pipeline's patch renders, in order."""
+    renders: List[Dict[str, torch.Tensor]] = []
+    render = pipeline.render_patches
+
+    def recording(*args: Any, **kwargs: Any) -> Dict[str, torch.Tensor]:
+        renders.append(render(*args, **kwargs))
+        return renders[-1]
+
+    pipeline.render_patches = recording  # type: ignore[method-assign]
+    return renders
 
 
 def test_discriminator_phase_trains_only_the_discriminator(pipeline: AdversarialPipeline) -> None:
@@ -86,3 +100,33 @@ def test_both_phases_run_in_fp16_autocast_with_a_grad_scaler(pipeline: Adversari
         assert grads and all(torch.isfinite(g).all() for g in grads)
     weights = pipeline.model.generator.object_weights(torch.randn(2, pipeline.model.config.latent_dim))
     assert all(layer.dtype == torch.float32 for layer in weights.layers), "the hypernetwork stays in fp32"
+
+
+def test_shared_fakes_render_once_per_iteration_and_train_the_generator_through_them(
+    pipeline: AdversarialPipeline,
+) -> None:
+    pipeline.config.shared_fakes = True
+    renders = recorded_renders(pipeline)
+
+    d_losses, _ = pipeline.get_discriminator_loss_dict(step=1)
+    sum(d_losses.values()).backward()
+    assert has_gradients(pipeline.discriminator)
+    assert not has_gradients(pipeline.model.generator), "the D phase reads the shared fakes detached"
+    outputs, g_losses, _ = pipeline.get_train_loss_dict(step=1)
+    assert len(renders) == 1 and outputs is renders[0], "the G phase trains through the D phase's render"
+    pipeline.discriminator.zero_grad()
+    g_losses["generator"].backward()
+    assert has_gradients(pipeline.model.generator)
+    assert not has_gradients(pipeline.discriminator)
+
+    pipeline.get_discriminator_loss_dict(step=2)
+    pipeline.get_train_loss_dict(step=2)
+    pipeline.get_train_loss_dict(step=3)  # no D phase at step 3: its own render, not step 2's taken twice
+    assert len(renders) == 3 and renders[2]["rgb"].requires_grad
+
+
+def test_without_shared_fakes_each_phase_renders_its_own(pipeline: AdversarialPipeline) -> None:
+    renders = recorded_renders(pipeline)
+    pipeline.get_discriminator_loss_dict(step=1)
+    outputs, _, _ = pipeline.get_train_loss_dict(step=1)
+    assert len(renders) == 2 and not renders[0]["rgb"].requires_grad and outputs is renders[1]
