@@ -11,7 +11,7 @@ adaptive augmentation. Per row it reports
                           timed over `iterations` iterations of its kind, and their ratio
     s/iter, images/s      the average iteration over a whole R1 interval (interval - 1 plain ones and one R1 one);
                           images = real images shown to D per second
-    Mpoints/s             target-MLP points evaluated per second (both phases' renders)
+    Mpoints/s             target-MLP points evaluated per second (both phases' renders, or their shared one)
     ops/iter              tensor operations dispatched in one plain iteration (forward, backward, optimizers, EMA),
                           counted below autograd: the host's per-iteration work, which on a GPU is a fixed cost
                           of launches however small the batch; the same on any device
@@ -114,6 +114,16 @@ def native_double_backward(config: HyperNeRFGANTrainerConfig, settings: BenchSet
     config.pipeline.discriminator.fast_double_backward = False
 
 
+def share_fakes(shared: bool) -> Callable[[HyperNeRFGANTrainerConfig, BenchSettings], None]:
+    """The method as registered, with the G phase training through the D phase's fakes (one render per iteration)
+    or rendering its own."""
+
+    def change(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
+        config.pipeline.shared_fakes = shared
+
+    return change
+
+
 VARIANTS: Dict[str, BenchVariant] = {
     "preset": BenchVariant("the method as registered", keep_preset),
     "savers-off": BenchVariant("fp32, all activations kept", set_savers(mixed_precision=False, recompute=False)),
@@ -125,6 +135,13 @@ VARIANTS: Dict[str, BenchVariant] = {
     "pytorch-double-backward": BenchVariant(
         "fp32, all activations kept, the discriminator differentiated twice by PyTorch's own convolution derivatives",
         native_double_backward,
+    ),
+    "shared-fakes": BenchVariant(
+        "the method as registered, the G phase training through the D phase's fakes: one render per iteration",
+        share_fakes(True),
+    ),
+    "separate-fakes": BenchVariant(
+        "the method as registered, each phase rendering its own fakes: two renders per iteration", share_fakes(False)
     ),
 }
 """Every variant by name."""
@@ -248,8 +265,8 @@ def best_seconds(run: Callable[[], Any], device: torch.device, repeats: int) -> 
     return min(times)
 
 
-def field_points_per_iteration(config: HyperNeRFGANTrainerConfig) -> int:
-    """Target-MLP points one iteration evaluates forwards: the D phase's and the G phase's renders.
+def field_points_per_render(config: HyperNeRFGANTrainerConfig) -> int:
+    """Target-MLP points one render of a batch of patches evaluates forwards.
 
     With importance sampling the second pass evaluates the coarse samples again with the new ones (nerfstudio's
     PDFSampler includes them). Recomputed activations are not counted: they are the same points again.
@@ -257,7 +274,14 @@ def field_points_per_iteration(config: HyperNeRFGANTrainerConfig) -> int:
     data, model = config.pipeline.datamanager, config.pipeline.model
     coarse, importance = model.num_coarse_samples, model.num_importance_samples
     samples = coarse + (coarse + importance if importance > 0 else 0)
-    return 2 * data.batch_size * data.patch_size**2 * samples
+    return data.batch_size * data.patch_size**2 * samples
+
+
+def field_points_per_iteration(config: HyperNeRFGANTrainerConfig) -> int:
+    """Target-MLP points one iteration evaluates forwards: the D phase's and the G phase's renders, or the one render
+    both phases share."""
+    renders = 1 if config.pipeline.shared_fakes else 2
+    return renders * field_points_per_render(config)
 
 
 def field_flops_per_point(field_module: TargetField) -> int:
@@ -620,7 +644,7 @@ class Benchmark:
         device = torch.device(trainer.device)
         generator = trainer.pipeline.model.generator
         batch = trainer.pipeline.batch_size
-        points_per_object = result.field_points_per_iteration // (2 * batch)
+        points_per_object = field_points_per_render(trainer.config) // batch
         flops = field_flops_per_point(generator.field) * batch * points_per_object
         autocast = torch.autocast(device_type=device.type, enabled=trainer.mixed_precision)
         with torch.no_grad(), autocast:

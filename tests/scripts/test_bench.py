@@ -134,6 +134,8 @@ def test_a_benchmark_of_the_tiny_method_measures_every_figure() -> None:
     assert kept.precision == "fp32" and kept.recompute_ray_chunk is None and recomputed.recompute_ray_chunk == 64
     two_renders_of_the_batch = 2 * config.pipeline.datamanager.batch_size * 32**2 * 24
     assert kept.field_points_per_iteration == field_points_per_iteration(config) == two_renders_of_the_batch
+    shared = bench.config("hypernerfgan-tiny", "shared-fakes", Path("unused"))
+    assert field_points_per_iteration(shared) == two_renders_of_the_batch // 2, "one render shared by both phases"
     for result in (kept, recomputed):
         assert result.seconds_per_plain_iteration > 0 and result.seconds_per_r1_iteration > 0
         assert result.r1_interval == config.pipeline.loss.r1_interval == 16
