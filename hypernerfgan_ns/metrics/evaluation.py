@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -59,7 +59,7 @@ class GANEvaluationConfig(DefaultsForMissingFields, PrintableConfig):
     inception_weights: Optional[Path] = None
     """TorchScript Inception weights (default_1.pt); None: look them up (see hypernerfgan_ns.metrics.inception)."""
     seed: int = 0
-    """Seed of the evaluation's latents and cameras."""
+    """Seed of the evaluation's latents and cameras, and of KID's subsets."""
 
 
 def without_inception_metrics(config: GANEvaluationConfig) -> GANEvaluationConfig:
@@ -103,7 +103,11 @@ def inception_distances(
         kid = KernelInceptionDistance(feature=features, subsets=config.kid_subsets, subset_size=subset_size)
         kid.update(real.double(), real=True)
         kid.update(fake.double(), real=False)
-        mean, std = kid.compute()
+        # KID draws its subsets with torch's global generator. Seeded, the same samples always score the same (during
+        # training or in `hypernerfgan score-curve`), and a point scored during training leaves its random stream alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            mean, std = kid.compute()
         results["kid"], results["kid_std"] = float(mean), float(std)
     return results
 
@@ -235,6 +239,7 @@ def evaluate_generator(
     swd_config: Optional[SWDConfig] = None,
     extractor: Optional[InceptionFeatureExtractor] = None,
     real: Optional[ImageSetSummary] = None,
+    on_samples: Optional[Callable[[Float[Tensor, "batch 3 height width"]], None]] = None,
 ) -> Dict[str, float]:
     """Renders `num_generated` EMA samples and scores them against the training images.
 
@@ -244,6 +249,8 @@ def evaluate_generator(
         swd_config: SWD settings.
         extractor: the Inception network, when the caller keeps one loaded; None: loaded here if needed.
         real: the training images' summary, when the caller keeps one; None: computed here.
+        on_samples: called with each batch of samples (in [0, 1], on the CPU) as it is rendered, e.g. to keep them
+            for scoring elsewhere.
     """
     check_metric_names(config)
     pipeline.eval()
@@ -251,8 +258,20 @@ def evaluate_generator(
         extractor = load_feature_extractor(config, torch.device(pipeline.device))
     if real is None:
         real = summarize_training_images(pipeline, config, extractor)
+    batches = generated_image_batches(pipeline, config)
+    if on_samples is not None:
+        batches = _passed_to(on_samples, batches)
     fake = summarize_images(
-        generated_image_batches(pipeline, config), config.num_generated, "EMA samples", config, extractor,
-        torch.device(pipeline.device),
+        batches, config.num_generated, "EMA samples", config, extractor, torch.device(pipeline.device)
     )
     return score(real, fake, config, swd_config)
+
+
+def _passed_to(
+    callback: Callable[[Float[Tensor, "batch 3 height width"]], None],
+    batches: Iterable[Float[Tensor, "batch 3 height width"]],
+) -> Iterator[Float[Tensor, "batch 3 height width"]]:
+    """The batches, each handed to `callback` first."""
+    for batch in batches:
+        callback(batch)
+        yield batch

@@ -15,6 +15,11 @@ object per line:
 `step` counts finished iterations, `wall_seconds` is the wall-clock time since training began (summed over resumed
 sessions), and `train_seconds` the same without the time spent scoring: the x-axis of quality per GPU-minute.
 `hypernerfgan plot RUN...` draws the curves of several runs side by side.
+
+A GPU machine may lack the Inception weights and any package index to fetch them. Its points then hold SWD only, and
+keep the samples they scored, as a zip of PNGs in the run folder's `curve_samples/` named in the point
+(`"samples": "curve_samples/images_000002500.zip"`); `hypernerfgan score-curve RUN` adds FID and KID to those points
+wherever the weights are, with the same code, so the whole curve of a GPU run can be drawn.
 """
 
 from __future__ import annotations
@@ -22,14 +27,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Literal, Optional, Tuple
 
 import torch
 
-from hypernerfgan_ns.errors import InceptionUnavailableError
+from hypernerfgan_ns.errors import ExportError, InceptionUnavailableError
 from hypernerfgan_ns.metrics.evaluation import (
     GANEvaluationConfig,
     ImageSetSummary,
@@ -38,6 +44,7 @@ from hypernerfgan_ns.metrics.evaluation import (
     summarize_training_images,
     without_inception_metrics,
 )
+from hypernerfgan_ns.metrics.sample_archive import SampleArchive, rendering_protocol
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.configs.base_config import PrintableConfig
 from nerfstudio.utils import writer
@@ -52,6 +59,12 @@ TENSORBOARD_GROUP = "Quality"
 CURVE_METRICS = ("fid", "kid", "swd")
 """The scores a point may hold, in the order they are printed and plotted."""
 
+CURVE_SAMPLES_DIRNAME = "curve_samples"
+"""Folder of the run folder where points keep their samples."""
+
+CURVE_SAMPLES_NAME = "images_{images:09d}.zip"
+"""A point's kept samples, named by the images seen, so that sorted order is the curve's order."""
+
 
 @dataclass
 class QualityCurveConfig(DefaultsForMissingFields, PrintableConfig):
@@ -65,6 +78,10 @@ class QualityCurveConfig(DefaultsForMissingFields, PrintableConfig):
     """Also score the untrained generator before the first iteration (images seen 0), where the curve starts."""
     at_end: bool = True
     """Also score the generator when training finishes (not when it is interrupted), if the last point is older."""
+    keep_samples: Literal["without-inception", "always", "never"] = "without-inception"
+    """Keep each point's samples as a zip of PNGs in the run folder's curve_samples/ (about 8 MB per 1,000 at 128 px),
+    for `hypernerfgan score-curve` to add FID and KID elsewhere: when this machine lacks the Inception weights,
+    always, or never."""
 
     def __post_init__(self) -> None:
         if self.interval_images < 0 or self.num_generated < 1:
@@ -145,6 +162,19 @@ def read_curve(path: Path) -> List[Dict[str, Any]]:
     return points
 
 
+def curve_file(run: Path) -> Path:
+    """The metrics.jsonl of a run given as its folder, its config.yml or the file itself."""
+    run = run.expanduser()
+    candidates = [run] if run.suffix == ".jsonl" else [run / METRICS_FILENAME, run.parent / METRICS_FILENAME]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ExportError(
+        f"No {METRICS_FILENAME} for {run}. Pass a run folder (outputs/<data>/<method>/<timestamp>), its config.yml "
+        "or the metrics.jsonl itself; the curve is written during ns-train every --quality-curve.interval-images."
+    )
+
+
 class QualityCurve:
     """Scores the EMA generator at the configured points of a training and records each point.
 
@@ -170,6 +200,7 @@ class QualityCurve:
         self.evaluation = dataclasses.replace(pipeline.config.evaluation, num_generated=config.num_generated)
         self._extractor: Any = None
         self._real: Optional[ImageSetSummary] = None
+        self._inception_missing = False
 
     # ------------------------------------------------------------------ when
 
@@ -203,26 +234,50 @@ class QualityCurve:
             try:
                 self._extractor = load_feature_extractor(self.evaluation, device)
             except InceptionUnavailableError as error:
-                CONSOLE.print(f"[yellow]The quality curve reports SWD only. {error}")
+                self._inception_missing = True
+                kept = (
+                    f" Its samples are kept in {self.path.parent / CURVE_SAMPLES_DIRNAME}: `hypernerfgan score-curve "
+                    f"{self.path.parent}` adds FID and KID where the weights are."
+                    if self.keeps_samples else ""
+                )
+                CONSOLE.print(f"[yellow]The quality curve reports SWD only.{kept} {error}")
                 self.evaluation = without_inception_metrics(self.evaluation)
             self._real = summarize_training_images(self.pipeline, self.evaluation, self._extractor)
         return self.evaluation, self._real
 
+    @property
+    def keeps_samples(self) -> bool:
+        """Whether points keep their samples (known once the first point has looked for the Inception weights)."""
+        keep = self.config.keep_samples
+        return keep == "always" or (keep == "without-inception" and self._inception_missing)
+
     def record(self, step: int) -> Dict[str, Any]:
         """Scores the EMA generator after iteration `step` (-1: before the first) and writes the point."""
-        with self.clock.scoring():
-            evaluation, real = self.prepare()
-            metrics = evaluate_generator(
-                self.pipeline, evaluation, self.pipeline.config.swd, extractor=self._extractor, real=real
-            )
-            self.pipeline.train()
         images = self.images_seen(step)
+        kept: Dict[str, Any] = {}
+        with self.clock.scoring(), contextlib.ExitStack() as stack:
+            evaluation, real = self.prepare()
+            archive = None
+            if self.keeps_samples:
+                name = Path(CURVE_SAMPLES_DIRNAME) / CURVE_SAMPLES_NAME.format(images=images)
+                (self.path.parent / name).unlink(missing_ok=True)  # scored again in this folder (same --timestamp)
+                archive = stack.enter_context(SampleArchive(self.path.parent / name))
+                kept["samples"] = name.as_posix()
+            metrics = evaluate_generator(
+                self.pipeline, evaluation, self.pipeline.config.swd, extractor=self._extractor, real=real,
+                on_samples=None if archive is None else archive.add,
+            )
+            if archive is not None:
+                protocol = rendering_protocol(self.pipeline, evaluation)
+                archive.finish({"step": step + 1, "images_seen": images, **protocol})
+            self.pipeline.train()
         point = {
             "step": step + 1,
             "images_seen": images,
             "wall_seconds": round(self.clock.wall_seconds, 3),
             "train_seconds": round(self.clock.train_seconds, 3),
             **metrics,
+            **kept,
         }
         self.write(point, tensorboard_step=max(step, 0))
         self.last_images_seen = images
@@ -247,6 +302,10 @@ class QualityCurve:
         if not previous.is_file() or previous.resolve() == self.path.resolve():
             return
         points = [point for point in read_curve(previous) if point["step"] <= resumed_step + 1]
+        for point in points:
+            if "samples" in point:  # kept in the earlier run's folder: the path from this one's
+                kept = os.path.relpath(previous.parent / point["samples"], self.path.parent)
+                point["samples"] = Path(kept).as_posix()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "w", encoding="utf8") as file:
             file.writelines(json.dumps(point) + "\n" for point in points)

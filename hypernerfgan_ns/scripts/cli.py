@@ -6,6 +6,7 @@
     hypernerfgan plot outputs/cars/hypernerfgan/A outputs/cars/hypernerfgan/B --output curves.png
     hypernerfgan render-samples --load-config RUN/config.yml --output samples.zip
     hypernerfgan score samples.zip --data cars
+    hypernerfgan score-curve outputs/cars/hypernerfgan/A     # FID/KID for a curve scored without Inception
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from hypernerfgan_ns.scripts.import_reference import ImportReferenceCommand
 from hypernerfgan_ns.scripts.metrics_commands import FetchInceptionCommand
 from hypernerfgan_ns.scripts.plot_curves import PlotCommand
 from hypernerfgan_ns.scripts.samples import SamplesCommand
-from hypernerfgan_ns.scripts.score_samples import RenderSamplesCommand, ScoreCommand
+from hypernerfgan_ns.scripts.score_samples import RenderSamplesCommand, ScoreCommand, ScoreCurveCommand
 from hypernerfgan_ns.scripts.video import VideoCommands
 
 
@@ -55,6 +56,7 @@ COMMANDS = {
     "samples": SamplesCommand,
     "render-samples": RenderSamplesCommand,
     "score": ScoreCommand,
+    "score-curve": ScoreCurveCommand,
     "plot": PlotCommand,
     "video": VideoCommands,
     "export-mesh": ExportMeshCommand,

@@ -32,8 +32,8 @@ from hypernerfgan_ns.scripts.rendering import (
     progress_bar,
     report_written,
     require_at_least,
-    to_uint8,
 )
+from hypernerfgan_ns.utils.colors import to_uint8
 from nerfstudio.field_components.field_heads import FieldHeadNames
 
 MESH_SUFFIXES = (".ply", ".obj")

@@ -17,7 +17,7 @@ import tyro
 
 from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.errors import ExportError
-from hypernerfgan_ns.metrics.quality_curve import CURVE_METRICS, METRICS_FILENAME, read_curve
+from hypernerfgan_ns.metrics.quality_curve import CURVE_METRICS, curve_file, read_curve
 from hypernerfgan_ns.scripts.rendering import check_output, report_written
 
 METRIC_LABELS = {"fid": "FID", "kid": "KID", "swd": "SWD x1000"}
@@ -31,19 +31,6 @@ PANEL_INCHES = (4.8, 3.0)
 
 DPI = 120
 """Resolution of the PNG."""
-
-
-def curve_file(run: Path) -> Path:
-    """The metrics.jsonl of a run given as its folder, its config.yml or the file itself."""
-    run = run.expanduser()
-    candidates = [run] if run.suffix == ".jsonl" else [run / METRICS_FILENAME, run.parent / METRICS_FILENAME]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise ExportError(
-        f"No {METRICS_FILENAME} for {run}. Pass a run folder (outputs/<data>/<method>/<timestamp>), its config.yml "
-        "or the metrics.jsonl itself; the curve is written during ns-train every --quality-curve.interval-images."
-    )
 
 
 def run_labels(files: Sequence[Path]) -> List[str]:

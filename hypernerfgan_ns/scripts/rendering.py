@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor
 
 from hypernerfgan_ns.errors import ExportError
+from hypernerfgan_ns.utils.colors import to_uint8
 from nerfstudio.utils import colormaps
 from nerfstudio.utils.rich_utils import CONSOLE
 
@@ -33,10 +34,6 @@ GUTTER_PIXELS = 2
 
 WHITE = 255
 """Value of the gutters and of padding (renders are composited on white)."""
-
-MAX_PIXEL_VALUE = 255
-"""Colours in [0, 1] are written as 8-bit values."""
-
 
 class RenderedView(NamedTuple):
     """One rendered view as 8-bit pictures."""
@@ -94,11 +91,6 @@ def progress_bar(description: str) -> Progress:
         TimeRemainingColumn(),
         console=CONSOLE,
     )
-
-
-def to_uint8(values: Float[Tensor, "*shape"]) -> UInt8[np.ndarray, "*shape"]:
-    """Colours in [0, 1] as 8-bit values, on the CPU."""
-    return (values.clamp(0.0, 1.0) * MAX_PIXEL_VALUE).round().to(torch.uint8).cpu().numpy()
 
 
 def render_views(

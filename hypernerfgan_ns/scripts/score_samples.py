@@ -1,29 +1,29 @@
-"""`hypernerfgan render-samples` and `hypernerfgan score`: ns-eval in two halves, on two machines if need be.
+"""`hypernerfgan render-samples`, `score` and `score-curve`: ns-eval in two halves, on two machines if need be.
 
     hypernerfgan render-samples --load-config RUN/config.yml --output samples.zip     # where the GPU is
     hypernerfgan score samples.zip --data cars                                         # where Inception is
+    hypernerfgan score-curve RUN                  # FID and KID for the quality curve's points, from their samples
 
 A GPU machine may have neither the Inception weights (80 MB) nor a package index to fetch them. `render-samples`
 writes exactly the EMA samples `ns-eval` scores (same latents, cameras, truncation, resolution) as PNGs into a
 folder or a zip; `score` computes FID, KID and SWD of any folder or zip of images against a dataset's images with
 the same code as `ns-eval` (`metrics.evaluation`), so the figures are the same as if ns-eval had run there.
+A quality curve scored without the weights keeps each point's samples (`metrics.quality_curve`); `score-curve` adds
+their FID and KID to the run's metrics.jsonl, with the run's own protocol, so `hypernerfgan plot` draws them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
-import zipfile
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import tyro
 import yaml
-from PIL import Image
+from rich.markup import escape
 from rich.table import Table
 
 from hypernerfgan_ns.data.cache import atomic_output
@@ -31,8 +31,10 @@ from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedIm
 from hypernerfgan_ns.data.image_collection import ImageStore, build_image_store, first_image_size
 from hypernerfgan_ns.errors import ExportError
 from hypernerfgan_ns.metrics.evaluation import (
+    INCEPTION_METRICS,
     METRICS,
     GANEvaluationConfig,
+    ImageSetSummary,
     check_metric_names,
     generated_image_batches,
     load_feature_extractor,
@@ -41,16 +43,17 @@ from hypernerfgan_ns.metrics.evaluation import (
     store_image_batches,
     summarize_images,
 )
+from hypernerfgan_ns.metrics.quality_curve import CURVE_METRICS, CURVE_SAMPLES_DIRNAME, curve_file, read_curve
+from hypernerfgan_ns.metrics.sample_archive import (
+    SampleArchive,
+    archived_sample_batches,
+    read_protocol,
+    rendering_protocol,
+)
 from hypernerfgan_ns.metrics.swd import SWDConfig
-from hypernerfgan_ns.scripts.rendering import progress_bar, report_written, require_at_least, to_uint8
+from hypernerfgan_ns.scripts.plot_curves import METRIC_LABELS
+from hypernerfgan_ns.scripts.rendering import progress_bar, report_written, require_at_least
 from nerfstudio.utils.rich_utils import CONSOLE
-
-SAMPLE_NAME = "{index:06d}.png"
-"""File name of the i-th sample, so that sorted order is generation order."""
-
-PROTOCOL_NAME = "samples.json"
-"""What the samples are (run, step, count, seed, truncation, resolution), written beside them."""
-
 
 @dataclass
 class RenderSamplesCommand:
@@ -66,62 +69,59 @@ class RenderSamplesCommand:
     def main(self) -> None:
         from hypernerfgan_ns.utils.trained_runs import load_trained_pipeline  # imports every nerfstudio method
 
-        output = self.output.expanduser()
-        as_zip = output.suffix.lower() == ".zip"
-        if output.exists() and (as_zip or any(output.iterdir())):
-            raise ExportError(f"{output} already exists; choose a new --output, or delete it first.")
+        archive = SampleArchive(self.output)  # refuses an existing output before the run is loaded
         _, pipeline, step = load_trained_pipeline(self.load_config)
         evaluation = pipeline.config.evaluation
         if self.num_images is not None:
             require_at_least("--num-images", self.num_images, 1)
             evaluation = dataclasses.replace(evaluation, num_generated=self.num_images)
         pipeline.eval()
-        protocol = {
-            "run": str(self.load_config),
-            "step": step,
-            "num_images": evaluation.num_generated,
-            "seed": evaluation.seed,
-            "truncation": evaluation.truncation,
-            "resolution": pipeline.config.datamanager.dataparser.resolution,
-        }
-        with ExitStack() as stack:
-            if as_zip:
-                archive = zipfile.ZipFile(stack.enter_context(atomic_output(output)), "w", zipfile.ZIP_STORED)
-                stack.enter_context(archive)
-                write = archive.writestr
-            else:
-                output.mkdir(parents=True, exist_ok=True)
-
-                def write(name: str, data: bytes) -> None:
-                    (output / name).write_bytes(data)
-
-            progress = stack.enter_context(progress_bar(f"Rendering {evaluation.num_generated} EMA samples"))
+        with archive, progress_bar(f"Rendering {evaluation.num_generated} EMA samples") as progress:
             task = progress.add_task("render", total=evaluation.num_generated)
-            index = 0
             for batch in generated_image_batches(pipeline, evaluation):
-                for image in to_uint8(batch.permute(0, 2, 3, 1)):
-                    buffer = io.BytesIO()
-                    Image.fromarray(image).save(buffer, format="PNG")
-                    write(SAMPLE_NAME.format(index=index), buffer.getvalue())
-                    index += 1
+                archive.add(batch)
                 progress.advance(task, len(batch))
-            write(PROTOCOL_NAME, (json.dumps(protocol, indent=2) + "\n").encode("utf8"))
-        report_written(output, f"{index} EMA samples of step {step}")
+            archive.finish({"run": str(self.load_config), "step": step, **rendering_protocol(pipeline, evaluation)})
+        report_written(archive.output, f"{archive.count} EMA samples of step {step}")
 
 
-def dataparser_of_run(load_config: Path) -> UnposedImagesDataParserConfig:
-    """The dataparser settings a run trained with, read from its config.yml (nothing is built or loaded)."""
+def run_config(load_config: Path) -> Any:
+    """A HyperNeRFGAN run's configuration, read from its config.yml (nothing is built or loaded)."""
     path = Path(load_config).expanduser()
     if not path.is_file():
         raise ExportError(f"{path} does not exist; pass the config.yml of a training run.")
     config = yaml.load(path.read_text(encoding="utf8"), Loader=yaml.Loader)
     datamanager = getattr(getattr(config, "pipeline", None), "datamanager", None)
-    parser = getattr(datamanager, "dataparser", None)
-    if not isinstance(parser, UnposedImagesDataParserConfig):
+    if not isinstance(getattr(datamanager, "dataparser", None), UnposedImagesDataParserConfig):
         raise ExportError(f"{path} is not the config.yml of a HyperNeRFGAN run.")
+    return config
+
+
+def dataparser_of_run(load_config: Path) -> UnposedImagesDataParserConfig:
+    """The dataparser settings a run trained with, read from its config.yml (nothing is built or loaded)."""
+    datamanager = run_config(load_config).pipeline.datamanager
+    parser = datamanager.dataparser
     if datamanager.data is not None:
         parser = dataclasses.replace(parser, data=datamanager.data)  # nerfstudio's --data alias
     return parser
+
+
+def training_images(load_config: Path, resolution: int) -> ImageStore:
+    """The images a run trained on, as it saw them; refuses samples of another resolution."""
+    parser = dataparser_of_run(load_config)
+    if parser.resolution != resolution:
+        raise ExportError(
+            f"The samples are {resolution}x{resolution} but the run {load_config} trained at "
+            f"{parser.resolution}x{parser.resolution}; render them at the run's resolution."
+        )
+    return load_image_store(parser)
+
+
+def load_image_store(parser: UnposedImagesDataParserConfig) -> ImageStore:
+    """The dataparser's images (decoded and cached as training decodes them)."""
+    store = parser.setup().load_images(images_required=True)
+    assert store is not None
+    return store
 
 
 @dataclass
@@ -174,18 +174,9 @@ class ScoreCommand:
     def real_store(self, resolution: int) -> ImageStore:
         """The real images, decoded at the samples' resolution."""
         if self.load_config is not None:
-            parser = dataparser_of_run(self.load_config)
-            if parser.resolution != resolution:
-                raise ExportError(
-                    f"The samples are {resolution}x{resolution} but the run {self.load_config} trained at "
-                    f"{parser.resolution}x{parser.resolution}; render them at the run's resolution."
-                )
-        else:
-            assert self.data is not None
-            parser = UnposedImagesDataParserConfig(data=self.data, resolution=resolution, min_image_size=1)
-        store = parser.setup().load_images(images_required=True)
-        assert store is not None
-        return store
+            return training_images(self.load_config, resolution)
+        assert self.data is not None
+        return load_image_store(UnposedImagesDataParserConfig(data=self.data, resolution=resolution, min_image_size=1))
 
     def report(self, results: Dict[str, float], real: ImageStore, samples: ImageStore) -> None:
         """Prints the table and writes the JSON."""
@@ -203,3 +194,82 @@ class ScoreCommand:
                 temporary.write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
             report_written(self.json, "the scores")
 
+
+
+@dataclass
+class ScoreCurveCommand:
+    """Add FID and KID to quality curves from the samples their points kept where the Inception weights were missing."""
+
+    runs: tyro.conf.Positional[Tuple[Path, ...]]
+    """Run folders (with their curve_samples/), their config.yml or their metrics.jsonl."""
+    inception_weights: Optional[Path] = None
+    """The Inception weights file; default: looked up as ns-eval does."""
+    rescore: bool = False
+    """Also score the points that have FID already (their kept samples are scored again)."""
+
+    def main(self) -> List[Path]:
+        if not self.runs:
+            raise ExportError("Name the runs whose curves to score: hypernerfgan score-curve RUN [RUN ...].")
+        files = [curve_file(run) for run in self.runs]  # every run named is checked before any work
+        real_summaries: Dict[Tuple[str, ...], ImageSetSummary] = {}  # runs on the same images share their features
+        for file in files:
+            self.complete(file, real_summaries)
+        return files
+
+    def complete(self, file: Path, real_summaries: Dict[Tuple[str, ...], ImageSetSummary]) -> None:
+        """Scores the kept samples of one curve's points and writes the curve back with their FID and KID."""
+        points = read_curve(file)
+        due = [point for point in points if "samples" in point and (self.rescore or "fid" not in point)]
+        if not due:
+            CONSOLE.print(f"{escape(str(file))}: no point has kept samples without FID; nothing to score.")
+            return
+        missing = [point["samples"] for point in due if not (file.parent / point["samples"]).is_file()]
+        if missing:
+            raise ExportError(
+                f"{file} names kept samples that are not there: {', '.join(missing)}. Copy the run folder with its "
+                f"{CURVE_SAMPLES_DIRNAME}/ folder (and, for a resumed run, the folder of the run it continued)."
+            )
+        load_config = file.parent / "config.yml"
+        protocol = run_config(load_config).pipeline.evaluation  # the run's own: the in-run figures' subsets and counts
+        evaluation = dataclasses.replace(
+            protocol, metrics=INCEPTION_METRICS, inception_weights=self.inception_weights or protocol.inception_weights
+        )
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        extractor = load_feature_extractor(evaluation, device)
+        parser = dataparser_of_run(load_config)
+        resolution = parser.resolution
+        real = load_image_store(parser)
+        count = num_real_images(real, evaluation)
+        key = (str(real.source), str(resolution), str(count), str(evaluation.inception_weights))
+        if key not in real_summaries:
+            real_summaries[key] = summarize_images(
+                store_image_batches(real, count, evaluation.batch_size), count, "Training images", evaluation,
+                extractor, device,
+            )
+        real_summary = real_summaries[key]
+        for point in due:
+            path = file.parent / point["samples"]
+            kept = read_protocol(path)
+            if kept["resolution"] != resolution:
+                raise ExportError(f"{path} holds {kept['resolution']} px samples; the run trained at {resolution} px.")
+            fake_summary = summarize_images(
+                archived_sample_batches(path, evaluation.batch_size), kept["num_images"],
+                f"Samples after {point['images_seen']:,} images", evaluation, extractor, device,
+            )
+            scores = score(real_summary, fake_summary, evaluation)
+            point.update({name: scores[name] for name in ("fid", "kid", "kid_std")})
+        with atomic_output(file) as temporary:
+            temporary.write_text("".join(json.dumps(point) + "\n" for point in points), encoding="utf8")
+        self.report(file, points, len(due))
+
+    @staticmethod
+    def report(file: Path, points: List[Dict[str, Any]], scored: int) -> None:
+        """Prints the completed curve."""
+        table = Table(title=f"{escape('/'.join(file.parent.parts[-3:]))}: {scored} points scored")
+        for column in ("images seen", "minutes", *(METRIC_LABELS[name] for name in CURVE_METRICS)):
+            table.add_column(column, justify="right")
+        for point in points:
+            cells = [f"{point[name]:.4g}" if name in point else "-" for name in CURVE_METRICS]
+            table.add_row(f"{point['images_seen']:,}", f"{point['train_seconds'] / 60:.1f}", *cells)
+        CONSOLE.print(table)
+        report_written(file, "the curve with FID and KID")

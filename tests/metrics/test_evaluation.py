@@ -41,6 +41,19 @@ def test_fid_matches_the_closed_form_and_kid_vanishes_for_one_distribution() -> 
     assert results["kid"] > 0 and abs(same["kid"]) < 0.2 * results["kid"], (same, results)
 
 
+def test_kid_subsets_are_seeded_and_leave_the_global_generator_alone() -> None:
+    generator = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(60, 8, generator=generator), torch.randn(60, 8, generator=generator) + 0.5
+    config = GANEvaluationConfig(metrics=("kid",), kid_subset_size=20, kid_subsets=5)
+    state = torch.random.get_rng_state()
+    first = inception_distances(real, fake, config)
+    assert torch.equal(torch.random.get_rng_state(), state), "a point scored in training leaves its random stream"
+    torch.manual_seed(123)
+    assert inception_distances(real, fake, config) == first, "the same samples always score the same"
+    other_seed = inception_distances(real, fake, dataclasses.replace(config, seed=1))
+    assert other_seed["kid"] != first["kid"], "subsets of 20 of 60: the seed picks them"
+
+
 def test_inception_inputs_are_299_pixels_in_tensorflows_range(stand_in_weights: Path) -> None:
     extractor = InceptionFeatureExtractor(stand_in_weights)
     images = torch.stack([torch.zeros(3, 32, 32), torch.ones(3, 32, 32)])

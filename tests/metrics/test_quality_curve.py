@@ -15,13 +15,16 @@ from hypernerfgan_ns.method_configs import method_config
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig
 from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurveConfig, read_curve
 from hypernerfgan_ns.scripts.plot_curves import PlotCommand
-from hypernerfgan_ns.scripts.score_samples import RenderSamplesCommand, ScoreCommand
+from hypernerfgan_ns.scripts.score_samples import RenderSamplesCommand, ScoreCommand, ScoreCurveCommand
 from nerfstudio.utils.eval_utils import eval_setup
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tests.helpers import micro_config, replaced, train
 
 CURVE = QualityCurveConfig(interval_images=8, num_generated=8)
 """A point every 2 iterations of the micro config (4 images each)."""
+
+INCEPTION_SCORES = ("fid", "kid", "kid_std")
+"""What a point scored without the Inception weights lacks."""
 
 
 def curve_config(tmp_path: Path, iterations: int, timestamp: str = "run", **evaluation):
@@ -42,6 +45,7 @@ def test_a_run_records_its_quality_every_interval_in_jsonl_and_tensorboard(tmp_p
     for point in points:
         assert point["swd"] > 0 and point["num_generated"] == 8
         assert point["wall_seconds"] >= point["train_seconds"] >= 0
+        assert (config.get_base_dir() / point["samples"]).is_file(), "no Inception weights here: samples are kept"
     assert points[-1]["train_seconds"] > points[0]["train_seconds"]
 
     events = EventAccumulator(str(config.get_base_dir())).Reload()
@@ -59,8 +63,11 @@ def test_a_resumed_run_continues_the_curve_and_its_clock(tmp_path: Path) -> None
     after = read_curve(second.get_base_dir() / METRICS_FILENAME)
     assert [point["images_seen"] for point in before] == [0, 8, 12]
     assert [point["images_seen"] for point in after] == [0, 8, 12, 16, 24]
-    assert after[:3] == before
+    assert [point["swd"] for point in after[:3]] == [point["swd"] for point in before]
     assert after[3]["train_seconds"] > before[-1]["train_seconds"], "the clock continues from the checkpoint"
+    # The earlier points' samples stay in the first run's folder, named from the second's.
+    assert all((second.get_base_dir() / point["samples"]).resolve().is_file() for point in after)
+    assert after[0]["samples"].startswith("../first/")
 
 
 def test_with_inception_weights_the_curve_has_fid_and_kid(tmp_path: Path, stand_in_weights: Path) -> None:
@@ -69,6 +76,45 @@ def test_with_inception_weights_the_curve_has_fid_and_kid(tmp_path: Path, stand_
     points = read_curve(config.get_base_dir() / METRICS_FILENAME)
     assert len(points) == 2 and all({"fid", "kid", "kid_std", "swd"} <= set(point) for point in points)
     assert points[0]["fid"] > 0
+    assert not any("samples" in point for point in points), "with the weights, samples are kept only on request"
+
+
+def test_score_curve_adds_the_fid_and_kid_a_run_without_inception_could_not(
+    tmp_path: Path, stand_in_weights: Path
+) -> None:
+    # A machine with the weights, keeping the samples anyway: the figures score-curve must reproduce.
+    protocol = dict(kid_subset_size=4, kid_subsets=3)
+    config = curve_config(tmp_path, iterations=2, inception_weights=stand_in_weights, **protocol)
+    config = replaced(config, quality_curve=dataclasses.replace(CURVE, keep_samples="always"))
+    train(config)
+    run = config.get_base_dir()
+    logged = read_curve(run / METRICS_FILENAME)
+    assert [point["images_seen"] for point in logged] == [0, 8]
+    with zipfile.ZipFile(run / logged[1]["samples"]) as archive:
+        names = archive.namelist()
+        kept = json.loads(archive.read("samples.json"))
+    assert len([name for name in names if name.endswith(".png")]) == 8
+    assert kept["num_images"] == 8 and kept["images_seen"] == 8 and kept["step"] == 2
+
+    # As if scored on a GPU machine without the weights: the points hold SWD and their samples only.
+    stripped = [{key: value for key, value in point.items() if key not in INCEPTION_SCORES} for point in logged]
+    (run / METRICS_FILENAME).write_text("".join(json.dumps(point) + "\n" for point in stripped))
+    ScoreCurveCommand(runs=(run,)).main()  # the weights the run's protocol names
+    scored = read_curve(run / METRICS_FILENAME)
+    for point, expected in zip(scored, logged):
+        assert point["fid"] == pytest.approx(expected["fid"], rel=1e-4)
+        assert point["kid"] == pytest.approx(expected["kid"], rel=1e-4)  # KID's subsets are seeded
+        assert point["swd"] == expected["swd"] and point["samples"] == expected["samples"]
+    output = PlotCommand(runs=(run,), output=tmp_path / "curve.png", metrics=("fid",)).main()
+    assert output.is_file()
+
+    ScoreCurveCommand(runs=(run,)).main()  # nothing left to score: the curve is unchanged
+    assert read_curve(run / METRICS_FILENAME) == scored
+    (run / logged[1]["samples"]).unlink()
+    with pytest.raises(ExportError, match="not there"):
+        ScoreCurveCommand(runs=(run,), rescore=True).main()
+    with pytest.raises(ExportError, match="Name the runs"):
+        ScoreCurveCommand(runs=()).main()
 
 
 def test_the_tiny_presets_default_interval_draws_a_curve_in_60_iterations() -> None:
