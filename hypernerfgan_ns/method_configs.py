@@ -138,7 +138,6 @@ hypernerfgan_tiny = MethodSpecification(
                 num_octaves=6,
                 frequency_annealing_images=5_000,
                 num_coarse_samples=24,
-                eval_num_rays_per_chunk=1 << 14,
             ),
             discriminator=DiscriminatorConfig(channel_base=2048, channel_max=128),
             num_eval_images=64,
