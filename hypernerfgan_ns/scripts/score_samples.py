@@ -55,6 +55,7 @@ from hypernerfgan_ns.scripts.plot_curves import METRIC_LABELS
 from hypernerfgan_ns.scripts.rendering import progress_bar, report_written, require_at_least
 from nerfstudio.utils.rich_utils import CONSOLE
 
+
 @dataclass
 class RenderSamplesCommand:
     """Render the EMA samples ns-eval scores into a folder or zip of PNGs, for `hypernerfgan score` elsewhere."""
@@ -193,7 +194,6 @@ class ScoreCommand:
             with atomic_output(self.json) as temporary:
                 temporary.write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
             report_written(self.json, "the scores")
-
 
 
 @dataclass

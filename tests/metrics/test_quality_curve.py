@@ -87,19 +87,23 @@ def test_score_curve_adds_the_fid_and_kid_a_run_without_inception_could_not(
     config = curve_config(tmp_path, iterations=2, inception_weights=stand_in_weights, **protocol)
     config = replaced(config, quality_curve=dataclasses.replace(CURVE, keep_samples="always"))
     train(config)
-    run = config.get_base_dir()
-    logged = read_curve(run / METRICS_FILENAME)
+    logged = read_curve(config.get_base_dir() / METRICS_FILENAME)
     assert [point["images_seen"] for point in logged] == [0, 8]
-    with zipfile.ZipFile(run / logged[1]["samples"]) as archive:
+    with zipfile.ZipFile(config.get_base_dir() / logged[1]["samples"]) as archive:
         names = archive.namelist()
         kept = json.loads(archive.read("samples.json"))
     assert len([name for name in names if name.endswith(".png")]) == 8
     assert kept["num_images"] == 8 and kept["images_seen"] == 8 and kept["step"] == 2
 
-    # As if scored on a GPU machine without the weights: the points hold SWD and their samples only.
-    stripped = [{key: value for key, value in point.items() if key not in INCEPTION_SCORES} for point in logged]
-    (run / METRICS_FILENAME).write_text("".join(json.dumps(point) + "\n" for point in stripped))
-    ScoreCurveCommand(runs=(run,)).main()  # the weights the run's protocol names
+    # The same run on a machine without the weights (a GPU machine, say): SWD and the samples only.
+    elsewhere = curve_config(tmp_path, iterations=2, timestamp="no-inception", **protocol)
+    train(elsewhere)
+    run = elsewhere.get_base_dir()
+    swd_only = read_curve(run / METRICS_FILENAME)
+    assert not any(set(INCEPTION_SCORES) & set(point) for point in swd_only)
+    assert [point["swd"] for point in swd_only] == [point["swd"] for point in logged], "scoring never changes training"
+
+    ScoreCurveCommand(runs=(run,), inception_weights=stand_in_weights).main()
     scored = read_curve(run / METRICS_FILENAME)
     for point, expected in zip(scored, logged):
         assert point["fid"] == pytest.approx(expected["fid"], rel=1e-4)
@@ -108,11 +112,11 @@ def test_score_curve_adds_the_fid_and_kid_a_run_without_inception_could_not(
     output = PlotCommand(runs=(run,), output=tmp_path / "curve.png", metrics=("fid",)).main()
     assert output.is_file()
 
-    ScoreCurveCommand(runs=(run,)).main()  # nothing left to score: the curve is unchanged
+    ScoreCurveCommand(runs=(run,), inception_weights=stand_in_weights).main()  # nothing left: the curve is unchanged
     assert read_curve(run / METRICS_FILENAME) == scored
-    (run / logged[1]["samples"]).unlink()
+    (run / scored[1]["samples"]).unlink()
     with pytest.raises(ExportError, match="not there"):
-        ScoreCurveCommand(runs=(run,), rescore=True).main()
+        ScoreCurveCommand(runs=(run,), inception_weights=stand_in_weights, rescore=True).main()
     with pytest.raises(ExportError, match="Name the runs"):
         ScoreCurveCommand(runs=()).main()
 
