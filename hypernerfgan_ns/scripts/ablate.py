@@ -10,13 +10,15 @@ machine) and renders a sheet of seeds x views. Per row, in `DIR/<row>/`:
     <method>/<timestamp>/   a normal nerfstudio run: config.yml, nerfstudio_models/, tensorboard logs
                             (open it with ns-viewer, ns-render, ns-eval, hypernerfgan samples)
     samples.png             the sample sheet
+    scored_samples.zip      without the Inception weights only: the scored samples, for FID where the weights are
     result.json             scores and timings, written last: its presence means the row is finished
 
 and for the study `DIR/ablation.md` (the table) and `DIR/ablation.json`, rewritten after every row, and
 `DIR/curves.png`, the rows' quality curves (`metrics.quality_curve`) side by side. A row that does
 not fit the method (a patch larger than its images) is skipped with the reason; a row whose training fails
 (divergence, out of memory) is recorded as failed and the study goes on. Rerunning the same command continues an
-interrupted study: finished rows are reused, unfinished and failed ones are trained again.
+interrupted study: finished rows are reused, unfinished and failed ones are trained again; where the weights are,
+it also adds FID and KID to finished rows scored without them (a study run on a GPU machine that lacks them).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Sequence, Tuple
 
 import torch
 from rich.markup import escape
@@ -44,8 +46,10 @@ from hypernerfgan_ns.method_configs import METHODS, method_config
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator, without_inception_metrics
 from hypernerfgan_ns.metrics.inception import find_inception_weights
 from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME
+from hypernerfgan_ns.metrics.sample_archive import SampleArchive, rendering_protocol
 from hypernerfgan_ns.scripts.plot_curves import PlotCommand
 from hypernerfgan_ns.scripts.samples import SamplesCommand
+from hypernerfgan_ns.scripts.score_samples import RealSummaries, score_kept_samples
 from nerfstudio.scripts.train import _set_random_seed
 from nerfstudio.utils.rich_utils import CONSOLE
 
@@ -113,6 +117,9 @@ RESULT_FILENAME = "result.json"
 
 SAMPLES_FILENAME = "samples.png"
 """A row's sample sheet."""
+
+KEPT_SAMPLES_FILENAME = "scored_samples.zip"
+"""A row's scored samples, kept when FID could not be computed, for a rerun where the Inception weights are."""
 
 REPORT_MARKDOWN = "ablation.md"
 """The study's table."""
@@ -479,6 +486,9 @@ class RowResult:
     """The run's config.yml, relative to the study folder."""
     samples: Optional[str] = None
     """The sample sheet, relative to the study folder."""
+    kept_samples: Optional[str] = None
+    """The scored samples as PNGs, relative to the study folder, when FID was left out for want of the Inception
+    weights: the same command run where the weights are adds FID and KID from them."""
 
     def cells(self) -> List[str]:
         """The row of the table: row, what it changes, iterations, seconds, SWD, FID, samples."""
@@ -633,6 +643,8 @@ class AblationStudy:
         # Rows of this study finished by earlier commands stay in the table.
         results.update({row: self.stored_result(row, quiet=True) for row in ROWS if row not in requested})
         results = {row: result for row, result in results.items() if result is not None}
+        if fid_note is None:
+            self.add_missing_fid(results.values(), evaluation)
         order = [row for row in ROWS if row in results]
         self.write_report([results[row] for row in order])
         for row in order:
@@ -658,6 +670,22 @@ class AblationStudy:
                 runs=tuple(curves.values()), output=self.output / CURVES_FILENAME, labels=tuple(curves),
                 title=self.title(),
             ).main()
+
+    def add_missing_fid(self, results: Iterable[RowResult], evaluation: GANEvaluationConfig) -> None:
+        """Adds FID and KID to finished rows that were scored without the Inception weights, from their kept samples."""
+        real_summaries: RealSummaries = {}  # the rows' training images are the same: one Inception pass
+        for result in results:
+            if result.status != "done" or "fid" in result.metrics or result.kept_samples is None:
+                continue
+            kept = self.output / result.kept_samples
+            if result.config is None or not kept.is_file():
+                CONSOLE.print(f"[yellow]{result.row} has no FID and its kept samples {escape(str(kept))} are missing.")
+                continue
+            (scores,) = score_kept_samples(self.output / result.config, [kept], evaluation, real_summaries)
+            result.metrics.update(scores)
+            result.fid_note = None
+            write_json(self.output / result.row / RESULT_FILENAME, dataclasses.asdict(result))
+            CONSOLE.print(f"[bold]{result.row}[/bold]: FID {scores['fid']:.2f} from the samples it kept.")
 
     def pending(self, row: str) -> RowResult:
         """A row not run yet, with the fields it changes."""
@@ -754,7 +782,9 @@ class AblationStudy:
                 result.train_seconds = time.perf_counter() - start
                 result.iterations = config.max_num_iterations
                 scoring_start = time.perf_counter()
-                result.metrics = evaluate_generator(trainer.pipeline, evaluation, trainer.pipeline.config.swd)
+                result.metrics = self.score_row(trainer, evaluation, fid_note, row_folder / KEPT_SAMPLES_FILENAME)
+                if fid_note == FID_UNAVAILABLE:
+                    result.kept_samples = str((row_folder / KEPT_SAMPLES_FILENAME).relative_to(self.output))
             trainer = None
             release_memory()
             swd = result.metrics.get("swd", math.nan)
@@ -783,6 +813,20 @@ class AblationStudy:
         write_json(row_folder / RESULT_FILENAME, dataclasses.asdict(result))
         CONSOLE.print(f"[bold green]{row} done[/bold green]: SWD {result.metrics['swd']:.2f}.")
         return result
+
+    @staticmethod
+    def score_row(
+        trainer: HyperNeRFGANTrainer, evaluation: GANEvaluationConfig, fid_note: Optional[str], kept: Path
+    ) -> Dict[str, float]:
+        """The row's scores; without the Inception weights, its samples are also kept in `kept` for a later FID."""
+        pipeline = trainer.pipeline
+        if fid_note != FID_UNAVAILABLE:
+            return evaluate_generator(pipeline, evaluation, pipeline.config.swd)
+        kept.unlink(missing_ok=True)  # from an attempt that did not finish
+        with SampleArchive(kept) as archive:
+            metrics = evaluate_generator(pipeline, evaluation, pipeline.config.swd, on_samples=archive.add)
+            archive.finish({"run": str(trainer.config.get_base_dir()), **rendering_protocol(pipeline, evaluation)})
+        return metrics
 
     def draw_samples(self, config: HyperNeRFGANTrainerConfig) -> None:
         """The row's sample sheet, by `hypernerfgan samples` from the run folder (which so opens like any run)."""

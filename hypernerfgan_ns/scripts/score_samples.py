@@ -18,7 +18,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import tyro
@@ -196,6 +196,49 @@ class ScoreCommand:
             report_written(self.json, "the scores")
 
 
+RealSummaries = Dict[Tuple[str, ...], ImageSetSummary]
+"""Inception features of training images, by image set and weights, computed once per command."""
+
+
+def score_kept_samples(
+    load_config: Path,
+    archives: Sequence[Path],
+    evaluation: GANEvaluationConfig,
+    real_summaries: Optional[RealSummaries] = None,
+) -> List[Dict[str, float]]:
+    """FID, KID and KID's std of archives of samples a run kept, against the images it trained on, with the protocol
+    `evaluation` (its weights, KID subsets, real-image count and seed); `real_summaries` shares the training images'
+    features between calls."""
+    evaluation = dataclasses.replace(evaluation, metrics=INCEPTION_METRICS)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    extractor = load_feature_extractor(evaluation, device)
+    parser = dataparser_of_run(load_config)
+    real = load_image_store(parser)
+    count = num_real_images(real, evaluation)
+    key = (str(real.source), str(parser.resolution), str(count), str(evaluation.inception_weights))
+    real_summaries = {} if real_summaries is None else real_summaries
+    if key not in real_summaries:
+        real_summaries[key] = summarize_images(
+            store_image_batches(real, count, evaluation.batch_size), count, "Training images", evaluation, extractor,
+            device,
+        )
+    results = []
+    for path in archives:
+        kept = read_protocol(path)
+        if kept["resolution"] != parser.resolution:
+            raise ExportError(
+                f"{path} holds {kept['resolution']} px samples; the run {load_config} trained at "
+                f"{parser.resolution} px."
+            )
+        fake = summarize_images(
+            archived_sample_batches(path, evaluation.batch_size), kept["num_images"], f"Samples of {path.name}",
+            evaluation, extractor, device,
+        )
+        scores = score(real_summaries[key], fake, evaluation)
+        results.append({name: scores[name] for name in ("fid", "kid", "kid_std")})
+    return results
+
+
 @dataclass
 class ScoreCurveCommand:
     """Add FID and KID to quality curves from the samples their points kept where the Inception weights were missing."""
@@ -211,12 +254,12 @@ class ScoreCurveCommand:
         if not self.runs:
             raise ExportError("Name the runs whose curves to score: hypernerfgan score-curve RUN [RUN ...].")
         files = [curve_file(run) for run in self.runs]  # every run named is checked before any work
-        real_summaries: Dict[Tuple[str, ...], ImageSetSummary] = {}  # runs on the same images share their features
+        real_summaries: RealSummaries = {}  # runs on the same images share their features
         for file in files:
             self.complete(file, real_summaries)
         return files
 
-    def complete(self, file: Path, real_summaries: Dict[Tuple[str, ...], ImageSetSummary]) -> None:
+    def complete(self, file: Path, real_summaries: RealSummaries) -> None:
         """Scores the kept samples of one curve's points and writes the curve back with their FID and KID."""
         points = read_curve(file)
         due = [point for point in points if "samples" in point and (self.rescore or "fid" not in point)]
@@ -231,33 +274,11 @@ class ScoreCurveCommand:
             )
         load_config = file.parent / "config.yml"
         protocol = run_config(load_config).pipeline.evaluation  # the run's own: the in-run figures' subsets and counts
-        evaluation = dataclasses.replace(
-            protocol, metrics=INCEPTION_METRICS, inception_weights=self.inception_weights or protocol.inception_weights
-        )
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        extractor = load_feature_extractor(evaluation, device)
-        parser = dataparser_of_run(load_config)
-        resolution = parser.resolution
-        real = load_image_store(parser)
-        count = num_real_images(real, evaluation)
-        key = (str(real.source), str(resolution), str(count), str(evaluation.inception_weights))
-        if key not in real_summaries:
-            real_summaries[key] = summarize_images(
-                store_image_batches(real, count, evaluation.batch_size), count, "Training images", evaluation,
-                extractor, device,
-            )
-        real_summary = real_summaries[key]
-        for point in due:
-            path = file.parent / point["samples"]
-            kept = read_protocol(path)
-            if kept["resolution"] != resolution:
-                raise ExportError(f"{path} holds {kept['resolution']} px samples; the run trained at {resolution} px.")
-            fake_summary = summarize_images(
-                archived_sample_batches(path, evaluation.batch_size), kept["num_images"],
-                f"Samples after {point['images_seen']:,} images", evaluation, extractor, device,
-            )
-            scores = score(real_summary, fake_summary, evaluation)
-            point.update({name: scores[name] for name in ("fid", "kid", "kid_std")})
+        weights = self.inception_weights or protocol.inception_weights
+        evaluation = dataclasses.replace(protocol, inception_weights=weights)
+        archives = [file.parent / point["samples"] for point in due]
+        for point, scores in zip(due, score_kept_samples(load_config, archives, evaluation, real_summaries)):
+            point.update(scores)
         with atomic_output(file) as temporary:
             temporary.write_text("".join(json.dumps(point) + "\n" for point in points), encoding="utf8")
         self.report(file, points, len(due))

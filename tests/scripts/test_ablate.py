@@ -23,6 +23,7 @@ from hypernerfgan_ns.scripts.ablate import (
     CURVES_FILENAME,
     EMA_HALF_LIFE_FACTORS,
     FID_UNAVAILABLE,
+    KEPT_SAMPLES_FILENAME,
     LEARNING_RATE_FACTORS,
     MAPPING_LR_FACTOR,
     R1_GAMMA_FACTORS,
@@ -43,6 +44,7 @@ from hypernerfgan_ns.scripts.ablate import (
 )
 from hypernerfgan_ns.scripts.cli import parse, run
 from hypernerfgan_ns.scripts.rendering import GUTTER_PIXELS
+from hypernerfgan_ns.scripts.score_samples import ScoreCommand
 from tests.helpers import micro_config
 from tests.metrics.conftest import StandInInception
 
@@ -190,6 +192,37 @@ def test_a_failed_row_is_recorded_and_the_next_row_is_trained_and_scored_with_fi
     lines = (study.output / REPORT_MARKDOWN).read_text().splitlines()
     assert "failed: Training diverged" in next(line for line in lines if line.startswith("| baseline |"))
     assert f"{scored.metrics['fid']:.2f}" in next(line for line in lines if line.startswith("| no-augmentation |"))
+
+
+def test_rows_scored_without_inception_get_fid_from_their_kept_samples_where_the_weights_are(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.delenv(INCEPTION_ENV_VARIABLE, raising=False)
+    study = micro_study(tmp_path / "study")  # a GPU machine without the weights, say
+    study.base.pipeline.evaluation.kid_subsets = KID_SUBSETS
+    (gpu_row,) = study.run(["baseline"])
+    assert "fid" not in gpu_row.metrics and gpu_row.fid_note == FID_UNAVAILABLE
+    assert gpu_row.kept_samples == f"baseline/{KEPT_SAMPLES_FILENAME}"
+    assert (study.output / gpu_row.kept_samples).is_file()
+
+    weights = tmp_path / "stand_in_inception.pt"
+    torch.jit.script(StandInInception()).save(str(weights))
+    study.base.pipeline.evaluation.inception_weights = weights  # the same study where the weights are
+
+    def no_training(self, *args, **kwargs):
+        raise AssertionError("a finished row was trained again")
+
+    monkeypatch.setattr(HyperNeRFGANTrainerConfig, "setup", no_training)
+    (completed,) = study.run(["baseline"])
+    assert completed.metrics["swd"] == gpu_row.metrics["swd"] and completed.fid_note is None
+    expected = ScoreCommand(samples=study.output / gpu_row.kept_samples, load_config=study.output / gpu_row.config,
+                            inception_weights=weights).main()
+    assert completed.metrics["fid"] == pytest.approx(expected["fid"], rel=1e-4)
+    stored = json.loads((study.output / "baseline" / RESULT_FILENAME).read_text(encoding="utf8"))
+    assert stored["metrics"]["fid"] == completed.metrics["fid"]
+    table = (study.output / REPORT_MARKDOWN).read_text().splitlines()
+    line = next(line for line in table if line.startswith("| baseline"))
+    assert f"{completed.metrics['fid']:.2f}" in line
 
 
 def test_ctrl_c_stops_the_study_and_leaves_the_row_unfinished(tmp_path: Path, monkeypatch) -> None:
