@@ -79,9 +79,9 @@ class QualityCurveConfig(DefaultsForMissingFields, PrintableConfig):
     at_end: bool = True
     """Also score the generator when training finishes (not when it is interrupted), if the last point is older."""
     keep_samples: Literal["without-inception", "always", "never"] = "without-inception"
-    """Keep each point's samples as a zip of PNGs in the run folder's curve_samples/ (about 8 MB per 1,000 at 128 px),
-    for `hypernerfgan score-curve` to add FID and KID elsewhere: when this machine lacks the Inception weights,
-    always, or never."""
+    """Keep each point's samples as a zip of PNGs in the run folder's curve_samples/ (about 8 MB per 1,000 at 128 px:
+    3 GB over the GPU presets' 500,000 iterations), for `hypernerfgan score-curve` to add FID and KID elsewhere: when
+    this machine lacks the Inception weights, always, or never."""
 
     def __post_init__(self) -> None:
         if self.interval_images < 0 or self.num_generated < 1:
@@ -201,6 +201,7 @@ class QualityCurve:
         self._extractor: Any = None
         self._real: Optional[ImageSetSummary] = None
         self._inception_missing = False
+        self._size_reported = False
 
     # ------------------------------------------------------------------ when
 
@@ -251,6 +252,15 @@ class QualityCurve:
         keep = self.config.keep_samples
         return keep == "always" or (keep == "without-inception" and self._inception_missing)
 
+    def report_kept_size(self, archive: Path) -> None:
+        """Says once per session what keeping samples costs on disk, and how to stop it."""
+        megabytes = archive.stat().st_size / 1e6
+        CONSOLE.print(
+            f"[yellow]Kept the point's {self.evaluation.num_generated:,} samples in {archive} ({megabytes:.1f} MB; one "
+            f"such file every {self.config.interval_images:,} images). --quality-curve.keep-samples never stops this."
+        )
+        self._size_reported = True
+
     def record(self, step: int) -> Dict[str, Any]:
         """Scores the EMA generator after iteration `step` (-1: before the first) and writes the point."""
         images = self.images_seen(step)
@@ -271,6 +281,8 @@ class QualityCurve:
                 protocol = rendering_protocol(self.pipeline, evaluation)
                 archive.finish({"step": step + 1, "images_seen": images, **protocol})
             self.pipeline.train()
+        if kept and not self._size_reported:
+            self.report_kept_size(self.path.parent / kept["samples"])
         point = {
             "step": step + 1,
             "images_seen": images,
