@@ -44,7 +44,7 @@ from hypernerfgan_ns.metrics.evaluation import (
     summarize_training_images,
     without_inception_metrics,
 )
-from hypernerfgan_ns.metrics.sample_archive import SampleArchive, rendering_protocol
+from hypernerfgan_ns.metrics.sample_archive import evaluate_keeping_samples
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.configs.base_config import PrintableConfig
 from nerfstudio.utils import writer
@@ -265,21 +265,17 @@ class QualityCurve:
         """Scores the EMA generator after iteration `step` (-1: before the first) and writes the point."""
         images = self.images_seen(step)
         kept: Dict[str, Any] = {}
-        with self.clock.scoring(), contextlib.ExitStack() as stack:
+        with self.clock.scoring():
             evaluation, real = self.prepare()
-            archive = None
+            scoring = {"extractor": self._extractor, "real": real}
             if self.keeps_samples:
-                name = Path(CURVE_SAMPLES_DIRNAME) / CURVE_SAMPLES_NAME.format(images=images)
-                (self.path.parent / name).unlink(missing_ok=True)  # scored again in this folder (same --timestamp)
-                archive = stack.enter_context(SampleArchive(self.path.parent / name))
-                kept["samples"] = name.as_posix()
-            metrics = evaluate_generator(
-                self.pipeline, evaluation, self.pipeline.config.swd, extractor=self._extractor, real=real,
-                on_samples=None if archive is None else archive.add,
-            )
-            if archive is not None:
-                protocol = rendering_protocol(self.pipeline, evaluation)
-                archive.finish({"step": step + 1, "images_seen": images, **protocol})
+                kept["samples"] = (Path(CURVE_SAMPLES_DIRNAME) / CURVE_SAMPLES_NAME.format(images=images)).as_posix()
+                metrics = evaluate_keeping_samples(
+                    self.pipeline, evaluation, self.path.parent / kept["samples"],
+                    {"step": step + 1, "images_seen": images}, **scoring,
+                )
+            else:
+                metrics = evaluate_generator(self.pipeline, evaluation, self.pipeline.config.swd, **scoring)
             self.pipeline.train()
         if kept and not self._size_reported:
             self.report_kept_size(self.path.parent / kept["samples"])

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.errors import ExportError
-from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig
+from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator
 from hypernerfgan_ns.utils.colors import MAX_PIXEL_VALUE, to_uint8
 
 SAMPLE_NAME = "{index:06d}.png"
@@ -91,6 +91,22 @@ def rendering_protocol(pipeline, evaluation: GANEvaluationConfig) -> Dict[str, A
         "truncation": evaluation.truncation,
         "resolution": pipeline.config.datamanager.dataparser.resolution,
     }
+
+
+def evaluate_keeping_samples(
+    pipeline, evaluation: GANEvaluationConfig, output: Path, protocol: Dict[str, Any], **scoring: Any
+) -> Dict[str, float]:
+    """`evaluate_generator`, keeping the very samples it scores in `output` for FID and KID where Inception is.
+
+    An `output` already there is replaced: it is an earlier attempt's at the same point (a stopped study resumed, a
+    run restarted in its own folder). `protocol` says what the samples are beside the rendering protocol; `scoring`
+    is passed on (a loaded extractor, the real images' summary).
+    """
+    output.unlink(missing_ok=True)
+    with SampleArchive(output) as archive:
+        metrics = evaluate_generator(pipeline, evaluation, pipeline.config.swd, on_samples=archive.add, **scoring)
+        archive.finish({**protocol, **rendering_protocol(pipeline, evaluation)})
+    return metrics
 
 
 def read_protocol(path: Path) -> Dict[str, Any]:

@@ -46,7 +46,7 @@ from hypernerfgan_ns.method_configs import METHODS, method_config
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator, without_inception_metrics
 from hypernerfgan_ns.metrics.inception import find_inception_weights
 from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME
-from hypernerfgan_ns.metrics.sample_archive import SampleArchive, rendering_protocol
+from hypernerfgan_ns.metrics.sample_archive import evaluate_keeping_samples
 from hypernerfgan_ns.scripts.plot_curves import PlotCommand
 from hypernerfgan_ns.scripts.samples import SamplesCommand
 from hypernerfgan_ns.scripts.score_samples import RealSummaries, score_kept_samples
@@ -822,11 +822,7 @@ class AblationStudy:
         pipeline = trainer.pipeline
         if fid_note != FID_UNAVAILABLE:
             return evaluate_generator(pipeline, evaluation, pipeline.config.swd)
-        kept.unlink(missing_ok=True)  # from an attempt that did not finish
-        with SampleArchive(kept) as archive:
-            metrics = evaluate_generator(pipeline, evaluation, pipeline.config.swd, on_samples=archive.add)
-            archive.finish({"run": str(trainer.config.get_base_dir()), **rendering_protocol(pipeline, evaluation)})
-        return metrics
+        return evaluate_keeping_samples(pipeline, evaluation, kept, {"run": str(trainer.config.get_base_dir())})
 
     def draw_samples(self, config: HyperNeRFGANTrainerConfig) -> None:
         """The row's sample sheet, by `hypernerfgan samples` from the run folder (which so opens like any run)."""
