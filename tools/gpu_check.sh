@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The README's GPU figures in one call of at most ten minutes: the bench of the paper configuration, then two
+# trainings on the built-in cars side by side (the paper's recipe and a candidate) for a fixed budget of images with
+# their quality curves, then a sample sheet of each. Everything comes back as a few files of at most 15 MB, ready to be
+# scored where the Inception weights are (a GPU machine may have neither them nor a package index).
+#
+# On the GPU machine, in the project's root, with the project installed (on a machine without a package index, bring
+# wheels and an installer as `.gpu/whl` and `.gpu/install.sh`: the script sources it first):
+#
+#     OUT=gpu_check bash tools/gpu_check.sh
+#
+# Then here, where the Inception weights are:
+#
+#     bash tools/gpu_check.sh --unpack gpu_check      # joins and unpacks the runs into gpu_check/runs
+#     hypernerfgan score-curve gpu_check/runs/*/*/*   # FID and KID of every curve point, from its kept samples
+#     hypernerfgan plot gpu_check/runs/*/*/* --output gpu_check/curves.png
+#
+# The knobs below are environment variables. A dry run on the CPU:
+#     OUT=/tmp/dry METHOD=hypernerfgan-tiny ITERATIONS=20 CURVE_IMAGES=40 CURVE_SAMPLES=16 TRAIN_SECONDS=200 \
+#         BENCH_SECONDS=0 bash tools/gpu_check.sh
+set -uo pipefail
+
+if [ "${1:-}" = "--unpack" ]; then
+    folder=${2:?usage: tools/gpu_check.sh --unpack FOLDER}
+    mkdir -p "$folder/runs" && cat "$folder"/runs.tar.* | tar -x -C "$folder/runs" || exit 1
+    tar -xzf "$folder/summary.tgz" -C "$folder" || exit 1
+    echo "Unpacked into $folder: runs/, $(cd "$folder" && ls -d summary/* | tr '\n' ' ')"
+    exit 0
+fi
+
+OUT=${OUT:?set OUT to the folder that receives the results}
+METHOD=${METHOD:-hypernerfgan}          # the paper configuration
+DATA=${DATA:-cars}                      # a built-in set, rendered once into the cache
+ITERATIONS=${ITERATIONS:-2500}          # 10,000 images at the paper's batch of 4: the fixed budget of the study
+TRAIN_SECONDS=${TRAIN_SECONDS:-330}     # each training is stopped by SIGINT (a checkpoint is saved) after this long
+BENCH_SECONDS=${BENCH_SECONDS:-90}      # 0: no bench
+SHEET_SECONDS=${SHEET_SECONDS:-90}      # loading a run and rendering its sheet
+CURVE_IMAGES=${CURVE_IMAGES:-2500}      # a quality-curve point every this many images
+CURVE_SAMPLES=${CURVE_SAMPLES:-500}     # EMA samples per point, kept as PNGs (about 4.2 MB per 500 at 128 px)
+THREADS=${THREADS:-4}                   # CPU threads per training (the machine has 16 cores)
+# The runs: NAME=ns-train options beside the method's preset. The candidate is the recipe hypernerfgan-tiny trains
+# with (README, "Ablations"): Adam at 0.01 for both networks, the encoding's octaves faded in over 5,000 images.
+RUNS=${RUNS:-"paper-recipe= lr-x4-annealing=--optimizers.generator.optimizer.lr=0.01,--optimizers.discriminator.optimizer.lr=0.01,--pipeline.model.frequency-annealing-images=5000"}
+
+start=$(date +%s)
+mkdir -p "$OUT"
+work=$(mktemp -d)
+summary=$work/summary
+mkdir -p "$summary" "$work/runs"
+log() { echo "[gpu_check +$(($(date +%s) - start)) s] $*" | tee -a "$summary/gpu_check.log"; }
+
+if [ -f .gpu/install.sh ] && ! command -v hypernerfgan >/dev/null 2>&1; then
+    # shellcheck disable=SC1091
+    source .gpu/install.sh .gpu/whl > "$summary/install.log" 2>&1 || { cat "$summary/install.log"; exit 1; }
+fi
+export PYTHONUNBUFFERED=1 COLUMNS=${COLUMNS:-200}  # rich tables in the logs at full width
+command -v hypernerfgan >/dev/null 2>&1 || { echo "hypernerfgan is not installed: pip install -e .[dev] first"; exit 1; }
+(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no GPU") \
+    > "$summary/gpu.txt"
+python -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__)" >> "$summary/gpu.txt"
+log "GPU: $(tr '\n' ' ' < "$summary/gpu.txt")"
+
+# The training images, rendered once before the clocks start (the trainings would otherwise wait on each other's
+# rendering), in parallel with the bench, which uses its own small set.
+python - "$METHOD" "$DATA" > "$summary/data.log" 2>&1 <<'EOF' &
+import sys
+
+from hypernerfgan_ns import method_configs
+
+method, data = sys.argv[1], sys.argv[2]
+config = getattr(method_configs, method.replace("-", "_")).config
+dataparser = config.pipeline.datamanager.dataparser
+dataparser.data = data
+print("training images in", dataparser.setup().resolve_source())
+EOF
+data_pid=$!
+
+if [ "$BENCH_SECONDS" -gt 0 ]; then
+    log "bench (at most $BENCH_SECONDS s)"
+    timeout -s INT -k 10 "$BENCH_SECONDS" hypernerfgan bench --methods "$METHOD" \
+        --variants preset shared-fakes pytorch-double-backward --json "$summary/bench.json" \
+        > "$summary/bench.log" 2>&1 || log "bench stopped early (exit $?): see bench.log"
+fi
+wait "$data_pid" || { log "the training images could not be prepared:"; cat "$summary/data.log"; }
+log "$(tail -n 1 "$summary/data.log")"
+
+if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 > "$summary/nvidia_smi.csv" &
+    smi_pid=$!
+fi
+
+names=()
+pids=()
+for run in $RUNS; do
+    name=${run%%=*}
+    options=${run#*=}
+    names+=("$name")
+    log "training $name: ns-train $METHOD ${options//,/ } (stopped after $TRAIN_SECONDS s)"
+    # shellcheck disable=SC2086
+    OMP_NUM_THREADS=$THREADS timeout -s INT -k 30 "$TRAIN_SECONDS" ns-train "$METHOD" --data "$DATA" \
+        --max-num-iterations "$ITERATIONS" --vis tensorboard --output-dir "$work/runs" --experiment-name "$name" \
+        --timestamp gpu --quality-curve.interval-images "$CURVE_IMAGES" \
+        --quality-curve.num-generated "$CURVE_SAMPLES" --quality-curve.keep-samples always ${options//,/ } \
+        > "$summary/train_$name.log" 2>&1 &
+    pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
+[ -n "${smi_pid:-}" ] && kill "$smi_pid" 2>/dev/null
+log "trainings ended"
+
+for name in "${names[@]}"; do
+    run=$(dirname "$(ls -d "$work/runs/$name"/*/gpu/config.yml 2>/dev/null | head -n 1)")
+    tail -n 2 "$run/metrics.jsonl" 2>/dev/null | sed "s/^/[$name] /" | tee -a "$summary/gpu_check.log"
+    timeout -k 10 "$SHEET_SECONDS" hypernerfgan samples --load-config "$run/config.yml" \
+        --output "$summary/samples_$name.png" --num-seeds 6 --views 4 > "$summary/samples_$name.log" 2>&1 &
+done
+wait
+log "sample sheets: $(cd "$summary" && ls samples_*.png 2>/dev/null | tr '\n' ' ')"
+
+# Runs without their checkpoints (hundreds of MB); each curve point's samples are in its curve_samples/.
+tar -C "$work/runs" --exclude nerfstudio_models -cf "$work/runs.tar" . && split -b 15M "$work/runs.tar" "$OUT/runs.tar."
+log "runs: $(du -h "$work/runs.tar" | cut -f1) in $(ls "$OUT"/runs.tar.* | wc -l) pieces (a device call brings back 8 files of
+    16 MiB, 64 MiB in all: fewer runs or CURVE_SAMPLES if this is more); total $(($(date +%s) - start)) s"
+tar -C "$work" -czf "$OUT/summary.tgz" summary
+rm -rf "$work"
