@@ -77,9 +77,11 @@ of millions of images, not for the first ten thousand; x4 of it is the tiny pres
 preset back to the paper's rate. x8 of the paper's rate is past the edge of stability on the tiny preset (its samples
 collapse into stripes), so the sweep brackets the best factor."""
 
-SINGLE_NETWORK_LR_FACTOR = 2.0
-"""The `generator-lr-x...` and `discriminator-lr-x...` rows multiply one network's learning rate by this: on top of
-`lr-x4` (`--on-top-of lr-x4`) they ask which network's speed the cliff at x8 belongs to."""
+SINGLE_NETWORK_LR_FACTORS = (0.25, 2.0)
+"""The `generator-lr-xF` and `discriminator-lr-xF` rows multiply one network's learning rate by F. x2 on top of
+`lr-x4` asks which network's speed the cliff at x8 belongs to; x0.25 on the tiny preset (both at 0.01) puts one
+network back at the paper's 0.0025: `discriminator-lr-x0.25` is the fast generator beside the paper's discriminator,
+the candidate for presets whose wider discriminator is unstable at 0.01."""
 
 MAPPING_LR_FACTOR = 10.0
 """The `mapping-lr-x...` row multiplies the mapping network's learning-rate multiplier (StyleGAN's 0.01) by this."""
@@ -343,11 +345,11 @@ ROWS: Dict[str, AblationRow] = {
         for factor in LEARNING_RATE_FACTORS
     },
     **{
-        f"{network}-lr-x{SINGLE_NETWORK_LR_FACTOR:g}": AblationRow(
-            f"the {network}'s learning rate x{SINGLE_NETWORK_LR_FACTOR:g}",
-            scale_network_learning_rate(network, SINGLE_NETWORK_LR_FACTOR),
+        f"{network}-lr-x{factor:g}": AblationRow(
+            f"the {network}'s learning rate x{factor:g}", scale_network_learning_rate(network, factor)
         )
         for network in ("generator", "discriminator")
+        for factor in SINGLE_NETWORK_LR_FACTORS
     },
     **{
         f"batch-x{factor:g}": AblationRow(

@@ -32,7 +32,7 @@ from hypernerfgan_ns.scripts.ablate import (
     RESULT_FILENAME,
     ROWS,
     SAMPLES_FILENAME,
-    SINGLE_NETWORK_LR_FACTOR,
+    SINGLE_NETWORK_LR_FACTORS,
     AblateCommand,
     AblationError,
     AblationStudy,
@@ -293,14 +293,14 @@ def test_rows_change_what_they_say(tiny) -> None:
     module.update(step=augment.update_interval - 1, batch_size=4)
     assert float(module.p) == 0.0, "p stays at 0 even when the discriminator overfits"
 
-    one_network = {
-        network: row_config(tiny, f"{network}-lr-x{SINGLE_NETWORK_LR_FACTOR:g}").optimizers
-        for network in ("generator", "discriminator")
-    }
-    for network, optimizers in one_network.items():
-        other = "discriminator" if network == "generator" else "generator"
-        assert optimizers[network]["optimizer"].lr == pytest.approx(0.01 * SINGLE_NETWORK_LR_FACTOR)
-        assert optimizers[other]["optimizer"].lr == 0.01, "the other network keeps its rate"
+    assert set(SINGLE_NETWORK_LR_FACTORS) == {0.25, 2.0}, "back to the paper's rate, and past the cliff"
+    for factor in SINGLE_NETWORK_LR_FACTORS:
+        for network, other in (("generator", "discriminator"), ("discriminator", "generator")):
+            optimizers = row_config(tiny, f"{network}-lr-x{factor:g}").optimizers
+            assert optimizers[network]["optimizer"].lr == pytest.approx(0.01 * factor)
+            assert optimizers[other]["optimizer"].lr == 0.01, "the other network keeps its rate"
+    paper_discriminator = row_config(tiny, "discriminator-lr-x0.25").optimizers
+    assert paper_discriminator["discriminator"]["optimizer"].lr == pytest.approx(0.0025), "the paper's rate"
 
     assert set(BATCH_SIZE_FACTORS) == {0.5, 2.0}, "more and fewer updates"
     for factor in BATCH_SIZE_FACTORS:
@@ -349,8 +349,8 @@ def test_a_study_on_top_of_a_row_combines_it_with_every_row(tiny, tmp_path: Path
     assert learning_rates(combined) == [0.04, 0.04]
     assert combined.pipeline.model.density_noise_std == 0
     assert list(study.pending("r1-gamma-x10").changes) == ["pipeline.loss.r1_gamma"], "changes beyond the base"
-    faster_generator = row_config(study.base, f"generator-lr-x{SINGLE_NETWORK_LR_FACTOR:g}").optimizers
-    assert faster_generator["generator"]["optimizer"].lr == pytest.approx(0.04 * SINGLE_NETWORK_LR_FACTOR)
+    faster_generator = row_config(study.base, "generator-lr-x2").optimizers
+    assert faster_generator["generator"]["optimizer"].lr == pytest.approx(0.08)
     assert "on_top_of" not in AblationStudy(base=tiny, output=tmp_path).settings, "older studies stay reusable"
     with pytest.raises(AblationError, match="Unknown row 'lr-x3' in --on-top-of"):
         AblationStudy(base=tiny, output=tmp_path, on_top_of=("lr-x3",))
