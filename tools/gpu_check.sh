@@ -32,9 +32,9 @@ OUT=${OUT:?set OUT to the folder that receives the results}
 METHOD=${METHOD:-hypernerfgan}          # the paper configuration
 DATA=${DATA:-cars}                      # a built-in set, rendered once into the cache
 ITERATIONS=${ITERATIONS:-2500}          # 10,000 images at the paper's batch of 4: the fixed budget of the study
-TRAIN_SECONDS=${TRAIN_SECONDS:-330}     # each training is stopped by SIGINT (a checkpoint is saved) after this long
-BENCH_SECONDS=${BENCH_SECONDS:-90}      # 0: no bench
-SHEET_SECONDS=${SHEET_SECONDS:-90}      # loading a run and rendering its sheet
+TRAIN_SECONDS=${TRAIN_SECONDS:-350}     # each training is stopped by SIGINT (a checkpoint is saved) after this long
+BENCH_SECONDS=${BENCH_SECONDS:-80}      # 0: no bench
+SHEET_SECONDS=${SHEET_SECONDS:-80}      # loading a run and rendering its sheet
 CURVE_IMAGES=${CURVE_IMAGES:-2500}      # a quality-curve point every this many images
 CURVE_SAMPLES=${CURVE_SAMPLES:-500}     # EMA samples per point, kept as PNGs (about 4.2 MB per 500 at 128 px)
 THREADS=${THREADS:-4}                   # CPU threads per training (the machine has 16 cores)
@@ -57,12 +57,12 @@ export PYTHONUNBUFFERED=1 COLUMNS=${COLUMNS:-200}  # rich tables in the logs at 
 command -v hypernerfgan >/dev/null 2>&1 || { echo "hypernerfgan is not installed: pip install -e .[dev] first"; exit 1; }
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no GPU") \
     > "$summary/gpu.txt"
-python -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__)" >> "$summary/gpu.txt"
+python3 -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__)" >> "$summary/gpu.txt"
 log "GPU: $(tr '\n' ' ' < "$summary/gpu.txt")"
 
 # The training images, rendered once before the clocks start (the trainings would otherwise wait on each other's
 # rendering), in parallel with the bench, which uses its own small set.
-python - "$METHOD" "$DATA" > "$summary/data.log" 2>&1 <<'EOF' &
+python3 - "$METHOD" "$DATA" > "$summary/data.log" 2>&1 <<'EOF' &
 import sys
 
 from hypernerfgan_ns import method_configs
