@@ -68,11 +68,10 @@ log "GPU: $(tr '\n' ' ' < "$summary/gpu.txt")"
 python3 - "$METHOD" "$DATA" > "$summary/data.log" 2>&1 <<'EOF' &
 import sys
 
-from hypernerfgan_ns import method_configs
+from hypernerfgan_ns.method_configs import method_config
 
 method, data = sys.argv[1], sys.argv[2]
-config = getattr(method_configs, method.replace("-", "_")).config
-dataparser = config.pipeline.datamanager.dataparser
+dataparser = method_config(method).pipeline.datamanager.dataparser
 dataparser.data = data
 print("training images in", dataparser.setup().resolve_source())
 EOF
