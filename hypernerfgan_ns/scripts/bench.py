@@ -15,6 +15,9 @@ adaptive augmentation. Per row it reports
     ops/iter              tensor operations dispatched in one plain iteration (forward, backward, optimizers, EMA),
                           counted below autograd: the host's per-iteration work, which on a GPU is a fixed cost
                           of launches however small the batch; the same on any device
+    batch ms              host milliseconds per plain iteration spent preparing its batches in the datamanager
+                          (cameras drawn and their rays generated with nerfstudio's `Cameras` on the CPU, real
+                          crops, the copies to the device queued): time the host cannot spend launching kernels
     host waits/iter       operations in that iteration that read a value of an accelerator's tensor on the host
                           (`.item()`, `torch.equal`, `nonzero`, ...): each makes the host wait for the device, so
                           the next launches cannot run ahead of it; "-" on the CPU, where nothing waits
@@ -245,6 +248,37 @@ class SavedTensorBytes:
         self._storages.clear()
 
 
+class BatchPreparationTimer:
+    """Host seconds spent in the datamanager's batch methods while active: on a GPU, the part of an iteration's host
+    time that goes to preparing its batches rather than to launching its kernels."""
+
+    METHODS = ("next_train", "next_train_rays")
+    """The datamanager methods the training phases call for their batches."""
+
+    def __init__(self, datamanager: Any) -> None:
+        self.datamanager = datamanager
+        self.seconds = 0.0
+
+    def _timed(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        return timed
+
+    def __enter__(self) -> "BatchPreparationTimer":
+        for name in self.METHODS:
+            setattr(self.datamanager, name, self._timed(getattr(self.datamanager, name)))
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for name in self.METHODS:
+            delattr(self.datamanager, name)
+
+
 def synchronize(device: torch.device) -> None:
     """Waits for queued GPU work, so that wall-clock times are the work's."""
     if device.type == "cuda":
@@ -361,6 +395,8 @@ class BenchResult:
     field_points_per_iteration: int = 0
     operations_per_iteration: Optional[int] = None
     """Tensor operations dispatched in one plain iteration."""
+    batch_seconds_per_plain_iteration: Optional[float] = None
+    """Of a plain iteration, the host seconds spent preparing its batches in the datamanager."""
     host_waits_per_iteration: Optional[int] = None
     """Of those, the ones that make the host wait for the device; None on the CPU (nothing to wait for)."""
     device_busy_seconds_per_plain_iteration: Optional[float] = None
@@ -437,14 +473,15 @@ def _number(value: Optional[float], format_spec: str, scale: float = 1.0) -> str
 
 TABLE_COLUMNS = (
     "method", "variant", "precision", "plain s", "R1 s", "R1/plain", "s/iter", "images/s", "Mpoints/s", "ops/iter",
-    "host waits", "device busy", "saved GiB", "CUDA GiB", "GFLOP/s", "of matmul", "naive s/iter", "speed-up",
+    "batch ms", "host waits", "device busy", "saved GiB", "CUDA GiB", "GFLOP/s", "of matmul", "naive s/iter", "speed-up",
 )
 """Columns of the table. plain s, R1 s: seconds of a plain and of a lazy-R1 iteration; s/iter: their average over
 an R1 interval, from which images/s and Mpoints/s follow; ops/iter: tensor operations dispatched in a plain
-iteration; host waits: how many of them wait for the device (on a GPU); device busy: the share of a plain iteration
-the GPU runs kernels or copies (the rest it waits for the host); saved GiB: bytes saved for backward per iteration (the
-R1 one); CUDA GiB: peak allocated; GFLOP/s: the target MLP's, and what fraction of a plain matmul's it is; naive:
-the reference structure's seconds per plain iteration, and our speed-up over it."""
+iteration; batch ms: host milliseconds of a plain iteration spent preparing its batches; host waits: how many of the
+operations wait for the device (on a GPU); device busy: the share of a plain iteration the GPU runs kernels or copies
+(the rest it waits for the host); saved GiB: bytes saved for backward per iteration (the R1 one); CUDA GiB: peak
+allocated; GFLOP/s: the target MLP's, and what fraction of a plain matmul's it is; naive: the reference structure's
+seconds per plain iteration, and our speed-up over it."""
 
 
 def table_cells(result: BenchResult) -> List[str]:
@@ -462,6 +499,7 @@ def table_cells(result: BenchResult) -> List[str]:
         _number(result.images_per_second, ".2f"),
         _number(result.points_per_second, ".2f", 1e6),
         _number(result.operations_per_iteration, ",.0f"),
+        _number(result.batch_seconds_per_plain_iteration, ".1f", 1e-3),
         _number(result.host_waits_per_iteration, "d"),
         _number(result.device_busy_fraction, ".0%"),
         _number(result.saved_for_backward_bytes, ".2f", GIB),
@@ -556,7 +594,9 @@ class Benchmark:
                     device = torch.device(trainer.device)
                     if device.type == "cuda":
                         torch.cuda.reset_peak_memory_stats(device)
-                    result.seconds_per_plain_iteration = self.time_iterations(trainer, plain_steps)
+                    with BatchPreparationTimer(trainer.pipeline.datamanager) as batches:
+                        result.seconds_per_plain_iteration = self.time_iterations(trainer, plain_steps)
+                    result.batch_seconds_per_plain_iteration = batches.seconds / len(plain_steps)
                     if r1_steps:
                         result.seconds_per_r1_iteration = self.time_iterations(trainer, r1_steps)
                     counter = self.count_operations(trainer, plain_steps[0])

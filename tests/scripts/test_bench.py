@@ -4,6 +4,7 @@ tiny method fills every figure of the table and the JSON."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from torch.autograd.profiler_util import FunctionEvent
 from hypernerfgan_ns.fields.target_field import TargetField
 from hypernerfgan_ns.networks.generator import Generator
 from hypernerfgan_ns.scripts.bench import (
+    BatchPreparationTimer,
     BenchError,
     Benchmark,
     BenchSettings,
@@ -109,6 +111,24 @@ def test_device_busy_time_is_the_union_of_the_accelerators_intervals() -> None:
     assert profile.events() and device_busy_seconds(profile.events()) is None, "a CPU profile has no device events"
 
 
+def test_batch_preparation_time_counts_the_datamanagers_batch_calls_only() -> None:
+    class SlowDataManager:
+        def next_train(self, step: int) -> int:
+            time.sleep(0.02)
+            return step
+
+        def next_train_rays(self, step: int) -> int:
+            time.sleep(0.01)
+            return -step
+
+    datamanager = SlowDataManager()
+    with BatchPreparationTimer(datamanager) as timer:
+        assert datamanager.next_train(3) == 3 and datamanager.next_train_rays(3) == -3
+        time.sleep(0.3)  # the rest of an iteration is not counted
+    assert 0.03 <= timer.seconds < 0.2
+    assert "next_train" not in vars(datamanager), "the datamanager's own methods are back"
+
+
 def test_saved_bytes_count_each_storage_once() -> None:
     x = torch.randn(1000, requires_grad=True)
     y = torch.randn(1000, requires_grad=True)
@@ -144,6 +164,7 @@ def test_a_benchmark_of_the_tiny_method_measures_every_figure() -> None:
         assert result.r1_cost_ratio == pytest.approx(result.seconds_per_r1_iteration / result.seconds_per_plain_iteration)
         assert result.images_per_second > 0 and result.points_per_second > 0
         assert result.operations_per_iteration > 100
+        assert 0 < result.batch_seconds_per_plain_iteration < result.seconds_per_plain_iteration
         assert result.field_flops_per_second > 0 and result.matmul_flops_per_second > 0
         assert result.cuda_max_memory_allocated_bytes is None and result.host_waits_per_iteration is None, "CPU run"
         assert result.device_busy_fraction is None, "CPU run"
@@ -166,7 +187,7 @@ def test_the_command_prints_and_writes_json(tmp_path: Path, capsys: pytest.Captu
     assert row["naive_speedup"] > 0 and row["saved_for_backward_bytes"] > 0
     assert row["seconds_per_plain_iteration"] > 0 and row["seconds_per_r1_iteration"] > 0 and row["r1_cost_ratio"] > 0
     assert report["markdown"].startswith("| method | variant | precision | plain s | R1 s | R1/plain |")
-    assert row["operations_per_iteration"] > 0
+    assert row["operations_per_iteration"] > 0 and row["batch_seconds_per_plain_iteration"] > 0
     printed = capsys.readouterr().out
     assert "hypernerfgan-tiny" in printed and "faster" in printed
 
