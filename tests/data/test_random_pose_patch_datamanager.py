@@ -15,6 +15,7 @@ from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import (
 )
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
 from hypernerfgan_ns.errors import DatasetError
+from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 
 RESOLUTION = 16
@@ -72,12 +73,35 @@ def test_patch_rays_are_a_contiguous_block_of_each_cameras_full_grid(image_folde
     blocks = bundle.camera_indices[:, 0].view(3, PATCH * PATCH)
     assert torch.equal(blocks, torch.arange(3)[:, None].expand(3, PATCH * PATCH))
     for index in range(3):
-        full = cameras.generate_rays(camera_indices=index, keep_shape=True).directions  # [R, R, 3]
+        full = cameras.generate_rays(camera_indices=index, keep_shape=True)  # nerfstudio's rays of the whole image
         patch = bundle.directions.view(3, PATCH, PATCH, 3)[index]
-        matches = ((full - patch[0, 0]).norm(dim=-1) < 1e-6).nonzero()
+        matches = ((full.directions - patch[0, 0]).norm(dim=-1) < 1e-6).nonzero()
         assert len(matches) == 1
         y, x = matches[0].tolist()
-        assert torch.allclose(full[y : y + PATCH, x : x + PATCH], patch, atol=1e-6)
+        expected = full[y : y + PATCH, x : x + PATCH].flatten()
+        assert_same_rays(bundle[index * PATCH * PATCH : (index + 1) * PATCH * PATCH], expected)
+
+
+def test_patch_rays_stay_fp32_inside_the_training_phases_autocast(image_folder: Path) -> None:
+    datamanager = make_datamanager(image_folder)
+    cameras = datamanager.sample_cameras(2)
+    torch.manual_seed(0)
+    plain = datamanager.sample_patch_rays(cameras)
+    torch.manual_seed(0)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):  # what fp16 autocast is to a GPU's matmuls
+        autocast = datamanager.sample_patch_rays(cameras)
+    assert autocast.directions.dtype == torch.float32
+    assert torch.equal(autocast.directions, plain.directions)
+
+
+def assert_same_rays(bundle: RayBundle, expected: RayBundle) -> None:
+    """Every field a ray of `Cameras.generate_rays` has, to float precision (the camera index aside)."""
+    for name in ("origins", "directions", "pixel_area"):
+        torch.testing.assert_close(getattr(bundle, name), getattr(expected, name), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(
+        bundle.metadata["directions_norm"], expected.metadata["directions_norm"], atol=1e-6, rtol=1e-5
+    )
+    assert bundle.nears is None and bundle.fars is None and bundle.times is None
 
 
 def test_real_patches_are_crops_of_the_photos(image_folder: Path) -> None:
@@ -155,4 +179,4 @@ def test_patch_scale_annealing_spreads_patches_over_the_image_then_shrinks_them(
     bundle = datamanager.sample_patch_rays(cameras, torch.full((1,), float(RESOLUTION)))
     full = cameras.generate_rays(camera_indices=0, coords=torch.stack(torch.meshgrid(
         torch.arange(PATCH) * 2.0 + 1.0, torch.arange(PATCH) * 2.0 + 1.0, indexing="ij"), dim=-1))
-    torch.testing.assert_close(bundle.directions.view(PATCH, PATCH, 3), full.directions, atol=1e-6, rtol=0)
+    assert_same_rays(bundle, full.flatten())
