@@ -16,7 +16,7 @@ adaptive augmentation. Per row it reports
                           counted below autograd: the host's per-iteration work, which on a GPU is a fixed cost
                           of launches however small the batch; the same on any device
     batch ms              host milliseconds per plain iteration spent preparing its batches in the datamanager
-                          (cameras drawn and their rays generated with nerfstudio's `Cameras` on the CPU, real
+                          (cameras drawn, their rays gathered from the table of pixel rays and rotated, real
                           crops, the copies to the device queued): time the host cannot spend launching kernels
     host waits/iter       operations in that iteration that read a value of an accelerator's tensor on the host
                           (`.item()`, `torch.equal`, `nonzero`, ...): each makes the host wait for the device, so

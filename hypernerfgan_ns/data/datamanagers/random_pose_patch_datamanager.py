@@ -15,10 +15,10 @@ memory without waiting), and the training images themselves stay on the GPU when
 A ray is nerfstudio's ray of the prior's camera (`Cameras.generate_rays`) carried by the camera's rigid pose: its
 direction, pixel area and direction norm do not depend on the pose, so they are generated once per pixel of the
 full-resolution grid at the identity pose, held on the training device, and a batch's rays are a gather of its
-patches' pixels and one rotation per camera. Generating them per batch on the CPU took 36 ms of host time per
-iteration of the paper's configuration on 2 CPU cores (two batches of 16,384 rays, `hypernerfgan bench`'s "batch
-ms"): host time a GPU waits for. Scaled patches (annealing) fall between pixel centres; their camera-space rays
-are generated per batch.
+patches' pixels and one rotation per camera. Generating them per batch on the CPU took 36 to 38 ms of host time
+per iteration of the paper's configuration on 2 CPU cores (two batches of 16,384 rays, `hypernerfgan bench`'s
+"batch ms"): host time a GPU waits for. Scaled patches (annealing) fall between pixel centres; their camera-space
+rays are generated per batch.
 
 The evaluation side is nerfstudio's: a dataset of orbit cameras for the viewer, `ns-render` and `ns-eval`.
 """
