@@ -102,7 +102,13 @@ class HyperNeRFGANModelConfig(DefaultsForMissingFields, ModelConfig):
     eval_num_rays_per_chunk: int = 1 << 14
     """Rays rendered at a time outside training (quality curve, ns-eval, ns-render, samples): one 128x128 view per
     chunk, so a view is one pass of the field instead of nerfstudio's four (4,096 rays), for 58% fewer operations
-    per view of the paper's model and about 1.5 GB of transient memory (fp32)."""
+    per view of the paper's model and about 1.5 GB of transient memory (fp32; 0.44 GB when the MLP runs only inside
+    the bound, `eval_query_inside_bound_only`)."""
+    eval_query_inside_bound_only: bool = True
+    """Outside training (quality curve, ns-eval, ns-render, samples, the viewer), run the target MLP only at the
+    samples inside the object sphere, where the density bound allows density: the same renders for about a quarter
+    of the MLP's work and memory per view (3.6x faster views of the paper's model on the CPU). No effect without
+    the bound (`bound_density_to_object`)."""
     render_with_ema: bool = True
     """Render the viewed object with the EMA generator (the viewer, ns-render, ns-eval); False: the trained one."""
     viewed_seed: int = 0
@@ -289,6 +295,8 @@ class HyperNeRFGANModel(Model):
         chunk = self.config.recompute_ray_chunk
         if chunk is not None and self.training and torch.is_grad_enabled():
             outputs = self.query_field_recomputed(grouped, generator, weights, density_noise_std, chunk * num_samples)
+        elif self.config.eval_query_inside_bound_only and not self.training and not torch.is_grad_enabled():
+            outputs = generator.field.forward_inside_bound(grouped, weights)
         else:
             outputs = generator.field(grouped, weights, density_noise_std=density_noise_std)
         return {name: value.reshape(num_rays, num_samples, -1) for name, value in outputs.items()}

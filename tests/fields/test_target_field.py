@@ -117,6 +117,63 @@ def test_density_is_zero_outside_the_object_sphere_whatever_the_weights() -> Non
     assert torch.equal(within[inside], reference[inside]), "inside, the bound changes nothing"
 
 
+def test_querying_inside_the_bound_only_gives_the_fields_outputs_where_they_are_drawn() -> None:
+    torch.manual_seed(0)
+    field = TargetField(num_hidden_layers=3, hidden_width=32, skip_layer=1, num_octaves=4, object_radius=1.0)
+    field.layers[-1].bias.data[-1] = 50.0  # density wherever the bound allows it
+    factors = [FMMFactors(left=torch.randn(3, o, 3), right=torch.randn(3, 3, i)) for o, i in field.layer_shapes()]
+    weights = field.object_weights(factors)
+    points = (torch.rand(3, 2000, 3) * 2 - 1) * 2.0
+    points[0, :10] = torch.nn.functional.normalize(points[0, :10], dim=-1)  # on the sphere itself
+    points[2] = points[2] / points[2].norm(dim=-1, keepdim=True) * 1.5  # an object with no point inside
+    everywhere = field(points, weights)
+    inside_only = field.forward_inside_bound(points, weights)
+    inside = points.norm(dim=-1) <= 1.0
+    density, rgb = inside_only[FieldHeadNames.DENSITY], inside_only[FieldHeadNames.RGB]
+    assert torch.allclose(density, everywhere[FieldHeadNames.DENSITY], atol=1e-6), "the same density everywhere"
+    assert (density[inside] > 0).all() and (density[~inside] == 0).all()
+    assert torch.allclose(rgb[inside], everywhere[FieldHeadNames.RGB][inside], atol=1e-6)
+    assert (rgb[~inside] == 0).all(), "outside, no colour is computed (its compositing weight is zero)"
+
+    unbounded = TargetField(num_hidden_layers=3, hidden_width=32, skip_layer=1, num_octaves=4)
+    unbounded.load_state_dict(field.state_dict())
+    for name, value in unbounded(points, weights).items():
+        assert torch.equal(unbounded.forward_inside_bound(points, weights)[name], value), "unbounded: every point"
+
+
+def test_evaluation_renders_query_the_mlp_inside_the_bound_only_and_render_the_same(preset) -> None:
+    prior = preset.camera_prior
+    cameras = prior.cameras(prior.sample_poses(2, torch.Generator().manual_seed(0)), resolution=32)
+    latent = torch.randn(1, 128)
+    renders, queried = {}, {}
+    for inside_only in (False, True):
+        torch.manual_seed(0)
+        model = make_model(preset, eval_query_inside_bound_only=inside_only).eval()
+        field = model.generator_ema.field
+        points = []
+        forward = field.forward
+        field.forward = lambda positions, *args, **kwargs: points.append(positions.shape[1]) or forward(
+            positions, *args, **kwargs
+        )
+        renders[inside_only] = [model.render_latent(latent, cameras[i : i + 1]) for i in range(2)]
+        queried[inside_only] = sum(points)
+    for full, inside in zip(renders[False], renders[True]):
+        for name in ("rgb", "accumulation", "depth"):
+            assert torch.allclose(full[name], inside[name], atol=1e-6), name
+    assert queried[False] == 2 * 32 * 32 * 16
+    assert 0.2 < queried[True] / queried[False] < 0.3, "the sphere holds about a quarter of a view's samples"
+
+    model = make_model(preset).train()
+    bundle = cameras.generate_rays(camera_indices=torch.zeros(4, 4, 1, dtype=torch.long), coords=torch.rand(4, 4, 2) * 32)
+    weights = model.generator.object_weights(latent)
+    with torch.no_grad():  # the training phases' graph-free renders keep every point (and the noise's random stream)
+        samples = model.sampler_coarse(model.collider(bundle.flatten()))
+        calls = []
+        model.generator.field.forward_inside_bound = lambda *args: calls.append(1)
+        model.query_field(samples, model.generator, weights, density_noise_std=1.0)
+    assert not calls
+
+
 def test_the_model_bounds_density_to_the_camera_priors_object_sphere(preset) -> None:
     model = make_model(preset)
     assert model.generator.field.object_radius == preset.camera_prior.object_radius == 1.0
