@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Callable, Dict
 
 import torch
 
 from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import RandomPosePatchDataManagerConfig
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
 from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.fields.target_field import TargetField
 from hypernerfgan_ns.method_configs import hypernerfgan_config
 from hypernerfgan_ns.metrics.quality_curve import QualityCurveConfig
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModelConfig
@@ -92,3 +93,17 @@ def latest_checkpoint(checkpoint_dir: Path) -> Dict[str, Any]:
 def replaced(config: HyperNeRFGANTrainerConfig, **changes: Any) -> HyperNeRFGANTrainerConfig:
     """A copy of a trainer config with some top-level fields changed (configs are never edited in place)."""
     return dataclasses.replace(config, **changes)
+
+
+def points_queried(field: TargetField, render: Callable[[], Any]) -> int:
+    """How many points per object `render()` runs the field at."""
+    counts = []
+    forward = field.forward
+    field.forward = lambda positions, *args, **kwargs: counts.append(positions.shape[1]) or forward(
+        positions, *args, **kwargs
+    )
+    try:
+        render()
+    finally:
+        del field.forward
+    return sum(counts)

@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
 from hypernerfgan_ns.field_components.encodings import PositionalEncoding
@@ -43,7 +43,7 @@ RGB_CHANNELS = 3
 """Colour channels of the output layer; the last output channel is the raw density."""
 
 BOUND_MARGIN = 1e-4
-"""Relative margin by which `forward_inside_bound` queries past the object sphere: points that rounding could put on
+"""Relative margin by which `may_have_density` reaches past the object sphere: points that rounding could put on
 either side of the bound are always queried, and the field's own bound decides them."""
 
 
@@ -162,36 +162,12 @@ class TargetField(nn.Module):
                 h = torch.cat([encoded.to(h.dtype), h], dim=-1)
         return self.output_heads(h, positions, density_noise_std)
 
-    @torch.no_grad()
-    def forward_inside_bound(
-        self, positions: Float[Tensor, "objects points 3"], weights: ObjectWeights
-    ) -> Dict[FieldHeadNames, Tensor]:
-        """`forward` without density noise, with the MLP run only at the points inside the object sphere.
-
-        Outside it the bound makes density zero whatever the MLP computes, so those points get density 0 and colour
-        0 without it; compositing weighs a point's colour by its density, so renders do not change. Seen from a
-        prior camera the sphere fills 40% of the frame and two thirds of the depth range there: about a quarter of
-        the points a view samples. Selecting the points makes the host wait for the device (once per object), so
-        this is for renders outside training; unbounded fields run `forward` on every point.
-        """
+    def may_have_density(self, positions: Float[Tensor, "*points 3"]) -> Bool[Tensor, "*points"]:
+        """The points the bound leaves density at (and those within `BOUND_MARGIN` past it, which the bound decides
+        when the field runs): the only ones the MLP needs to run at. All of them for an unbounded field."""
         if self.object_radius is None:
-            return self(positions, weights)
-        num_objects, num_points = positions.shape[:2]
-        queried = torch.linalg.vector_norm(positions, dim=-1) <= self.object_radius * (1.0 + BOUND_MARGIN)
-        outputs: Dict[FieldHeadNames, Tensor] = {}
-        for index in range(num_objects):
-            points = queried[index].nonzero().squeeze(1)
-            if points.numel() == 0:
-                continue
-            inside = self(positions[index : index + 1, points], weights.select(slice(index, index + 1)))
-            for name, value in inside.items():
-                if name not in outputs:
-                    outputs[name] = value.new_zeros(num_objects, num_points, value.shape[-1])
-                outputs[name][index, points] = value[0]
-        if not outputs:  # no object has a point inside: nothing is drawn
-            zeros = positions.new_zeros(num_objects, num_points, 1)
-            return {FieldHeadNames.RGB: zeros.expand(-1, -1, RGB_CHANNELS).clone(), FieldHeadNames.DENSITY: zeros}
-        return outputs
+            return torch.ones(positions.shape[:-1], dtype=torch.bool, device=positions.device)
+        return torch.linalg.vector_norm(positions, dim=-1) <= self.object_radius * (1.0 + BOUND_MARGIN)
 
     def output_heads(
         self,

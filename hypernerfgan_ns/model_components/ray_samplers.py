@@ -10,7 +10,7 @@ work on top unchanged.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from jaxtyping import Float
@@ -44,21 +44,33 @@ class LinspaceSampler(Sampler):
         self.train_stratified = train_stratified
         self.opaque_far_plane = opaque_far_plane
 
+    def fraction_ranges(
+        self,
+        num_samples: int,
+        training: bool,
+        device: Optional[torch.device] = None,
+        dtype: Optional[torch.dtype] = None,
+    ) -> Tuple[Float[Tensor, "samples"], Float[Tensor, "samples"]]:
+        """Where each sample can lie along its ray, as fractions of the way from near to far: its midpoint interval
+        when stratified in training, its linspace point otherwise (lower == upper)."""
+        fractions = torch.linspace(0.0, 1.0, num_samples, device=device, dtype=dtype)
+        if not (self.train_stratified and training):
+            return fractions, fractions
+        mid_fractions = 0.5 * (fractions[1:] + fractions[:-1])
+        return torch.cat([fractions[:1], mid_fractions]), torch.cat([mid_fractions, fractions[-1:]])
+
     def generate_ray_samples(self, ray_bundle: Optional[RayBundle] = None, num_samples: Optional[int] = None) -> RaySamples:
         assert ray_bundle is not None and ray_bundle.nears is not None and ray_bundle.fars is not None
         num_samples = num_samples or self.num_samples
         assert num_samples is not None
         nears, fars = ray_bundle.nears, ray_bundle.fars  # [rays, 1]
-        fractions = torch.linspace(0.0, 1.0, num_samples, device=nears.device, dtype=nears.dtype)
-        mid_fractions = 0.5 * (fractions[1:] + fractions[:-1])
+        lower, upper = self.fraction_ranges(num_samples, self.training, device=nears.device, dtype=nears.dtype)
         if self.train_stratified and self.training:
-            lower = torch.cat([fractions[:1], mid_fractions])
-            upper = torch.cat([mid_fractions, fractions[-1:]])
             fractions = lower + (upper - lower) * torch.rand(
                 (*nears.shape[:-1], num_samples), device=nears.device, dtype=nears.dtype
             )
         else:
-            fractions = fractions.expand(*nears.shape[:-1], num_samples)
+            fractions = lower.expand(*nears.shape[:-1], num_samples)
         distances = nears + (fars - nears) * fractions  # [rays, samples]
         last_delta = (
             torch.full_like(nears, FAR_PLANE_DELTA) if self.opaque_far_plane else (fars - nears) / (num_samples - 1)

@@ -36,10 +36,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import (
     RandomPosePatchDataManager,
     RandomPosePatchDataManagerConfig,
+    pixel_centres,
 )
 from hypernerfgan_ns.errors import InceptionUnavailableError, print_error
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator, without_inception_metrics
 from hypernerfgan_ns.metrics.swd import SWDConfig, sliced_wasserstein_distance
+from hypernerfgan_ns.model_components.object_bound import bins_meeting_sphere, most_in_a_patch
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel, HyperNeRFGANModelConfig
 from hypernerfgan_ns.networks.discriminator import DiscriminatorConfig
 from hypernerfgan_ns.training.augment import AdaptiveAugment, AugmentConfig
@@ -124,6 +126,7 @@ class AdversarialPipeline(VanillaPipeline):
         preset = self.model.dataset_preset
         self.r1_gamma = config.loss.r1_gamma if config.loss.r1_gamma is not None else preset.r1_gamma
         self.model.set_training_progress(images_seen=0)  # a checkpoint's step moves it on (load_pipeline)
+        self.model.training_query_capacity = self.training_query_capacity()
         if local_rank == 0:
             self.describe()
         self._shared_fakes: Optional[Tuple[int, Dict[str, Tensor]]] = None
@@ -157,9 +160,39 @@ class AdversarialPipeline(VanillaPipeline):
         )
         table.add_row("generator parameters", f"{sum(p.numel() for p in generator.parameters()):,}")
         table.add_row("discriminator parameters", f"{sum(p.numel() for p in self.discriminator.parameters()):,}")
-        table.add_row("batch", f"{data.batch_size} objects x {data.patch_size}^2 rays: {points:,} field points per pass")
+        capacity = model.training_query_capacity
+        queried = "" if capacity is None else f", the MLP at the {data.batch_size * capacity:,} that can be in the object sphere"
+        table.add_row("batch", f"{data.batch_size} objects x {data.patch_size}^2 rays: {points:,} field points per pass{queried}")
         table.add_row("R1 gamma", f"{self.r1_gamma} every {self.config.loss.r1_interval} steps")
         CONSOLE.print(table)
+
+    def training_query_capacity(self) -> Optional[int]:
+        """The most samples of one object's training patch that can lie inside the object sphere: how many the
+        target MLP runs at per object in training (`train_query_inside_bound_only`). Counted once, from what every
+        training camera shares (the prior's radius, near and far, looking at the origin), the pixel grid, the patch
+        size and each sample's stratification interval. None where no such count holds (scaled patches, with GRAF's
+        annealing; importance samples, placed anywhere; an unbounded field), where it leaves out too few samples
+        (`train_query_min_saving`), or with the option off."""
+        model, data = self.model, self.datamanager
+        field = model.generator.field
+        scaled = data.config.patch_scale_annealing_images > 0 and data.config.patch_size < data.resolution
+        if not model.config.train_query_inside_bound_only or field.object_radius is None or scaled:
+            return None
+        if model.sampler_importance is not None:
+            return None
+        prior = model.dataset_preset.camera_prior
+        sampler = model.sampler_coarse
+        counts = bins_meeting_sphere(
+            directions=data.camera_space_rays(pixel_centres(data.resolution))[:, :3],
+            camera_distance=prior.radius,
+            near=prior.near,
+            far=prior.far,
+            fraction_ranges=sampler.fraction_ranges(sampler.num_samples, training=True),
+            sphere_radius=field.object_radius,
+        )
+        capacity = most_in_a_patch(counts.view(data.resolution, data.resolution), data.config.patch_size)
+        samples = data.config.patch_size**2 * sampler.num_samples
+        return capacity if capacity <= (1.0 - model.config.train_query_min_saving) * samples else None
 
     @property
     def model(self) -> HyperNeRFGANModel:

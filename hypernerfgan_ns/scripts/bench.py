@@ -11,7 +11,9 @@ adaptive augmentation. Per row it reports
                           timed over `iterations` iterations of its kind, and their ratio
     s/iter, images/s      the average iteration over a whole R1 interval (interval - 1 plain ones and one R1 one);
                           images = real images shown to D per second
-    Mpoints/s             target-MLP points evaluated per second (both phases' renders, or their shared one)
+    Mpoints/s             samples rendered per second (both phases' renders, or their shared one); the target MLP
+                          runs at those that can lie inside the object sphere (`mlp_points_per_iteration` in
+                          the JSON)
     ops/iter              tensor operations dispatched in one plain iteration (forward, backward, optimizers, EMA),
                           counted below autograd: the host's per-iteration work, which on a GPU is a fixed cost
                           of launches however small the batch; the same on any device
@@ -117,6 +119,12 @@ def native_double_backward(config: HyperNeRFGANTrainerConfig, settings: BenchSet
     config.pipeline.discriminator.fast_double_backward = False
 
 
+def query_every_sample(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
+    """The method as registered with the target MLP run at every sample in training, also those outside the object
+    sphere: the reference for running it only where the density bound allows density."""
+    config.pipeline.model.train_query_inside_bound_only = False
+
+
 def share_fakes(shared: bool) -> Callable[[HyperNeRFGANTrainerConfig, BenchSettings], None]:
     """The method as registered, with the G phase training through the D phase's fakes (one render per iteration)
     or rendering its own."""
@@ -138,6 +146,10 @@ VARIANTS: Dict[str, BenchVariant] = {
     "pytorch-double-backward": BenchVariant(
         "fp32, all activations kept, the discriminator differentiated twice by PyTorch's own convolution derivatives",
         native_double_backward,
+    ),
+    "query-every-sample": BenchVariant(
+        "the method as registered, the target MLP run at every sample in training, also outside the object sphere",
+        query_every_sample,
     ),
     "shared-fakes": BenchVariant(
         "the method as registered, the G phase training through the D phase's fakes: one render per iteration",
@@ -300,7 +312,8 @@ def best_seconds(run: Callable[[], Any], device: torch.device, repeats: int) -> 
 
 
 def field_points_per_render(config: HyperNeRFGANTrainerConfig) -> int:
-    """Target-MLP points one render of a batch of patches evaluates forwards.
+    """Samples one render of a batch of patches places (the target MLP runs at those that can be inside the object
+    sphere: `mlp_points_per_iteration`).
 
     With importance sampling the second pass evaluates the coarse samples again with the new ones (nerfstudio's
     PDFSampler includes them). Recomputed activations are not counted: they are the same points again.
@@ -316,6 +329,16 @@ def field_points_per_iteration(config: HyperNeRFGANTrainerConfig) -> int:
     both phases share."""
     renders = 1 if config.pipeline.shared_fakes else 2
     return renders * field_points_per_render(config)
+
+
+def mlp_points_per_iteration(trainer: HyperNeRFGANTrainer, field_points: int) -> int:
+    """Of an iteration's `field_points` samples, the ones the target MLP runs at: each object's training capacity
+    inside the object sphere when the model has one, else all of them."""
+    model, config = trainer.pipeline.model, trainer.config
+    capacity = model.training_query_capacity if model.config.train_query_inside_bound_only else None
+    if capacity is None:
+        return field_points
+    return field_points // field_points_per_render(config) * config.pipeline.datamanager.batch_size * capacity
 
 
 def field_flops_per_point(field_module: TargetField) -> int:
@@ -393,6 +416,10 @@ class BenchResult:
     seconds_per_r1_iteration: Optional[float] = None
     """Mean seconds of an iteration with the lazy R1 penalty; None when R1 is off."""
     field_points_per_iteration: int = 0
+    """Samples one iteration renders (both phases' renders, or their shared one)."""
+    mlp_points_per_iteration: int = 0
+    """Of those, the ones the target MLP runs at (`train_query_inside_bound_only`: those that can be inside the object
+    sphere)."""
     operations_per_iteration: Optional[int] = None
     """Tensor operations dispatched in one plain iteration."""
     batch_seconds_per_plain_iteration: Optional[float] = None
@@ -442,7 +469,7 @@ class BenchResult:
 
     @property
     def points_per_second(self) -> Optional[float]:
-        """Target-MLP points evaluated per second."""
+        """Samples rendered per second."""
         return None if not self.seconds_per_iteration else self.field_points_per_iteration / self.seconds_per_iteration
 
     @property
@@ -589,6 +616,7 @@ class Benchmark:
                     trainer = config.setup(local_rank=0, world_size=1)
                     trainer.setup()
                     result.precision = "fp16" if trainer.mixed_precision else "fp32"
+                    result.mlp_points_per_iteration = mlp_points_per_iteration(trainer, result.field_points_per_iteration)
                     result.saved_for_backward_bytes = self.count_saved_bytes(trainer)
                     plain_steps, r1_steps = self.timed_steps(trainer)
                     device = torch.device(trainer.device)

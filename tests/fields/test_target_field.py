@@ -13,6 +13,7 @@ from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from tests.conftest import make_model
+from tests.helpers import points_queried
 
 
 def test_positional_encoding_layout_is_the_reference_one() -> None:
@@ -117,28 +118,13 @@ def test_density_is_zero_outside_the_object_sphere_whatever_the_weights() -> Non
     assert torch.equal(within[inside], reference[inside]), "inside, the bound changes nothing"
 
 
-def test_querying_inside_the_bound_only_gives_the_fields_outputs_where_they_are_drawn() -> None:
-    torch.manual_seed(0)
-    field = TargetField(num_hidden_layers=3, hidden_width=32, skip_layer=1, num_octaves=4, object_radius=1.0)
-    field.layers[-1].bias.data[-1] = 50.0  # density wherever the bound allows it
-    factors = [FMMFactors(left=torch.randn(3, o, 3), right=torch.randn(3, 3, i)) for o, i in field.layer_shapes()]
-    weights = field.object_weights(factors)
-    points = (torch.rand(3, 2000, 3) * 2 - 1) * 2.0
-    points[0, :10] = torch.nn.functional.normalize(points[0, :10], dim=-1)  # on the sphere itself
-    points[2] = points[2] / points[2].norm(dim=-1, keepdim=True) * 1.5  # an object with no point inside
-    everywhere = field(points, weights)
-    inside_only = field.forward_inside_bound(points, weights)
-    inside = points.norm(dim=-1) <= 1.0
-    density, rgb = inside_only[FieldHeadNames.DENSITY], inside_only[FieldHeadNames.RGB]
-    assert torch.allclose(density, everywhere[FieldHeadNames.DENSITY], atol=1e-6), "the same density everywhere"
-    assert (density[inside] > 0).all() and (density[~inside] == 0).all()
-    assert torch.allclose(rgb[inside], everywhere[FieldHeadNames.RGB][inside], atol=1e-6)
-    assert (rgb[~inside] == 0).all(), "outside, no colour is computed (its compositing weight is zero)"
-
-    unbounded = TargetField(num_hidden_layers=3, hidden_width=32, skip_layer=1, num_octaves=4)
-    unbounded.load_state_dict(field.state_dict())
-    for name, value in unbounded(points, weights).items():
-        assert torch.equal(unbounded.forward_inside_bound(points, weights)[name], value), "unbounded: every point"
+def test_the_points_that_may_have_density_are_those_inside_the_bound() -> None:
+    field = TargetField(num_hidden_layers=2, hidden_width=8, skip_layer=None, num_octaves=2, object_radius=1.0)
+    directions = torch.nn.functional.normalize(torch.randn(5, 3), dim=-1)
+    points = directions[:, None, :] * torch.tensor([0.5, 1.0, 1.0 + 1e-6, 1.01, 2.0])[None, :, None]
+    assert field.may_have_density(points).tolist() == [[True, True, True, False, False]] * 5  # the bound, or rounding
+    unbounded = TargetField(num_hidden_layers=2, hidden_width=8, skip_layer=None, num_octaves=2)
+    assert unbounded.may_have_density(points).all()
 
 
 def test_evaluation_renders_query_the_mlp_inside_the_bound_only_and_render_the_same(preset) -> None:
@@ -149,29 +135,24 @@ def test_evaluation_renders_query_the_mlp_inside_the_bound_only_and_render_the_s
     for inside_only in (False, True):
         torch.manual_seed(0)
         model = make_model(preset, eval_query_inside_bound_only=inside_only).eval()
-        field = model.generator_ema.field
-        points = []
-        forward = field.forward
-        field.forward = lambda positions, *args, **kwargs: points.append(positions.shape[1]) or forward(
-            positions, *args, **kwargs
-        )
+        model.generator_ema.field.layers[-1].bias.data[-1] = 5.0  # density wherever the bound allows it
         renders[inside_only] = [model.render_latent(latent, cameras[i : i + 1]) for i in range(2)]
-        queried[inside_only] = sum(points)
+        queried[inside_only] = points_queried(model.generator_ema.field, lambda: model.render_latent(latent, cameras[:1]))
     for full, inside in zip(renders[False], renders[True]):
+        assert (full["accumulation"] > 0.5).float().mean() > 0.2, "the object sphere's image is drawn"
         for name in ("rgb", "accumulation", "depth"):
             assert torch.allclose(full[name], inside[name], atol=1e-6), name
-    assert queried[False] == 2 * 32 * 32 * 16
+    assert queried[False] == 32 * 32 * 16
     assert 0.2 < queried[True] / queried[False] < 0.3, "the sphere holds about a quarter of a view's samples"
 
-    model = make_model(preset).train()
-    bundle = cameras.generate_rays(camera_indices=torch.zeros(4, 4, 1, dtype=torch.long), coords=torch.rand(4, 4, 2) * 32)
-    weights = model.generator.object_weights(latent)
-    with torch.no_grad():  # the training phases' graph-free renders keep every point (and the noise's random stream)
-        samples = model.sampler_coarse(model.collider(bundle.flatten()))
-        calls = []
-        model.generator.field.forward_inside_bound = lambda *args: calls.append(1)
-        model.query_field(samples, model.generator, weights, density_noise_std=1.0)
-    assert not calls
+
+def test_a_view_with_nothing_inside_the_bound_renders_the_background(preset) -> None:
+    model = make_model(preset).eval()
+    prior = preset.camera_prior
+    away = prior.cameras(prior.orbit_poses(1), resolution=8)
+    away.camera_to_worlds[:, :, :3] = -away.camera_to_worlds[:, :, :3]  # looking away from the object
+    outputs = model.render_latent(torch.randn(1, 128), away)
+    assert torch.equal(outputs["rgb"], torch.ones_like(outputs["rgb"])) and (outputs["accumulation"] == 0).all()
 
 
 def test_the_model_bounds_density_to_the_camera_priors_object_sphere(preset) -> None:

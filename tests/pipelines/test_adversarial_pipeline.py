@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
-from tests.helpers import micro_config
+from hypernerfgan_ns.cameras.camera_prior import look_at_origin_poses
+from tests.helpers import micro_config, points_queried
 
 
 @pytest.fixture
@@ -130,3 +131,78 @@ def test_without_shared_fakes_each_phase_renders_its_own(pipeline: AdversarialPi
     pipeline.get_discriminator_loss_dict(step=1)
     outputs, _, _ = pipeline.get_train_loss_dict(step=1)
     assert len(renders) == 2 and not renders[0]["rgb"].requires_grad and outputs is renders[1]
+
+
+@pytest.fixture
+def small_patches(tmp_path: Path) -> AdversarialPipeline:
+    """The micro pipeline with 8 x 8 patches of its 16 x 16 images, so that patches lie anywhere in the frame."""
+    torch.manual_seed(0)
+    config = micro_config(tmp_path)
+    config.pipeline.datamanager.patch_size = 8
+    return config.pipeline.setup(device="cpu", test_mode="val").train()
+
+
+def test_training_renders_run_the_mlp_at_the_patch_capacity_with_the_same_images_and_gradients(
+    small_patches: AdversarialPipeline,
+) -> None:
+    model = small_patches.model
+    model.config.density_noise_std = 0.0  # its draws follow the number of points queried
+    capacity, points = model.training_query_capacity, 8 * 8 * 8
+    assert capacity is not None and capacity < 0.9 * points
+    ray_bundle, latents = small_patches.datamanager.next_train_rays(0), torch.randn(4, 16)
+    results = []
+    for queried_per_object, recompute_ray_chunk in ((capacity, None), (capacity, 5), (None, None)):
+        model.training_query_capacity = queried_per_object
+        model.config.recompute_ray_chunk = recompute_ray_chunk  # checkpointed chunks of the queried samples
+        model.zero_grad(set_to_none=True)
+        rendered = {}
+
+        def render() -> None:
+            torch.manual_seed(1)  # the same stratification
+            rendered["rgb"] = model(ray_bundle, latents=latents)["rgb"]
+
+        queried = points_queried(model.generator.field, render)
+        assert queried == (queried_per_object or points), "samples per object the MLP runs at"
+        rendered["rgb"].square().sum().backward()
+        results.append((rendered["rgb"].detach(), [p.grad.clone() for p in model.generator.parameters()]))
+    rgb_full, grads_full = results[-1]
+    assert (rgb_full < 0.9).any(), "something is drawn"
+    for rgb_packed, grads_packed in results[:-1]:
+        assert torch.allclose(rgb_packed, rgb_full, atol=1e-6)
+        for packed, full in zip(grads_packed, grads_full):
+            assert torch.allclose(packed, full, atol=1e-6, rtol=1e-4)
+
+
+def test_no_training_patch_holds_more_samples_in_the_sphere_than_the_capacity(small_patches: AdversarialPipeline) -> None:
+    model, capacity = small_patches.model, small_patches.model.training_query_capacity
+    most = 0
+    for step in range(40):
+        samples = model.sampler_coarse(model.collider(small_patches.datamanager.next_train_rays(step)))
+        inside = model.generator.field.may_have_density(samples.frustums.get_positions()).view(4, -1)
+        most = max(most, int(inside.sum(dim=1).max()))
+    # Not far below: the count takes a sample whose interval meets the sphere as inside (8 wide intervals here).
+    assert capacity is not None and 0.8 * capacity <= most <= capacity
+
+
+def test_rays_of_a_camera_off_the_prior_fail_loudly_instead_of_losing_samples(small_patches: AdversarialPipeline) -> None:
+    prior = small_patches.model.dataset_preset.camera_prior
+    closer = prior.cameras(look_at_origin_poses(torch.zeros(4), torch.zeros(4), radius=0.6 * prior.radius), 16)
+    coords = (torch.stack(torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij"), -1) + 4.5).view(-1, 2)
+    bundle = closer.generate_rays(
+        camera_indices=torch.arange(4)[:, None, None].expand(4, 64, 1), coords=coords.expand(4, -1, -1)
+    ).flatten()
+    with pytest.raises(RuntimeError, match="not a prior camera"):
+        small_patches.model(bundle, latents=torch.randn(4, 16))
+
+
+def test_the_capacity_is_left_unset_where_no_patch_geometry_bounds_it(small_patches: AdversarialPipeline) -> None:
+    assert small_patches.training_query_capacity() == small_patches.model.training_query_capacity
+    small_patches.datamanager.config.patch_scale_annealing_images = 100  # scaled patches cover any square
+    assert small_patches.training_query_capacity() is None
+    small_patches.datamanager.config.patch_scale_annealing_images = 0
+    capacity, samples = small_patches.training_query_capacity(), 8 * 8 * 8
+    small_patches.model.config.train_query_min_saving = 1.0 - capacity / samples + 0.01  # leaves out too few
+    assert small_patches.training_query_capacity() is None
+    small_patches.model.config.train_query_min_saving = 0.1
+    small_patches.model.config.train_query_inside_bound_only = False
+    assert small_patches.training_query_capacity() is None

@@ -93,6 +93,12 @@ def posed_rays(
     )
 
 
+def pixel_centres(resolution: int) -> Float[Tensor, "pixels 2"]:
+    """(row, column) coordinates of every pixel centre of a square grid, row by row."""
+    centres = torch.arange(resolution) + 0.5
+    return torch.stack(torch.meshgrid(centres, centres, indexing="ij"), dim=-1).flatten(0, 1)
+
+
 def resample_patches(
     images: UInt8[Tensor, "images height width 3"],
     indices: Int[Tensor, "batch"],
@@ -277,9 +283,7 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         """`camera_space_rays` of every pixel centre of the full-resolution grid, row by row, on the training device
         (made on first use: resolution^2 x 20 bytes, 0.3 MiB at 128 px)."""
         if self._pixel_rays is None:
-            centres = torch.arange(self.resolution) + 0.5
-            coords = torch.stack(torch.meshgrid(centres, centres, indexing="ij"), dim=-1).flatten(0, 1)
-            self._pixel_rays = self.camera_space_rays(coords).to(self.device)
+            self._pixel_rays = self.camera_space_rays(pixel_centres(self.resolution)).to(self.device)
         return self._pixel_rays
 
     def patch_pixel_offsets(self) -> Int[Tensor, "patch_pixels"]:
