@@ -11,6 +11,9 @@ Two ways in:
   same object. Its weights are generated once per camera by the EMA generator, then the rays are rendered in
   chunks of bounded memory.
 
+Both run the target MLP only at the samples that can lie inside the object sphere, where the density bound allows
+density (`points_to_query`): the rest render as empty space without it.
+
 The adversarial losses need the discriminator, so they live with it in the pipeline
 (`hypernerfgan_ns.training.losses`); the model renders.
 """

@@ -197,6 +197,12 @@ def unbound_density(config: HyperNeRFGANTrainerConfig) -> None:
     config.pipeline.model.bound_density_to_object = False
 
 
+def query_every_sample(config: HyperNeRFGANTrainerConfig) -> None:
+    """The training MLP at every sample, also outside the object sphere: the same training in distribution (only
+    the density noise of empty samples is drawn too), for its minutes."""
+    config.pipeline.model.train_query_inside_bound_only = False
+
+
 def study_images(config: HyperNeRFGANTrainerConfig) -> int:
     """Training images of the study's budget (on one device)."""
     return config.max_num_iterations * config.pipeline.datamanager.batch_size
@@ -390,6 +396,9 @@ ROWS: Dict[str, AblationRow] = {
         f"r1-gamma-x{factor:g}": AblationRow(f"R1 weight x{factor:g}", scale_r1_gamma(factor))
         for factor in R1_GAMMA_FACTORS
     },
+    "query-every-sample": AblationRow(
+        "the target MLP run at every sample in training, also outside the object sphere", query_every_sample
+    ),
     "shared-fakes": AblationRow(
         "the G phase trains through the D phase's fakes: one render per iteration (DCGAN's loop)", share_fakes(True)
     ),

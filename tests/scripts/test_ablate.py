@@ -284,6 +284,8 @@ def test_rows_change_what_they_say(tiny) -> None:
     assert row_config(tiny, "patch-scale-annealing").pipeline.datamanager.patch_scale_annealing_images == half_budget
     assert tiny.pipeline.model.bound_density_to_object
     assert not row_config(tiny, "no-density-bound").pipeline.model.bound_density_to_object
+    assert tiny.pipeline.model.train_query_inside_bound_only
+    assert not row_config(tiny, "query-every-sample").pipeline.model.train_query_inside_bound_only
 
     augment = row_config(tiny, "no-augmentation").pipeline.augment
     assert augment.initial_p == 0 and not augment.adaptive
