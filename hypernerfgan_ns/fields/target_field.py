@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +59,7 @@ class ObjectWeights:
         """Number of objects in the batch."""
         return self.layers[0].shape[0]
 
-    def select(self, indices: Union[Tensor, slice]) -> "ObjectWeights":
+    def select(self, indices: Tensor) -> "ObjectWeights":
         """The weights of a subset of the objects."""
         return ObjectWeights([weight[indices] for weight in self.layers])
 

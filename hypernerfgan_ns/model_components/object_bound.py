@@ -6,10 +6,10 @@ Seen from a prior camera the sphere fills 40% of the frame and two thirds of the
 of a full view's samples.
 
 Outside training, renders query the sphere's samples exactly (counting them makes the host wait for the device,
-which does not matter there). Training may not wait: its batches have a fixed number of queried samples per object,
-`training_capacity`, the most any training patch can hold, computed once from the geometry every training camera
-shares (at the prior's radius, looking at the origin, so that the sphere's image and each ray's chord through it are
-the same in every pose) and each sample's stratification interval.
+which does not matter there). Training may not wait: its batches have a fixed number of queried samples per object
+(`HyperNeRFGANModel.training_query_capacity`), the most any training patch can hold, computed once from the geometry
+every training camera shares (at the prior's radius, looking at the origin, so that the sphere's image and each ray's
+chord through it are the same in every pose) and each sample's stratification interval.
 """
 
 from __future__ import annotations

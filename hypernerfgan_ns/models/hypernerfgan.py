@@ -336,7 +336,7 @@ class HyperNeRFGANModel(Model):
             return None
         if self.training:
             capacity = self.training_query_capacity
-            if capacity is None or not self.config.train_query_inside_bound_only or capacity >= positions.shape[1]:
+            if capacity is None or capacity >= positions.shape[1]:
                 return None
             inside = field.may_have_density(positions)
             message = (

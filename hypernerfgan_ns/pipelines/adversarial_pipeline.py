@@ -36,7 +36,6 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import (
     RandomPosePatchDataManager,
     RandomPosePatchDataManagerConfig,
-    pixel_centres,
 )
 from hypernerfgan_ns.errors import InceptionUnavailableError, print_error
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator, without_inception_metrics
@@ -161,8 +160,10 @@ class AdversarialPipeline(VanillaPipeline):
         table.add_row("generator parameters", f"{sum(p.numel() for p in generator.parameters()):,}")
         table.add_row("discriminator parameters", f"{sum(p.numel() for p in self.discriminator.parameters()):,}")
         capacity = model.training_query_capacity
-        queried = "" if capacity is None else f", the MLP at the {data.batch_size * capacity:,} that can be in the object sphere"
-        table.add_row("batch", f"{data.batch_size} objects x {data.patch_size}^2 rays: {points:,} field points per pass{queried}")
+        batch = f"{data.batch_size} objects x {data.patch_size}^2 rays: {points:,} field points per pass"
+        if capacity is not None:
+            batch += f", the MLP at the {data.batch_size * capacity:,} that can be in the object sphere"
+        table.add_row("batch", batch)
         table.add_row("R1 gamma", f"{self.r1_gamma} every {self.config.loss.r1_interval} steps")
         CONSOLE.print(table)
 
@@ -183,7 +184,7 @@ class AdversarialPipeline(VanillaPipeline):
         prior = model.dataset_preset.camera_prior
         sampler = model.sampler_coarse
         counts = bins_meeting_sphere(
-            directions=data.camera_space_rays(pixel_centres(data.resolution))[:, :3],
+            directions=data.pixel_rays()[:, :3].cpu(),
             camera_distance=prior.radius,
             near=prior.near,
             far=prior.far,

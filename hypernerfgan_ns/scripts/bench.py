@@ -335,7 +335,7 @@ def mlp_points_per_iteration(trainer: HyperNeRFGANTrainer, field_points: int) ->
     """Of an iteration's `field_points` samples, the ones the target MLP runs at: each object's training capacity
     inside the object sphere when the model has one, else all of them."""
     model, config = trainer.pipeline.model, trainer.config
-    capacity = model.training_query_capacity if model.config.train_query_inside_bound_only else None
+    capacity = model.training_query_capacity
     if capacity is None:
         return field_points
     return field_points // field_points_per_render(config) * config.pipeline.datamanager.batch_size * capacity
