@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -59,8 +59,8 @@ class ObjectWeights:
         """Number of objects in the batch."""
         return self.layers[0].shape[0]
 
-    def select(self, indices: Tensor) -> "ObjectWeights":
-        """The weights of a subset of the objects."""
+    def select(self, indices: Union[Tensor, slice]) -> "ObjectWeights":
+        """The weights of a subset of the objects (an index tensor, or a slice: a view, no copy)."""
         return ObjectWeights([weight[indices] for weight in self.layers])
 
 

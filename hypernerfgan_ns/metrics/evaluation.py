@@ -131,10 +131,7 @@ def generated_image_batches(pipeline, config: GANEvaluationConfig) -> Iterator[F
         count = min(config.batch_size, config.num_generated - start)
         latents = torch.randn(count, model.config.latent_dim, generator=generator)
         cameras = prior.cameras(prior.sample_poses(count, generator), resolution)
-        renders = [
-            model.render_latent(latents[i : i + 1], cameras[i : i + 1], config.truncation)["rgb"] for i in range(count)
-        ]
-        yield torch.stack(renders).permute(0, 3, 1, 2).cpu()
+        yield model.render_latents(latents, cameras, config.truncation)["rgb"].permute(0, 3, 1, 2).cpu()
 
 
 METRICS: Dict[str, str] = {

@@ -335,11 +335,10 @@ class AdversarialPipeline(VanillaPipeline):
         metrics_dict, images_dict = super().get_eval_image_metrics_and_images(step)
         self.eval()
         camera, _ = self.datamanager.next_eval_image(step)
-        images = [
-            self.model.render_latent(self.model.latent_from_seed(seed), camera)["rgb"]
-            for seed in range(self.config.sample_grid_seeds)
-        ]
-        images_dict["samples"] = torch.cat(images, dim=1)
+        seeds = range(self.config.sample_grid_seeds)
+        latents = torch.cat([self.model.latent_from_seed(seed) for seed in seeds])
+        images = self.model.render_latents(latents, camera[torch.zeros(len(seeds), dtype=torch.long)])["rgb"]
+        images_dict["samples"] = torch.cat(list(images), dim=1)
         self.train()
         return metrics_dict, images_dict
 

@@ -104,25 +104,32 @@ def render_views(
 ) -> Iterator[RenderedView]:
     """Renders view i of object `latents[i]` from `camera_to_worlds[i]`, in order, with a progress bar.
 
-    Views are yielded one by one so that callers can stream them into a file instead of holding them all.
+    Views are rendered as many at once as the model's chunk of rays holds, and yielded one by one so that callers
+    can stream them into a file instead of holding them all.
     """
     if latents.shape[0] != camera_to_worlds.shape[0]:
         raise ValueError(f"One latent per camera is needed, got {latents.shape[0]} and {camera_to_worlds.shape[0]}.")
     prior = model.dataset_preset.camera_prior
+    views_at_once = model.views_per_chunk(resolution * resolution)
     with progress_bar(description) as progress:
         task = progress.add_task("render", total=latents.shape[0])
-        for latent, camera_to_world in zip(latents, camera_to_worlds):
-            camera = prior.cameras(camera_to_world[None], resolution)
-            outputs = model.render_latent(latent[None], camera, truncation_psi)
-            depth = None
-            if with_depth:
-                depth = to_uint8(
-                    colormaps.apply_depth_colormap(
-                        outputs["depth"], outputs["accumulation"], near_plane=prior.near, far_plane=prior.far
+        for first in range(0, latents.shape[0], views_at_once):
+            last = first + views_at_once
+            cameras = prior.cameras(camera_to_worlds[first:last], resolution)
+            outputs = model.render_latents(latents[first:last], cameras, truncation_psi)
+            for view in range(outputs["rgb"].shape[0]):
+                depth = None
+                if with_depth:
+                    depth = to_uint8(
+                        colormaps.apply_depth_colormap(
+                            outputs["depth"][view],
+                            outputs["accumulation"][view],
+                            near_plane=prior.near,
+                            far_plane=prior.far,
+                        )
                     )
-                )
-            yield RenderedView(to_uint8(outputs["rgb"]), depth)
-            progress.advance(task)
+                yield RenderedView(to_uint8(outputs["rgb"][view]), depth)
+                progress.advance(task)
 
 
 def grid_shape(num_cells: int) -> Tuple[int, int]:

@@ -11,6 +11,7 @@ import torchvision
 
 from hypernerfgan_ns.data.dataset_presets import DatasetPreset
 from hypernerfgan_ns.method_configs import hypernerfgan_tiny
+from hypernerfgan_ns.scripts.bench import OperationCounter
 from nerfstudio.data.scene_box import SceneBox
 from tests.conftest import make_model
 
@@ -67,6 +68,44 @@ def test_camera_render_generates_the_weights_once_and_renders_in_chunks(preset: 
     outputs = model.get_outputs_for_camera(camera)
     assert len(calls) == 1  # 1024 rays in 11 chunks, one hypernetwork pass
     assert outputs["rgb"].shape == (32, 32, 3) and outputs["depth"].shape == (32, 32, 1)
+
+
+def test_views_rendered_together_equal_views_rendered_one_at_a_time(preset: DatasetPreset) -> None:
+    torch.manual_seed(0)
+    model = make_model(preset, eval_num_rays_per_chunk=3 * 16 * 16).eval()  # three 16x16 views per pass
+    prior = preset.camera_prior
+    latents = torch.randn(5, model.config.latent_dim)
+    cameras = prior.cameras(prior.sample_poses(5, torch.Generator().manual_seed(0)), resolution=16)
+    one_at_a_time = [model.render_latent(latents[i : i + 1], cameras[i : i + 1]) for i in range(5)]
+    passes = []
+    original = model.render_rays
+    model.render_rays = lambda *args, **kwargs: passes.append(1) or original(*args, **kwargs)
+    together = model.render_latents(latents, cameras)
+    assert len(passes) == 2  # views 0-2, then 3-4
+    for name in ("rgb", "accumulation", "depth"):
+        assert together[name].shape[:3] == (5, 16, 16)
+        expected = torch.stack([outputs[name] for outputs in one_at_a_time])
+        assert torch.allclose(together[name], expected, atol=1e-5), name
+    assert not torch.allclose(together["rgb"][0], together["rgb"][1])  # each view is its own object
+
+    model.config.eval_num_rays_per_chunk = 100  # a chunk smaller than a view: each view's rays in several passes
+    passes.clear()
+    split = model.render_latents(latents[:2], cameras[:2])
+    assert len(passes) == 2 * 3 and torch.allclose(split["rgb"], together["rgb"][:2], atol=1e-5)
+    with pytest.raises(ValueError, match="One latent per camera"):
+        model.render_latents(latents[:2], cameras[:3])
+
+
+def test_views_rendered_together_dispatch_fewer_operations_per_view(preset: DatasetPreset) -> None:
+    model = make_model(preset, eval_num_rays_per_chunk=8 * 16 * 16).eval()
+    prior = preset.camera_prior
+    latents = torch.randn(8, model.config.latent_dim)
+    cameras = prior.cameras(prior.sample_poses(8), resolution=16)
+    with OperationCounter() as one_view:
+        model.render_latents(latents[:1], cameras[:1])
+    with OperationCounter() as eight_views:
+        model.render_latents(latents, cameras)
+    assert eight_views.count < 2 * one_view.count  # about the same operations for eight times the views
 
 
 def test_training_forward_renders_a_batch_of_objects_grouped_by_camera(preset: DatasetPreset) -> None:
