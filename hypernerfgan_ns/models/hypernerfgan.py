@@ -281,6 +281,8 @@ class HyperNeRFGANModel(Model):
         if latents.shape[0] != num_views or cameras.camera_to_worlds.dim() != 3:
             raise ValueError(f"One latent per camera is needed, got {latents.shape[0]} latents and cameras of shape "
                              f"{tuple(cameras.shape)}.")
+        if not (torch.all(cameras.height == cameras.height[0]) and torch.all(cameras.width == cameras.width[0])):
+            raise ValueError("Views rendered together must share one image size; render cameras of other sizes apart.")
         generator = self.rendering_generator()
         weights = generator.object_weights(latents.to(self.device), truncation_psi)
         cameras = cameras.to(self.device)

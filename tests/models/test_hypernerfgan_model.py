@@ -94,6 +94,10 @@ def test_views_rendered_together_equal_views_rendered_one_at_a_time(preset: Data
     assert len(passes) == 2 * 3 and torch.allclose(split["rgb"], together["rgb"][:2], atol=1e-5)
     with pytest.raises(ValueError, match="One latent per camera"):
         model.render_latents(latents[:2], cameras[:3])
+    mixed_sizes = prior.cameras(prior.sample_poses(2), resolution=16)
+    mixed_sizes.width = mixed_sizes.height = torch.tensor([[16], [8]])
+    with pytest.raises(ValueError, match="share one image size"):
+        model.render_latents(latents[:2], mixed_sizes)
 
 
 def test_views_rendered_together_dispatch_fewer_operations_per_view(preset: DatasetPreset) -> None:
