@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor, nn
 
 from hypernerfgan_ns.data.image_collection import ImageStore
+from hypernerfgan_ns.metrics.feature_cache import cached_features, features_entry
 from hypernerfgan_ns.metrics.inception import InceptionFeatureExtractor, find_inception_weights
 from hypernerfgan_ns.metrics.swd import SWDConfig, sliced_wasserstein_distance
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
@@ -60,6 +61,9 @@ class GANEvaluationConfig(DefaultsForMissingFields, PrintableConfig):
     """TorchScript Inception weights (default_1.pt); None: look them up (see hypernerfgan_ns.metrics.inception)."""
     seed: int = 0
     """Seed of the evaluation's latents and cameras, and of KID's subsets."""
+    cache_real_features: bool = True
+    """Keep the training images' Inception features on disk (the cache folder, 8 KB per image) and reuse them in
+    later runs, evaluations and scores of the same images with the same weights."""
 
 
 def without_inception_metrics(config: GANEvaluationConfig) -> GANEvaluationConfig:
@@ -215,6 +219,36 @@ def score(
     return results
 
 
+def summarize_real_images(
+    store: ImageStore,
+    count: int,
+    description: str,
+    config: GANEvaluationConfig,
+    extractor: Optional[InceptionFeatureExtractor],
+    device: torch.device,
+    keep_images: Optional[int] = None,
+) -> ImageSetSummary:
+    """`summarize_images` of the first `count` images of a store, with their Inception features from the disk cache
+    when an earlier run, evaluation or score of the same images and weights computed them (`metrics.feature_cache`)."""
+    if extractor is None or not config.cache_real_features:
+        batches = store_image_batches(store, count, config.batch_size)
+        return summarize_images(batches, count, description, config, extractor, device, keep_images)
+    computed: List[ImageSetSummary] = []
+
+    def compute() -> Tensor:
+        batches = store_image_batches(store, count, config.batch_size)
+        computed.append(summarize_images(batches, count, description, config, extractor, device, keep_images))
+        assert computed[0].features is not None
+        return computed[0].features
+
+    features = cached_features(features_entry(store, count, extractor.weights, device), count, compute)
+    if computed:
+        return computed[0]
+    keep = count if keep_images is None else min(count, keep_images)  # SWD's images: only those kept are read
+    kept = summarize_images(store_image_batches(store, keep, config.batch_size), keep, description, config, None, device)
+    return ImageSetSummary(count=count, images=kept.images, features=features)
+
+
 def summarize_training_images(
     pipeline,
     config: GANEvaluationConfig,
@@ -223,9 +257,8 @@ def summarize_training_images(
     """The protocol's summary of the training images (all of them, or the first `max_real_images`)."""
     store = pipeline.datamanager.image_store
     count = num_real_images(store, config)
-    batches = store_image_batches(store, count, config.batch_size)
-    return summarize_images(
-        batches, count, "Training images", config, extractor, torch.device(pipeline.device), config.num_generated
+    return summarize_real_images(
+        store, count, "Training images", config, extractor, torch.device(pipeline.device), config.num_generated
     )
 
 

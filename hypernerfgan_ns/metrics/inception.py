@@ -103,6 +103,7 @@ class InceptionFeatureExtractor(nn.Module):
 
     def __init__(self, weights: Path) -> None:
         super().__init__()
+        self.weights = Path(weights)
         self.network = torch.jit.load(str(weights), map_location="cpu").eval()
         self.num_features = INCEPTION_FEATURES
 

@@ -42,6 +42,7 @@ from hypernerfgan_ns.metrics.evaluation import (
     score,
     store_image_batches,
     summarize_images,
+    summarize_real_images,
 )
 from hypernerfgan_ns.metrics.quality_curve import CURVE_METRICS, CURVE_SAMPLES_DIRNAME, curve_file, read_curve
 from hypernerfgan_ns.metrics.sample_archive import (
@@ -160,9 +161,8 @@ class ScoreCommand:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         extractor = load_feature_extractor(evaluation, device)
         count = num_real_images(real, evaluation)
-        real_summary = summarize_images(
-            store_image_batches(real, count, evaluation.batch_size), count, "Real images", evaluation, extractor, device,
-            keep_images=samples.num_images,
+        real_summary = summarize_real_images(
+            real, count, "Real images", evaluation, extractor, device, keep_images=samples.num_images
         )
         fake_summary = summarize_images(
             store_image_batches(samples, samples.num_images, evaluation.batch_size), samples.num_images, "Samples",
@@ -218,10 +218,7 @@ def score_kept_samples(
     key = (str(real.source), str(parser.resolution), str(count), str(evaluation.inception_weights))
     real_summaries = {} if real_summaries is None else real_summaries
     if key not in real_summaries:
-        real_summaries[key] = summarize_images(
-            store_image_batches(real, count, evaluation.batch_size), count, "Training images", evaluation, extractor,
-            device,
-        )
+        real_summaries[key] = summarize_real_images(real, count, "Training images", evaluation, extractor, device)
     results = []
     for path in archives:
         kept = read_protocol(path)

@@ -12,8 +12,10 @@ import pytest
 import scipy.linalg
 import torch
 
+from hypernerfgan_ns.data.cache import default_cache_root
 from hypernerfgan_ns.errors import InceptionUnavailableError
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, inception_distances
+from hypernerfgan_ns.metrics.feature_cache import FEATURES_SUBFOLDER, features_entry
 from hypernerfgan_ns.metrics.inception import (
     INCEPTION_ENV_VARIABLE,
     InceptionFeatureExtractor,
@@ -137,3 +139,36 @@ def test_real_inception_weights_if_available(tmp_path: Path) -> None:
     assert different["fid"] > 2 * same["fid"] and different["kid"] > same["kid"]
     swd = sliced_wasserstein_distance(smooth[:20], noise[:20])
     assert swd["swd"] > 0
+
+
+def test_training_images_features_are_computed_once_and_kept_for_later_evaluations(
+    tmp_path: Path, stand_in_weights: Path, monkeypatch, capsys
+) -> None:
+    images_seen = []
+    forward = InceptionFeatureExtractor.forward
+    monkeypatch.setattr(
+        InceptionFeatureExtractor, "forward", lambda self, images: images_seen.append(len(images)) or forward(self, images)
+    )
+    config = micro_config(tmp_path)
+    evaluation = GANEvaluationConfig(num_generated=8, kid_subset_size=4, kid_subsets=3, inception_weights=stand_in_weights)
+    pipeline = dataclasses.replace(config.pipeline, evaluation=evaluation).setup(device="cpu", test_mode="test")
+    num_real = pipeline.datamanager.image_store.num_images
+
+    first = pipeline.get_average_eval_image_metrics()
+    assert sum(images_seen) == num_real + 8
+    entries = [entry for entry in (default_cache_root() / FEATURES_SUBFOLDER).glob("*.pt")
+               if entry == features_entry(pipeline.datamanager.image_store, num_real, stand_in_weights, torch.device("cpu"))]
+    assert len(entries) == 1
+
+    images_seen.clear()
+    again = pipeline.get_average_eval_image_metrics()  # ns-eval again, another run, an ablation row: samples only
+    assert sum(images_seen) == 8 and again == first
+
+    entries[0].write_bytes(b"not a tensor")  # a damaged entry is computed again, with the same result
+    images_seen.clear()
+    assert pipeline.get_average_eval_image_metrics() == first and sum(images_seen) == num_real + 8
+    assert "computing them again" in capsys.readouterr().out
+
+    pipeline.config.evaluation = dataclasses.replace(evaluation, cache_real_features=False)
+    images_seen.clear()
+    assert pipeline.get_average_eval_image_metrics() == first and sum(images_seen) == num_real + 8
