@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
 
 import torch
 import torch.utils.checkpoint
@@ -213,6 +213,10 @@ class HyperNeRFGANModel(Model):
         """The latent z of a seed: the same object on every machine."""
         generator = torch.Generator().manual_seed(int(seed))
         return torch.randn(1, self.config.latent_dim, generator=generator)
+
+    def latents_from_seeds(self, seeds: Sequence[int]) -> Float[Tensor, "seeds latent_dim"]:
+        """The latent z of each seed (the same objects as the viewer's and ns-render's seeds)."""
+        return torch.cat([self.latent_from_seed(seed) for seed in seeds])
 
     def set_viewed_object(
         self, latent: Float[Tensor, "1 latent_dim"], seed: int, truncation: Optional[float] = None

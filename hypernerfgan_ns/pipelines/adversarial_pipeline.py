@@ -336,7 +336,7 @@ class AdversarialPipeline(VanillaPipeline):
         self.eval()
         camera, _ = self.datamanager.next_eval_image(step)
         seeds = range(self.config.sample_grid_seeds)
-        latents = torch.cat([self.model.latent_from_seed(seed) for seed in seeds])
+        latents = self.model.latents_from_seeds(seeds)
         images = self.model.render_latents(latents, camera[torch.zeros(len(seeds), dtype=torch.long)])["rgb"]
         images_dict["samples"] = torch.cat(list(images), dim=1)
         self.train()

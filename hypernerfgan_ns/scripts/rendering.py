@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 from jaxtyping import Float, UInt8
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -74,11 +73,6 @@ def require_at_least(option: str, value: float, minimum: float) -> None:
     """Rejects a too small option value before any slow work starts."""
     if value < minimum:
         raise ExportError(f"{option} must be at least {minimum}, got {value}.")
-
-
-def seed_latents(model: HyperNeRFGANModel, seeds: Sequence[int]) -> Float[Tensor, "seeds latent_dim"]:
-    """The latent z of each seed (the same objects as the viewer's and ns-render's seeds)."""
-    return torch.cat([model.latent_from_seed(seed) for seed in seeds])
 
 
 def progress_bar(description: str) -> Progress:

@@ -22,7 +22,6 @@ from hypernerfgan_ns.scripts.rendering import (
     render_views,
     report_written,
     require_at_least,
-    seed_latents,
     tile,
 )
 
@@ -71,7 +70,7 @@ class SamplesCommand:
         rendered = list(
             render_views(
                 model,
-                seed_latents(model, seeds).repeat_interleave(self.views, dim=0),
+                model.latents_from_seeds(seeds).repeat_interleave(self.views, dim=0),
                 poses.repeat(len(seeds), 1, 1),
                 self.resolution,
                 self.truncation,

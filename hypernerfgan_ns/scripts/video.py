@@ -37,7 +37,6 @@ from hypernerfgan_ns.scripts.rendering import (
     render_views,
     report_written,
     require_at_least,
-    seed_latents,
     tile,
 )
 from hypernerfgan_ns.utils.latents import slerp
@@ -196,7 +195,7 @@ class InterpolationVideo(VideoOptions):
             )
         require_at_least("--frames-per-transition", self.frames_per_transition, 1)
         model = load_model(self.load_config)
-        latents = interpolation_latents(seed_latents(model, self.seeds), self.frames_per_transition)
+        latents = interpolation_latents(model.latents_from_seeds(self.seeds), self.frames_per_transition)
         poses = model.dataset_preset.camera_prior.orbit_poses(len(latents))
         views = render_views(
             model, latents, poses, self.resolution, self.truncation, description=f"Rendering {len(latents)} frames"
@@ -221,7 +220,7 @@ class GridVideo(VideoOptions):
         require_at_least("--frames", self.frames, 1)
         model = load_model(self.load_config)
         rows, columns = grid_shape(self.num_seeds)
-        latents = seed_latents(model, range(self.num_seeds)).repeat(self.frames, 1)  # frame by frame
+        latents = model.latents_from_seeds(range(self.num_seeds)).repeat(self.frames, 1)  # frame by frame
         poses = model.dataset_preset.camera_prior.orbit_poses(self.frames).repeat_interleave(self.num_seeds, dim=0)
         views = render_views(
             model,
