@@ -54,7 +54,9 @@ def hypernerfgan_config(
 ) -> HyperNeRFGANTrainerConfig:
     """A whole training configuration around a pipeline; what the presets share is written once, here.
 
-    `learning_rate` is both networks' Adam rate (the paper's unless a preset says otherwise)."""
+    `learning_rate` is both networks' Adam rate (the paper's unless a preset says otherwise). A preset that trains
+    in mixed precision also renders its evaluations in it (`eval_mixed_precision`)."""
+    pipeline.model.eval_mixed_precision = mixed_precision
     optimizers = {
         "generator": {"optimizer": GANAdamOptimizerConfig(lr=learning_rate), "scheduler": None},
         "discriminator": {"optimizer": GANAdamOptimizerConfig(lr=learning_rate), "scheduler": None},

@@ -80,7 +80,7 @@ data_pid=$!
 if [ "$BENCH_SECONDS" -gt 0 ]; then
     log "bench (at most $BENCH_SECONDS s)"
     timeout -s INT -k 10 "$BENCH_SECONDS" hypernerfgan bench --methods "$METHOD" \
-        --variants preset query-every-sample shared-fakes pytorch-double-backward --json "$summary/bench.json" \
+        --variants preset eval-fp32 query-every-sample shared-fakes pytorch-double-backward --json "$summary/bench.json" \
         > "$summary/bench.log" 2>&1 || log "bench stopped early (exit $?): see bench.log"
 fi
 wait "$data_pid" || { log "the training images could not be prepared:"; cat "$summary/data.log"; }

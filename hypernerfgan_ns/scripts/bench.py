@@ -31,6 +31,9 @@ adaptive augmentation. Per row it reports
     CUDA peak             `torch.cuda.max_memory_allocated` over the timed iterations (CUDA only)
     field FLOP/s          achieved FLOP/s of the batched target MLP on one batch of points, and as a fraction of a
                           plain matmul doing the same FLOPs (how close the field runs to what the device can do)
+    eval ms/view          milliseconds per view of a new object rendered as the quality curve and ns-eval render
+                          them (EMA generator, full resolution, several views per pass), in the row's evaluation
+                          precision (`eval_mixed_precision`: fp16 on CUDA in the presets that train in it)
 
 and, in the same process, a naive baseline of the chosen methods: the same trainer with the target field evaluated
 the way the reference implementation does, one object at a time in a Python loop with each point multiplied by its
@@ -63,6 +66,7 @@ from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainer, HyperNeRFGANTrai
 from hypernerfgan_ns.errors import HyperNeRFGANError
 from hypernerfgan_ns.fields.target_field import HIDDEN_ACTIVATION_GAIN, ObjectWeights, TargetField
 from hypernerfgan_ns.method_configs import METHODS, method_config
+from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, generated_image_batches
 from nerfstudio.engine.callbacks import TrainingCallbackLocation
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.scripts.train import _set_random_seed
@@ -125,6 +129,12 @@ def query_every_sample(config: HyperNeRFGANTrainerConfig, settings: BenchSetting
     config.pipeline.model.train_query_inside_bound_only = False
 
 
+def evaluate_in_fp32(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
+    """The method as registered with its evaluation views rendered in fp32: the reference for rendering them in the
+    training's fp16."""
+    config.pipeline.model.eval_mixed_precision = False
+
+
 def share_fakes(shared: bool) -> Callable[[HyperNeRFGANTrainerConfig, BenchSettings], None]:
     """The method as registered, with the G phase training through the D phase's fakes (one render per iteration)
     or rendering its own."""
@@ -151,6 +161,7 @@ VARIANTS: Dict[str, BenchVariant] = {
         "the method as registered, the target MLP run at every sample in training, also outside the object sphere",
         query_every_sample,
     ),
+    "eval-fp32": BenchVariant("the method as registered, evaluation views rendered in fp32", evaluate_in_fp32),
     "shared-fakes": BenchVariant(
         "the method as registered, the G phase training through the D phase's fakes: one render per iteration",
         share_fakes(True),
@@ -436,6 +447,10 @@ class BenchResult:
     """A plain matmul doing the same FLOPs as the field's layers, on the same device and precision."""
     naive_seconds_per_iteration: Optional[float] = None
     """The naive baseline's seconds per plain iteration, for rows compared with it."""
+    evaluation_precision: str = "fp32"
+    """What the evaluation views were rendered in."""
+    seconds_per_evaluation_view: Optional[float] = None
+    """Seconds per view of a new object rendered as the quality curve and ns-eval render them."""
     message: Optional[str] = None
 
     @property
@@ -501,6 +516,7 @@ def _number(value: Optional[float], format_spec: str, scale: float = 1.0) -> str
 TABLE_COLUMNS = (
     "method", "variant", "precision", "plain s", "R1 s", "R1/plain", "s/iter", "images/s", "Mpoints/s", "ops/iter",
     "batch ms", "host waits", "device busy", "saved GiB", "CUDA GiB", "GFLOP/s", "of matmul", "naive s/iter", "speed-up",
+    "eval ms/view",
 )
 """Columns of the table. plain s, R1 s: seconds of a plain and of a lazy-R1 iteration; s/iter: their average over
 an R1 interval, from which images/s and Mpoints/s follow; ops/iter: tensor operations dispatched in a plain
@@ -508,7 +524,8 @@ iteration; batch ms: host milliseconds of a plain iteration spent preparing its 
 operations wait for the device (on a GPU); device busy: the share of a plain iteration the GPU runs kernels or copies
 (the rest it waits for the host); saved GiB: bytes saved for backward per iteration (the R1 one); CUDA GiB: peak
 allocated; GFLOP/s: the target MLP's, and what fraction of a plain matmul's it is; naive: the reference structure's
-seconds per plain iteration, and our speed-up over it."""
+seconds per plain iteration, and our speed-up over it; eval ms/view: a view of a new object rendered as the quality
+curve renders it, in the row's evaluation precision."""
 
 
 def table_cells(result: BenchResult) -> List[str]:
@@ -535,6 +552,7 @@ def table_cells(result: BenchResult) -> List[str]:
         _number(result.field_efficiency, ".0%"),
         _number(result.naive_seconds_per_iteration, ".3f"),
         "-" if result.naive_speedup is None else f"{result.naive_speedup:.1f}x",
+        _number(result.seconds_per_evaluation_view, ".1f", 1e-3),
     ]
 
 
@@ -571,6 +589,10 @@ class Benchmark:
     """Timed iterations per row."""
     flops_repeats: int = 5
     """Repeats of the field and matmul timings (the fastest is kept)."""
+    evaluation_views: int = 8
+    """Views of new objects per timed evaluation render (two passes of the paper configuration's 128x128 views)."""
+    evaluation_repeats: int = 2
+    """Repeats of the evaluation render after an untimed one (the fastest is kept)."""
     settings: BenchSettings = field(default_factory=lambda: BenchSettings(recompute_ray_chunk=256))
     """What the variants are built from."""
     seed: int = 0
@@ -635,6 +657,7 @@ class Benchmark:
                         result.cuda_max_memory_allocated_bytes = torch.cuda.max_memory_allocated(device)
                         result.device_busy_seconds_per_plain_iteration = self.profile_device_busy(trainer, plain_steps[0])
                     self.time_field(trainer, result)
+                    self.time_evaluation_views(trainer, result)
                     if naive_baseline:
                         fields = [trainer.pipeline.model.generator.field, trainer.pipeline.model.generator_ema.field]
                         with naive_target_fields(fields):
@@ -736,6 +759,22 @@ class Benchmark:
         result.matmul_flops_per_second = flops / matmul_seconds
 
 
+    def time_evaluation_views(self, trainer: HyperNeRFGANTrainer, result: BenchResult) -> None:
+        """Seconds per view of new objects from prior cameras, rendered by `generated_image_batches` as the quality
+        curve and ns-eval render them, in the model's evaluation precision."""
+        pipeline, device = trainer.pipeline, torch.device(trainer.device)
+        model = pipeline.model
+        protocol = GANEvaluationConfig(num_generated=self.evaluation_views, batch_size=self.evaluation_views)
+        result.evaluation_precision = "fp16" if isinstance(model.evaluation_autocast(), torch.autocast) else "fp32"
+        pipeline.eval()
+        try:
+            seconds = best_seconds(lambda: next(generated_image_batches(pipeline, protocol)), device,
+                                   self.evaluation_repeats)
+        finally:
+            pipeline.train()
+        result.seconds_per_evaluation_view = seconds / self.evaluation_views
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # The command.
 
@@ -747,7 +786,7 @@ class BenchCommand:
     methods: Tuple[MethodName, ...] = tuple(METHODS)
     """Methods to measure."""
     variants: Tuple[VariantName, ...] = ("savers-off", "savers-on")
-    """Variants of each method: preset, savers-off, savers-on, fp16, recompute, pytorch-double-backward."""
+    """Variants of each method (the names above; each is described in `VARIANTS`)."""
     naive_baseline: Tuple[MethodName, ...] = ("hypernerfgan-lite",)
     """Methods also timed with the reference implementation's per-object, per-point structure (slow: on the CPU,
     keep it to the smaller methods), compared with their savers-off variant."""
@@ -783,8 +822,13 @@ class BenchCommand:
         rows = [(method, variant) for method in self.methods for variant in dict.fromkeys(self.variants)]
         baseline_rows = [(method, BASELINE_VARIANT) for method in self.naive_baseline if method in self.methods]
         rows += [row for row in baseline_rows if row not in rows]
-        results = [bench.measure(method, variant, naive_baseline=(method, variant) in baseline_rows)
-                   for method, variant in rows]
+        results: List[BenchResult] = []
+        try:
+            for method, variant in rows:
+                results.append(bench.measure(method, variant, naive_baseline=(method, variant) in baseline_rows))
+        except KeyboardInterrupt:  # e.g. a time limit's SIGINT: what was measured is still worth its table
+            CONSOLE.print(f"[bold yellow]Interrupted[/bold yellow] after {len(results)} of {len(rows)} rows; "
+                          "reporting those.")
 
         caption = (
             f"One training iteration (D + G phase) on {device_description(device)}, torch {torch.__version__}; "

@@ -52,6 +52,7 @@ def imported_run_config(
     model.density_prior_slope = 0.0
     model.bound_density_to_object = False
     model.opaque_far_plane = True
+    model.eval_mixed_precision = False  # fp32 renders, in which the equivalence with the reference is tested
     dataparser = config.pipeline.datamanager.dataparser
     dataparser.data = Path(preset_name if preset_name in BUILTIN_PRESET_DATA else DEFAULT_PRESET)
     dataparser.preset = preset_name

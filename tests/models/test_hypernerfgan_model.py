@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 from hypernerfgan_ns.data.dataset_presets import DatasetPreset
-from hypernerfgan_ns.method_configs import hypernerfgan_tiny
+from hypernerfgan_ns.method_configs import METHODS, hypernerfgan_tiny
 from hypernerfgan_ns.scripts.bench import OperationCounter
 from nerfstudio.data.scene_box import SceneBox
 from tests.conftest import make_model
@@ -110,6 +110,47 @@ def test_views_rendered_together_dispatch_fewer_operations_per_view(preset: Data
     with OperationCounter() as eight_views:
         model.render_latents(latents, cameras)
     assert eight_views.count < 2 * one_view.count  # about the same operations for eight times the views
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")
+def test_evaluation_renders_in_fp16_on_cuda_only_and_returns_fp32(
+    preset: DatasetPreset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(0)
+    model = make_model(preset).eval()
+    prior = preset.camera_prior
+    latents = torch.randn(3, model.config.latent_dim)
+    cameras = prior.cameras(prior.sample_poses(3, torch.Generator().manual_seed(0)), resolution=16)
+    fp32 = model.render_latents(latents, cameras)
+    model.config.eval_mixed_precision = True
+    assert all(torch.equal(output, fp32[name]) for name, output in model.render_latents(latents, cameras).items())
+
+    # What the option enters on CUDA, entered here on the CPU: the MLP's matmuls in fp16, the outputs in fp32.
+    matmul_dtypes = []
+    original_baddbmm = torch.baddbmm
+
+    def baddbmm(*args: torch.Tensor) -> torch.Tensor:
+        result = original_baddbmm(*args)
+        matmul_dtypes.append(result.dtype)
+        return result
+
+    monkeypatch.setattr(torch, "baddbmm", baddbmm)
+    with torch.autocast(device_type="cpu", dtype=torch.float16):
+        fp16 = model.render_latents(latents, cameras)
+    assert set(matmul_dtypes) == {torch.float16}
+    for name in ("rgb", "accumulation"):
+        assert fp16[name].dtype == torch.float32 and torch.allclose(fp16[name], fp32[name], atol=1e-2), name
+
+    monkeypatch.setattr(type(model), "device", property(lambda self: torch.device("cuda")))
+    autocast = model.evaluation_autocast()
+    assert isinstance(autocast, torch.autocast) and autocast.device == "cuda" and autocast.fast_dtype == torch.float16
+    model.config.eval_mixed_precision = False
+    assert not isinstance(model.evaluation_autocast(), torch.autocast)
+
+
+def test_presets_render_evaluations_in_the_precision_they_train_in() -> None:
+    for spec in METHODS.values():
+        assert spec.config.pipeline.model.eval_mixed_precision == spec.config.mixed_precision, spec.config.method_name
 
 
 def test_training_forward_renders_a_batch_of_objects_grouped_by_camera(preset: DatasetPreset) -> None:

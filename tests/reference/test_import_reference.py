@@ -149,6 +149,7 @@ def test_import_runs_no_code_and_renders_like_the_reference(tmp_path: Path, fixt
     config_path = tmp_path / "imported" / "cars_reference" / "hypernerfgan" / "imported" / "config.yml"
     config, pipeline, step = load_trained_pipeline(config_path)
     assert step == 0 and config.pipeline.datamanager.dataparser.preset == "cars"
+    assert not config.pipeline.model.eval_mixed_precision, "fp32 renders on a GPU too, as checked here"
     model = pipeline.model.eval()
     generator = model.rendering_generator()
     weights = generator.object_weights(fixture["z"])

@@ -16,6 +16,7 @@ from hypernerfgan_ns.fields.target_field import TargetField
 from hypernerfgan_ns.networks.generator import Generator
 from hypernerfgan_ns.scripts.bench import (
     BatchPreparationTimer,
+    BenchResult,
     BenchError,
     Benchmark,
     BenchSettings,
@@ -168,6 +169,7 @@ def test_a_benchmark_of_the_tiny_method_measures_every_figure() -> None:
         assert result.field_flops_per_second > 0 and result.matmul_flops_per_second > 0
         assert result.cuda_max_memory_allocated_bytes is None and result.host_waits_per_iteration is None, "CPU run"
         assert result.device_busy_fraction is None, "CPU run"
+        assert result.seconds_per_evaluation_view > 0 and result.evaluation_precision == "fp32", "the CPU renders fp32"
     assert kept.naive_seconds_per_iteration > 0 and kept.naive_speedup is not None
     assert recomputed.naive_seconds_per_iteration is None
     # Recomputation keeps no target-MLP activations: the whole iteration saves far fewer bytes for backward.
@@ -190,6 +192,22 @@ def test_the_command_prints_and_writes_json(tmp_path: Path, capsys: pytest.Captu
     assert row["operations_per_iteration"] > 0 and row["batch_seconds_per_plain_iteration"] > 0
     printed = capsys.readouterr().out
     assert "hypernerfgan-tiny" in printed and "faster" in printed
+
+
+def test_an_interrupted_command_reports_the_rows_it_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    measured = []
+
+    def measure(self: Benchmark, method: str, variant: str, naive_baseline: bool = False) -> BenchResult:
+        if measured:
+            raise KeyboardInterrupt  # a time limit's SIGINT during the second row
+        measured.append(BenchResult(method=method, variant=variant, seconds_per_plain_iteration=1.0))
+        return measured[-1]
+
+    monkeypatch.setattr(Benchmark, "measure", measure)
+    output = tmp_path / "bench.json"
+    run(parse(["bench", "--methods", "hypernerfgan-tiny", "--variants", "preset", "eval-fp32", "--json", str(output)]))
+    (row,) = json.loads(output.read_text())["rows"]
+    assert (row["variant"], row["seconds_per_plain_iteration"]) == ("preset", 1.0)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU-only refusal")
