@@ -87,7 +87,7 @@ def progress_bar(description: str) -> Progress:
     )
 
 
-def render_views(
+def rendered_views(
     model: HyperNeRFGANModel,
     latents: Float[Tensor, "views latent_dim"],
     camera_to_worlds: Float[Tensor, "views 3 4"],

@@ -19,7 +19,7 @@ from hypernerfgan_ns.scripts.rendering import (
     DEFAULT_RESOLUTION,
     check_output,
     load_model,
-    render_views,
+    rendered_views,
     report_written,
     require_at_least,
     tile,
@@ -68,7 +68,7 @@ class SamplesCommand:
         model = load_model(self.load_config)
         poses = model.dataset_preset.camera_prior.orbit_poses(self.views)
         rendered = list(
-            render_views(
+            rendered_views(
                 model,
                 model.latents_from_seeds(seeds).repeat_interleave(self.views, dim=0),
                 poses.repeat(len(seeds), 1, 1),

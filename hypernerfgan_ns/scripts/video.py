@@ -34,7 +34,7 @@ from hypernerfgan_ns.scripts.rendering import (
     check_output,
     grid_shape,
     load_model,
-    render_views,
+    rendered_views,
     report_written,
     require_at_least,
     tile,
@@ -197,7 +197,7 @@ class InterpolationVideo(VideoOptions):
         model = load_model(self.load_config)
         latents = interpolation_latents(model.latents_from_seeds(self.seeds), self.frames_per_transition)
         poses = model.dataset_preset.camera_prior.orbit_poses(len(latents))
-        views = render_views(
+        views = rendered_views(
             model, latents, poses, self.resolution, self.truncation, description=f"Rendering {len(latents)} frames"
         )
         write_video((view.rgb for view in views), output, self.fps)
@@ -222,7 +222,7 @@ class GridVideo(VideoOptions):
         rows, columns = grid_shape(self.num_seeds)
         latents = model.latents_from_seeds(range(self.num_seeds)).repeat(self.frames, 1)  # frame by frame
         poses = model.dataset_preset.camera_prior.orbit_poses(self.frames).repeat_interleave(self.num_seeds, dim=0)
-        views = render_views(
+        views = rendered_views(
             model,
             latents,
             poses,
