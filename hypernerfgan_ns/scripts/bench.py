@@ -17,6 +17,9 @@ adaptive augmentation. Per row it reports
     ops/iter              tensor operations dispatched in one plain iteration (forward, backward, optimizers, EMA),
                           counted below autograd: the host's per-iteration work, which on a GPU is a fixed cost
                           of launches however small the batch; the same on any device
+    GFLOP/iter            floating-point operations of the same plain iteration's matmuls and convolutions
+                          (`torch.utils.flop_counter`): the arithmetic a compute-bound GPU (a T4) spends its time on;
+                          the same on any device
     batch ms              host milliseconds per plain iteration spent preparing its batches in the datamanager
                           (cameras drawn, their rays gathered from the table of pixel rays and rotated, real
                           crops, the copies to the device queued): time the host cannot spend launching kernels
@@ -33,7 +36,8 @@ adaptive augmentation. Per row it reports
                           plain matmul doing the same FLOPs (how close the field runs to what the device can do)
     eval ms/view          milliseconds per view of a new object rendered as the quality curve and ns-eval render
                           them (EMA generator, full resolution, several views per pass), in the row's evaluation
-                          precision (`eval_mixed_precision`: fp16 on CUDA in the presets that train in it)
+                          precision (`eval_mixed_precision`: fp16 on CUDA in the presets that train in it), and its
+                          GFLOP (eval GFLOP/view), counted as above
 
 and, in the same process, a naive baseline of the chosen methods: the same trainer with the target field evaluated
 the way the reference implementation does, one object at a time in a Python loop with each point multiplied by its
@@ -59,6 +63,7 @@ from rich.table import Table
 from torch import Tensor
 from torch.autograd import DeviceType
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
 
 from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.engine.in_process import own_event_writers, release_memory
@@ -433,6 +438,8 @@ class BenchResult:
     sphere)."""
     operations_per_iteration: Optional[int] = None
     """Tensor operations dispatched in one plain iteration."""
+    flops_per_iteration: Optional[int] = None
+    """Floating-point operations of one plain iteration's matmuls and convolutions (forward and backward)."""
     batch_seconds_per_plain_iteration: Optional[float] = None
     """Of a plain iteration, the host seconds spent preparing its batches in the datamanager."""
     host_waits_per_iteration: Optional[int] = None
@@ -451,6 +458,8 @@ class BenchResult:
     """What the evaluation views were rendered in."""
     seconds_per_evaluation_view: Optional[float] = None
     """Seconds per view of a new object rendered as the quality curve and ns-eval render them."""
+    flops_per_evaluation_view: Optional[int] = None
+    """Floating-point operations of such a view's matmuls."""
     message: Optional[str] = None
 
     @property
@@ -515,17 +524,17 @@ def _number(value: Optional[float], format_spec: str, scale: float = 1.0) -> str
 
 TABLE_COLUMNS = (
     "method", "variant", "precision", "plain s", "R1 s", "R1/plain", "s/iter", "images/s", "Mpoints/s", "ops/iter",
-    "batch ms", "host waits", "device busy", "saved GiB", "CUDA GiB", "GFLOP/s", "of matmul", "naive s/iter", "speed-up",
-    "eval ms/view",
+    "GFLOP/iter", "batch ms", "host waits", "device busy", "saved GiB", "CUDA GiB", "GFLOP/s", "of matmul", "naive s/iter", "speed-up",
+    "eval ms/view", "eval GFLOP/view",
 )
 """Columns of the table. plain s, R1 s: seconds of a plain and of a lazy-R1 iteration; s/iter: their average over
 an R1 interval, from which images/s and Mpoints/s follow; ops/iter: tensor operations dispatched in a plain
-iteration; batch ms: host milliseconds of a plain iteration spent preparing its batches; host waits: how many of the
+iteration; GFLOP/iter: its matmuls' and convolutions' arithmetic; batch ms: host milliseconds of a plain iteration spent preparing its batches; host waits: how many of the
 operations wait for the device (on a GPU); device busy: the share of a plain iteration the GPU runs kernels or copies
 (the rest it waits for the host); saved GiB: bytes saved for backward per iteration (the R1 one); CUDA GiB: peak
 allocated; GFLOP/s: the target MLP's, and what fraction of a plain matmul's it is; naive: the reference structure's
 seconds per plain iteration, and our speed-up over it; eval ms/view: a view of a new object rendered as the quality
-curve renders it, in the row's evaluation precision."""
+curve renders it, in the row's evaluation precision, and its arithmetic."""
 
 
 def table_cells(result: BenchResult) -> List[str]:
@@ -543,6 +552,7 @@ def table_cells(result: BenchResult) -> List[str]:
         _number(result.images_per_second, ".2f"),
         _number(result.points_per_second, ".2f", 1e6),
         _number(result.operations_per_iteration, ",.0f"),
+        _number(result.flops_per_iteration, ",.0f", 1e9),
         _number(result.batch_seconds_per_plain_iteration, ".1f", 1e-3),
         _number(result.host_waits_per_iteration, "d"),
         _number(result.device_busy_fraction, ".0%"),
@@ -553,6 +563,7 @@ def table_cells(result: BenchResult) -> List[str]:
         _number(result.naive_seconds_per_iteration, ".3f"),
         "-" if result.naive_speedup is None else f"{result.naive_speedup:.1f}x",
         _number(result.seconds_per_evaluation_view, ".1f", 1e-3),
+        _number(result.flops_per_evaluation_view, ".1f", 1e9),
     ]
 
 
@@ -649,8 +660,8 @@ class Benchmark:
                     result.batch_seconds_per_plain_iteration = batches.seconds / len(plain_steps)
                     if r1_steps:
                         result.seconds_per_r1_iteration = self.time_iterations(trainer, r1_steps)
-                    counter = self.count_operations(trainer, plain_steps[0])
-                    result.operations_per_iteration = counter.count
+                    counter, flops = self.count_operations(trainer, plain_steps[0])
+                    result.operations_per_iteration, result.flops_per_iteration = counter.count, flops
                     if device.type != "cpu":
                         result.host_waits_per_iteration = counter.host_waits
                     if device.type == "cuda":
@@ -680,11 +691,12 @@ class Benchmark:
         return counter.total_bytes
 
     @classmethod
-    def count_operations(cls, trainer: HyperNeRFGANTrainer, step: int) -> OperationCounter:
-        """The tensor operations dispatched by one iteration at `step`, counted."""
-        with OperationCounter() as counter:
+    def count_operations(cls, trainer: HyperNeRFGANTrainer, step: int) -> Tuple[OperationCounter, int]:
+        """The tensor operations dispatched by one iteration at `step`, counted, and its matmuls' and convolutions'
+        floating-point operations."""
+        with FlopCounterMode(display=False) as flops, OperationCounter() as counter:
             cls.iteration(trainer, step)
-        return counter
+        return counter, flops.get_total_flops()
 
     @classmethod
     def profile_device_busy(cls, trainer: HyperNeRFGANTrainer, step: int) -> Optional[float]:
@@ -760,19 +772,25 @@ class Benchmark:
 
 
     def time_evaluation_views(self, trainer: HyperNeRFGANTrainer, result: BenchResult) -> None:
-        """Seconds per view of new objects from prior cameras, rendered by `generated_image_batches` as the quality
-        curve and ns-eval render them, in the model's evaluation precision."""
+        """Seconds and floating-point operations per view of new objects from prior cameras, rendered by
+        `generated_image_batches` as the quality curve and ns-eval render them, in the model's evaluation precision."""
         pipeline, device = trainer.pipeline, torch.device(trainer.device)
-        model = pipeline.model
         protocol = GANEvaluationConfig(num_generated=self.evaluation_views, batch_size=self.evaluation_views)
-        result.evaluation_precision = "fp16" if isinstance(model.evaluation_autocast(), torch.autocast) else "fp32"
+        autocast = pipeline.model.evaluation_autocast()
+        result.evaluation_precision = "fp16" if isinstance(autocast, torch.autocast) else "fp32"
+
+        def render() -> Tensor:
+            return next(generated_image_batches(pipeline, protocol))
+
         pipeline.eval()
         try:
-            seconds = best_seconds(lambda: next(generated_image_batches(pipeline, protocol)), device,
-                                   self.evaluation_repeats)
+            with FlopCounterMode(display=False) as flops:
+                render()
+            seconds = best_seconds(render, device, self.evaluation_repeats)
         finally:
             pipeline.train()
         result.seconds_per_evaluation_view = seconds / self.evaluation_views
+        result.flops_per_evaluation_view = flops.get_total_flops() // self.evaluation_views
 
 
 # ----------------------------------------------------------------------------------------------------------------------

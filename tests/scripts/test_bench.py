@@ -170,6 +170,9 @@ def test_a_benchmark_of_the_tiny_method_measures_every_figure() -> None:
         assert result.cuda_max_memory_allocated_bytes is None and result.host_waits_per_iteration is None, "CPU run"
         assert result.device_busy_fraction is None, "CPU run"
         assert result.seconds_per_evaluation_view > 0 and result.evaluation_precision == "fp32", "the CPU renders fp32"
+        assert result.flops_per_evaluation_view > 0
+    # Recomputation runs the MLP's forward once more in the G phase's backward: more arithmetic, as the README says.
+    assert 0 < kept.flops_per_iteration < recomputed.flops_per_iteration < 1.2 * kept.flops_per_iteration
     assert kept.naive_seconds_per_iteration > 0 and kept.naive_speedup is not None
     assert recomputed.naive_seconds_per_iteration is None
     # Recomputation keeps no target-MLP activations: the whole iteration saves far fewer bytes for backward.
