@@ -90,6 +90,11 @@ BATCH_SIZE_FACTORS = (0.5, 2.0)
 """The `batch-xF` rows multiply the batch by F and divide the iterations by F: the same images seen, F times fewer
 updates (x2 gives the tiny preset the batch of 8 it had before the faster recipe)."""
 
+DISCRIMINATOR_WIDTH_FACTORS = (0.5,)
+"""The `discriminator-width-xF` rows multiply the discriminator's channels at every resolution by F (its
+`channel_base` and `channel_max`): its arithmetic, more than half of the paper configuration's iteration (1,055 of
+1,932 GFLOP, `hypernerfgan bench`), by about F^2."""
+
 ADAM_BETA2 = 0.9
 """Adam's second-moment decay of the `adam-beta2-...` row, for both networks: pi-GAN's 0.9, where StyleGAN (and the
 paper) take 0.99. A shorter memory of gradient magnitudes adapts the step sooner to a fast-changing opponent."""
@@ -181,6 +186,17 @@ def set_patch_size(patch: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
 
     def change(config: HyperNeRFGANTrainerConfig) -> None:
         config.pipeline.datamanager.patch_size = patch
+
+    return change
+
+
+def scale_discriminator_width(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """The discriminator's channels at every resolution times `factor`."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        discriminator = config.pipeline.discriminator
+        discriminator.channel_base = round(discriminator.channel_base * factor)
+        discriminator.channel_max = round(discriminator.channel_max * factor)
 
     return change
 
@@ -340,6 +356,12 @@ ROWS: Dict[str, AblationRow] = {
     **{
         f"patch-{patch}": AblationRow(f"{patch}x{patch} patches (and a discriminator for them)", set_patch_size(patch))
         for patch in PATCH_SIZES
+    },
+    **{
+        f"discriminator-width-x{factor:g}": AblationRow(
+            f"the discriminator's channels x{factor:g} at every resolution", scale_discriminator_width(factor)
+        )
+        for factor in DISCRIMINATOR_WIDTH_FACTORS
     },
     "no-augmentation": AblationRow("no discriminator augmentation (p = 0, not adaptive)", disable_augmentation),
     "no-density-bound": AblationRow("density not bounded to the object sphere (the reference field)", unbound_density),

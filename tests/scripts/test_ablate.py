@@ -339,6 +339,12 @@ def test_rows_change_what_they_say(tiny) -> None:
     assert row_config(tiny, "r1-gamma-x10").pipeline.loss.r1_gamma == pytest.approx(20.0)
     assert tiny.pipeline.loss.r1_gamma == 2.0, "rows change copies"
 
+    narrow = row_config(tiny, "discriminator-width-x0.5").pipeline.discriminator
+    wide = tiny.pipeline.discriminator
+    assert (narrow.channel_base, narrow.channel_max) == (wide.channel_base // 2, wide.channel_max // 2)
+    channels = {resolution: min(narrow.channel_base // resolution, narrow.channel_max) for resolution in (4, 8, 16, 32)}
+    assert channels == {r: min(wide.channel_base // r, wide.channel_max) // 2 for r in channels}, "half at each"
+
 
 def test_a_study_on_top_of_a_row_combines_it_with_every_row(tiny, tmp_path: Path) -> None:
     study = AblationStudy(base=tiny, output=tmp_path, on_top_of=("lr-x4", "no-density-noise"))
