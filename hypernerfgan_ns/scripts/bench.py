@@ -524,17 +524,18 @@ def _number(value: Optional[float], format_spec: str, scale: float = 1.0) -> str
 
 TABLE_COLUMNS = (
     "method", "variant", "precision", "plain s", "R1 s", "R1/plain", "s/iter", "images/s", "Mpoints/s", "ops/iter",
-    "GFLOP/iter", "batch ms", "host waits", "device busy", "saved GiB", "CUDA GiB", "GFLOP/s", "of matmul", "naive s/iter", "speed-up",
-    "eval ms/view", "eval GFLOP/view",
+    "GFLOP/iter", "batch ms", "host waits", "device busy", "saved GiB", "CUDA GiB", "GFLOP/s", "of matmul",
+    "naive s/iter", "speed-up", "eval ms/view", "eval GFLOP/view",
 )
 """Columns of the table. plain s, R1 s: seconds of a plain and of a lazy-R1 iteration; s/iter: their average over
 an R1 interval, from which images/s and Mpoints/s follow; ops/iter: tensor operations dispatched in a plain
-iteration; GFLOP/iter: its matmuls' and convolutions' arithmetic; batch ms: host milliseconds of a plain iteration spent preparing its batches; host waits: how many of the
-operations wait for the device (on a GPU); device busy: the share of a plain iteration the GPU runs kernels or copies
-(the rest it waits for the host); saved GiB: bytes saved for backward per iteration (the R1 one); CUDA GiB: peak
-allocated; GFLOP/s: the target MLP's, and what fraction of a plain matmul's it is; naive: the reference structure's
-seconds per plain iteration, and our speed-up over it; eval ms/view: a view of a new object rendered as the quality
-curve renders it, in the row's evaluation precision, and its arithmetic."""
+iteration; GFLOP/iter: its matmuls' and convolutions' arithmetic; batch ms: host milliseconds of a plain iteration
+spent preparing its batches; host waits: how many of the operations wait for the device (on a GPU); device busy: the
+share of a plain iteration the GPU runs kernels or copies (the rest it waits for the host); saved GiB: bytes saved
+for backward per iteration (the R1 one); CUDA GiB: peak allocated; GFLOP/s: the target MLP's, and what fraction of a
+plain matmul's it is; naive: the reference structure's seconds per plain iteration, and our speed-up over it; eval
+ms/view, eval GFLOP/view: a view of a new object rendered as the quality curve renders it, in the row's evaluation
+precision, and its arithmetic."""
 
 
 def table_cells(result: BenchResult) -> List[str]:
@@ -769,7 +770,6 @@ class Benchmark:
             )
         result.field_flops_per_second = flops / field_seconds
         result.matmul_flops_per_second = flops / matmul_seconds
-
 
     def time_evaluation_views(self, trainer: HyperNeRFGANTrainer, result: BenchResult) -> None:
         """Seconds and floating-point operations per view of new objects from prior cameras, rendered by
