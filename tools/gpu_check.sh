@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The README's GPU figures in one call of at most ten minutes: the bench of the paper configuration, then four
 # trainings on the built-in cars side by side (the paper's recipe, a candidate, its fallback and the candidate with half
-# the discriminator) for a fixed budget of images or of minutes, whichever ends first, with their quality curves, then a
-# sample sheet of each. Everything comes back as a few files of at most
-# 15 MB, ready to be scored where the Inception weights are (a GPU machine may have neither them nor a package index).
+# the discriminator) for a fixed budget of images or of minutes, whichever ends first, with their quality curves, then
+# a sample sheet of each. Everything comes back as a few files of at most 15 MB, ready to be scored where the
+# Inception weights are (a GPU machine may have neither them nor a package index).
 #
 # On the GPU machine, in the project's root, with the project installed (on a machine without a package index, bring
 # wheels and an installer as `.gpu/whl` and `.gpu/install.sh`: the script sources it first):

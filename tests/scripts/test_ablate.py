@@ -16,6 +16,7 @@ from hypernerfgan_ns.data.dataset_presets import load_preset
 from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
 from hypernerfgan_ns.errors import TrainingDivergedError
 from hypernerfgan_ns.metrics.inception import INCEPTION_ENV_VARIABLE
+from hypernerfgan_ns.networks.discriminator import Discriminator
 from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurveConfig, read_curve
 from hypernerfgan_ns.scripts.ablate import (
     ADAM_BETA2,
@@ -342,8 +343,12 @@ def test_rows_change_what_they_say(tiny) -> None:
     narrow = row_config(tiny, "discriminator-width-x0.5").pipeline.discriminator
     wide = tiny.pipeline.discriminator
     assert (narrow.channel_base, narrow.channel_max) == (wide.channel_base // 2, wide.channel_max // 2)
-    channels = {resolution: min(narrow.channel_base // resolution, narrow.channel_max) for resolution in (4, 8, 16, 32)}
-    assert channels == {r: min(wide.channel_base // r, wide.channel_max) // 2 for r in channels}, "half at each"
+    patch = tiny.pipeline.datamanager.patch_size
+    narrow_weights = [w.shape for w in Discriminator(narrow, patch).parameters() if w.dim() == 4]
+    wide_weights = [w.shape for w in Discriminator(wide, patch).parameters() if w.dim() == 4]
+    assert len(narrow_weights) == len(wide_weights)
+    for narrow_shape, wide_shape in zip(narrow_weights, wide_weights):  # half of every convolution's output channels
+        assert narrow_shape[0] * 2 == wide_shape[0], (narrow_shape, wide_shape)
 
 
 def test_a_study_on_top_of_a_row_combines_it_with_every_row(tiny, tmp_path: Path) -> None:
