@@ -141,7 +141,7 @@ hypernerfgan_tiny = MethodSpecification(
                 frequency_annealing_images=5_000,
                 num_coarse_samples=24,
             ),
-            discriminator=DiscriminatorConfig(channel_base=2048, channel_max=128),
+            discriminator=DiscriminatorConfig(channel_base=1024, channel_max=128),
             num_eval_images=64,
             sample_grid_seeds=8,
         ),

@@ -95,6 +95,12 @@ DISCRIMINATOR_WIDTH_FACTORS = (0.5,)
 `channel_base` and `channel_max`): its arithmetic, more than half of the paper configuration's iteration (1,055 of
 1,932 GFLOP, `hypernerfgan bench`), by about F^2."""
 
+DISCRIMINATOR_BASE_FACTORS = (0.5, 2.0)
+"""The `discriminator-base-xF` rows multiply `channel_base` alone: the channels at the high resolutions, where
+`channel_base / resolution` is below `channel_max` and most of the arithmetic is (the paper configuration's first
+block, 512 channels at 64 x 64, is 792 of those 1,055 GFLOP), while the low resolutions keep `channel_max`. x2 gives
+`hypernerfgan-tiny` the discriminator it had before it took x0.5."""
+
 ADAM_BETA2 = 0.9
 """Adam's second-moment decay of the `adam-beta2-...` row, for both networks: pi-GAN's 0.9, where StyleGAN (and the
 paper) take 0.99. A shorter memory of gradient magnitudes adapts the step sooner to a fast-changing opponent."""
@@ -190,13 +196,14 @@ def set_patch_size(patch: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
     return change
 
 
-def scale_discriminator_width(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
-    """The discriminator's channels at every resolution times `factor`."""
+def scale_discriminator_width(factor: float, at_every_resolution: bool) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """The discriminator's `channel_base` times `factor`, and its `channel_max` too `at_every_resolution`."""
 
     def change(config: HyperNeRFGANTrainerConfig) -> None:
         discriminator = config.pipeline.discriminator
         discriminator.channel_base = round(discriminator.channel_base * factor)
-        discriminator.channel_max = round(discriminator.channel_max * factor)
+        if at_every_resolution:
+            discriminator.channel_max = round(discriminator.channel_max * factor)
 
     return change
 
@@ -359,9 +366,17 @@ ROWS: Dict[str, AblationRow] = {
     },
     **{
         f"discriminator-width-x{factor:g}": AblationRow(
-            f"the discriminator's channels x{factor:g} at every resolution", scale_discriminator_width(factor)
+            f"the discriminator's channels x{factor:g} at every resolution", scale_discriminator_width(factor, True)
         )
         for factor in DISCRIMINATOR_WIDTH_FACTORS
+    },
+    **{
+        f"discriminator-base-x{factor:g}": AblationRow(
+            f"the discriminator's channel_base x{factor:g}: {'fewer' if factor < 1 else 'more'} channels at the high "
+            "resolutions only",
+            scale_discriminator_width(factor, False),
+        )
+        for factor in DISCRIMINATOR_BASE_FACTORS
     },
     "no-augmentation": AblationRow("no discriminator augmentation (p = 0, not adaptive)", disable_augmentation),
     "no-density-bound": AblationRow("density not bounded to the object sphere (the reference field)", unbound_density),

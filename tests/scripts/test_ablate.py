@@ -350,6 +350,13 @@ def test_rows_change_what_they_say(tiny) -> None:
     for narrow_shape, wide_shape in zip(narrow_weights, wide_weights):  # half of every convolution's output channels
         assert narrow_shape[0] * 2 == wide_shape[0], (narrow_shape, wide_shape)
 
+    top = row_config(tiny, "discriminator-base-x0.5").pipeline.discriminator
+    assert (top.channel_base, top.channel_max) == (wide.channel_base // 2, wide.channel_max)
+    top_weights = [w.shape for w in Discriminator(top, patch).parameters() if w.dim() == 4]
+    assert len(top_weights) == len(wide_weights)
+    assert top_weights[0][0] * 2 == wide_weights[0][0], "half the channels at the patch's resolution"
+    assert top_weights[-1] == wide_weights[-1], "channel_max at the lowest resolution, as before"
+
 
 def test_a_study_on_top_of_a_row_combines_it_with_every_row(tiny, tmp_path: Path) -> None:
     study = AblationStudy(base=tiny, output=tmp_path, on_top_of=("lr-x4", "no-density-noise"))
@@ -371,21 +378,22 @@ def test_a_study_on_top_of_a_row_combines_it_with_every_row(tiny, tmp_path: Path
 
 def test_the_papers_recipe_and_the_old_tiny_preset_are_rows_away(tiny, tmp_path: Path) -> None:
     """The README's CPU study ran when the presets trained with the paper's recipe (and the tiny preset on batches
-    of 8): `--on-top-of lr-x0.25 no-frequency-annealing batch-x2` gives that baseline back, and the recipe on top of
-    it gives today's presets."""
-    old = AblationStudy(base=tiny, output=tmp_path, on_top_of=("lr-x0.25", "no-frequency-annealing", "batch-x2")).base
+    of 8, with twice the channels at its discriminator's high resolutions): `--on-top-of lr-x0.25
+    no-frequency-annealing batch-x2 discriminator-base-x2` gives that baseline back, and the recipe on top of it
+    gives today's presets."""
+    then = ("lr-x0.25", "no-frequency-annealing", "batch-x2", "discriminator-base-x2")
+    old = AblationStudy(base=tiny, output=tmp_path, on_top_of=then).base
     assert learning_rates(old) == [0.0025, 0.0025]
     assert old.pipeline.model.frequency_annealing_images == 0
     assert (old.pipeline.datamanager.batch_size, old.max_num_iterations) == (8, 5), "the same 40 images"
+    assert (old.pipeline.discriminator.channel_base, old.pipeline.discriminator.channel_max) == (2048, 128)
 
-    recipe = AblationStudy(
-        base=tiny,
-        output=tmp_path,
-        on_top_of=("lr-x0.25", "no-frequency-annealing", "batch-x2", "lr-x4", "frequency-annealing", "batch-x0.5"),
-    ).base
+    now = ("lr-x4", "frequency-annealing", "batch-x0.5", "discriminator-base-x0.5")
+    recipe = AblationStudy(base=tiny, output=tmp_path, on_top_of=then + now).base
     assert learning_rates(recipe) == learning_rates(tiny) == [0.01, 0.01]
     assert (recipe.pipeline.datamanager.batch_size, recipe.max_num_iterations) == (4, 10)
     assert recipe.pipeline.model.frequency_annealing_images == 20, "annealed over half of the study's images"
+    assert recipe.pipeline.discriminator == tiny.pipeline.discriminator
 
 
 def test_the_discriminator_is_built_for_the_rows_patch(tmp_path: Path) -> None:
