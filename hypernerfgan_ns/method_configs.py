@@ -150,7 +150,7 @@ hypernerfgan_tiny = MethodSpecification(
         steps_per_eval=100,
         mixed_precision=False,
         vis="tensorboard",
-        quality_curve=QualityCurveConfig(interval_images=100, num_generated=128),
+        quality_curve=QualityCurveConfig(interval_images=100, interval_growth=2.0, num_generated=128),
         learning_rate=0.01,
     ),
     description="HyperNeRFGAN at CPU scale (32x32 images, small networks) for smoke runs and tests",

@@ -72,6 +72,10 @@ class QualityCurveConfig(DefaultsForMissingFields, PrintableConfig):
 
     interval_images: int = 5_000
     """Score every time this many more training images have been shown (over all devices); 0: no curve."""
+    interval_growth: float = 1.0
+    """Each interval this many times the one before: 1 spaces the points evenly (every `interval_images`), 2 takes
+    them at `interval_images` times 1, 2, 4, 8, ... images: dense while the generator changes fast, a few points over a
+    long run where scoring would otherwise take more time than training (a CPU without a GPU's speed)."""
     num_generated: int = 1_000
     """EMA samples per point, rendered at full resolution with ns-eval's protocol (its seed, truncation, metrics)."""
     at_start: bool = True
@@ -84,10 +88,10 @@ class QualityCurveConfig(DefaultsForMissingFields, PrintableConfig):
     this machine lacks the Inception weights, always, or never."""
 
     def __post_init__(self) -> None:
-        if self.interval_images < 0 or self.num_generated < 1:
+        if self.interval_images < 0 or self.num_generated < 1 or not self.interval_growth >= 1.0:
             raise ValueError(
-                "The quality curve needs interval_images >= 0 (0: off) and num_generated >= 1, got "
-                f"{self.interval_images} and {self.num_generated}."
+                "The quality curve needs interval_images >= 0 (0: off), num_generated >= 1 and interval_growth >= 1 "
+                f"(1: evenly spaced), got {self.interval_images}, {self.num_generated} and {self.interval_growth}."
             )
 
     @property
@@ -96,9 +100,23 @@ class QualityCurveConfig(DefaultsForMissingFields, PrintableConfig):
         return self.interval_images > 0
 
     def is_due(self, images_seen: int, images_per_step: int) -> bool:
-        """Whether the iteration that brought the images seen to `images_seen` crossed a multiple of the interval."""
+        """Whether the iteration that brought the images seen to `images_seen` crossed a point of the schedule."""
         interval = self.interval_images
-        return interval > 0 and images_seen // interval > (images_seen - images_per_step) // interval
+        if interval <= 0:
+            return False
+        before = images_seen - images_per_step
+        if self.interval_growth == 1.0:
+            return images_seen // interval > before // interval
+        point = interval
+        while point <= before:  # a few dozen points at most: the schedule grows geometrically
+            point = max(point + 1, round(point * self.interval_growth))
+        return point <= images_seen
+
+    def describe_interval(self) -> str:
+        """The schedule in words, for messages."""
+        if self.interval_growth == 1.0:
+            return f"every {self.interval_images:,} images"
+        return f"at {self.interval_images:,} images, then intervals {self.interval_growth:g} times longer each"
 
 
 class TrainingClock:
@@ -257,7 +275,7 @@ class QualityCurve:
         megabytes = archive.stat().st_size / 1e6
         CONSOLE.print(
             f"[yellow]Kept the point's {self.evaluation.num_generated:,} samples in {archive} ({megabytes:.1f} MB; one "
-            f"such file every {self.config.interval_images:,} images). --quality-curve.keep-samples never stops this."
+            f"such file per point, {self.config.describe_interval()}). --quality-curve.keep-samples never stops this."
         )
         self._size_reported = True
 

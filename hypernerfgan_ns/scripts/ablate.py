@@ -914,7 +914,9 @@ def study_config(
     config.max_num_iterations = iterations
     config.machine.seed = seed
     if curve_interval_images is not None:
-        config.quality_curve = dataclasses.replace(config.quality_curve, interval_images=curve_interval_images)
+        config.quality_curve = dataclasses.replace(
+            config.quality_curve, interval_images=curve_interval_images, interval_growth=1.0
+        )  # evenly spaced: rows compare point by point
     return config
 
 
@@ -946,8 +948,8 @@ class AblateCommand:
     sample_views: int = DEFAULT_SAMPLE_VIEWS
     """Views (columns) per object on each row's sample sheet."""
     curve_interval_images: Optional[int] = None
-    """Score each row's quality curve (metrics.jsonl in its run folder) every this many images; None: as the
-    method does; 0: no curve."""
+    """Score each row's quality curve (metrics.jsonl in its run folder) every this many images, evenly spaced; None:
+    as the method does; 0: no curve."""
     on_top_of: Tuple[RowName, ...] = ()
     """Rows whose changes every row starts from, the baseline included (e.g. lr-x4: the other candidates with the
     faster learning rate); default: none, every row changes the method alone."""

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import zipfile
 from pathlib import Path
+from typing import List
 
 import pytest
 from PIL import Image
@@ -128,6 +129,25 @@ def test_the_tiny_presets_default_interval_draws_a_curve_in_60_iterations() -> N
     assert len(due) >= 2, due
     for name in ("hypernerfgan", "hypernerfgan-lite"):
         assert method_config(name).quality_curve.enabled
+
+
+def due_images(curve: QualityCurveConfig, images_per_step: int, steps: int) -> List[int]:
+    """The images seen after each iteration that takes a point, over `steps` iterations."""
+    seen = [(step + 1) * images_per_step for step in range(steps)]
+    return [images for images in seen if curve.is_due(images, images_per_step)]
+
+
+def test_a_growing_interval_takes_points_at_doubling_images_and_even_ones_stay_even() -> None:
+    assert due_images(QualityCurveConfig(interval_images=100), 4, 150) == [100, 200, 300, 400, 500, 600]
+    doubling = QualityCurveConfig(interval_images=100, interval_growth=2.0)
+    assert due_images(doubling, 4, 4_000) == [100, 200, 400, 800, 1_600, 3_200, 6_400, 12_800]
+    assert due_images(doubling, 30, 100) == [120, 210, 420, 810, 1_620], "the iteration that crosses each point"
+    assert due_images(doubling, 1_000, 4) == [1_000, 2_000, 4_000], "several points in one iteration: one is taken"
+    assert due_images(QualityCurveConfig(interval_images=100, interval_growth=1.5), 1, 600) == [100, 150, 225, 338, 507]
+    tiny = method_config("hypernerfgan-tiny").quality_curve
+    assert due_images(tiny, 4, 4_000) == due_images(doubling, 4, 4_000), "the tiny preset's: 8 in 16,000 images"
+    with pytest.raises(ValueError, match="interval_growth >= 1"):
+        QualityCurveConfig(interval_growth=0.5)
 
 
 def test_plot_draws_the_curves_of_several_runs(tmp_path: Path) -> None:

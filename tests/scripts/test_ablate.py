@@ -424,3 +424,9 @@ def test_the_command_line(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as refused:
         run(parse([*method, "--iterations", "0"]))
     assert refused.value.code == AblationError.exit_code
+
+
+def test_a_study_with_a_curve_interval_spaces_every_rows_points_evenly() -> None:
+    assert study_config("hypernerfgan-tiny", Path("cars"), 10, 3).quality_curve.interval_growth == 2.0, "the preset's"
+    curve = study_config("hypernerfgan-tiny", Path("cars"), 10, 3, curve_interval_images=2_500).quality_curve
+    assert (curve.interval_images, curve.interval_growth) == (2_500, 1.0)
