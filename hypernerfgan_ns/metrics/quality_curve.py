@@ -73,9 +73,9 @@ class QualityCurveConfig(DefaultsForMissingFields, PrintableConfig):
     interval_images: int = 5_000
     """Score every time this many more training images have been shown (over all devices); 0: no curve."""
     interval_growth: float = 1.0
-    """Each interval this many times the one before: 1 spaces the points evenly (every `interval_images`), 2 takes
-    them at `interval_images` times 1, 2, 4, 8, ... images: dense while the generator changes fast, a few points over a
-    long run where scoring would otherwise take more time than training (a CPU without a GPU's speed)."""
+    """How the points spread out: 1 takes them every `interval_images` images; g > 1 at `interval_images` times 1, g,
+    g^2, ... images (2: 100, 200, 400, 800, ... for an interval of 100): dense while the generator changes fast, a few
+    points over a long run where scoring would otherwise take more time than training (a CPU without a GPU's speed)."""
     num_generated: int = 1_000
     """EMA samples per point, rendered at full resolution with ns-eval's protocol (its seed, truncation, metrics)."""
     at_start: bool = True
@@ -116,7 +116,8 @@ class QualityCurveConfig(DefaultsForMissingFields, PrintableConfig):
         """The schedule in words, for messages."""
         if self.interval_growth == 1.0:
             return f"every {self.interval_images:,} images"
-        return f"at {self.interval_images:,} images, then intervals {self.interval_growth:g} times longer each"
+        growth = self.interval_growth
+        return f"at {self.interval_images:,} images times 1, {growth:g}, {growth**2:g}, ..."
 
 
 class TrainingClock:

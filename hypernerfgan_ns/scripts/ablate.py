@@ -366,7 +366,7 @@ ROWS: Dict[str, AblationRow] = {
     },
     **{
         f"discriminator-width-x{factor:g}": AblationRow(
-            f"the discriminator's channels x{factor:g} at every resolution", scale_discriminator_width(factor, True)
+            f"the discriminator's channels x{factor:g} at every resolution", scale_discriminator_width(factor, at_every_resolution=True)
         )
         for factor in DISCRIMINATOR_WIDTH_FACTORS
     },
@@ -374,7 +374,7 @@ ROWS: Dict[str, AblationRow] = {
         f"discriminator-base-x{factor:g}": AblationRow(
             f"the discriminator's channel_base x{factor:g}: {'fewer' if factor < 1 else 'more'} channels at the high "
             "resolutions only",
-            scale_discriminator_width(factor, False),
+            scale_discriminator_width(factor, at_every_resolution=False),
         )
         for factor in DISCRIMINATOR_BASE_FACTORS
     },

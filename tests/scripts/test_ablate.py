@@ -16,8 +16,8 @@ from hypernerfgan_ns.data.dataset_presets import load_preset
 from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
 from hypernerfgan_ns.errors import TrainingDivergedError
 from hypernerfgan_ns.metrics.inception import INCEPTION_ENV_VARIABLE
-from hypernerfgan_ns.networks.discriminator import Discriminator
 from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurveConfig, read_curve
+from hypernerfgan_ns.networks.discriminator import Discriminator, DiscriminatorConfig
 from hypernerfgan_ns.scripts.ablate import (
     ADAM_BETA2,
     BATCH_SIZE_FACTORS,
@@ -344,15 +344,18 @@ def test_rows_change_what_they_say(tiny) -> None:
     wide = tiny.pipeline.discriminator
     assert (narrow.channel_base, narrow.channel_max) == (wide.channel_base // 2, wide.channel_max // 2)
     patch = tiny.pipeline.datamanager.patch_size
-    narrow_weights = [w.shape for w in Discriminator(narrow, patch).parameters() if w.dim() == 4]
-    wide_weights = [w.shape for w in Discriminator(wide, patch).parameters() if w.dim() == 4]
+
+    def convolution_shapes(discriminator: DiscriminatorConfig) -> List[torch.Size]:
+        return [w.shape for w in Discriminator(discriminator, patch).parameters() if w.dim() == 4]
+
+    narrow_weights, wide_weights = convolution_shapes(narrow), convolution_shapes(wide)
     assert len(narrow_weights) == len(wide_weights)
     for narrow_shape, wide_shape in zip(narrow_weights, wide_weights):  # half of every convolution's output channels
         assert narrow_shape[0] * 2 == wide_shape[0], (narrow_shape, wide_shape)
 
     top = row_config(tiny, "discriminator-base-x0.5").pipeline.discriminator
     assert (top.channel_base, top.channel_max) == (wide.channel_base // 2, wide.channel_max)
-    top_weights = [w.shape for w in Discriminator(top, patch).parameters() if w.dim() == 4]
+    top_weights = convolution_shapes(top)
     assert len(top_weights) == len(wide_weights)
     assert top_weights[0][0] * 2 == wide_weights[0][0], "half the channels at the patch's resolution"
     assert top_weights[-1] == wide_weights[-1], "channel_max at the lowest resolution, as before"
