@@ -10,10 +10,15 @@ before subsampling (fewer aliasing artefacts for the generator to exploit). Chan
 min(channel_base / resolution, channel_max), so a small CPU configuration and the original's 512 channels are the
 same code. Convolutions and filters go through `conv_gradients`, whose derivatives of every order are ordinary
 convolutions: the lazy R1 step (a double backward) then costs little more than a plain step.
+
+Trained with progressive growing (`training.progressive_growing`), it also judges smaller patches: a patch of side r
+enters through a from-RGB layer of its own at the block for resolution r, and while that block fades in, its output
+is mixed with the patch box-filtered to r / 2 through the from-RGB layer of r / 2.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Optional, Tuple, Type
@@ -179,12 +184,20 @@ class Discriminator(nn.Module):
     Args:
         config: architecture.
         resolution: side of the square patches it judges (a power of two >= `final_resolution`).
+        smallest_resolution: the side of the smallest patches it judges while growing (a power of two between
+            `final_resolution` and `resolution`); None: only patches of `resolution`.
     """
 
-    def __init__(self, config: DiscriminatorConfig, resolution: int) -> None:
+    def __init__(self, config: DiscriminatorConfig, resolution: int, smallest_resolution: Optional[int] = None) -> None:
         super().__init__()
-        if resolution < config.final_resolution or resolution & (resolution - 1):
-            raise ValueError(f"The discriminator needs a power-of-two patch size >= 4, got {resolution}.")
+        smallest = resolution if smallest_resolution is None else smallest_resolution
+        for side in (resolution, smallest):
+            if side < config.final_resolution or side & (side - 1):
+                raise ValueError(
+                    f"The discriminator needs power-of-two patch sizes >= {config.final_resolution}, got {side}."
+                )
+        if smallest > resolution:
+            raise ValueError(f"The smallest patch ({smallest}) is larger than the patch ({resolution}).")
         self.resolution = resolution
         self.weight_gradients = WeightGradientSwitch()
         """Off inside `weight_gradients.skipped()`: backward passes then compute input gradients only (R1)."""
@@ -198,6 +211,12 @@ class Discriminator(nn.Module):
             weight_gradients=self.weight_gradients,
         )
         self.from_rgb = EqualizedConv2d(3, channels(resolution), 1, activation="lrelu", **common)
+        self.from_rgb_smaller = nn.ModuleDict()
+        """The from-RGB layers of the smaller patches progressive growing trains on, by side ("8", "16", ...)."""
+        side = resolution // 2
+        while side >= smallest:
+            self.from_rgb_smaller[str(side)] = EqualizedConv2d(3, channels(side), 1, activation="lrelu", **common)
+            side //= 2
         blocks = []
         res = resolution
         while res > config.final_resolution:
@@ -210,17 +229,40 @@ class Discriminator(nn.Module):
         self.fc = EqualizedLinear(final * config.final_resolution**2, final, activation="lrelu")
         self.out = EqualizedLinear(final, 1)
 
-    def forward(self, images: Float[Tensor, "batch 3 patch patch"], num_batches: int = 1) -> Float[Tensor, "batch 1"]:
+    def from_rgb_at(self, side: int) -> EqualizedConv2d:
+        """The from-RGB layer of patches of this side."""
+        if side == self.resolution:
+            return self.from_rgb
+        if str(side) not in self.from_rgb_smaller:
+            judged = [self.resolution, *(int(key) for key in self.from_rgb_smaller)]
+            raise ValueError(f"This discriminator judges patches of {judged} pixels, not {side}.")
+        return self.from_rgb_smaller[str(side)]
+
+    def forward(
+        self, images: Float[Tensor, "batch 3 patch patch"], num_batches: int = 1, fade: float = 1.0
+    ) -> Float[Tensor, "batch 1"]:
         """One logit per patch: positive means "looks real".
 
         `images` may hold `num_batches` equal batches one after another (the D phase's fakes, then its reals): the
         minibatch standard deviation groups each on its own, so every patch gets the logit a call of its own batch
         would give it, for the fixed cost (operations, kernel launches) of one call.
 
+        Patches smaller than `resolution` (progressive growing) enter at the block for their side; with `fade` below
+        1, that block's output is mixed with the previous stage's path, `fade` being the block's share.
+
         Under mixed precision the blocks run in fp16 and the 4x4 epilogue in fp32, as in StyleGAN2-ADA: its
         statistics (the minibatch variance) and the logits need the range, and at 4x4 they cost nothing.
         """
-        x = self.blocks(self.from_rgb(images))
+        side = images.shape[-1]
+        first = (self.resolution // side).bit_length() - 1  # index of the block for this side
+        x = self.from_rgb_at(side)(images)
+        if first < len(self.blocks):
+            x = self.blocks[first](x)
+            if fade < 1.0:
+                previous = self.from_rgb_at(side // 2)(F.avg_pool2d(images, 2))
+                x = torch.lerp(previous, x, fade)
+        for block in itertools.islice(self.blocks, first + 1, None):
+            x = block(x)
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = self.conv(self.mbstd(x.float(), num_batches))
             return self.out(self.fc(x.flatten(1)))

@@ -8,6 +8,9 @@ One training iteration (scheduled by `HyperNeRFGANTrainer`) is
              D(augment(fake)) with D frozen; non-saturating loss
     after    `get_training_callbacks`:       EMA of the generator, and the adaptive augmentation probability
 
+With progressive growing (`progressive_growing`), both phases take their patches (fakes and reals) at the current
+stage's resolution, and the discriminator fades each new resolution's block in.
+
 With `shared_fakes`, the D phase renders its fakes with a graph and the G phase trains through those same fakes
 (DCGAN's loop): one generator render per iteration instead of two. The generator does not change between the
 phases, so the graph is exactly the one a G-phase render would build from those latents and cameras.
@@ -46,6 +49,7 @@ from hypernerfgan_ns.networks.discriminator import DiscriminatorConfig
 from hypernerfgan_ns.training.augment import AdaptiveAugment, AugmentConfig
 from hypernerfgan_ns.training.ema import EMAConfig, update_ema
 from hypernerfgan_ns.training.losses import AdversarialLossConfig, discriminator_loss, generator_loss, r1_penalty
+from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
@@ -78,6 +82,8 @@ class AdversarialPipelineConfig(DefaultsForMissingFields, VanillaPipelineConfig)
     """Generated and real patches compared by the SWD of each evaluation batch."""
     sample_grid_seeds: int = 8
     """Objects (seeds 0..N-1) in the EMA sample grid logged with each evaluation image."""
+    progressive_growing: ProgressiveGrowingConfig = field(default_factory=ProgressiveGrowingConfig)
+    """pi-GAN's progressive growing: patches at a fraction of their resolution first (off by default)."""
     shared_fakes: bool = False
     """Train the generator through the fakes the discriminator phase rendered (with their graph), instead of
     rendering new ones from new latents and cameras (StyleGAN2's loop): one render per iteration instead of two, for
@@ -120,12 +126,19 @@ class AdversarialPipeline(VanillaPipeline):
         super().__init__(config, device, test_mode=test_mode, world_size=1, local_rank=local_rank, grad_scaler=grad_scaler)
         self.world_size = world_size
         self.grad_scaler = grad_scaler
-        self.discriminator = config.discriminator.setup(resolution=config.datamanager.patch_size).to(device)
+        growing, patch = config.progressive_growing, config.datamanager.patch_size
+        self.check_progressive_growing()
+        self.discriminator = config.discriminator.setup(
+            resolution=patch, smallest_resolution=patch // growing.start_downscale
+        ).to(device)
         self.augment: AdaptiveAugment = config.augment.setup().to(device)
         preset = self.model.dataset_preset
         self.r1_gamma = config.loss.r1_gamma if config.loss.r1_gamma is not None else preset.r1_gamma
-        self.model.set_training_progress(images_seen=0)  # a checkpoint's step moves it on (load_pipeline)
-        self.model.training_query_capacity = self.training_query_capacity()
+        self.query_capacities = {factor: self.training_query_capacity(factor) for factor in growing.downscales()}
+        """Per growing stage's downscale, the samples per object the training MLP runs at (None: all)."""
+        self.growth_stage = growing.stage(images_seen=0)
+        """The growing stage of the next iteration (always the full resolution without growing)."""
+        self.update_training_progress(step=-1)  # no image seen yet; a checkpoint's step moves it on (load_pipeline)
         if local_rank == 0:
             self.describe()
         self._shared_fakes: Optional[Tuple[int, Dict[str, Tensor]]] = None
@@ -137,6 +150,26 @@ class AdversarialPipeline(VanillaPipeline):
             self._ddp["model"] = DDP(self._model, device_ids=device_ids, find_unused_parameters=True, broadcast_buffers=False)
             self._ddp["discriminator"] = DDP(self.discriminator, device_ids=device_ids, broadcast_buffers=False)
             dist.barrier()
+
+    def check_progressive_growing(self) -> None:
+        """Refuses a growing schedule the patches or the discriminator cannot follow, before anything is built."""
+        growing, data = self.config.progressive_growing, self.config.datamanager
+        if not growing.enabled:
+            return
+        start, patch, resolution = growing.start_downscale, data.patch_size, self.datamanager.resolution
+        smallest = self.config.discriminator.final_resolution
+        if patch % start or resolution % start or patch // start < smallest:
+            raise ValueError(
+                f"Progressive growing from {start} times smaller needs a patch ({patch} px) and images "
+                f"({resolution} px) that divide by {start}, and patches of at least {smallest} px at the start. "
+                "Lower --pipeline.progressive-growing.start-downscale."
+            )
+        if data.patch_scale_annealing_images > 0 and patch < resolution:
+            raise ValueError(
+                "Progressive growing and patch-scale annealing both train on coarse patches first; choose one "
+                "(--pipeline.progressive-growing.start-downscale 1 or "
+                "--pipeline.datamanager.patch-scale-annealing-images 0)."
+            )
 
     def describe(self) -> None:
         """Prints the effective architecture and batch, after the dataset preset and the overrides are applied."""
@@ -165,15 +198,17 @@ class AdversarialPipeline(VanillaPipeline):
             batch += f", the MLP at the {data.batch_size * capacity:,} that can be in the object sphere"
         table.add_row("batch", batch)
         table.add_row("R1 gamma", f"{self.r1_gamma} every {self.config.loss.r1_interval} steps")
+        if self.config.progressive_growing.enabled:
+            table.add_row("progressive growing", self.config.progressive_growing.describe(data.patch_size))
         CONSOLE.print(table)
 
-    def training_query_capacity(self) -> Optional[int]:
-        """The most samples of one object's training patch that can lie inside the object sphere: how many the
-        target MLP runs at per object in training (`train_query_inside_bound_only`). Counted once, from what every
-        training camera shares (the prior's radius, near and far, looking at the origin), the pixel grid, the patch
-        size and each sample's stratification interval. None where no such count holds (scaled patches, with GRAF's
-        annealing; importance samples, placed anywhere; an unbounded field), where it leaves out too few samples
-        (`train_query_min_saving`), or with the option off."""
+    def training_query_capacity(self, downscale: int = 1) -> Optional[int]:
+        """The most samples of one object's training patch (`downscale` times coarser) that can lie inside the
+        object sphere: how many the target MLP runs at per object in training (`train_query_inside_bound_only`).
+        Counted once, from what every training camera shares (the prior's radius, near and far, looking at the
+        origin), the pixel grid, the patch size and each sample's stratification interval. None where no such count
+        holds (scaled patches, with GRAF's annealing; importance samples, placed anywhere; an unbounded field), where
+        it leaves out too few samples (`train_query_min_saving`), or with the option off."""
         model, data = self.model, self.datamanager
         field = model.generator.field
         scaled = data.config.patch_scale_annealing_images > 0 and data.config.patch_size < data.resolution
@@ -183,16 +218,17 @@ class AdversarialPipeline(VanillaPipeline):
             return None
         prior = model.dataset_preset.camera_prior
         sampler = model.sampler_coarse
+        resolution, patch = data.resolution // downscale, data.config.patch_size // downscale
         counts = bins_meeting_sphere(
-            directions=data.pixel_rays()[:, :3].cpu(),
+            directions=data.pixel_rays(resolution)[:, :3].cpu(),
             camera_distance=prior.radius,
             near=prior.near,
             far=prior.far,
             fraction_ranges=sampler.fraction_ranges(sampler.num_samples, training=True),
             sphere_radius=field.object_radius,
         )
-        capacity = most_in_a_patch(counts.view(data.resolution, data.resolution), data.config.patch_size)
-        samples = data.config.patch_size**2 * sampler.num_samples
+        capacity = most_in_a_patch(counts.view(resolution, resolution), patch)
+        samples = patch**2 * sampler.num_samples
         return capacity if capacity <= (1.0 - model.config.train_query_min_saving) * samples else None
 
     @property
@@ -214,10 +250,15 @@ class AdversarialPipeline(VanillaPipeline):
         """z ~ N(0, I)."""
         return torch.randn(num_objects, self.model.config.latent_dim, device=self.device)
 
+    @property
+    def training_patch_size(self) -> int:
+        """Side of the patches both phases train on now: the patch size, divided by the growing stage's downscale."""
+        return self.config.datamanager.patch_size // self.growth_stage.downscale
+
     def render_patches(self, renderer: nn.Module, ray_bundle: RayBundle, latents: Tensor) -> Dict[str, Tensor]:
-        """Renders each latent's patch; `rgb` comes back as [objects, 3, P, P] in [-1, 1]."""
+        """Renders each latent's training patch; `rgb` comes back as [objects, 3, P, P] in [-1, 1]."""
         outputs = renderer(ray_bundle, latents=latents)
-        patch = self.config.datamanager.patch_size
+        patch = self.training_patch_size
         rgb = outputs["rgb"].reshape(latents.shape[0], patch, patch, 3).permute(0, 3, 1, 2)
         return {**outputs, "rgb": to_discriminator_range(rgb)}
 
@@ -230,7 +271,8 @@ class AdversarialPipeline(VanillaPipeline):
         logits of two calls for the operations of one, forward and backward. An R1 step calls it on each alone, so
         that R1's double backward runs through the reals only.
         """
-        ray_bundle, batch = self.datamanager.next_train(step)
+        stage = self.growth_stage
+        ray_bundle, batch = self.datamanager.next_train(step, downscale=stage.downscale)
         if self.config.shared_fakes:
             outputs = self.render_patches(self.trained("model"), ray_bundle, self.sample_latents(self.batch_size))
             self._shared_fakes = (step, outputs)
@@ -243,10 +285,11 @@ class AdversarialPipeline(VanillaPipeline):
         augmented_fake, augmented_real = self.augment(fake), self.augment(real)
         discriminator = self.trained("discriminator")
         if apply_r1:
-            fake_logits, real_logits = discriminator(augmented_fake), discriminator(augmented_real)
+            fake_logits = discriminator(augmented_fake, fade=stage.fade)
+            real_logits = discriminator(augmented_real, fade=stage.fade)
         else:
             both = torch.cat([augmented_fake, augmented_real])
-            fake_logits, real_logits = discriminator(both, num_batches=2).chunk(2)
+            fake_logits, real_logits = discriminator(both, num_batches=2, fade=stage.fade).chunk(2)
         self.augment.accumulate(real_logits)
 
         loss_dict = {"discriminator": discriminator_loss(real_logits, fake_logits)}
@@ -266,10 +309,10 @@ class AdversarialPipeline(VanillaPipeline):
         if shared is not None and shared[0] == step:
             outputs = shared[1]
         else:
-            ray_bundle = self.datamanager.next_train_rays(step)
+            ray_bundle = self.datamanager.next_train_rays(step, downscale=self.growth_stage.downscale)
             outputs = self.render_patches(self.trained("model"), ray_bundle, self.sample_latents(self.batch_size))
         with frozen(self.discriminator):
-            fake_logits = self.discriminator(self.augment(outputs["rgb"]))
+            fake_logits = self.discriminator(self.augment(outputs["rgb"]), fade=self.growth_stage.fade)
         loss_dict = {"generator": generator_loss(fake_logits)}
         metrics_dict = {"D(fake)_generator_phase": fake_logits.detach().mean(), **self.augment_metrics()}
         return outputs, loss_dict, metrics_dict
@@ -290,8 +333,12 @@ class AdversarialPipeline(VanillaPipeline):
         update_ema(self.model.generator_ema, self.model.generator, beta)
 
     def update_training_progress(self, step: int) -> None:
-        """Schedules that follow the images seen (the positional encoding's coarse-to-fine annealing)."""
-        self.model.set_training_progress(self.images_seen(step))
+        """Schedules that follow the images seen after iteration `step` (-1: none yet): the positional encoding's
+        coarse-to-fine annealing and the growing stage, with the MLP's sample capacity of its patches."""
+        images_seen = self.images_seen(step)
+        self.model.set_training_progress(images_seen)
+        self.growth_stage = self.config.progressive_growing.stage(images_seen)
+        self.model.training_query_capacity = self.query_capacities[self.growth_stage.downscale]
 
     def update_augment_probability(self, step: int) -> None:
         """ADA: raises p when the discriminator overfits the reals, lowers it otherwise."""

@@ -50,6 +50,7 @@ from hypernerfgan_ns.metrics.sample_archive import evaluate_keeping_samples
 from hypernerfgan_ns.scripts.plot_curves import PlotCommand
 from hypernerfgan_ns.scripts.samples import SamplesCommand
 from hypernerfgan_ns.scripts.score_samples import RealSummaries, score_kept_samples
+from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from nerfstudio.scripts.train import _set_random_seed
 from nerfstudio.utils.rich_utils import CONSOLE
 
@@ -112,6 +113,15 @@ one, x4 an average over more of its recent past."""
 
 ANNEALING_FRACTION = 0.5
 """The annealing rows (coarse-to-fine frequencies, patch scale) anneal over this fraction of the study's images."""
+
+GROWING_START_DOWNSCALES = (2, 4)
+"""The `progressive-growing-xD` rows start at 1/D of the patch's side and double it until the full patch
+(`hypernerfgan-tiny` x4: 8 x 8 whole images, then 16 and 32; the paper configuration x4: 16 x 16 patches of 32 x 32
+images, then 32 of 64 and 64 of 128)."""
+
+GROWING_STAGE_FRACTION = 0.2
+"""Each of the `progressive-growing-xD` rows' coarse stages lasts this fraction of the study's images (x4: the first
+40% at reduced resolution), the new block fading in over the first half of its stage."""
 
 DEFAULT_NUM_GENERATED = 256
 """EMA samples scored per row: enough for a stable SWD, few enough for a CPU study."""
@@ -256,6 +266,18 @@ def remove_frequency_annealing(config: HyperNeRFGANTrainerConfig) -> None:
 def anneal_patch_scale(config: HyperNeRFGANTrainerConfig) -> None:
     """GRAF's patch-scale annealing over the first part of the budget."""
     config.pipeline.datamanager.patch_scale_annealing_images = max(1, round(ANNEALING_FRACTION * study_images(config)))
+
+
+def grow_progressively(start_downscale: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """pi-GAN's progressive growing from patches `start_downscale` times smaller, over the first part of the budget."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        stage_images = max(1, round(GROWING_STAGE_FRACTION * study_images(config)))
+        config.pipeline.progressive_growing = ProgressiveGrowingConfig(
+            start_downscale=start_downscale, images_per_stage=stage_images, fade_images=stage_images // 2
+        )
+
+    return change
 
 
 def set_octaves(octaves: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
@@ -430,6 +452,14 @@ ROWS: Dict[str, AblationRow] = {
         anneal_patch_scale,
     ),
     **{
+        f"progressive-growing-x{start}": AblationRow(
+            f"pi-GAN's progressive growing: patches {start}x smaller on a side first, doubled after each "
+            f"{GROWING_STAGE_FRACTION:.0%} of the images",
+            grow_progressively(start),
+        )
+        for start in GROWING_START_DOWNSCALES
+    },
+    **{
         f"r1-gamma-x{factor:g}": AblationRow(f"R1 weight x{factor:g}", scale_r1_gamma(factor))
         for factor in R1_GAMMA_FACTORS
     },
@@ -481,6 +511,11 @@ def unfit_reason(config: HyperNeRFGANTrainerConfig) -> Optional[str]:
     smallest = config.pipeline.discriminator.final_resolution
     if patch < smallest or patch & (patch - 1):
         return f"the discriminator takes power-of-two patches of at least {smallest}, not {patch}"
+    growing = config.pipeline.progressive_growing
+    if growing.enabled and patch // growing.start_downscale < smallest:
+        return f"patches of {patch} px cannot start {growing.start_downscale}x smaller: the discriminator needs {smallest}"
+    if growing.enabled and config.pipeline.datamanager.patch_scale_annealing_images > 0 and patch < resolution:
+        return "progressive growing and patch-scale annealing both start with coarse patches: choose one"
     return None
 
 

@@ -72,6 +72,7 @@ from hypernerfgan_ns.errors import HyperNeRFGANError
 from hypernerfgan_ns.fields.target_field import HIDDEN_ACTIVATION_GAIN, ObjectWeights, TargetField
 from hypernerfgan_ns.method_configs import METHODS, method_config
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, generated_image_batches
+from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from nerfstudio.engine.callbacks import TrainingCallbackLocation
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.scripts.train import _set_random_seed
@@ -150,6 +151,24 @@ def share_fakes(shared: bool) -> Callable[[HyperNeRFGANTrainerConfig, BenchSetti
     return change
 
 
+def growing_stage(downscale: int) -> Callable[[HyperNeRFGANTrainerConfig, BenchSettings], None]:
+    """The method as registered, in the stage of progressive growing whose patches are `downscale` times smaller on a
+    side, for the whole bench (the stage never ends): what an iteration of that stage costs."""
+
+    def change(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
+        config.pipeline.progressive_growing = ProgressiveGrowingConfig(
+            start_downscale=downscale, images_per_stage=GROWING_STAGE_NEVER_ENDS, fade_images=0
+        )
+
+    return change
+
+
+GROWING_STAGE_NEVER_ENDS = 1 << 60
+"""Images per stage of the `growing-stage-...` variants: more than any bench shows."""
+
+GROWING_BENCH_DOWNSCALES = (2, 4)
+"""The `growing-stage-xD` variants: progressive growing's stages with patches 2 and 4 times smaller on a side."""
+
 VARIANTS: Dict[str, BenchVariant] = {
     "preset": BenchVariant("the method as registered", keep_preset),
     "savers-off": BenchVariant("fp32, all activations kept", set_savers(mixed_precision=False, recompute=False)),
@@ -174,6 +193,13 @@ VARIANTS: Dict[str, BenchVariant] = {
     "separate-fakes": BenchVariant(
         "the method as registered, each phase rendering its own fakes: two renders per iteration", share_fakes(False)
     ),
+    **{
+        f"growing-stage-x{downscale}": BenchVariant(
+            f"the method as registered, in progressive growing's stage of patches {downscale}x smaller on a side",
+            growing_stage(downscale),
+        )
+        for downscale in GROWING_BENCH_DOWNSCALES
+    },
 }
 """Every variant by name."""
 
@@ -338,7 +364,12 @@ def field_points_per_render(config: HyperNeRFGANTrainerConfig) -> int:
     data, model = config.pipeline.datamanager, config.pipeline.model
     coarse, importance = model.num_coarse_samples, model.num_importance_samples
     samples = coarse + (coarse + importance if importance > 0 else 0)
-    return data.batch_size * data.patch_size**2 * samples
+    return data.batch_size * training_patch_size(config) ** 2 * samples
+
+
+def training_patch_size(config: HyperNeRFGANTrainerConfig) -> int:
+    """Side of the patches the bench's iterations train on: the method's, or its first growing stage's."""
+    return config.pipeline.datamanager.patch_size // config.pipeline.progressive_growing.stage(0).downscale
 
 
 def field_points_per_iteration(config: HyperNeRFGANTrainerConfig) -> int:
@@ -637,7 +668,7 @@ class Benchmark:
                 variant=variant,
                 recompute_ray_chunk=model_config.recompute_ray_chunk,
                 batch_size=data_config.batch_size,
-                patch_size=data_config.patch_size,
+                patch_size=training_patch_size(config),
                 samples_per_ray=model_config.num_coarse_samples + model_config.num_importance_samples,
                 iterations=self.iterations,
                 r1_interval=config.pipeline.loss.r1_interval,

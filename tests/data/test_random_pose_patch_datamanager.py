@@ -121,14 +121,76 @@ def test_real_patches_are_crops_of_the_photos(image_folder: Path) -> None:
         assert found, "every real patch is a (possibly mirrored) crop of a training image"
 
 
+def test_coarser_batches_are_patches_of_the_downscaled_cameras_and_photos(image_folder: Path) -> None:
+    """Progressive growing's batches: P / 2 x P / 2 patches of the cameras' grids at R / 2 (nerfstudio's rays of a
+    camera at half the resolution), and crops of the photos halved (averages of 2 x 2 blocks, which the bilinear
+    sample at each coarse pixel's centre is)."""
+    datamanager = make_datamanager(image_folder)
+    cameras = datamanager.sample_cameras(3)
+    bundle = datamanager.sample_patch_rays(cameras, downscale=2)
+    half, coarse = PATCH // 2, RESOLUTION // 2
+    assert bundle.shape == (3 * half * half,)
+    for index in range(3):
+        poses = cameras.camera_to_worlds[index : index + 1]
+        full = datamanager.camera_prior.cameras(poses, coarse).generate_rays(camera_indices=0, keep_shape=True)
+        patch = bundle.directions.view(3, half, half, 3)[index]
+        y, x = ((full.directions - patch[0, 0]).norm(dim=-1) < 1e-6).nonzero()[0].tolist()
+        assert_same_rays(bundle[index * half * half : (index + 1) * half * half], full[y : y + half, x : x + half].flatten())
+
+    store = torch.from_numpy(datamanager.image_store.array()).permute(0, 3, 1, 2).float() / 255
+    filtered = torch.nn.functional.avg_pool2d(store, 2).permute(0, 2, 3, 1)
+    candidates = torch.cat([filtered, filtered.flip(2)])
+    for patch in datamanager.sample_real_patches(3, downscale=2):
+        assert patch.shape == (half, half, 3)
+        assert any(
+            torch.allclose(image[y : y + half, x : x + half], patch, atol=1e-6)
+            for image in candidates
+            for y in range(coarse - half + 1)
+            for x in range(coarse - half + 1)
+        ), "every coarse real patch is a (possibly mirrored) crop of a halved training image"
+    with pytest.raises(ValueError, match="divide"):
+        datamanager.sample_real_patches(3, downscale=16)
+
+
+def test_coarse_real_patches_are_the_photos_at_the_coarse_pixels_centres(image_folder: Path) -> None:
+    """`coarse_real_patches="point"` (the default): the photo sampled bilinearly where the coarse pixels' rays pass,
+    2 x 2 blocks' averages when halved (the same as "box") and the average of each 4 x 4 block's central 2 x 2
+    pixels when quartered (where "box" averages all 16), from the same random draws, on the device and from disk."""
+    box, point = make_datamanager(image_folder), make_datamanager(image_folder)
+    assert point.config.coarse_real_patches == "point"
+    box.config.coarse_real_patches = "box"
+    from_disk = make_datamanager(image_folder, max_device_images_gb=0)
+    for downscale in (2, 4):
+        patches = {}
+        for name, datamanager in (("box", box), ("point", point), ("disk", from_disk)):
+            torch.manual_seed(downscale)
+            patches[name] = datamanager.sample_real_patches(3, downscale=downscale)
+        torch.testing.assert_close(patches["disk"], patches["point"])
+        if downscale == 2:
+            torch.testing.assert_close(patches["point"], patches["box"])
+            continue
+        assert not torch.allclose(patches["point"], patches["box"])
+        store = torch.from_numpy(point.image_store.array()).permute(0, 3, 1, 2).float() / 255
+        centres = torch.nn.functional.avg_pool2d(store[:, :, 1:, 1:], 2, stride=4).permute(0, 2, 3, 1)
+        candidates = torch.cat([centres, centres.flip(2)])
+        side, coarse = PATCH // 4, RESOLUTION // 4
+        for patch in patches["point"]:
+            assert any(
+                torch.allclose(image[y : y + side, x : x + side], patch, atol=1e-6)
+                for image in candidates
+                for y in range(coarse - side + 1)
+                for x in range(coarse - side + 1)
+            )
+
+
 def test_patches_cut_on_the_device_equal_patches_read_from_disk(image_folder: Path) -> None:
     on_device, from_disk = make_datamanager(image_folder), make_datamanager(image_folder, max_device_images_gb=0)
     patches = {}
     for name, datamanager in (("device", on_device), ("disk", from_disk)):
         torch.manual_seed(3)
-        patches[name] = torch.cat([datamanager.sample_real_patches(3) for _ in range(4)])
+        patches[name] = [datamanager.sample_real_patches(3, downscale=factor) for factor in (1, 2, 1, 4)]  # growing
     assert on_device.device_images() is not None and from_disk.device_images() is None
-    assert torch.equal(patches["device"], patches["disk"])
+    assert all(torch.equal(device, disk) for device, disk in zip(patches["device"], patches["disk"]))
 
 
 def test_rendering_a_trained_model_works_without_its_images(tmp_path: Path) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainer
+from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
+from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from tests.helpers import latest_checkpoint, micro_config, replaced, train
 
 
@@ -41,14 +42,20 @@ def test_a_run_trains_both_networks_and_writes_a_complete_checkpoint(tmp_path: P
     assert "random_states" in state
 
 
-def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path: Path) -> None:
-    straight = micro_config(tmp_path / "straight", max_num_iterations=6, steps_per_eval_batch=4)
-    first_half = micro_config(tmp_path / "halves", max_num_iterations=3, steps_per_eval_batch=4, timestamp="first")
-    checkpoints = train(first_half)
-    second_half = replaced(
-        micro_config(tmp_path / "halves", max_num_iterations=3, steps_per_eval_batch=4, timestamp="second"),
-        load_dir=checkpoints,
-    )
+@pytest.mark.parametrize("growing", [False, True], ids=["", "progressive-growing"])
+def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path: Path, growing: bool) -> None:
+    """Also in the middle of progressive growing: resumed after 12 images, halfway through the 8-pixel block's
+    fade-in (4 -> 8 -> 16 pixels, 8 images per stage)."""
+
+    def config(folder: str, iterations: int, timestamp: str = "run") -> HyperNeRFGANTrainerConfig:
+        run = micro_config(tmp_path / folder, max_num_iterations=iterations, steps_per_eval_batch=4, timestamp=timestamp)
+        if growing:
+            run.pipeline.progressive_growing = ProgressiveGrowingConfig(start_downscale=4, images_per_stage=8, fade_images=8)
+        return run
+
+    straight = config("straight", 6)
+    checkpoints = train(config("halves", 3, timestamp="first"))
+    second_half = replaced(config("halves", 3, timestamp="second"), load_dir=checkpoints)
     resumed = latest_checkpoint(train(second_half))
     uninterrupted = latest_checkpoint(train(straight))
 

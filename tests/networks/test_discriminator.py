@@ -87,3 +87,56 @@ def test_downsampling_convolutions_equal_blur_then_strided_conv(kernel_size: int
 
     for actual, expected in zip(value_gradient_and_r1_gradient(conv), value_gradient_and_r1_gradient(textbook)):
         torch.testing.assert_close(actual, expected)
+
+
+def growing_discriminator() -> Discriminator:
+    """A 16-pixel discriminator that also judges the 8- and 4-pixel patches progressive growing starts with."""
+    torch.manual_seed(0)
+    return Discriminator(DiscriminatorConfig(channel_base=256, channel_max=32), resolution=16, smallest_resolution=4)
+
+
+def test_a_growing_discriminator_judges_full_patches_as_one_without_growing() -> None:
+    growing = growing_discriminator()
+    assert sorted(growing.from_rgb_smaller) == ["4", "8"]
+    plain = Discriminator(DiscriminatorConfig(channel_base=256, channel_max=32), resolution=16)
+    missing, unexpected = plain.load_state_dict(growing.state_dict(), strict=False)
+    assert not missing and all(key.startswith("from_rgb_smaller.") for key in unexpected)
+    patches = torch.randn(4, 3, 16, 16)
+    torch.testing.assert_close(growing(patches), plain(patches))
+
+
+@pytest.mark.parametrize("side", [8, 16])
+def test_a_new_resolution_fades_in_from_the_previous_stages_path(side: int) -> None:
+    """fade 0: the patch box-filtered to half its side, as the previous stage judged it; fade 1: the new block's
+    path alone; between: their linear mix before the next block (not a mix of the logits)."""
+    discriminator = growing_discriminator()
+    patches = torch.randn(4, 3, side, side)
+    torch.testing.assert_close(discriminator(patches, fade=0.0), discriminator(F.avg_pool2d(patches, 2)))
+    assert not torch.allclose(discriminator(patches, fade=1.0), discriminator(patches, fade=0.0))
+    halfway = discriminator(patches, fade=0.5)
+    assert torch.isfinite(halfway).all() and halfway.shape == (4, 1)
+
+
+def test_the_smallest_patches_skip_the_high_resolution_blocks() -> None:
+    discriminator = growing_discriminator()
+    ran = []
+    for index, block in enumerate(discriminator.blocks):
+        block.register_forward_hook(lambda module, inputs, output, index=index: ran.append(index))
+    discriminator(torch.randn(4, 3, 8, 8))
+    assert ran == [1]  # 8 -> 4; block 0 (16 -> 8) is skipped
+    ran.clear()
+    discriminator(torch.randn(4, 3, 4, 4))
+    assert ran == []  # straight to the 4x4 epilogue
+    with pytest.raises(ValueError, match="not 2"):
+        discriminator(torch.randn(4, 3, 2, 2))
+
+
+def test_r1_differentiates_through_a_fading_block() -> None:
+    discriminator = growing_discriminator()
+    reals = torch.randn(4, 3, 8, 8, requires_grad=True)
+    with discriminator.weight_gradients.skipped():
+        (gradient,) = torch.autograd.grad(discriminator(reals, fade=0.5).sum(), reals, create_graph=True)
+    gradient.square().sum().backward()
+    for name in ("from_rgb_smaller.8.weight", "from_rgb_smaller.4.weight", "blocks.1.conv0.weight"):
+        grad = dict(discriminator.named_parameters())[name].grad
+        assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name

@@ -24,6 +24,7 @@ from hypernerfgan_ns.scripts.ablate import (
     CURVES_FILENAME,
     EMA_HALF_LIFE_FACTORS,
     FID_UNAVAILABLE,
+    GROWING_START_DOWNSCALES,
     KEPT_SAMPLES_FILENAME,
     LEARNING_RATE_FACTORS,
     MAPPING_LR_FACTOR,
@@ -257,6 +258,8 @@ def test_every_row_applies_to_the_tiny_method_except_patches_beyond_or_as_large_
     assert {row for row, reason in reasons.items() if reason} == {"patch-64", "patch-scale-annealing"}
     assert "larger than the method's 32x32 images" in reasons["patch-64"]
     assert "already cover" in reasons["patch-scale-annealing"]
+    small_and_growing = row_config(row_config(tiny, "patch-8"), "progressive-growing-x4")
+    assert "cannot start 4x smaller" in unfit_reason(small_and_growing), "8-pixel patches would start at 2"
     assert config_changes(tiny, row_config(tiny, "baseline")) == {}
     with pytest.raises(AblationError, match="Unknown ablation row"):
         row_config(tiny, "samples-7")
@@ -283,6 +286,12 @@ def test_rows_change_what_they_say(tiny) -> None:
     assert row_config(tiny, "frequency-annealing").pipeline.model.frequency_annealing_images == half_budget
     assert row_config(tiny, "no-frequency-annealing").pipeline.model.frequency_annealing_images == 0
     assert row_config(tiny, "patch-scale-annealing").pipeline.datamanager.patch_scale_annealing_images == half_budget
+    assert not tiny.pipeline.progressive_growing.enabled
+    assert set(GROWING_START_DOWNSCALES) == {2, 4}
+    growing = row_config(tiny, "progressive-growing-x4").pipeline.progressive_growing
+    assert growing.downscales() == [4, 2, 1], "32-pixel images from 8 pixels, doubled twice"
+    assert (growing.images_per_stage, growing.fade_images) == (8, 4), "a fifth of the fixture's 40 images per stage"
+    assert row_config(tiny, "progressive-growing-x2").pipeline.progressive_growing.downscales() == [2, 1]
     assert tiny.pipeline.model.bound_density_to_object
     assert not row_config(tiny, "no-density-bound").pipeline.model.bound_density_to_object
     assert tiny.pipeline.model.train_query_inside_bound_only

@@ -179,6 +179,16 @@ def test_a_benchmark_of_the_tiny_method_measures_every_figure() -> None:
     assert recomputed.saved_for_backward_bytes < 0.75 * kept.saved_for_backward_bytes
 
 
+def test_a_growing_stage_is_measured_at_its_patch_size() -> None:
+    """`growing-stage-x4`: the tiny preset's first stage of progressive growing, 8 x 8 whole images instead of
+    32 x 32: 16 times fewer samples rendered, and the discriminator's 32-pixel block skipped."""
+    bench = Benchmark(num_images=NUM_IMAGES, iterations=1, flops_repeats=1, evaluation_repeats=1)
+    full, first_stage = (bench.measure("hypernerfgan-tiny", variant) for variant in ("preset", "growing-stage-x4"))
+    assert first_stage.status == full.status == "done" and (first_stage.patch_size, full.patch_size) == (8, 32)
+    assert first_stage.field_points_per_iteration * 16 == full.field_points_per_iteration
+    assert 0 < first_stage.flops_per_iteration < full.flops_per_iteration / 4
+
+
 def test_the_command_prints_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     output = tmp_path / "bench.json"
     run(parse([
