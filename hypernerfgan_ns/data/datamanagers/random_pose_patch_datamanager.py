@@ -344,7 +344,7 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         store, patch = self.image_store, self.config.patch_size
         indices = torch.randint(0, store.num_images, (num_images,))
         if footprints is None:
-            # A crop of the box-filtered photo is the box-filtered crop at d times its offset.
+            # On the coarse grid: a crop of the downscaled photo starts at d times a coarse offset.
             offsets = torch.randint(0, (self.resolution - patch) // downscale + 1, (num_images, 2)) * downscale
             if downscale > 1 and self.config.coarse_real_patches == "point":
                 centres = (torch.arange(patch // downscale) + 0.5) * downscale  # the coarse pixels' centres
