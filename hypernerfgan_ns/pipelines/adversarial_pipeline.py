@@ -153,22 +153,17 @@ class AdversarialPipeline(VanillaPipeline):
 
     def check_progressive_growing(self) -> None:
         """Refuses a growing schedule the patches or the discriminator cannot follow, before anything is built."""
-        growing, data = self.config.progressive_growing, self.config.datamanager
-        if not growing.enabled:
-            return
-        start, patch, resolution = growing.start_downscale, data.patch_size, self.datamanager.resolution
-        smallest = self.config.discriminator.final_resolution
-        if patch % start or resolution % start or patch // start < smallest:
+        data = self.config.datamanager
+        reason = self.config.progressive_growing.unfit_reason(
+            patch_size=data.patch_size,
+            resolution=self.datamanager.resolution,
+            smallest_patch=self.config.discriminator.final_resolution,
+            patch_scale_annealing=data.patch_scale_annealing_images > 0,
+        )
+        if reason is not None:
             raise ValueError(
-                f"Progressive growing from {start} times smaller needs a patch ({patch} px) and images "
-                f"({resolution} px) that divide by {start}, and patches of at least {smallest} px at the start. "
-                "Lower --pipeline.progressive-growing.start-downscale."
-            )
-        if data.patch_scale_annealing_images > 0 and patch < resolution:
-            raise ValueError(
-                "Progressive growing and patch-scale annealing both train on coarse patches first; choose one "
-                "(--pipeline.progressive-growing.start-downscale 1 or "
-                "--pipeline.datamanager.patch-scale-annealing-images 0)."
+                f"Progressive growing: {reason}. Lower --pipeline.progressive-growing.start-downscale (1: off), or "
+                "turn patch-scale annealing off (--pipeline.datamanager.patch-scale-annealing-images 0)."
             )
 
     def describe(self) -> None:

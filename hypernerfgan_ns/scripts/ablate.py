@@ -511,12 +511,12 @@ def unfit_reason(config: HyperNeRFGANTrainerConfig) -> Optional[str]:
     smallest = config.pipeline.discriminator.final_resolution
     if patch < smallest or patch & (patch - 1):
         return f"the discriminator takes power-of-two patches of at least {smallest}, not {patch}"
-    growing = config.pipeline.progressive_growing
-    if growing.enabled and patch // growing.start_downscale < smallest:
-        return f"patches of {patch} px cannot start {growing.start_downscale}x smaller: the discriminator needs {smallest}"
-    if growing.enabled and config.pipeline.datamanager.patch_scale_annealing_images > 0 and patch < resolution:
-        return "progressive growing and patch-scale annealing both start with coarse patches: choose one"
-    return None
+    return config.pipeline.progressive_growing.unfit_reason(
+        patch_size=patch,
+        resolution=resolution,
+        smallest_patch=smallest,
+        patch_scale_annealing=config.pipeline.datamanager.patch_scale_annealing_images > 0,
+    )
 
 
 def config_values(value: Any, prefix: str = "") -> Dict[str, Any]:

@@ -6,13 +6,15 @@
     last      P pixels of the full-resolution images, to the end of training
 
 A patch of P / d pixels of the images downscaled d times covers what a full-resolution patch covers, through the
-same camera: only its pixels are d times coarser. The generator renders one ray per coarse pixel, so the real patches
-are the photos sampled at those rays' pixel centres (`coarse_real_patches`), not averaged over each pixel's area: a
-point-sampled render cannot look like an averaged photo, and a discriminator that tells the two apart teaches the
-generator nothing about the object (FID 72.5 against 104.5 on `hypernerfgan-tiny`, README "Ablations"). So `hypernerfgan-tiny`'s 32 x 32 whole images
-start as 8 x 8 whole images, and the paper configuration's 64 x 64 patches of 128 x 128 images as 16 x 16 patches of
-32 x 32 images. An early iteration renders d^2 fewer rays, and the discriminator enters at its block for the patch's
+same camera: only its pixels are d times coarser. So with D = 4 `hypernerfgan-tiny`'s 32 x 32 whole images start as
+8 x 8 whole images, and the paper configuration's 64 x 64 patches of 128 x 128 images as 16 x 16 patches of 32 x 32
+images. An early iteration renders d^2 fewer rays, and the discriminator enters at its block for the patch's
 resolution, skipping log2(d) blocks of the largest activations: most of an iteration's arithmetic.
+
+The generator renders one ray per coarse pixel, so the real patches are the photos sampled at those rays' pixel
+centres (`coarse_real_patches`), not averaged over each pixel's area: a point-sampled render cannot look like an
+averaged photo, and a discriminator that tells the two apart teaches the generator nothing about the object (FID 72.5
+against 104.5 on `hypernerfgan-tiny`, README "Ablations").
 
 When a stage begins, the discriminator's new block is blended in as in progressive GANs (StyleGAN's fade-in): its
 output is mixed with the previous stage's path (the patch box-filtered to half its side, through that resolution's
@@ -22,7 +24,7 @@ from-RGB layer), the new block's share rising linearly from 0 to 1 over `fade_im
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Optional
 
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.configs.base_config import PrintableConfig
@@ -85,6 +87,23 @@ class ProgressiveGrowingConfig(DefaultsForMissingFields, PrintableConfig):
             return GrowthStage(factors[index], 1.0)
         into_stage = images_seen - index * self.images_per_stage
         return GrowthStage(factors[index], min(1.0, into_stage / self.fade_images))
+
+    def unfit_reason(
+        self, patch_size: int, resolution: int, smallest_patch: int, patch_scale_annealing: bool
+    ) -> Optional[str]:
+        """Why this schedule cannot train patches of `patch_size` px of `resolution` px images with a discriminator
+        whose smallest input is `smallest_patch` px (and GRAF's patch-scale annealing, if on), or None."""
+        if not self.enabled:
+            return None
+        start = self.start_downscale
+        if patch_size % start or resolution % start or patch_size // start < smallest_patch:
+            return (
+                f"patches of {patch_size} px of {resolution} px images cannot start {start}x smaller: both must "
+                f"divide by {start}, and the discriminator needs patches of at least {smallest_patch} px"
+            )
+        if patch_scale_annealing and patch_size < resolution:
+            return "progressive growing and patch-scale annealing both start with coarse patches: choose one"
+        return None
 
     def describe(self, patch_size: int) -> str:
         """The schedule in words, for the console."""

@@ -80,7 +80,7 @@ def test_a_run_grows_from_4_to_16_pixel_patches_and_trains(tmp_path: Path) -> No
 def test_growing_is_refused_where_the_patches_cannot_shrink(tmp_path: Path) -> None:
     config = micro_config(tmp_path)
     config.pipeline.progressive_growing = ProgressiveGrowingConfig(start_downscale=8)  # 16 / 8 = 2 < 4 pixels
-    with pytest.raises(ValueError, match="start-downscale"):
+    with pytest.raises(ValueError, match="cannot start 8x smaller.*start-downscale"):
         config.setup(local_rank=0, world_size=1).setup()
     config.pipeline.progressive_growing = ProgressiveGrowingConfig(start_downscale=2)
     config.pipeline.datamanager.patch_size = 8
