@@ -57,12 +57,20 @@ summary=$work/summary
 mkdir -p "$summary" "$work/runs"
 log() { echo "[gpu_check +$(($(date +%s) - start)) s] $*" | tee -a "$summary/gpu_check.log"; }
 
-if [ -f .gpu/install.sh ] && ! command -v hypernerfgan >/dev/null 2>&1; then
+# The tools are run as modules, not by their console scripts, and with -P (Python 3.11+), which keeps the working
+# directory off the import path. An install into a --target folder may lack console scripts (two pip installs into
+# one --target keep only the second one's bin/: .gpu/install.sh's nerfstudio, then the project, leaves no ns-train),
+# and the project's source folder, the working directory, holds the package without its dataset presets (setup.py
+# maps them in from configs/ at install time), so only the installed package is complete.
+ns_train=(python3 -P -m nerfstudio.scripts.train)
+hypernerfgan=(python3 -P -m hypernerfgan_ns.scripts.cli)
+installed() { python3 -P -c "import hypernerfgan_ns.data.dataset_presets as p; p.preset_files()" >/dev/null 2>&1; }
+if [ -f .gpu/install.sh ] && ! installed; then
     # shellcheck disable=SC1091
     source .gpu/install.sh .gpu/whl > "$summary/install.log" 2>&1 || { cat "$summary/install.log"; exit 1; }
 fi
 export PYTHONUNBUFFERED=1 COLUMNS=${COLUMNS:-200}  # rich tables in the logs at full width
-command -v hypernerfgan >/dev/null 2>&1 || { echo "hypernerfgan is not installed: pip install -e .[dev] first"; exit 1; }
+installed || { echo "hypernerfgan_ns is not installed: pip install -e .[dev] first"; exit 1; }
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no GPU") \
     > "$summary/gpu.txt"
 python3 -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__)" >> "$summary/gpu.txt"
@@ -70,7 +78,7 @@ log "GPU: $(tr '\n' ' ' < "$summary/gpu.txt")"
 
 # The training images, rendered once before the clocks start (the trainings would otherwise wait on each other's
 # rendering), in parallel with the bench, which uses its own small set.
-python3 - "$METHOD" "$DATA" > "$summary/data.log" 2>&1 <<'EOF' &
+python3 -P - "$METHOD" "$DATA" > "$summary/data.log" 2>&1 <<'EOF' &
 import sys
 
 from hypernerfgan_ns.method_configs import method_config
@@ -84,7 +92,7 @@ data_pid=$!
 
 if [ "$BENCH_SECONDS" -gt 0 ]; then
     log "bench (at most $BENCH_SECONDS s)"
-    timeout -s INT -k 10 "$BENCH_SECONDS" hypernerfgan bench --methods "$METHOD" \
+    timeout -s INT -k 10 "$BENCH_SECONDS" "${hypernerfgan[@]}" bench --methods "$METHOD" \
         --variants preset eval-fp32 query-every-sample shared-fakes pytorch-double-backward --json "$summary/bench.json" \
         > "$summary/bench.log" 2>&1 || log "bench stopped early (exit $?): see bench.log"
 fi
@@ -104,7 +112,7 @@ for run in $RUNS; do
     names+=("$name")
     log "training $name: ns-train $METHOD ${options//,/ } (stopped after $TRAIN_SECONDS s)"
     # shellcheck disable=SC2086
-    OMP_NUM_THREADS=$THREADS timeout -s INT -k 30 "$TRAIN_SECONDS" ns-train "$METHOD" --data "$DATA" \
+    OMP_NUM_THREADS=$THREADS timeout -s INT -k 30 "$TRAIN_SECONDS" "${ns_train[@]}" "$METHOD" --data "$DATA" \
         --max-num-iterations "$ITERATIONS" --vis tensorboard --output-dir "$work/runs" --experiment-name "$name" \
         --timestamp gpu --quality-curve.interval-images "$CURVE_IMAGES" \
         --quality-curve.num-generated "$CURVE_SAMPLES" --quality-curve.keep-samples always ${options//,/ } \
@@ -118,7 +126,7 @@ log "trainings ended"
 for name in "${names[@]}"; do
     run=$(dirname "$(ls -d "$work/runs/$name"/*/gpu/config.yml 2>/dev/null | head -n 1)")
     tail -n 2 "$run/metrics.jsonl" 2>/dev/null | sed "s/^/[$name] /" | tee -a "$summary/gpu_check.log"
-    timeout -k 10 "$SHEET_SECONDS" hypernerfgan samples --load-config "$run/config.yml" \
+    timeout -k 10 "$SHEET_SECONDS" "${hypernerfgan[@]}" samples --load-config "$run/config.yml" \
         --output "$summary/samples_$name.png" --num-seeds 6 --views 4 > "$summary/samples_$name.log" 2>&1 &
 done
 wait
