@@ -78,16 +78,17 @@ class PlotCommand:
 
 
 def draw(curves: Sequence[List[Dict[str, Any]]], labels: Sequence[str], metrics: Sequence[str], title: Optional[str]):
-    """The figure: a row per metric, a column per x-axis, a line per run."""
-    import matplotlib
+    """The figure: a row per metric, a column per x-axis, a line per run.
 
-    matplotlib.use("Agg")  # files only, no display
-    from matplotlib import pyplot
+    A bare `Figure` rather than pyplot's: it is freed with its last reference and leaves the process's matplotlib
+    backend alone, where pyplot's would have to switch the backend to Agg and keep the figure until it is closed
+    (a notebook or a long process that calls `PlotCommand` keeps its own backend and frees what it drew).
+    """
+    from matplotlib.figure import Figure
 
     rows, columns = len(metrics), len(X_AXES)
-    figure, axes = pyplot.subplots(
-        rows, columns, figsize=(PANEL_INCHES[0] * columns, PANEL_INCHES[1] * rows), squeeze=False
-    )
+    figure = Figure(figsize=(PANEL_INCHES[0] * columns, PANEL_INCHES[1] * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for row, metric in enumerate(metrics):
         for column, (key, scale, x_label) in enumerate(X_AXES):
             axis = axes[row][column]
