@@ -171,6 +171,25 @@ def test_plot_draws_the_curves_of_several_runs(tmp_path: Path) -> None:
         PlotCommand(runs=tuple(runs), output=tmp_path / "y.png", metrics=("fid",)).main()
 
 
+def test_plotting_leaves_the_callers_matplotlib_as_it_was(tmp_path: Path) -> None:
+    """A notebook or a long process (ablate) that draws curves keeps its backend and holds no figure afterwards."""
+    import matplotlib
+    from matplotlib import pyplot
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / METRICS_FILENAME).write_text(json.dumps({"images_seen": 0, "wall_seconds": 0.0, "swd": 1.0}) + "\n")
+    backend = matplotlib.get_backend()
+    pyplot.switch_backend("svg")
+    try:
+        PlotCommand(runs=(run,), output=tmp_path / "curves.png").main()
+        assert matplotlib.get_backend() == "svg" and pyplot.get_fignums() == []
+    finally:
+        pyplot.switch_backend(backend)
+    with Image.open(tmp_path / "curves.png") as image:
+        assert image.format == "PNG"
+
+
 def test_samples_rendered_elsewhere_score_as_ns_eval_scores(tmp_path: Path, stand_in_weights: Path) -> None:
     config = curve_config(tmp_path, iterations=2, num_generated=12, kid_subset_size=6, kid_subsets=3,
                           inception_weights=stand_in_weights)
