@@ -3,7 +3,8 @@
 # trainings on the built-in cars side by side (the paper's recipe, a candidate, its fallback and the candidate with
 # half the discriminator's channels at 64 x 64) for a fixed budget of images or of minutes, whichever ends first,
 # with their quality curves, then a sample sheet of each. Everything comes back as a few files of at most 15 MB, ready
-# to be scored where the Inception weights are (a GPU machine may have neither them nor a package index).
+# to be scored where the Inception weights are (a GPU machine may have neither them nor a package index), written as
+# each stage ends (the bench, the runs, the sheets), so that a call cut short brings back the stages it finished.
 #
 # On the GPU machine, in the project's root, with the project installed (on a machine without a package index, bring
 # wheels and an installer as `.gpu/whl` and `.gpu/install.sh`: the script sources it first):
@@ -23,9 +24,13 @@ set -uo pipefail
 
 if [ "${1:-}" = "--unpack" ]; then
     folder=${2:?usage: tools/gpu_check.sh --unpack FOLDER}
-    mkdir -p "$folder/runs" && cat "$folder"/runs.tar.* | tar -x -C "$folder/runs" || exit 1
     tar -xzf "$folder/summary.tgz" -C "$folder" || exit 1
-    echo "Unpacked into $folder: runs/, $(cd "$folder" && ls -d summary/* | tr '\n' ' ')"
+    if ls "$folder"/runs.tar.* >/dev/null 2>&1; then
+        mkdir -p "$folder/runs" && cat "$folder"/runs.tar.* | tar -x -C "$folder/runs" || exit 1
+    else
+        echo "No runs.tar.* in $folder: the call ended before the trainings did (see summary/gpu_check.log)."
+    fi
+    echo "Unpacked into $folder: $(cd "$folder" && ls -d runs summary/* 2>/dev/null | tr '\n' ' ')"
     exit 0
 fi
 
@@ -56,6 +61,12 @@ work=$(mktemp -d)
 summary=$work/summary
 mkdir -p "$summary" "$work/runs"
 log() { echo "[gpu_check +$(($(date +%s) - start)) s] $*" | tee -a "$summary/gpu_check.log"; }
+# The summary goes to $OUT whenever a stage ends, as one file replaced whole, so that a call cut short (a device
+# session's time can end before the call's limit) still brings back every stage that finished.
+save_summary() {
+    tar -C "$work" -czf "$work/summary.tgz" summary && cp "$work/summary.tgz" "$OUT/summary.tgz.new" \
+        && mv -f "$OUT/summary.tgz.new" "$OUT/summary.tgz"
+}
 
 # The tools are run as modules, not by their console scripts, and with -P (Python 3.11+), which keeps the working
 # directory off the import path. An install into a --target folder may lack console scripts (two pip installs into
@@ -98,6 +109,7 @@ if [ "$BENCH_SECONDS" -gt 0 ]; then
 fi
 wait "$data_pid" || { log "the training images could not be prepared:"; cat "$summary/data.log"; }
 log "$(tail -n 1 "$summary/data.log")"
+save_summary
 
 if command -v nvidia-smi >/dev/null 2>&1; then
     nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 > "$summary/nvidia_smi.csv" &
@@ -126,11 +138,7 @@ log "trainings ended"
 for name in "${names[@]}"; do
     run=$(dirname "$(ls -d "$work/runs/$name"/*/gpu/config.yml 2>/dev/null | head -n 1)")
     tail -n 2 "$run/metrics.jsonl" 2>/dev/null | sed "s/^/[$name] /" | tee -a "$summary/gpu_check.log"
-    timeout -k 10 "$SHEET_SECONDS" "${hypernerfgan[@]}" samples --load-config "$run/config.yml" \
-        --output "$summary/samples_$name.png" --num-seeds 6 --views 4 > "$summary/samples_$name.log" 2>&1 &
 done
-wait
-log "sample sheets: $(cd "$summary" && ls samples_*.png 2>/dev/null | tr '\n' ' ')"
 
 # Runs without their checkpoints (hundreds of MB); each curve point's samples are in its curve_samples/.
 # A device call brings back at most 64 MiB: past 56 MB, the untrained generators' points (images seen 0) go first.
@@ -141,6 +149,15 @@ if [ "$(stat -c %s "$work/runs.tar")" -gt 56000000 ]; then
 fi
 split -b 15M "$work/runs.tar" "$OUT/runs.tar."
 log "runs: $(du -h "$work/runs.tar" | cut -f1) in $(ls "$OUT"/runs.tar.* | wc -l) pieces (a device call brings back 8 files of
-    16 MiB, 64 MiB in all: fewer runs or CURVE_SAMPLES if this is more); total $(($(date +%s) - start)) s"
-tar -C "$work" -czf "$OUT/summary.tgz" summary
+    16 MiB, 64 MiB in all: fewer runs or CURVE_SAMPLES if this is more)"
+save_summary
+
+for name in "${names[@]}"; do
+    run=$(dirname "$(ls -d "$work/runs/$name"/*/gpu/config.yml 2>/dev/null | head -n 1)")
+    timeout -k 10 "$SHEET_SECONDS" "${hypernerfgan[@]}" samples --load-config "$run/config.yml" \
+        --output "$summary/samples_$name.png" --num-seeds 6 --views 4 > "$summary/samples_$name.log" 2>&1 &
+done
+wait
+log "sample sheets: $(cd "$summary" && ls samples_*.png 2>/dev/null | tr '\n' ' '); total $(($(date +%s) - start)) s"
+save_summary
 rm -rf "$work"
