@@ -135,9 +135,9 @@ for pid in "${pids[@]}"; do wait "$pid"; done
 [ -n "${smi_pid:-}" ] && kill "$smi_pid" 2>/dev/null
 log "trainings ended"
 
+run_folder() { dirname "$(ls -d "$work/runs/$1"/*/gpu/config.yml 2>/dev/null | head -n 1)"; }
 for name in "${names[@]}"; do
-    run=$(dirname "$(ls -d "$work/runs/$name"/*/gpu/config.yml 2>/dev/null | head -n 1)")
-    tail -n 2 "$run/metrics.jsonl" 2>/dev/null | sed "s/^/[$name] /" | tee -a "$summary/gpu_check.log"
+    tail -n 2 "$(run_folder "$name")/metrics.jsonl" 2>/dev/null | sed "s/^/[$name] /" | tee -a "$summary/gpu_check.log"
 done
 
 # Runs without their checkpoints (hundreds of MB); each curve point's samples are in its curve_samples/.
@@ -153,8 +153,7 @@ log "runs: $(du -h "$work/runs.tar" | cut -f1) in $(ls "$OUT"/runs.tar.* | wc -l
 save_summary
 
 for name in "${names[@]}"; do
-    run=$(dirname "$(ls -d "$work/runs/$name"/*/gpu/config.yml 2>/dev/null | head -n 1)")
-    timeout -k 10 "$SHEET_SECONDS" "${hypernerfgan[@]}" samples --load-config "$run/config.yml" \
+    timeout -k 10 "$SHEET_SECONDS" "${hypernerfgan[@]}" samples --load-config "$(run_folder "$name")/config.yml" \
         --output "$summary/samples_$name.png" --num-seeds 6 --views 4 > "$summary/samples_$name.log" 2>&1 &
 done
 wait
