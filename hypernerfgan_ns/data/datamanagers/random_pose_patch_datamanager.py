@@ -343,27 +343,28 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         self.check_downscale(downscale, footprints)
         store, patch = self.image_store, self.config.patch_size
         indices = torch.randint(0, store.num_images, (num_images,))
+        points: Optional[Tuple[Tensor, Tensor]] = None  # (rows, columns) to sample at; None: a crop of pixels
         if footprints is None:
             # On the coarse grid: a crop of the downscaled photo starts at d times a coarse offset.
             offsets = torch.randint(0, (self.resolution - patch) // downscale + 1, (num_images, 2)) * downscale
             if downscale > 1 and self.config.coarse_real_patches == "point":
                 centres = (torch.arange(patch // downscale) + 0.5) * downscale  # the coarse pixels' centres
-                rows, columns = offsets[:, :1] + centres, offsets[:, 1:] + centres
+                points = offsets[:, :1] + centres, offsets[:, 1:] + centres
         else:
-            rows, columns = self.patch_points(footprints)
+            points = self.patch_points(footprints)
         flip = torch.rand(num_images) < 0.5 if self.config.mirror_real_images else None
         images = self.device_images()
         if images is None:  # read the chosen photos from disk and bring them to the device
             images = to_device(torch.from_numpy(np.ascontiguousarray(store.read(indices.tolist()))), self.device)
             indices = torch.arange(num_images)
         indices = to_device(indices, self.device)
-        if footprints is None and (downscale == 1 or self.config.coarse_real_patches == "box"):
+        if points is None:
             patches = crop_patches(images, indices, to_device(offsets, self.device), patch).float() / UINT8_MAX
             if downscale > 1:
                 patches = F.avg_pool2d(patches.permute(0, 3, 1, 2), downscale).permute(0, 2, 3, 1)
         else:
-            points = to_device(torch.stack([rows, columns]), self.device)
-            patches = resample_patches(images, indices, points[0], points[1])
+            rows, columns = to_device(torch.stack(points), self.device)
+            patches = resample_patches(images, indices, rows, columns)
         if flip is not None:
             patches = torch.where(to_device(flip, self.device).view(-1, 1, 1, 1), patches.flip(2), patches)
         return patches
