@@ -42,7 +42,8 @@ def apply_activation(x: Tensor, activation: Activation, inplace: bool = False) -
 
 
 class EqualizedLinear(nn.Module):
-    """y = act((x W^T) * gain + b * lr_multiplier), with W initialised N(0, 1 / lr_multiplier^2).
+    """y = g * act(x W^T * lr_multiplier / sqrt(fan_in) + b * lr_multiplier), with W initialised
+    N(0, 1 / lr_multiplier^2) and g the activation's gain (`ACTIVATION_GAINS`, folded into weight and bias).
 
     Args:
         in_features: input width.

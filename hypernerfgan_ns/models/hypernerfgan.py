@@ -39,7 +39,7 @@ from hypernerfgan_ns.data.dataset_presets import DatasetPreset
 from hypernerfgan_ns.fields.target_field import ObjectWeights, TargetField
 from hypernerfgan_ns.model_components.colliders import ObjectShellCollider
 from hypernerfgan_ns.model_components.object_bound import points_inside_first
-from hypernerfgan_ns.model_components.ray_samplers import LinspaceSampler
+from hypernerfgan_ns.model_components.ray_samplers import FAR_PLANE_DELTA, LinspaceSampler
 from hypernerfgan_ns.networks.generator import Generator
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from hypernerfgan_ns.viewer.object_controls import ObjectViewerControls
@@ -92,7 +92,8 @@ class HyperNeRFGANModelConfig(DefaultsForMissingFields, ModelConfig):
     density_prior_radius: float = 0.6
     """Radius of the soft sphere added to the raw density, so that a new generator renders a blob, not fog."""
     density_prior_slope: float = 10.0
-    """Raw density the sphere adds per unit of distance inside it; 0 turns the prior off (the reference has none)."""
+    """The prior adds slope * (radius - |x|) to the raw density: more towards the centre, less outside the sphere;
+    0 turns the prior off (the reference has none)."""
     bound_density_to_object: bool = True
     """Zero density outside the object sphere (the camera prior's radius - near, or far - radius if smaller): the
     only place the prior frames as an object. No sample can then be a bar across the frame or a wall at the far
@@ -101,8 +102,12 @@ class HyperNeRFGANModelConfig(DefaultsForMissingFields, ModelConfig):
     """Samples per ray, evenly spaced between near and far (stratified in training)."""
     num_importance_samples: int = 0
     """Extra samples per ray placed by nerfstudio's PDFSampler where the coarse pass found density; 0: off."""
-    opaque_far_plane: bool = True
-    """Treat the last sample's interval as infinite, as the reference implementation does."""
+    opaque_far_plane: bool = False
+    """Treat the last sample's interval as infinite, as the reference implementation does (on for imported
+    checkpoints, and in the `no-density-bound` ablation). Off by default: with the density bound nothing lies beyond
+    the far plane, and as the object sphere touches it, the last training sample of a ray near the optical axis can
+    lie inside the sphere, where an infinite interval would turn the least density into an opaque disk that
+    evaluation renders never show."""
     recompute_ray_chunk: Optional[int] = None
     """Memory saver: keep no target-MLP activations for the backward pass but recompute them, this many rays per
     object at a time (torch.utils.checkpoint), so activation memory stops growing with patch x samples, for about
@@ -365,6 +370,8 @@ class HyperNeRFGANModel(Model):
             coarse_weights = ray_samples.get_weights(field_outputs[FieldHeadNames.DENSITY])
             outputs["rgb_coarse"] = self.renderer_rgb(rgb=field_outputs[FieldHeadNames.RGB], weights=coarse_weights)
             ray_samples = self.sampler_importance(ray_bundle, ray_samples, coarse_weights)
+            if self.config.opaque_far_plane:  # the PDF sampler's last interval ends at the far plane
+                ray_samples.deltas[..., -1, :] = FAR_PLANE_DELTA
             field_outputs = self.query_field(ray_samples, generator, weights, density_noise)
         sample_weights = ray_samples.get_weights(field_outputs[FieldHeadNames.DENSITY])
         outputs["rgb"] = self.renderer_rgb(rgb=field_outputs[FieldHeadNames.RGB], weights=sample_weights)

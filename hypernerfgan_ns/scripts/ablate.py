@@ -226,8 +226,9 @@ def disable_augmentation(config: HyperNeRFGANTrainerConfig) -> None:
 
 
 def unbound_density(config: HyperNeRFGANTrainerConfig) -> None:
-    """The reference field: density allowed anywhere between the near and far planes."""
+    """The reference field: density allowed anywhere between the near and far planes, the last interval infinite."""
     config.pipeline.model.bound_density_to_object = False
+    config.pipeline.model.opaque_far_plane = True
 
 
 def query_every_sample(config: HyperNeRFGANTrainerConfig) -> None:

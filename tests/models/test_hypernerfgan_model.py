@@ -11,6 +11,7 @@ import torchvision
 
 from hypernerfgan_ns.data.dataset_presets import DatasetPreset
 from hypernerfgan_ns.method_configs import METHODS, hypernerfgan_tiny
+from hypernerfgan_ns.model_components.ray_samplers import FAR_PLANE_DELTA
 from hypernerfgan_ns.scripts.bench import OperationCounter
 from nerfstudio.data.scene_box import SceneBox
 from tests.conftest import make_model
@@ -171,11 +172,38 @@ def test_training_forward_renders_a_batch_of_objects_grouped_by_camera(preset: D
         model(bundle[:47], latents=torch.randn(3, model.config.latent_dim))
 
 
+def test_a_faint_haze_in_the_object_sphere_renders_faint_in_training_and_evaluation(preset: DatasetPreset) -> None:
+    """The sphere touches the far plane, so in training the last sample of a ray near the optical axis can lie inside
+    it; its interval must end there, or the least density would make those pixels an opaque disk."""
+    torch.manual_seed(0)
+    model = make_model(preset)
+    prior = preset.camera_prior
+    camera = prior.cameras(prior.sample_poses(1), resolution=128)
+    bundle = model.collider(camera.generate_rays(camera_indices=0).flatten())
+    for training in (True, False):
+        samples = model.sampler_coarse.train(training)(bundle)
+        inside = samples.frustums.get_positions().norm(dim=-1, keepdim=True) <= prior.object_radius
+        accumulation = samples.get_weights(1e-3 * inside.float()).sum(dim=-2)
+        assert accumulation.max() < 0.01, f"haze of density 1e-3 rendered opaque (training={training})"
+
+
 def test_importance_sampling_renders_with_both_passes(preset: DatasetPreset) -> None:
     model = make_model(preset, num_importance_samples=8).eval()
     camera = preset.camera_prior.cameras(preset.camera_prior.orbit_poses(1), resolution=8)
     outputs = model.get_outputs_for_camera(camera)
     assert {"rgb", "rgb_coarse", "accumulation", "depth"} <= set(outputs)
+
+
+def test_an_opaque_far_plane_holds_for_the_importance_samples_too(preset: DatasetPreset) -> None:
+    model = make_model(preset, num_importance_samples=8, bound_density_to_object=False, opaque_far_plane=True)
+    queried = []
+    query_field = model.query_field
+    model.query_field = lambda ray_samples, *args: queried.append(ray_samples.deltas) or query_field(ray_samples, *args)
+    camera = preset.camera_prior.cameras(preset.camera_prior.orbit_poses(1), resolution=4)
+    model.eval().get_outputs_for_camera(camera)
+    coarse, fine = queried
+    assert (coarse[:, -1] == FAR_PLANE_DELTA).all() and (fine[:, -1] == FAR_PLANE_DELTA).all()
+    assert (fine[:, :-1] < 1.0).all()
 
 
 def test_recomputed_activations_give_the_same_outputs_and_gradients(preset: DatasetPreset) -> None:

@@ -293,7 +293,8 @@ def test_rows_change_what_they_say(tiny) -> None:
     assert (growing.images_per_stage, growing.fade_images) == (8, 4), "a fifth of the fixture's 40 images per stage"
     assert row_config(tiny, "progressive-growing-x2").pipeline.progressive_growing.downscales() == [2, 1]
     assert tiny.pipeline.model.bound_density_to_object
-    assert not row_config(tiny, "no-density-bound").pipeline.model.bound_density_to_object
+    unbounded = row_config(tiny, "no-density-bound").pipeline.model
+    assert not unbounded.bound_density_to_object and unbounded.opaque_far_plane  # the reference's field
     assert tiny.pipeline.model.train_query_inside_bound_only
     assert not row_config(tiny, "query-every-sample").pipeline.model.train_query_inside_bound_only
 
