@@ -53,8 +53,9 @@ ImageLayout = Literal["folder", "zip", "srn"]
 NonSquarePolicy = Literal["pad", "center-crop"]
 """What to do with non-square images: pad them with white to a square (keeps the whole object) or crop the centre."""
 
-IMAGE_EXTENSIONS: Tuple[str, ...] = (".png", ".jpg", ".jpeg")
-"""File name endings that are treated as images (matched case-insensitively)."""
+IMAGE_EXTENSIONS: Tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+"""File name endings that are treated as images (matched case-insensitively): what Pillow decodes and photo
+collections come in."""
 
 CACHE_FORMAT_VERSION = 1
 """Part of the cache key: bump it whenever decoding changes, so that old cache files are not trusted any more."""

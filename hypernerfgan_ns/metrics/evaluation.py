@@ -2,7 +2,7 @@
 
 Protocol (StyleGAN's "fid<N>k_full"): N generated images, each a new latent rendered at full resolution by the EMA
 generator from a camera drawn from the prior, with no density noise and no sampling jitter; against all training
-images (or the first `max_real_images`). Latents and cameras come from a seeded generator of their own, so two
+images (or `max_real_images` of them, spread evenly over the set). Latents and cameras come from a seeded generator of their own, so two
 evaluations of one checkpoint see the same samples. Metrics are registered by name in `METRICS`.
 
 Every user of the protocol goes through the same two steps: summarise each image set once (`ImageSetSummary`: its
@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ class GANEvaluationConfig(DefaultsForMissingFields, PrintableConfig):
     num_generated: int = 1000
     """Generated images; the papers report 1k, 5k or 50k (fid1k/fid5k/fid50k)."""
     max_real_images: Optional[int] = None
-    """Training images compared against; None: all of them (the "_full" protocols)."""
+    """Training images compared against, spread evenly over the set; None: all of them (the "_full" protocols)."""
     truncation: float = 1.0
     """Truncation psi of the generated latents (1: untruncated, as the papers evaluate)."""
     kid_subset_size: int = 1000
@@ -72,8 +72,15 @@ def without_inception_metrics(config: GANEvaluationConfig) -> GANEvaluationConfi
 
 
 def num_real_images(store: ImageStore, config: GANEvaluationConfig) -> int:
-    """Training images the protocol compares against: all of them, or the first `max_real_images`."""
+    """Training images the protocol compares against: all of them, or `max_real_images`."""
     return store.num_images if config.max_real_images is None else min(config.max_real_images, store.num_images)
+
+
+def spread_indices(num_images: int, count: int) -> List[int]:
+    """`count` of `num_images` indices spread evenly over them, in order (all of them when `count` is `num_images`):
+    a subset of a collection stored object by object (an SRN folder's 50 views per car, a zip by instance) holds
+    views of all its objects, not of its first few."""
+    return [index * num_images // count for index in range(count)]
 
 
 class PrecomputedFeatures(nn.Module):
@@ -117,11 +124,11 @@ def inception_distances(
 
 
 def store_image_batches(
-    store: ImageStore, count: int, batch_size: int
+    store: ImageStore, indices: Sequence[int], batch_size: int
 ) -> Iterator[Float[Tensor, "batch 3 height width"]]:
-    """The first `count` images of a store in [0, 1], in batches."""
-    for start in range(0, count, batch_size):
-        images = store.read(list(range(start, min(start + batch_size, count))))
+    """The images of a store at `indices` in [0, 1], in batches."""
+    for start in range(0, len(indices), batch_size):
+        images = store.read(indices[start : start + batch_size])
         yield torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / UINT8_MAX
 
 
@@ -168,7 +175,8 @@ class ImageSetSummary:
     count: int
     """Images in the set."""
     images: Optional[Float[Tensor, "kept 3 height width"]]
-    """The first images in [0, 1] on the CPU, for SWD (which compares equally many); None when SWD is not asked."""
+    """Images in [0, 1] on the CPU for SWD, which compares equally many: a generated set's first, a real set's spread
+    evenly over it; None when SWD is not asked."""
     features: Optional[Float[Tensor, "count features"]]
     """Inception pool features of every image; None when FID and KID are not asked."""
 
@@ -228,25 +236,29 @@ def summarize_real_images(
     device: torch.device,
     keep_images: Optional[int] = None,
 ) -> ImageSetSummary:
-    """`summarize_images` of the first `count` images of a store, with their Inception features from the disk cache
-    when an earlier run, evaluation or score of the same images and weights computed them (`metrics.feature_cache`)."""
-    if extractor is None or not config.cache_real_features:
-        batches = store_image_batches(store, count, config.batch_size)
-        return summarize_images(batches, count, description, config, extractor, device, keep_images)
-    computed: List[ImageSetSummary] = []
+    """The summary of `count` images of a store spread evenly over it (`spread_indices`), with SWD's images (at most
+    `keep_images`) spread evenly over those, and their Inception features from the disk cache when an earlier run,
+    evaluation or score of the same images and weights computed them (`metrics.feature_cache`)."""
+    indices = spread_indices(store.num_images, count)
+    images = None
+    if "swd" in config.metrics:
+        keep = count if keep_images is None else min(count, keep_images)
+        kept = [indices[index] for index in spread_indices(count, keep)]
+        images = torch.cat(list(store_image_batches(store, kept, config.batch_size)))
+    features = None
+    if extractor is not None:
 
-    def compute() -> Tensor:
-        batches = store_image_batches(store, count, config.batch_size)
-        computed.append(summarize_images(batches, count, description, config, extractor, device, keep_images))
-        assert computed[0].features is not None
-        return computed[0].features
+        def compute() -> Tensor:
+            batches = store_image_batches(store, indices, config.batch_size)
+            summary = summarize_images(batches, count, description, config, extractor, device, keep_images=0)
+            assert summary.features is not None
+            return summary.features
 
-    features = cached_features(features_entry(store, count, extractor.weights, device), count, compute)
-    if computed:
-        return computed[0]
-    keep = count if keep_images is None else min(count, keep_images)  # SWD's images: only those kept are read
-    kept = summarize_images(store_image_batches(store, keep, config.batch_size), keep, description, config, None, device)
-    return ImageSetSummary(count=count, images=kept.images, features=features)
+        if config.cache_real_features:
+            features = cached_features(features_entry(store, count, extractor.weights, device), count, compute)
+        else:
+            features = compute()
+    return ImageSetSummary(count=count, images=images, features=features)
 
 
 def summarize_training_images(
@@ -254,7 +266,7 @@ def summarize_training_images(
     config: GANEvaluationConfig,
     extractor: Optional[InceptionFeatureExtractor],
 ) -> ImageSetSummary:
-    """The protocol's summary of the training images (all of them, or the first `max_real_images`)."""
+    """The protocol's summary of the training images (all of them, or `max_real_images` spread over them)."""
     store = pipeline.datamanager.image_store
     count = num_real_images(store, config)
     return summarize_real_images(

@@ -26,15 +26,16 @@ from nerfstudio.utils.rich_utils import CONSOLE
 FEATURES_SUBFOLDER = "inception_features"
 """Folder under the cache root that holds the entries."""
 
-FORMAT_VERSION = 1
-"""Bumped when the features of the same inputs change (preprocessing, feature layer)."""
+FORMAT_VERSION = 2
+"""Bumped when the features of the same inputs change (preprocessing, feature layer, which images; 2: a subset is
+spread evenly over the set, not its first images)."""
 
 
 def features_entry(
     store: ImageStore, count: int, weights: Path, device: torch.device, cache_root: Optional[Path] = None
 ) -> Path:
-    """The cache file of the Inception features (`weights`, on `device`'s type) of the first `count` images of
-    `store`."""
+    """The cache file of the Inception features (`weights`, on `device`'s type) of `count` images of `store`, spread
+    evenly over it (`metrics.evaluation.spread_indices`)."""
     weights = Path(weights).resolve()
     status = weights.stat()
     key = {

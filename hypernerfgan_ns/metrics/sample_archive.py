@@ -46,7 +46,7 @@ class SampleArchive:
     def __init__(self, output: Path) -> None:
         self.output = output.expanduser()
         self.as_zip = self.output.suffix.lower() == ".zip"
-        if self.output.exists() and (self.as_zip or any(self.output.iterdir())):
+        if self.output.exists() and (self.as_zip or not self.output.is_dir() or any(self.output.iterdir())):
             raise ExportError(f"{self.output} already exists; choose a new --output, or delete it first.")
         self.count = 0
         self._stack = ExitStack()

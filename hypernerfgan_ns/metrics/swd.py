@@ -13,7 +13,7 @@ are the papers' metrics.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -58,8 +58,9 @@ def _downsample(images: Tensor) -> Tensor:
     return F.conv2d(F.pad(images, [pad] * 4, mode="reflect"), kernel, stride=2, groups=images.shape[1])
 
 
-def _upsample(images: Tensor) -> Tensor:
-    return F.interpolate(images, scale_factor=2, mode="bilinear", align_corners=False)
+def _upsample(images: Tensor, size: Tuple[int, int]) -> Tensor:
+    """Twice the side, to `size`: an odd side's level downsamples to half of one more pixel."""
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False)
 
 
 def laplacian_pyramid(images: Float[Tensor, "batch 3 height width"], min_resolution: int) -> List[Tensor]:
@@ -68,7 +69,7 @@ def laplacian_pyramid(images: Float[Tensor, "batch 3 height width"], min_resolut
     current = images
     while current.shape[-1] // 2 >= min_resolution:
         lower = _downsample(current)
-        levels.append(current - _upsample(lower))
+        levels.append(current - _upsample(lower, (current.shape[-2], current.shape[-1])))
         current = lower
     levels.append(current)
     return levels

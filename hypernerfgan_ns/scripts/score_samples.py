@@ -131,16 +131,18 @@ class ScoreCommand:
     """FID, KID and SWD of a folder or zip of generated images against a dataset, computed as ns-eval does."""
 
     samples: tyro.conf.Positional[Path]
-    """Generated images: a folder or zip of square PNG/JPG images (e.g. written by `hypernerfgan render-samples`)."""
+    """Generated images: a folder or zip of square images (e.g. written by `hypernerfgan render-samples`)."""
     data: Optional[Path] = None
     """Real images to compare with: a built-in set (cars, chairs, planes), a folder, a zip or an SRN folder,
     decoded at the samples' resolution."""
     load_config: Optional[Path] = None
-    """Instead of --data: a run's config.yml, to compare with the images that run trained on, as it saw them."""
+    """Instead of --data: a run's config.yml, to compare with the images that run trained on, as it saw them, with
+    its ns-eval protocol (real-image count, KID subsets, seed, SWD settings)."""
     metrics: Tuple[str, ...] = ("fid", "kid", "swd")
     """Metrics: fid and kid (need the Inception weights: hypernerfgan fetch-inception) and swd."""
     max_real_images: Optional[int] = None
-    """Compare with the first N real images only; default: all (the "_full" protocols)."""
+    """Compare with N real images spread evenly over the set; default: all (the "_full" protocols), or the run's
+    setting with --load-config."""
     inception_weights: Optional[Path] = None
     """The Inception weights file; default: looked up as ns-eval does."""
     json: Optional[Path] = None
@@ -149,9 +151,7 @@ class ScoreCommand:
     def main(self) -> Dict[str, float]:
         if (self.data is None) == (self.load_config is None):
             raise ExportError("Name the real images with exactly one of --data and --load-config.")
-        evaluation = GANEvaluationConfig(
-            metrics=self.metrics, max_real_images=self.max_real_images, inception_weights=self.inception_weights
-        )
+        evaluation, swd = self.protocol()
         check_metric_names(evaluation)
         width, height = first_image_size(self.samples)
         if width != height:
@@ -165,12 +165,31 @@ class ScoreCommand:
             real, count, "Real images", evaluation, extractor, device, keep_images=samples.num_images
         )
         fake_summary = summarize_images(
-            store_image_batches(samples, samples.num_images, evaluation.batch_size), samples.num_images, "Samples",
-            evaluation, extractor, device,
+            store_image_batches(samples, range(samples.num_images), evaluation.batch_size),
+            samples.num_images,
+            "Samples",
+            evaluation,
+            extractor,
+            device,
         )
-        results = score(real_summary, fake_summary, evaluation, SWDConfig())
+        results = score(real_summary, fake_summary, evaluation, swd)
         self.report(results, real, samples)
         return results
+
+    def protocol(self) -> Tuple[GANEvaluationConfig, SWDConfig]:
+        """ns-eval's protocol: the run's own with --load-config, else the defaults; the options given override it."""
+        if self.load_config is not None:
+            pipeline = run_config(self.load_config).pipeline
+            evaluation, swd = pipeline.evaluation, pipeline.swd
+        else:
+            evaluation, swd = GANEvaluationConfig(), SWDConfig()
+        evaluation = dataclasses.replace(
+            evaluation,
+            metrics=self.metrics,
+            max_real_images=evaluation.max_real_images if self.max_real_images is None else self.max_real_images,
+            inception_weights=self.inception_weights or evaluation.inception_weights,
+        )
+        return evaluation, swd
 
     def real_store(self, resolution: int) -> ImageStore:
         """The real images, decoded at the samples' resolution."""

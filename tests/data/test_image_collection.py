@@ -91,18 +91,21 @@ def test_folder_layout_is_recursive_and_ignores_hidden_files(tmp_path: Path) -> 
     save(folder / "a.png", solid(RED))
     save(folder / "sub" / "b.JPG", solid(GREEN))
     save(folder / "sub" / "deeper" / "c.jpeg", solid(BLUE))
+    save(folder / "d.webp", solid(RED))
+    save(folder / "e.BMP", solid(GREEN))
+    save(folder / "f.tif", solid(BLUE))
     save(folder / ".hidden.png", solid(WHITE))
     save(folder / ".git" / "x.png", solid(WHITE))
     (folder / "notes.txt").write_text("not an image")
 
     layout, names = find_images(folder)
     assert layout == "folder"
-    assert names == ["a.png", "sub/b.JPG", "sub/deeper/c.jpeg"]
+    assert names == ["a.png", "d.webp", "e.BMP", "f.tif", "sub/b.JPG", "sub/deeper/c.jpeg"]
 
     store = build(folder, tmp_path)
-    assert store.num_images == 3
+    assert store.num_images == 6
     pixels = store.array()[:, 4, 4].astype(int)
-    np.testing.assert_allclose(pixels, [RED, GREEN, BLUE], atol=6)  # JPEG is lossy
+    np.testing.assert_allclose(pixels, [RED, RED, GREEN, BLUE, GREEN, BLUE], atol=6)  # JPEG and WebP are lossy
 
 
 def test_zip_layout_reads_nested_members_and_ignores_macos_metadata(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ import torch
 
 from hypernerfgan_ns.data.cache import default_cache_root
 from hypernerfgan_ns.errors import InceptionUnavailableError
-from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, inception_distances
+from hypernerfgan_ns.data.image_collection import ImageStore
+from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, inception_distances, summarize_real_images
 from hypernerfgan_ns.metrics.feature_cache import FEATURES_SUBFOLDER, features_entry
 from hypernerfgan_ns.metrics.inception import (
     INCEPTION_ENV_VARIABLE,
@@ -172,3 +173,32 @@ def test_training_images_features_are_computed_once_and_kept_for_later_evaluatio
     pipeline.config.evaluation = dataclasses.replace(evaluation, cache_real_features=False)
     images_seen.clear()
     assert pipeline.get_average_eval_image_metrics() == first and sum(images_seen) == num_real + 8
+
+
+@pytest.mark.parametrize("side", [33, 66, 70])
+def test_swd_scores_images_whose_pyramid_levels_have_odd_sides(side: int) -> None:
+    generator = torch.Generator().manual_seed(0)
+    smooth = torch.nn.functional.interpolate(torch.rand(16, 3, 8, 8, generator=generator), size=side, mode="bilinear")
+    noise = torch.rand(16, 3, side, side, generator=generator)
+    same = sliced_wasserstein_distance(smooth[:8], smooth[8:])["swd"]
+    different = sliced_wasserstein_distance(smooth[:8], noise[:8])["swd"]
+    assert 0 < same < different
+
+
+def test_a_subset_of_real_images_holds_every_object_of_a_collection_stored_object_by_object(
+    tmp_path: Path, stand_in_weights: Path
+) -> None:
+    """An SRN folder lists each car's 50 views together: SWD's 20 images and FID's 100 must not be the first cars'."""
+    objects, views = 10, 50
+    pixels = np.repeat(np.arange(objects, dtype=np.uint8), views)[:, None, None, None] * np.ones((1, 8, 8, 3), np.uint8)
+    np.save(tmp_path / "store.npy", pixels)
+    store = ImageStore(path=tmp_path / "store.npy", num_images=objects * views, resolution=8, source=tmp_path)
+    evaluation = GANEvaluationConfig(max_real_images=100, inception_weights=stand_in_weights, cache_real_features=False)
+    extractor = InceptionFeatureExtractor(stand_in_weights)
+    summary = summarize_real_images(store, 100, "Real", evaluation, extractor, torch.device("cpu"), keep_images=20)
+    assert summary.count == 100 and summary.features is not None and summary.features.shape[0] == 100
+    assert summary.images is not None and summary.images.shape == (20, 3, 8, 8)
+    assert set((summary.images[:, 0, 0, 0] * 255).round().int().tolist()) == set(range(objects))
+    object_means = (summary.features[:, 2] * 127.5 + 127.5).round().int()  # the stand-in's mean, back in pixels
+    assert set(object_means.tolist()) == set(range(objects))
+    assert torch.equal(object_means, torch.arange(100) * 5 // views)  # every fifth image, in order

@@ -192,7 +192,7 @@ def test_plotting_leaves_the_callers_matplotlib_as_it_was(tmp_path: Path) -> Non
 
 def test_samples_rendered_elsewhere_score_as_ns_eval_scores(tmp_path: Path, stand_in_weights: Path) -> None:
     config = curve_config(tmp_path, iterations=2, num_generated=12, kid_subset_size=6, kid_subsets=3,
-                          inception_weights=stand_in_weights)
+                          inception_weights=stand_in_weights, max_real_images=10)
     config = replaced(config, quality_curve=QualityCurveConfig(interval_images=0))
     train(config)
     config_path = config.get_base_dir() / "config.yml"
@@ -207,11 +207,17 @@ def test_samples_rendered_elsewhere_score_as_ns_eval_scores(tmp_path: Path, stan
     expected = pipeline.get_average_eval_image_metrics()
     scored = ScoreCommand(samples=samples, load_config=config_path, inception_weights=stand_in_weights).main()
     # Inception sees 8-bit images either way; SWD sees the float renders in ns-eval and their 8-bit PNGs here.
+    # The run's protocol: its 10 real images, its KID subsets and seed.
     assert scored["fid"] == pytest.approx(expected["fid"], rel=1e-4)
+    assert scored["kid"] == pytest.approx(expected["kid"], rel=1e-4)
     assert scored["swd"] == pytest.approx(expected["swd"], rel=0.05)
-    assert scored["num_generated"] == 12 and scored["num_real"] == expected["num_real"]
+    assert scored["num_generated"] == 12 and scored["num_real"] == expected["num_real"] == 10
 
     with pytest.raises(ExportError, match="exactly one"):
         ScoreCommand(samples=samples).main()
     with pytest.raises(ExportError, match="already exists"):
         RenderSamplesCommand(load_config=config_path, output=samples).main()
+    (tmp_path / "notes.txt").write_text("keep me", encoding="utf8")
+    with pytest.raises(ExportError, match="already exists"):
+        RenderSamplesCommand(load_config=config_path, output=tmp_path / "notes.txt").main()
+    assert (tmp_path / "notes.txt").read_text(encoding="utf8") == "keep me"

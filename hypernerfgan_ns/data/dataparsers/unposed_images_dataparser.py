@@ -2,7 +2,7 @@
 
 Accepted `--data`:
 
-- a folder of PNG/JPG images, searched recursively;
+- a folder of images (PNG, JPEG, WebP, BMP, TIFF), searched recursively;
 - a zip of images (the StyleGAN2-ADA dataset layout HyperNeRFGAN's datasets are published in);
 - an SRN ShapeNet folder, `<instance>/rgb/*.png` (its poses are ignored);
 - a built-in procedural set, `cars`, `chairs` or `planes`, rendered on the CPU into a cache on first use.
