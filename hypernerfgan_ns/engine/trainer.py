@@ -12,8 +12,8 @@ Everything else (the loop, logging, the viewer, checkpoint files, named optimize
 - Non-finite losses or gradients skip the step and are counted; after `max_consecutive_skipped_steps` skipped
   iterations in a row, training stops with a clear message and the last checkpoint is left untouched.
   (With the fp16 grad scaler, an overflow is the scaler's business: it skips the step and lowers its scale.)
-- Checkpoints also hold the random-number generators' states, so a resumed run continues the same sequence of
-  latents, cameras, crops and augmentations as an uninterrupted one.
+- Checkpoints also hold the random-number generators' states (each process's, under DDP), so a resumed run
+  continues the same sequence of latents, cameras, crops and augmentations as an uninterrupted one.
 - Ctrl-C finishes the current iteration, saves a checkpoint and exits; a second Ctrl-C quits at once.
 - Dataset and configuration errors are shown as a message, not a traceback.
 - The quality curve (`metrics.quality_curve`): the EMA generator scored every N images into the run's
@@ -28,10 +28,12 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from rich.markup import escape
 from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
 
@@ -47,6 +49,13 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 INTERRUPTED_EXIT_CODE = 130
 """Exit status after a Ctrl-C (128 + SIGINT), as shells report it."""
+
+UNSUPPORTED_TRAINER_OPTIONS: Dict[str, Callable[[TrainerConfig], bool]] = {
+    "--gradient-accumulation-steps": lambda config: bool(config.gradient_accumulation_steps),
+    "--log-gradients": lambda config: bool(config.log_gradients),
+}
+"""nerfstudio's trainer options that its summed-loss iteration implements and the GAN iteration does not: refused
+rather than ignored."""
 
 
 @dataclass
@@ -87,6 +96,15 @@ def random_states() -> Dict[str, Any]:
     return states
 
 
+def gathered_random_states(world_size: int) -> List[Dict[str, Any]]:
+    """`random_states()` of every process, by rank; a collective under DDP (every process calls it)."""
+    if world_size == 1:
+        return [random_states()]
+    gathered: List[Any] = [None] * world_size
+    dist.all_gather_object(gathered, random_states())
+    return gathered
+
+
 def restore_random_states(states: Dict[str, Any]) -> None:
     """Inverse of `random_states`."""
     torch.set_rng_state(states["torch"])
@@ -112,6 +130,7 @@ def checkpoint_contents(
     grad_scaler: GradScaler,
     skipped_steps: int,
     clock: TrainingClock,
+    rank_random_states: List[Dict[str, Any]],
 ) -> Dict[str, Any]:
     """Everything a checkpoint holds; only tensors and plain values, so `torch.load(weights_only=True)` reads it."""
     return {
@@ -120,7 +139,7 @@ def checkpoint_contents(
         "optimizers": {name: optimizer.state_dict() for name, optimizer in optimizers.optimizers.items()},
         "schedulers": {name: scheduler.state_dict() for name, scheduler in optimizers.schedulers.items()},
         "scalers": grad_scaler.state_dict(),
-        "random_states": random_states(),
+        "random_states": rank_random_states,
         "skipped_steps": skipped_steps,
         "clock": clock.state_dict(),
     }
@@ -143,6 +162,13 @@ class HyperNeRFGANTrainer(Trainer):
         self.scale_after_last_step: Optional[float] = None
         self.quality_curve: Optional[QualityCurve] = None
         self.resumed_checkpoint: Optional[Path] = None
+        ignored = [flag for flag, used in UNSUPPORTED_TRAINER_OPTIONS.items() if used(config)]
+        if ignored:
+            raise ValueError(
+                f"{' and '.join(ignored)}: not supported by HyperNeRFGAN's trainer, whose discriminator and generator "
+                "phases each step their own optimizer once per iteration. Leave them out; for a larger batch per "
+                "update raise --pipeline.datamanager.batch-size."
+            )
 
     # ------------------------------------------------------------------ setup and the loop
 
@@ -173,8 +199,11 @@ class HyperNeRFGANTrainer(Trainer):
         self.clock.restart()
         try:
             if self.quality_curve is not None:
-                self.quality_curve.start(self._start_step)
-            super().train()
+                self.quality_curve.start(self._start_step)  # the first point: minutes on a CPU
+            if self.interrupted:
+                CONSOLE.print("Interrupted before the first iteration; nothing new to save.")
+            else:
+                super().train()
         except TrainingDivergedError as error:
             print_error(error)
             raise SystemExit(error.exit_code) from None
@@ -200,8 +229,13 @@ class HyperNeRFGANTrainer(Trainer):
             self.quality_curve.finish(self.last_completed_step)
         super()._after_train()
         if self.interrupted:
-            resume = self.checkpoint_dir
-            CONSOLE.print(f"Interrupted. Resume with: [bold]ns-train {self.config.method_name} --load-dir {resume}[/bold]")
+            datamanager = self.config.pipeline.datamanager
+            data = datamanager.data or datamanager.dataparser.data
+            command = f"ns-train {self.config.method_name} --data {data} --load-dir {self.checkpoint_dir}"
+            CONSOLE.print(
+                f"Interrupted. Resume with: [bold]{escape(command)}[/bold] and the other options this run was "
+                "started with."
+            )
 
     def _train_complete_viewer(self) -> None:
         if not self.interrupted:
@@ -278,12 +312,17 @@ class HyperNeRFGANTrainer(Trainer):
     # ------------------------------------------------------------------ checkpoints
 
     def save_checkpoint(self, step: int) -> None:
-        """nerfstudio's checkpoint plus random-number-generator states and the skip counter."""
+        """nerfstudio's checkpoint plus every process's random-number-generator states and the skip counter. Every
+        process calls it (nerfstudio's loop does); the main process writes."""
+        rank_random_states = gathered_random_states(self.world_size)
+        if not comms.is_main_process():
+            return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         checkpoint_path = self.checkpoint_dir / f"step-{step:09d}.ckpt"
         torch.save(
             checkpoint_contents(
-                step, self.pipeline, self.optimizers, self.grad_scaler, self.skipped_steps, self.clock
+                step, self.pipeline, self.optimizers, self.grad_scaler, self.skipped_steps, self.clock,
+                rank_random_states,
             ),
             checkpoint_path,
         )
@@ -305,12 +344,28 @@ class HyperNeRFGANTrainer(Trainer):
         if self.config.load_scheduler:
             self.optimizers.load_schedulers(state["schedulers"])
         self.grad_scaler.load_state_dict(state["scalers"])
-        restore_random_states(state["random_states"])
+        self.restore_rank_random_states(state["random_states"], state["step"])
         self.skipped_steps = state["skipped_steps"]
         if "clock" in state:  # checkpoints written before the quality curve have no clock
             self.clock = TrainingClock.from_state_dict(state["clock"])
         self.resumed_checkpoint = checkpoint_path
         CONSOLE.print(f"Resuming from {checkpoint_path} (step {state['step']}).")
+
+    def restore_rank_random_states(self, saved: Union[Dict[str, Any], List[Dict[str, Any]]], step: int) -> None:
+        """This process's generators as the checkpoint left them (a checkpoint of one process holds one dict); a run
+        resumed on another number of processes starts every process's streams anew, each its own."""
+        rank_states = saved if isinstance(saved, list) else [saved]
+        if len(rank_states) == self.world_size:
+            restore_random_states(rank_states[comms.get_rank()])
+            return
+        seed = self.config.machine.seed + comms.get_rank() + (step + 1) * self.world_size
+        CONSOLE.print(
+            f"The checkpoint was written by {len(rank_states)} processes and is resumed by {self.world_size}: "
+            f"each process's random numbers start anew (seed {seed}), so the run does not repeat an uninterrupted one."
+        )
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)  # and every CUDA device's
 
     def checkpoint_to_resume(self) -> Optional[Path]:
         """The checkpoint named by the configuration, checked to exist."""

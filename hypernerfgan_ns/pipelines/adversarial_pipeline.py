@@ -148,7 +148,13 @@ class AdversarialPipeline(VanillaPipeline):
             device_ids = [local_rank] if torch.device(device).type == "cuda" else None
             # Buffers stay identical by construction (w_avg is averaged over processes), so none are broadcast.
             self._ddp["model"] = DDP(self._model, device_ids=device_ids, find_unused_parameters=True, broadcast_buffers=False)
-            self._ddp["discriminator"] = DDP(self.discriminator, device_ids=device_ids, broadcast_buffers=False)
+            # A growing stage leaves the other stages' input layers and blocks out of its graph.
+            self._ddp["discriminator"] = DDP(
+                self.discriminator,
+                device_ids=device_ids,
+                find_unused_parameters=self.config.progressive_growing.enabled,
+                broadcast_buffers=False,
+            )
             dist.barrier()
 
     def check_progressive_growing(self) -> None:

@@ -21,7 +21,7 @@ import tyro
 from torch.cuda.amp.grad_scaler import GradScaler
 
 from hypernerfgan_ns.data.dataset_presets import DEFAULT_PRESET, guess_preset_name, load_preset
-from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig, checkpoint_contents
+from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig, checkpoint_contents, gathered_random_states
 from hypernerfgan_ns.errors import CheckpointError
 from hypernerfgan_ns.method_configs import method_config
 from hypernerfgan_ns.metrics.quality_curve import TrainingClock
@@ -98,7 +98,8 @@ class ImportReferenceCommand:
         checkpoint_dir = config.get_checkpoint_dir()
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         contents = checkpoint_contents(
-            0, pipeline, optimizers, GradScaler(enabled=False), skipped_steps=0, clock=TrainingClock()
+            0, pipeline, optimizers, GradScaler(enabled=False), skipped_steps=0, clock=TrainingClock(),
+            rank_random_states=gathered_random_states(world_size=1),
         )
         torch.save(contents, checkpoint_dir / f"step-{0:09d}.ckpt")
         config_path = config.get_base_dir() / "config.yml"

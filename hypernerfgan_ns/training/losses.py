@@ -4,9 +4,10 @@
     D reg:   gamma / 2 * ||grad_x D(x)||^2 on real x, lazily: every N-th discriminator step, weighted by N
     G main:  softplus(-D(fake))                               = -log(sigmoid(D(fake)))
 
-The lazy R1 term is folded into the discriminator step of every N-th iteration (stylegan2-ada's "Dboth" phase).
-The optimizer therefore still takes exactly one step per iteration, so unlike a separate regularisation step it
-needs no rescaling of Adam's learning rate and betas: 0.0025 and (0, 0.99) are used as they are.
+The lazy R1 term is added to the main discriminator loss of every N-th iteration, where stylegan2-ada runs it as a
+separate "Dreg" phase with its own optimizer step (its one-step "Dboth" phase is the non-lazy case). The optimizer
+therefore still takes exactly one step per iteration, so unlike a separate regularisation step it needs no rescaling
+of Adam's learning rate and betas: 0.0025 and (0, 0.99) are used as they are.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Two-process DDP training on the CPU (gloo): both phases run and the replicas stay identical.
+"""Two-process DDP training on the CPU (gloo): both phases run and the replicas stay identical; progressive growing
+trains and a resumed run gives each process its own random numbers back.
 
 nerfstudio's `ns-train --machine.num-devices N` launcher asserts CUDA before it starts any process, so this test
 starts the two processes itself, the way that launcher does, and runs the same trainer in each.
@@ -8,16 +9,30 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Tuple
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from nerfstudio.scripts.train import _set_random_seed
-from tests.helpers import micro_config
+from tests.helpers import latest_checkpoint, micro_config, replaced
 
 WORLD_SIZE = 2
 SHARED_FAKES = (False, True)
+GROWING = ProgressiveGrowingConfig(start_downscale=4, images_per_stage=8, fade_images=4)
+
+
+def growing_configs(output_dir: Path) -> Tuple[HyperNeRFGANTrainerConfig, HyperNeRFGANTrainerConfig]:
+    """A run growing from 4-pixel patches (each stage leaves discriminator layers unused), and its resumption."""
+    first = micro_config(output_dir / "growing", max_num_iterations=3)
+    first.pipeline.progressive_growing = GROWING
+    resumed = replaced(micro_config(output_dir / "growing", max_num_iterations=2, timestamp="resumed"),
+                       load_dir=first.get_checkpoint_dir())
+    resumed.pipeline.progressive_growing = GROWING
+    return first, resumed
 
 
 def free_port() -> int:
@@ -37,6 +52,13 @@ def worker(rank: int, output_dir: Path, port: int) -> None:
             trainer.setup()
             trainer.train()
             torch.save(trainer.pipeline.state_dict(), output_dir / f"shared-{shared_fakes}" / f"rank{rank}.pt")
+        for config in growing_configs(output_dir):
+            _set_random_seed(config.machine.seed + rank)
+            trainer = config.setup(local_rank=rank, world_size=WORLD_SIZE)
+            trainer.setup()
+            if config.load_dir is not None:  # the resumed run: the generators as the checkpoint left them
+                torch.save(torch.get_rng_state(), output_dir / "growing" / f"resumed-rank{rank}.pt")
+            trainer.train()
     finally:
         dist.destroy_process_group()
 
@@ -46,6 +68,8 @@ def test_two_cpu_processes_train_identical_replicas(tmp_path: Path) -> None:
     then spans the discriminator's DDP step)."""
     for shared_fakes in SHARED_FAKES:
         micro_config(tmp_path / f"shared-{shared_fakes}").save_config()
+    for config in growing_configs(tmp_path):
+        config.save_config()
     mp.spawn(worker, args=(tmp_path, free_port()), nprocs=WORLD_SIZE, join=True)
     for shared_fakes in SHARED_FAKES:
         run = tmp_path / f"shared-{shared_fakes}"
@@ -55,3 +79,12 @@ def test_two_cpu_processes_train_identical_replicas(tmp_path: Path) -> None:
             assert torch.allclose(first[key].float(), second[key].float(), atol=1e-6), (shared_fakes, key)
         assert any(key.startswith("discriminator.") for key in first)
         assert float(first["augment.sign_count"]) == 0.0  # the last update (step 3) all-reduced and reset it
+
+    first, resumed = growing_configs(tmp_path)
+    saved = latest_checkpoint(first.get_checkpoint_dir())  # written once, by the main process
+    assert saved["step"] == 2 and len(saved["random_states"]) == WORLD_SIZE
+    assert not torch.equal(saved["random_states"][0]["torch"], saved["random_states"][1]["torch"])
+    for rank in range(WORLD_SIZE):
+        restored = torch.load(tmp_path / "growing" / f"resumed-rank{rank}.pt", weights_only=True)
+        assert torch.equal(restored, saved["random_states"][rank]["torch"]), f"rank {rank} resumed another's numbers"
+    assert latest_checkpoint(resumed.get_checkpoint_dir())["step"] == 4

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 
-from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.metrics.quality_curve import QualityCurve, QualityCurveConfig
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from tests.helpers import latest_checkpoint, micro_config, replaced, train
@@ -125,3 +128,34 @@ def test_a_resumed_or_evaluated_run_sees_the_octaves_its_step_opened(tmp_path: P
     alpha = 4 * (state["step"] + 1) * 4 / 64  # octaves x images seen / annealing images = 0.75
     first_octave = (1 - math.cos(math.pi * alpha)) / 2
     torch.testing.assert_close(encoding.octave_weights, torch.tensor([first_octave, 0.0, 0.0, 0.0]))
+
+
+def test_ctrl_c_while_the_first_curve_point_is_scored_stops_before_the_first_iteration(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The first point scores the new generator (minutes on a CPU); a Ctrl-C then must not be lost."""
+    config = micro_config(tmp_path, max_num_iterations=3, quality_curve=QualityCurveConfig(interval_images=8, num_generated=8))
+    start = QualityCurve.start
+
+    def start_then_ctrl_c(curve: QualityCurve, step: int) -> None:
+        start(curve, step)
+        os.kill(os.getpid(), signal.SIGINT)  # as a terminal's Ctrl-C reaches the process
+
+    monkeypatch.setattr(QualityCurve, "start", start_then_ctrl_c)
+    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(SystemExit) as stopped:
+        trainer.train()
+    assert stopped.value.code == INTERRUPTED_EXIT_CODE
+    assert trainer.last_completed_step is None and not any(config.get_checkpoint_dir().glob("*.ckpt"))
+    assert "before the first iteration" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
+@pytest.mark.parametrize("option", ["gradient_accumulation_steps", "log_gradients"])
+def test_nerfstudio_options_the_gan_iteration_does_not_implement_are_refused(tmp_path: Path, option: str) -> None:
+    value = {"generator": 2} if option == "gradient_accumulation_steps" else True
+    config = micro_config(tmp_path, **{option: value})
+    with pytest.raises(ValueError, match=option.replace("_", "-")):
+        config.setup(local_rank=0, world_size=1)

@@ -76,6 +76,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_renders_and_evaluates(tmp_path: 
     output = "".join(lines) + output
     assert process.returncode == 130, output
     assert "Traceback" not in output and "Resume with" in output
+    assert "--data cars --load-dir" in " ".join(output.split())  # the hint names the data the run trained on
 
     run = next((tmp_path / "outputs" / "interrupted" / "hypernerfgan-tiny").iterdir())
     checkpoints = sorted((run / "nerfstudio_models").glob("step-*.ckpt"))
