@@ -367,9 +367,10 @@ class AdversarialPipeline(VanillaPipeline):
             ray_bundle, batch = self.datamanager.next_eval(step)
             latents = self.sample_latents(self.batch_size)
             weights = self.model.generator_ema.object_weights(latents)
-            outputs = self.model.render_rays(self.model.collider(ray_bundle), self.model.generator_ema, weights)
+            with self.model.evaluation_autocast():
+                outputs = self.model.render_rays(self.model.collider(ray_bundle), self.model.generator_ema, weights)
             patch = self.config.datamanager.patch_size
-            fake.append(outputs["rgb"].reshape(-1, patch, patch, 3).permute(0, 3, 1, 2))
+            fake.append(outputs["rgb"].float().reshape(-1, patch, patch, 3).permute(0, 3, 1, 2))
             real.append(batch["image"].permute(0, 3, 1, 2))
         count = self.config.num_eval_images
         swd = sliced_wasserstein_distance(torch.cat(real)[:count], torch.cat(fake)[:count], self.config.swd)

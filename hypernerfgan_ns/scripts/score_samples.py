@@ -153,13 +153,13 @@ class ScoreCommand:
             raise ExportError("Name the real images with exactly one of --data and --load-config.")
         evaluation, swd = self.protocol()
         check_metric_names(evaluation)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        extractor = load_feature_extractor(evaluation, device)  # missing weights are reported before any decoding
         width, height = first_image_size(self.samples)
         if width != height:
             raise ExportError(f"The samples in {self.samples} are {width}x{height}; the protocol scores square images.")
         samples = build_image_store(self.samples, resolution=width, min_image_size=1, min_num_images=1)
         real = self.real_store(resolution=width)
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        extractor = load_feature_extractor(evaluation, device)
         count = num_real_images(real, evaluation)
         real_summary = summarize_real_images(
             real, count, "Real images", evaluation, extractor, device, keep_images=samples.num_images

@@ -84,6 +84,23 @@ def test_evaluation_reports_the_swd_curve_and_a_sample_grid(pipeline: Adversaria
     assert pipeline.training, "evaluation hands the pipeline back in training mode"
 
 
+def test_the_swd_curve_renders_in_the_evaluation_precision(pipeline: AdversarialPipeline, monkeypatch) -> None:
+    """What `eval_mixed_precision` enters on CUDA, entered here on the CPU: fp16 renders, SWD on fp32 patches."""
+    model = pipeline.model
+    monkeypatch.setattr(model, "evaluation_autocast", lambda: torch.autocast("cpu", dtype=torch.float16))
+    dtypes = []
+    render_rays = model.render_rays
+
+    def recording(*args: Any) -> Dict[str, torch.Tensor]:
+        dtypes.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+        return render_rays(*args)
+
+    monkeypatch.setattr(model, "render_rays", recording)
+    _, losses, _ = pipeline.get_eval_loss_dict(step=0)
+    assert dtypes and set(dtypes) == {torch.float16}
+    assert losses["swd"].dtype == torch.float32 and torch.isfinite(losses["swd"])
+
+
 def test_both_phases_run_in_fp16_autocast_with_a_grad_scaler(pipeline: AdversarialPipeline) -> None:
     """The dtype plumbing of mixed precision (what a T4 runs), exercised with CPU autocast."""
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
