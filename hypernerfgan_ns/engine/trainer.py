@@ -44,7 +44,7 @@ from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import TRAIN_INTERATION_OUTPUT, Trainer, TrainerConfig
-from nerfstudio.utils import comms, profiler
+from nerfstudio.utils import comms, profiler, writer
 from nerfstudio.utils.rich_utils import CONSOLE
 
 INTERRUPTED_EXIT_CODE = 130
@@ -201,6 +201,9 @@ class HyperNeRFGANTrainer(Trainer):
             if self.quality_curve is not None:
                 self.quality_curve.start(self._start_step)  # the first point: minutes on a CPU
             if self.interrupted:
+                # The first point stays in metrics.jsonl; its pending scalars, which only the loop writes out, must
+                # not be left for whatever trains next in this process.
+                writer.EVENT_STORAGE.clear()
                 CONSOLE.print("Interrupted before the first iteration; nothing new to save.")
             else:
                 super().train()

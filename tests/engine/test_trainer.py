@@ -14,6 +14,7 @@ from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTr
 from hypernerfgan_ns.metrics.quality_curve import QualityCurve, QualityCurveConfig
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
+from nerfstudio.utils import writer
 from tests.helpers import latest_checkpoint, micro_config, replaced, train
 
 
@@ -151,6 +152,7 @@ def test_ctrl_c_while_the_first_curve_point_is_scored_stops_before_the_first_ite
     assert trainer.last_completed_step is None and not any(config.get_checkpoint_dir().glob("*.ckpt"))
     assert "before the first iteration" in capsys.readouterr().out
     assert signal.getsignal(signal.SIGINT) is handler
+    assert not writer.EVENT_STORAGE, "the first point's scalars are written out, not left for the next run"
 
 
 @pytest.mark.parametrize("option", ["gradient_accumulation_steps", "log_gradients"])
