@@ -13,9 +13,12 @@
 #
 # Then here, where the Inception weights are:
 #
-#     bash tools/gpu_check.sh --unpack gpu_check      # joins and unpacks the runs into gpu_check/runs
-#     hypernerfgan score-curve gpu_check/runs/*/*/*   # FID and KID of every curve point, from its kept samples
+#     bash tools/gpu_check.sh --unpack FILES gpu_check   # joins and unpacks what came back into gpu_check/
+#     hypernerfgan score-curve --skip-missing gpu_check/runs/*/*/*   # FID and KID of the curve points' kept samples
 #     hypernerfgan plot gpu_check/runs/*/*/* --output gpu_check/curves.png
+#
+# The stages fit LIMIT seconds (the call's limit, less a margin): the trainings are cut short, and the sample
+# sheets' time is what is left. While the trainings run, their curves so far reach $OUT every minute.
 #
 # The knobs below are environment variables. A dry run on the CPU:
 #     OUT=/tmp/dry METHOD=hypernerfgan-tiny ITERATIONS=20 CURVE_IMAGES=40 CURVE_SAMPLES=16 TRAIN_SECONDS=200 \
@@ -23,12 +26,15 @@
 set -uo pipefail
 
 if [ "${1:-}" = "--unpack" ]; then
-    folder=${2:?usage: tools/gpu_check.sh --unpack FOLDER}
-    tar -xzf "$folder/summary.tgz" -C "$folder" || exit 1
-    if ls "$folder"/runs.tar.* >/dev/null 2>&1; then
-        mkdir -p "$folder/runs" && cat "$folder"/runs.tar.* | tar -x -C "$folder/runs" || exit 1
+    # What came back may lie in a read-only folder, so it is unpacked into another (or into itself).
+    source=${2:?usage: tools/gpu_check.sh --unpack FOLDER [DESTINATION]}
+    folder=${3:-$source}
+    mkdir -p "$folder" && tar -xzf "$source/summary.tgz" -C "$folder" || exit 1
+    if ls "$source"/runs.tar.* >/dev/null 2>&1; then
+        mkdir -p "$folder/runs" && cat "$source"/runs.tar.* | tar -x -C "$folder/runs" || exit 1
     else
-        echo "No runs.tar.* in $folder: the call ended before the trainings did (see summary/gpu_check.log)."
+        echo "No runs.tar.* in $source: the call ended before the trainings did; the curves so far are in" \
+            "$folder/summary/curves (see summary/gpu_check.log)."
     fi
     echo "Unpacked into $folder: $(cd "$folder" && ls -d runs summary/* 2>/dev/null | tr '\n' ' ')"
     exit 0
@@ -44,6 +50,7 @@ SHEET_SECONDS=${SHEET_SECONDS:-80}      # loading a run and rendering its sheet
 CURVE_IMAGES=${CURVE_IMAGES:-2500}      # a quality-curve point every this many images
 CURVE_SAMPLES=${CURVE_SAMPLES:-400}     # EMA samples per point, kept as PNGs (about 3.4 MB per 400 at 128 px)
 THREADS=${THREADS:-4}                   # CPU threads per training (the machine has 16 cores)
+LIMIT=${LIMIT:-570}                     # seconds the whole check may take (a call's limit is 600; tar and copies last)
 # The runs: NAME=ns-train options beside the method's preset, comma-separated. The candidate is the recipe
 # hypernerfgan-tiny trains with (README, "Ablations"): Adam at 0.01 for both networks, the encoding's octaves faded in
 # over 5,000 images; the fallback keeps the discriminator at the paper's 0.0025, where the wide one stays tame. The
@@ -60,7 +67,8 @@ mkdir -p "$OUT"
 work=$(mktemp -d)
 summary=$work/summary
 mkdir -p "$summary" "$work/runs"
-log() { echo "[gpu_check +$(($(date +%s) - start)) s] $*" | tee -a "$summary/gpu_check.log"; }
+elapsed() { echo $(($(date +%s) - start)); }
+log() { echo "[gpu_check +$(elapsed) s] $*" | tee -a "$summary/gpu_check.log"; }
 # The summary goes to $OUT whenever a stage ends, as one file replaced whole, so that a call cut short (a device
 # session's time can end before the call's limit) still brings back every stage that finished.
 save_summary() {
@@ -116,26 +124,40 @@ if command -v nvidia-smi >/dev/null 2>&1; then
     smi_pid=$!
 fi
 
+# The trainings get what is left once the sheets and the packing (about 40 s) are set aside.
+train_seconds=$((LIMIT - $(elapsed) - SHEET_SECONDS - 40))
+[ "$train_seconds" -lt "$TRAIN_SECONDS" ] && log "trainings cut to $train_seconds s to end within $LIMIT s"
+[ "$train_seconds" -gt "$TRAIN_SECONDS" ] && train_seconds=$TRAIN_SECONDS
+[ "$train_seconds" -lt 30 ] && train_seconds=30
 names=()
 pids=()
 for run in $RUNS; do
     name=${run%%=*}
     options=${run#*=}
     names+=("$name")
-    log "training $name: ns-train $METHOD ${options//,/ } (stopped after $TRAIN_SECONDS s)"
+    log "training $name: ns-train $METHOD ${options//,/ } (stopped after $train_seconds s)"
     # shellcheck disable=SC2086
-    OMP_NUM_THREADS=$THREADS timeout -s INT -k 30 "$TRAIN_SECONDS" "${ns_train[@]}" "$METHOD" --data "$DATA" \
+    OMP_NUM_THREADS=$THREADS timeout -s INT -k 30 "$train_seconds" "${ns_train[@]}" "$METHOD" --data "$DATA" \
         --max-num-iterations "$ITERATIONS" --vis tensorboard --output-dir "$work/runs" --experiment-name "$name" \
         --timestamp gpu --quality-curve.interval-images "$CURVE_IMAGES" \
         --quality-curve.num-generated "$CURVE_SAMPLES" --quality-curve.keep-samples always ${options//,/ } \
         > "$summary/train_$name.log" 2>&1 &
     pids+=($!)
 done
+run_folder() { dirname "$(ls -d "$work/runs/$1"/*/gpu/config.yml 2>/dev/null | head -n 1)"; }
+# The curves so far reach $OUT every minute while the trainings run: a call cut short keeps them.
+mkdir -p "$summary/curves"
+while kill -0 "${pids[@]}" 2>/dev/null; do
+    for _ in $(seq 60); do kill -0 "${pids[@]}" 2>/dev/null && sleep 1; done
+    for name in "${names[@]}"; do
+        cp "$(run_folder "$name")/metrics.jsonl" "$summary/curves/$name.jsonl" 2>/dev/null
+    done
+    save_summary
+done
 for pid in "${pids[@]}"; do wait "$pid"; done
 [ -n "${smi_pid:-}" ] && kill "$smi_pid" 2>/dev/null
 log "trainings ended"
 
-run_folder() { dirname "$(ls -d "$work/runs/$1"/*/gpu/config.yml 2>/dev/null | head -n 1)"; }
 for name in "${names[@]}"; do
     tail -n 2 "$(run_folder "$name")/metrics.jsonl" 2>/dev/null | sed "s/^/[$name] /" | tee -a "$summary/gpu_check.log"
 done
@@ -144,7 +166,8 @@ done
 # A device call brings back at most 64 MiB: past 56 MB, the untrained generators' points (images seen 0) go first.
 tar -C "$work/runs" --exclude nerfstudio_models -cf "$work/runs.tar" .
 if [ "$(stat -c %s "$work/runs.tar")" -gt 56000000 ]; then
-    log "runs over 56 MB: leaving out the samples of the points at 0 images (their SWD stays in metrics.jsonl)"
+    log "runs over 56 MB: leaving out the samples of the points at 0 images (their SWD stays in metrics.jsonl;" \
+        "score-curve --skip-missing scores the others)"
     tar -C "$work/runs" --exclude nerfstudio_models --exclude images_000000000.zip -cf "$work/runs.tar" .
 fi
 split -b 15M "$work/runs.tar" "$OUT/runs.tar."
@@ -152,11 +175,13 @@ log "runs: $(du -h "$work/runs.tar" | cut -f1) in $(ls "$OUT"/runs.tar.* | wc -l
     16 MiB, 64 MiB in all: fewer runs or CURVE_SAMPLES if this is more)"
 save_summary
 
+sheet_seconds=$((LIMIT - $(elapsed) - 10))
+[ "$sheet_seconds" -gt "$SHEET_SECONDS" ] && sheet_seconds=$SHEET_SECONDS
 for name in "${names[@]}"; do
-    timeout -k 10 "$SHEET_SECONDS" "${hypernerfgan[@]}" samples --load-config "$(run_folder "$name")/config.yml" \
+    timeout -k 5 "$sheet_seconds" "${hypernerfgan[@]}" samples --load-config "$(run_folder "$name")/config.yml" \
         --output "$summary/samples_$name.png" --num-seeds 6 --views 4 > "$summary/samples_$name.log" 2>&1 &
 done
-wait
-log "sample sheets: $(cd "$summary" && ls samples_*.png 2>/dev/null | tr '\n' ' '); total $(($(date +%s) - start)) s"
+for _ in "${names[@]}"; do wait -n; save_summary; done  # each sheet reaches $OUT as it is drawn
+log "sample sheets: $(cd "$summary" && ls samples_*.png 2>/dev/null | tr '\n' ' '); total $(elapsed) s"
 save_summary
 rm -rf "$work"

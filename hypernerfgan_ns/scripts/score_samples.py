@@ -265,6 +265,9 @@ class ScoreCurveCommand:
     """The Inception weights file; default: looked up as ns-eval does."""
     rescore: bool = False
     """Also score the points that have FID already (their kept samples are scored again)."""
+    skip_missing: bool = False
+    """Score the points whose kept samples are there and leave the others without FID, instead of stopping (for
+    runs copied without some of their samples, as the GPU check does when what it brings back is too large)."""
 
     def main(self) -> List[Path]:
         if not self.runs:
@@ -283,11 +286,18 @@ class ScoreCurveCommand:
             CONSOLE.print(f"{escape(str(file))}: no point has kept samples without FID; nothing to score.")
             return
         missing = [point["samples"] for point in due if not (file.parent / point["samples"]).is_file()]
-        if missing:
+        if missing and not self.skip_missing:
             raise ExportError(
                 f"{file} names kept samples that are not there: {', '.join(missing)}. Copy the run folder with its "
-                f"{CURVE_SAMPLES_DIRNAME}/ folder (and, for a resumed run, the folder of the run it continued)."
+                f"{CURVE_SAMPLES_DIRNAME}/ folder (and, for a resumed run, the folder of the run it continued), or "
+                "score the others with --skip-missing."
             )
+        if missing:
+            CONSOLE.print(f"[yellow]{escape(str(file))}: left without FID, their samples are not there: "
+                          f"{escape(', '.join(missing))}")
+            due = [point for point in due if point["samples"] not in missing]
+            if not due:
+                return
         load_config = file.parent / "config.yml"
         protocol = run_config(load_config).pipeline.evaluation  # the run's own: the in-run figures' subsets and counts
         weights = self.inception_weights or protocol.inception_weights
