@@ -70,6 +70,8 @@ def load_preset(name_or_path: str) -> DatasetPreset:
         values = yaml.safe_load(path.read_text(encoding="utf8")) or {}
     except yaml.YAMLError as error:
         raise DatasetError(f"The dataset preset {path} is not valid YAML: {error}") from error
+    if not isinstance(values, dict):
+        raise DatasetError(f"The dataset preset {path} must be a mapping of settings, like {shipped[DEFAULT_PRESET]}.")
     expected = {field.name for field in dataclasses.fields(DatasetPreset)} - {"name", "source"}
     unexpected, missing = set(values) - expected, expected - set(values)
     if unexpected or missing:
@@ -77,8 +79,13 @@ def load_preset(name_or_path: str) -> DatasetPreset:
             f"The dataset preset {path} has unexpected keys {sorted(unexpected)} and lacks keys {sorted(missing)}. "
             f"Expected exactly: {sorted(expected)}."
         )
-    prior_values = dict(values.pop("camera_prior"))
     prior_fields = {field.name for field in dataclasses.fields(CameraPriorConfig)}
+    if not isinstance(values["camera_prior"], dict):
+        raise DatasetError(
+            f"The camera_prior of {path} must be a mapping of its settings ({', '.join(sorted(prior_fields))}), "
+            f"got {values['camera_prior']!r}."
+        )
+    prior_values = dict(values.pop("camera_prior"))
     if set(prior_values) - prior_fields:
         raise DatasetError(
             f"The camera_prior of {path} has unknown keys {sorted(set(prior_values) - prior_fields)}; "

@@ -358,12 +358,13 @@ def field_points_per_render(config: HyperNeRFGANTrainerConfig) -> int:
     """Samples one render of a batch of patches places (the target MLP runs at those that can be inside the object
     sphere: `mlp_points_per_iteration`).
 
-    With importance sampling the second pass evaluates the coarse samples again with the new ones (nerfstudio's
-    PDFSampler includes them). Recomputed activations are not counted: they are the same points again.
+    With importance sampling the second pass evaluates the coarse samples again with the new ones and one more
+    (nerfstudio's PDFSampler merges the coarse and the new bin edges). Recomputed activations are not counted: they are
+    the same points again.
     """
     data, model = config.pipeline.datamanager, config.pipeline.model
     coarse, importance = model.num_coarse_samples, model.num_importance_samples
-    samples = coarse + (coarse + importance if importance > 0 else 0)
+    samples = coarse + (coarse + importance + 1 if importance > 0 else 0)
     return data.batch_size * training_patch_size(config) ** 2 * samples
 
 

@@ -81,6 +81,9 @@ YUV420_BLOCK = 2
 MILLISECONDS_PER_SECOND = 1000.0
 """GIF frame durations are given in milliseconds (and stored in hundredths of a second)."""
 
+GIF_MIN_FRAME_HUNDREDTHS = 2
+"""Shortest GIF frame time that browsers honour (20 ms: 50 fps); shorter ones are played at 100 ms."""
+
 GIF_LOOP_FOREVER = 0
 """GIF loop count that means 'repeat forever'."""
 
@@ -114,6 +117,12 @@ def pad_to_even(frame: UInt8[np.ndarray, "height width 3"]) -> UInt8[np.ndarray,
     return np.pad(frame, ((0, pad_height), (0, pad_width), (0, 0)), constant_values=WHITE)
 
 
+def gif_frame_milliseconds(fps: float) -> int:
+    """A GIF frame's time for `fps`: whole hundredths of a second (what GIF stores), at least 20 ms."""
+    hundredths = max(GIF_MIN_FRAME_HUNDREDTHS, round(100 / fps))
+    return round(hundredths * MILLISECONDS_PER_SECOND / 100)
+
+
 def write_video(frames: Iterator[UInt8[np.ndarray, "height width 3"]], output: Path, fps: float) -> None:
     """Writes the frames as the output's suffix says, under a temporary name renamed at the end.
 
@@ -127,7 +136,7 @@ def write_video(frames: Iterator[UInt8[np.ndarray, "height width 3"]], output: P
                 format="GIF",
                 save_all=True,
                 append_images=images[1:],
-                duration=round(MILLISECONDS_PER_SECOND / fps),
+                duration=gif_frame_milliseconds(fps),
                 loop=GIF_LOOP_FOREVER,
             )
             return
@@ -160,7 +169,8 @@ class VideoOptions:
     output: Path
     """Video to write: .mp4 (needs ffmpeg) or .gif (needs nothing); folders are created."""
     fps: float = DEFAULT_FPS
-    """Frames per second (GIF stores frame times in hundredths of a second, so it plays at the nearest such rate)."""
+    """Frames per second (GIF stores frame times in hundredths of a second, so it plays at the nearest such rate,
+    50 at most)."""
     resolution: int = DEFAULT_RESOLUTION
     """Side of each object's view in pixels."""
     truncation: float = 1.0

@@ -17,9 +17,22 @@ from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
 from nerfstudio.utils.eval_utils import eval_setup
 
 
+def located(config: HyperNeRFGANTrainerConfig, config_path: Path) -> HyperNeRFGANTrainerConfig:
+    """The run's config with its output folder where its config.yml lies. ns-train keeps `--output-dir` as given
+    (`outputs`, relative to where it ran), so from another folder the checkpoints would be looked for elsewhere."""
+    run_folder = config_path.resolve().parent
+    if (run_folder.parents[1].name, run_folder.parent.name, run_folder.name) == (
+        config.experiment_name, config.method_name, config.timestamp
+    ):
+        config.output_dir = run_folder.parents[2]
+    return config
+
+
 def load_trained_pipeline(config_path: Path) -> Tuple[HyperNeRFGANTrainerConfig, AdversarialPipeline, int]:
     """The run's config, its pipeline in evaluation mode with the latest checkpoint loaded, and that step."""
     config_path = Path(config_path).expanduser()
+    if config_path.is_dir() and (config_path / "config.yml").is_file():
+        config_path = config_path / "config.yml"  # the run's folder
     if not config_path.is_file():
         raise CheckpointError(
             f"{config_path} does not exist. Pass the config.yml of a training run, "
@@ -30,12 +43,15 @@ def load_trained_pipeline(config_path: Path) -> Tuple[HyperNeRFGANTrainerConfig,
         raise CheckpointError(
             f"{config_path} is a run of '{getattr(config, 'method_name', 'another method')}', not of HyperNeRFGAN."
         )
+    config = located(config, config_path)
     checkpoints = sorted(config.get_checkpoint_dir().glob("step-*.ckpt")) if config.get_checkpoint_dir().is_dir() else []
     if not checkpoints:
         raise CheckpointError(
             f"The run {config_path.parent} has no checkpoint in {config.get_checkpoint_dir()}; checkpoints are "
             "written every --steps-per-save steps and when training ends or is interrupted."
         )
-    config, pipeline, _, step = eval_setup(config_path, test_mode="inference")
+    config, pipeline, _, step = eval_setup(
+        config_path, test_mode="inference", update_config_callback=lambda loaded: located(loaded, config_path)
+    )
     assert isinstance(pipeline, AdversarialPipeline)
     return config, pipeline, step

@@ -10,6 +10,7 @@ from typing import Dict, Tuple
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from hypernerfgan_ns.cameras.camera_prior import CameraPriorConfig, look_at_origin_poses
@@ -32,6 +33,8 @@ from hypernerfgan_ns.data.builtin.primitives import (
 )
 from hypernerfgan_ns.data.builtin.renderer import camera_rays, render_scene, trace
 from hypernerfgan_ns.data.builtin.shapes import BUILTIN_SHAPES, sample_scenes
+from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
+from hypernerfgan_ns.data.dataset_presets import preset_files
 from hypernerfgan_ns.errors import DatasetError
 from hypernerfgan_ns.scripts.data_synth import SynthCommand
 
@@ -133,6 +136,20 @@ def test_same_seed_renders_identical_images_in_any_number_of_processes(tmp_path:
         assert (first / name).read_bytes() == (second / name).read_bytes()
     assert not np.array_equal(load_images(first), load_images(other))
     assert (first / TRANSFORMS_FILE).read_text() == (second / TRANSFORMS_FILE).read_text()
+
+
+def test_a_built_in_set_is_seen_from_the_training_presets_camera_prior(tmp_path: Path) -> None:
+    """`--data cars --preset mine.yml` trains with that preset's cameras: the images are rendered from them."""
+    values = yaml.safe_load(preset_files()["cars"].read_text(encoding="utf8"))
+    values["camera_prior"]["fov"] = 0.9
+    (tmp_path / "wide.yml").write_text(yaml.safe_dump(values), encoding="utf8")
+    options = dict(data=Path("cars"), resolution=16, builtin_num_images=3, min_num_images=1, cache_dir=tmp_path)
+    wide = UnposedImagesDataParserConfig(**options, preset=str(tmp_path / "wide.yml")).setup().resolve_source()
+    shipped = UnposedImagesDataParserConfig(**options).setup().resolve_source()
+    assert shipped == builtin_dataset_folder("cars", 3, 16, 0, tmp_path) and wide.parent == shipped.parent != wide
+    focal = json.loads((wide / TRANSFORMS_FILE).read_text())["fl_x"]
+    assert focal == pytest.approx(CameraPriorConfig(fov=0.9).focal_length(16))
+    assert focal < json.loads((shipped / TRANSFORMS_FILE).read_text())["fl_x"], "a wider field of view"
 
 
 def test_cache_is_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -387,6 +387,9 @@ def test_a_study_on_top_of_a_row_combines_it_with_every_row(tiny, tmp_path: Path
     assert "on_top_of" not in AblationStudy(base=tiny, output=tmp_path).settings, "older studies stay reusable"
     with pytest.raises(AblationError, match="Unknown row 'lr-x3' in --on-top-of"):
         AblationStudy(base=tiny, output=tmp_path, on_top_of=("lr-x3",))
+    (tmp_path / "notes.txt").write_text("not a study", encoding="utf8")
+    with pytest.raises(AblationError, match="is a file"):
+        AblationStudy(base=tiny, output=tmp_path / "notes.txt")
 
 
 def test_the_papers_recipe_and_the_old_tiny_preset_are_rows_away(tiny, tmp_path: Path) -> None:

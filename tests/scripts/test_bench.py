@@ -24,12 +24,14 @@ from hypernerfgan_ns.scripts.bench import (
     SavedTensorBytes,
     device_busy_seconds,
     field_points_per_iteration,
+    field_points_per_render,
     naive_field_forward,
     naive_target_fields,
     waits_for_device,
 )
 from hypernerfgan_ns.scripts.cli import parse, run
 from nerfstudio.field_components.field_heads import FieldHeadNames
+from tests.helpers import micro_config, points_queried
 
 NUM_IMAGES = 16
 """Built-in images rendered for the benchmark runs: a benchmark does not need the whole set."""
@@ -177,6 +179,15 @@ def test_a_benchmark_of_the_tiny_method_measures_every_figure() -> None:
     assert recomputed.naive_seconds_per_iteration is None
     # Recomputation keeps no target-MLP activations: the whole iteration saves far fewer bytes for backward.
     assert recomputed.saved_for_backward_bytes < 0.75 * kept.saved_for_backward_bytes
+
+
+def test_field_points_are_the_samples_a_render_queries_with_importance_sampling(tmp_path: Path) -> None:
+    config = micro_config(tmp_path)
+    config.pipeline.model.num_importance_samples = 4  # then the MLP runs at every sample (no bound selection)
+    pipeline = config.pipeline.setup(device="cpu", test_mode="val").train()
+    ray_bundle, latents = pipeline.datamanager.next_train_rays(0), torch.randn(4, 16)
+    per_object = points_queried(pipeline.model.generator.field, lambda: pipeline.model(ray_bundle, latents=latents))
+    assert field_points_per_render(config) == 4 * per_object == 4 * 16 * 16 * (8 + 8 + 4 + 1)
 
 
 def test_a_growing_stage_is_measured_at_its_patch_size() -> None:

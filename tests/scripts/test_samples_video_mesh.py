@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+import yaml
 from PIL import Image
 
 from hypernerfgan_ns.errors import CheckpointError, ExportError
@@ -17,7 +18,7 @@ from hypernerfgan_ns.scripts.cli import parse
 from hypernerfgan_ns.scripts.export_mesh import ExportMeshCommand
 from hypernerfgan_ns.scripts.rendering import GUTTER_PIXELS
 from hypernerfgan_ns.scripts.samples import SamplesCommand
-from hypernerfgan_ns.scripts.video import GridVideo, InterpolationVideo, VideoCommands
+from hypernerfgan_ns.scripts.video import GridVideo, InterpolationVideo, VideoCommands, write_video
 from hypernerfgan_ns.utils.latents import slerp
 from tests.helpers import micro_config, train
 
@@ -112,7 +113,28 @@ def test_a_wrong_output_is_refused_before_loading(tmp_path: Path) -> None:
         SamplesCommand(load_config=missing_run, output=tmp_path / "samples.png").main()
 
 
+def test_a_run_trained_elsewhere_loads_from_its_folder(run_config: Path, tmp_path: Path, monkeypatch) -> None:
+    """ns-train keeps `--output-dir outputs` relative to where it ran; the run is found where its config.yml is."""
+    output_dir = run_config.parents[3]
+    shutil.copytree(output_dir, tmp_path / "copied" / "outputs")
+    moved = tmp_path / "copied" / "outputs" / run_config.relative_to(output_dir)
+    config = yaml.load(moved.read_text(encoding="utf8"), Loader=yaml.Loader)
+    config.output_dir = Path("outputs")
+    moved.write_text(yaml.dump(config), encoding="utf8")
+    monkeypatch.chdir(tmp_path)  # not where the run was trained: outputs/ is not here
+    SamplesCommand(load_config=moved.parent, output=tmp_path / "samples.png", views=1, resolution=RESOLUTION).main()
+    assert (tmp_path / "samples.png").is_file()
+
+
 # ---------------------------------------------------------------------------------------------------------- videos
+
+
+@pytest.mark.parametrize("fps, milliseconds", [(30, 30), (60, 20), (150, 20), (12, 80)])
+def test_gif_frames_last_whole_hundredths_browsers_honour(tmp_path: Path, fps: float, milliseconds: int) -> None:
+    frames = (np.full((4, 4, 3), value, np.uint8) for value in (0, 128, 255))
+    write_video(frames, tmp_path / "video.gif", fps)
+    with Image.open(tmp_path / "video.gif") as gif:
+        assert gif.n_frames == 3 and gif.info["duration"] == milliseconds
 
 
 def test_slerp_keeps_a_typical_latent_norm() -> None:

@@ -8,6 +8,7 @@ The camera poses are written to transforms.json for evaluation only; training ne
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import multiprocessing
@@ -49,6 +50,8 @@ TRANSFORMS_FILE = "transforms.json"
 """nerfstudio-style camera file inside a rendered collection (poses for evaluation only)."""
 INSTANCE_SEED_LIMIT = 2**62
 """Per-image instance seeds are drawn uniformly below this bound."""
+PRIOR_DIGEST_CHARACTERS = 12
+"""Hex characters of the camera prior's digest in a cache folder's name."""
 MIN_IMAGES_FOR_WORKERS = 256
 """Smaller collections render in this process: starting worker processes (a few seconds) would cost more."""
 MAX_WORKERS = 16
@@ -57,9 +60,20 @@ CHUNKS_PER_WORKER = 25
 """Images are handed to the workers in about this many chunks each, so the progress bar moves smoothly."""
 
 
-def builtin_dataset_folder(name: str, num_images: int, resolution: int, seed: int, cache_root: Optional[Path]) -> Path:
-    """Where the cache keeps a rendered collection: everything that changes its images is in the name."""
+def builtin_dataset_folder(
+    name: str,
+    num_images: int,
+    resolution: int,
+    seed: int,
+    cache_root: Optional[Path],
+    camera_prior: Optional[CameraPriorConfig] = None,
+) -> Path:
+    """Where the cache keeps a rendered collection: everything that changes its images is in the name (a camera prior
+    other than the shipped presets' as a digest of its settings)."""
     folder = f"{name}-n{num_images}-r{resolution}-s{seed}-v{BUILTIN_DATASET_VERSION}"
+    if camera_prior is not None and camera_prior != CameraPriorConfig():
+        settings = json.dumps(asdict(camera_prior), sort_keys=True).encode("utf8")
+        folder += f"-p{hashlib.sha256(settings).hexdigest()[:PRIOR_DIGEST_CHARACTERS]}"
     return resolve_cache_root(cache_root) / CACHE_SUBFOLDER / folder
 
 
@@ -273,12 +287,14 @@ def ensure_builtin_dataset(
     resolution: int = DEFAULT_RESOLUTION,
     seed: int = 0,
     cache_root: Optional[Path] = None,
+    camera_prior: Optional[CameraPriorConfig] = None,
 ) -> Path:
-    """The cached folder of a built-in collection, rendered first if it is not there yet."""
+    """The cached folder of a built-in collection seen from `camera_prior`'s cameras (the training's, so that the
+    images are what the prior says; the shipped presets' by default), rendered first if it is not there yet."""
     _check_request(name, num_images, resolution)
-    folder = builtin_dataset_folder(name, num_images, resolution, seed, cache_root)
+    folder = builtin_dataset_folder(name, num_images, resolution, seed, cache_root, camera_prior)
     with cache_lock(folder):  # concurrent trainings (e.g. DDP ranks) render it once and share it
         if (folder / TRANSFORMS_FILE).is_file():
             return folder
         CONSOLE.print(f"Rendering the built-in '{name}' dataset once ({num_images} images) into the cache: {folder}")
-        return render_builtin_dataset(name, folder, num_images, resolution, seed=seed)
+        return render_builtin_dataset(name, folder, num_images, resolution, seed=seed, camera_prior=camera_prior)

@@ -88,6 +88,7 @@ class UnposedImagesDataParser(DataParser):
                 resolution=self.config.resolution,
                 seed=self.config.builtin_seed,
                 cache_root=self.config.cache_dir,
+                camera_prior=self.resolve_preset().camera_prior,
             )
         return data
 

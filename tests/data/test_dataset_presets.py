@@ -1,0 +1,48 @@
+"""Dataset presets: the shipped ones, a preset file of one's own, and clear errors for a malformed one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hypernerfgan_ns.data.dataset_presets import load_preset, preset_files
+from hypernerfgan_ns.errors import DatasetError
+
+
+def own_preset(tmp_path: Path, **changes) -> Path:
+    """The shipped cars preset with `changes` applied, written to a file of one's own."""
+    values = yaml.safe_load(preset_files()["cars"].read_text(encoding="utf8"))
+    values.update(changes)
+    path = tmp_path / "mine.yml"
+    path.write_text(yaml.safe_dump(values), encoding="utf8")
+    return path
+
+
+def test_a_preset_of_ones_own_is_read_with_its_camera_prior(tmp_path: Path) -> None:
+    prior = {**yaml.safe_load(preset_files()["cars"].read_text(encoding="utf8"))["camera_prior"], "radius": 3.5}
+    preset = load_preset(str(own_preset(tmp_path, camera_prior=prior)))
+    assert preset.name == "mine" and preset.camera_prior.radius == 3.5
+    assert preset.camera_prior.elevation_range == (0.0, 90.0)
+    assert set(preset_files()) == {"carla", "cars", "chairs", "planes"}
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"camera_prior": None}, "camera_prior of .* must be a mapping"),
+        ({"camera_prior": {"radius": 4.0, "zoom": 2}}, r"unknown keys \['zoom'\]"),
+        ({"extra": 1}, r"unexpected keys \['extra'\]"),
+    ],
+)
+def test_a_malformed_preset_says_what_is_wrong(tmp_path: Path, changes, message: str) -> None:
+    with pytest.raises(DatasetError, match=message):
+        load_preset(str(own_preset(tmp_path, **changes)))
+
+
+def test_a_preset_file_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "list.yml"
+    path.write_text("- radius: 4\n", encoding="utf8")
+    with pytest.raises(DatasetError, match="must be a mapping"):
+        load_preset(str(path))
