@@ -126,9 +126,12 @@ fi
 
 # The trainings get what is left once the sheets and the packing (about 40 s) are set aside.
 train_seconds=$((LIMIT - $(elapsed) - SHEET_SECONDS - 40))
-[ "$train_seconds" -lt "$TRAIN_SECONDS" ] && log "trainings cut to $train_seconds s to end within $LIMIT s"
-[ "$train_seconds" -gt "$TRAIN_SECONDS" ] && train_seconds=$TRAIN_SECONDS
-[ "$train_seconds" -lt 30 ] && train_seconds=30
+[ "$train_seconds" -lt 30 ] && train_seconds=30  # the least that brings back a curve
+if [ "$train_seconds" -lt "$TRAIN_SECONDS" ]; then
+    log "trainings cut to $train_seconds s to end within $LIMIT s"
+else
+    train_seconds=$TRAIN_SECONDS
+fi
 names=()
 pids=()
 for run in $RUNS; do
