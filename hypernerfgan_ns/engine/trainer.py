@@ -154,6 +154,10 @@ class HyperNeRFGANTrainer(Trainer):
     def __init__(self, config: HyperNeRFGANTrainerConfig, local_rank: int = 0, world_size: int = 1) -> None:
         super().__init__(config, local_rank=local_rank, world_size=world_size)
         self.device_type = self.device.split(":")[0]
+        if self.device_type == "cuda" and world_size > 1:
+            # Each process's own GPU for NCCL's collectives (the random states' gather, barriers), which use the
+            # current device; nerfstudio's launcher leaves every process on GPU 0.
+            torch.cuda.set_device(self.device)
         self.skipped_steps = 0
         self.consecutive_skipped_steps = 0
         self.last_completed_step: Optional[int] = None
