@@ -3,9 +3,10 @@
 A discriminator that sees a few thousand photos memorises them, its feedback to the generator turns useless, and
 the generator collapses (without augmentation the seeds' runs collapsed to a single car). Augmenting *both* real and
 generated patches, with the same distribution, lets the discriminator see more varied data without teaching the
-generator to produce augmented images: as long as each augmentation is applied with probability below one, the
-augmented distributions only match when the clean ones do (Karras et al., 2020, "Training Generative Adversarial
-Networks with Limited Data"; Zhao et al., 2020, "Differentiable Augmentation for Data-Efficient GAN Training").
+generator to produce augmented images: as long as each augmentation is applied with probability below one (below
+one half for the flip, its own inverse), the augmented distributions only match when the clean ones do (Karras et
+al., 2020, "Training Generative Adversarial Networks with Limited Data"; Zhao et al., 2020, "Differentiable
+Augmentation for Data-Efficient GAN Training").
 
 As in StyleGAN2-ADA, every augmentation has a probability multiplier (0 turns it off) beside its strength, and one
 probability `p` scales them all. `p` is tuned during training from the overfitting heuristic r_t = E[sign(D(real))]:
@@ -43,7 +44,9 @@ class AugmentConfig(DefaultsForMissingFields, InstantiateConfig):
     """Class this config instantiates."""
 
     xflip: float = 1.0
-    """Probability multiplier of the horizontal flip (0 turns it off); safe for mirror-symmetric categories."""
+    """Probability multiplier of the horizontal flip (0 turns it off). As in StyleGAN2-ADA, it picks one of the two
+    mirror images at random, so an image is mirrored with probability p * xflip / 2: at one half, a distribution and
+    its mirror image would augment into the same one."""
     translation: float = 1.0
     """Probability multiplier of the integer translation (0 turns it off)."""
     translation_fraction: float = 0.125
@@ -152,7 +155,7 @@ class AdaptiveAugment(nn.Module):
         if p <= 0.0:
             return images
         if c.xflip > 0:
-            images = self._xflip(images, p * c.xflip)
+            images = self._xflip(images, p * c.xflip / 2)
         if c.translation > 0 and c.translation_fraction > 0:
             images = self._translate(images, p * c.translation)
         if c.color > 0:

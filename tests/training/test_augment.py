@@ -55,20 +55,16 @@ def test_full_augmentation_keeps_shape_and_dtype_and_changes_values(dtype):
 # Individual augmentations.
 
 
-def test_xflip_with_p_one_flips_every_image():
-    images = random_images()
-    torch.manual_seed(0)
-    assert torch.equal(make(**{**OFF, "xflip": 1.0})(images), images.flip(-1))
-
-
-def test_xflip_with_p_half_flips_about_half_the_images():
+@pytest.mark.parametrize("p, mirrored", [(1.0, 0.5), (0.5, 0.25)])
+def test_xflip_mirrors_with_half_of_p_as_stylegan2_ada(p: float, mirrored: float):
+    """At most half the images: a distribution and its mirror image must not augment into the same one."""
     images = random_images(batch=4000, size=4)
     torch.manual_seed(0)
-    out = make(**{**OFF, "xflip": 1.0}, initial_p=0.5)(images)
+    out = make(**{**OFF, "xflip": 1.0}, initial_p=p)(images)
     flipped = (out == images.flip(-1)).flatten(1).all(1)
     unchanged = (out == images).flatten(1).all(1)
     assert bool((flipped ^ unchanged).all()), "every image is either flipped or untouched"
-    assert abs(flipped.float().mean().item() - 0.5) < 0.04
+    assert abs(flipped.float().mean().item() - mirrored) < 0.04
 
 
 def test_translation_is_an_integer_shift_with_replicated_edges():
