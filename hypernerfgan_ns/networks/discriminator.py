@@ -100,11 +100,13 @@ class EqualizedConv2d(nn.Module):
         kernel = torch.outer(taps, taps)
         self.register_buffer("lowpass", (kernel / kernel.sum())[None, None], persistent=False)
 
-    def blur(self, x: Tensor, stride: int = 1) -> Tensor:
-        """Depthwise low-pass filter keeping the size (even-length filters pad one more at the end), or keeping every
-        `stride`-th output."""
+    def blur(self, x: Tensor, stride: int, border: int) -> Tensor:
+        """Depthwise low-pass filter before a 2x subsampling, keeping every `stride`-th output, with the convolution's
+        zero padding `border` added to the image first, as StyleGAN2-ADA's `conv2d_resample` does: padding the
+        filtered map instead would weigh the first row and column unlike the last ones."""
         taps = self.lowpass.shape[-1]
-        x = F.pad(x, [(taps - 1) // 2, taps // 2, (taps - 1) // 2, taps // 2], mode="constant")
+        before, after = border + (taps - 1) // 2, border + (taps - 2) // 2
+        x = F.pad(x, [before, after, before, after], mode="constant")
         if self.fast_double_backward:
             return depthwise_filter(x, self.lowpass, stride=stride)
         channels = x.shape[1]
@@ -113,17 +115,17 @@ class EqualizedConv2d(nn.Module):
     def forward(self, x: Float[Tensor, "batch in_channels height width"]) -> Tensor:
         weight = self.weight.to(x.dtype) * self.weight_gain
         bias = self.bias.to(x.dtype) * self.bias_gain if self.bias is not None else None
-        stride = 2 if self.downsample else 1
+        stride, padding = 1, self.padding
         if self.downsample and self.padding == 0:
             # A 1x1 convolution commutes with subsampling: the filter subsamples, so no full-size blurred copy is
             # computed or kept for backward.
-            x, stride = self.blur(x, stride=2), 1
+            x = self.blur(x, stride=2, border=0)
         elif self.downsample:
-            x = self.blur(x)
+            x, stride, padding = self.blur(x, stride=1, border=self.padding), 2, 0
         if self.fast_double_backward:
-            x = conv2d(x, weight, bias, stride=stride, padding=self.padding, weight_gradients=self.weight_gradients)
+            x = conv2d(x, weight, bias, stride=stride, padding=padding, weight_gradients=self.weight_gradients)
         else:
-            x = F.conv2d(x, weight, bias, stride=stride, padding=self.padding)
+            x = F.conv2d(x, weight, bias, stride=stride, padding=padding)
         x = apply_activation(x, self.activation, inplace=True)  # conv2d's backward does not need its output
         if self.conv_clamp is not None:
             # hardtanh is clamp with a one-kernel derivative; clamp's backward is five kernels (masks and a where).

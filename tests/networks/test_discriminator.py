@@ -65,17 +65,18 @@ def test_non_power_of_two_patches_are_refused() -> None:
 @pytest.mark.parametrize("kernel_size", [1, 3])
 def test_downsampling_convolutions_equal_blur_then_strided_conv(kernel_size: int) -> None:
     """The 1x1 skip lets its filter subsample, every activation runs in place and the clamp is a hardtanh: the same
-    values, gradients and second derivatives (R1's) as the textbook order (full-size blur, strided conv,
-    out-of-place leaky ReLU, clamp)."""
+    values, gradients and second derivatives (R1's) as the textbook order, StyleGAN2-ADA's `conv2d_resample` (the
+    image padded by the convolution's padding plus the filter's, a full-size blur, a strided conv without padding),
+    then an out-of-place leaky ReLU and a clamp."""
     torch.manual_seed(0)
     conv = EqualizedConv2d(8, 16, kernel_size, activation="lrelu", downsample=True, conv_clamp=1.0)
     conv.bias.data.normal_()
     x = torch.randn(2, 8, 16, 16, requires_grad=True)
 
     def textbook(inputs: torch.Tensor) -> torch.Tensor:
-        blurred = conv.blur(inputs)
-        out = F.conv2d(blurred, conv.weight * conv.weight_gain, conv.bias * conv.bias_gain, stride=2,
-                       padding=kernel_size // 2)
+        padded = F.pad(inputs, [kernel_size // 2 + 1] * 4)  # the 4-tap filter's (4 - 2) // 2 on each side
+        blurred = F.conv2d(padded, conv.lowpass.expand(8, 1, 4, 4), groups=8)
+        out = F.conv2d(blurred, conv.weight * conv.weight_gain, conv.bias * conv.bias_gain, stride=2)
         return F.leaky_relu(out, 0.2).clamp(-1.0, 1.0)
 
     def value_gradient_and_r1_gradient(layer) -> tuple:
@@ -87,6 +88,16 @@ def test_downsampling_convolutions_equal_blur_then_strided_conv(kernel_size: int
 
     for actual, expected in zip(value_gradient_and_r1_gradient(conv), value_gradient_and_r1_gradient(textbook)):
         torch.testing.assert_close(actual, expected)
+
+
+@pytest.mark.parametrize("kernel_size", [1, 3])
+def test_a_downsampling_convolution_treats_both_borders_alike(kernel_size: int) -> None:
+    """With a mirror-symmetric kernel, mirroring the input mirrors the output, borders included."""
+    torch.manual_seed(0)
+    conv = EqualizedConv2d(4, 4, kernel_size, downsample=True)
+    conv.weight.data = conv.weight.data + conv.weight.data.flip(-1)
+    x = torch.randn(1, 4, 16, 16)
+    torch.testing.assert_close(conv(x.flip(-1)), conv(x).flip(-1))
 
 
 def growing_discriminator() -> Discriminator:
