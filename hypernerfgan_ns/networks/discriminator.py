@@ -148,7 +148,9 @@ class DiscriminatorBlock(nn.Module):
         )
         self.conv0 = EqualizedConv2d(in_channels, in_channels, 3, activation="lrelu", **common)
         self.conv1 = EqualizedConv2d(in_channels, out_channels, 3, activation="lrelu", downsample=True, **common)
-        self.skip = EqualizedConv2d(in_channels, out_channels, 1, bias=False, downsample=True, **common)
+        # Unclamped, as StyleGAN2-ADA's skip: only the main path's activations can grow past fp16's range.
+        unclamped = {**common, "conv_clamp": None}
+        self.skip = EqualizedConv2d(in_channels, out_channels, 1, bias=False, downsample=True, **unclamped)
 
     def forward(self, x: Tensor) -> Tensor:
         return (self.skip(x) + self.conv1(self.conv0(x))) * RESIDUAL_GAIN

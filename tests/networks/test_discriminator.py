@@ -100,6 +100,13 @@ def test_a_downsampling_convolution_treats_both_borders_alike(kernel_size: int) 
     torch.testing.assert_close(conv(x.flip(-1)), conv(x).flip(-1))
 
 
+def test_the_main_paths_convolutions_are_clamped_and_the_skips_are_not() -> None:
+    """As StyleGAN2-ADA: the clamp keeps fp16 activations finite where they can grow, on the main path."""
+    discriminator = Discriminator(DiscriminatorConfig(channel_base=256, channel_max=32, conv_clamp=256.0), resolution=16)
+    for block in discriminator.blocks:
+        assert block.conv0.conv_clamp == block.conv1.conv_clamp == 256.0 and block.skip.conv_clamp is None
+
+
 def growing_discriminator() -> Discriminator:
     """A 16-pixel discriminator that also judges the 8- and 4-pixel patches progressive growing starts with."""
     torch.manual_seed(0)
