@@ -2,8 +2,8 @@
 
 Protocol (StyleGAN's "fid<N>k_full"): N generated images, each a new latent rendered at full resolution by the EMA
 generator from a camera drawn from the prior, with no density noise and no sampling jitter; against all training
-images (or `max_real_images` of them, spread evenly over the set). Latents and cameras come from a seeded generator of their own, so two
-evaluations of one checkpoint see the same samples. Metrics are registered by name in `METRICS`.
+images (or `max_real_images` of them, spread evenly over the set). Latents and cameras come from a seeded generator
+of their own, so two evaluations of one checkpoint see the same samples. Metrics are registered by name in `METRICS`.
 
 Every user of the protocol goes through the same two steps: summarise each image set once (`ImageSetSummary`: its
 Inception features, and the images SWD needs), then `score` two summaries. `ns-eval`, the quality curve during

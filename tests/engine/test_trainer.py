@@ -135,7 +135,8 @@ def test_ctrl_c_while_the_first_curve_point_is_scored_stops_before_the_first_ite
     tmp_path: Path, monkeypatch, capsys
 ) -> None:
     """The first point scores the new generator (minutes on a CPU); a Ctrl-C then must not be lost."""
-    config = micro_config(tmp_path, max_num_iterations=3, quality_curve=QualityCurveConfig(interval_images=8, num_generated=8))
+    curve = QualityCurveConfig(interval_images=8, num_generated=8)
+    config = micro_config(tmp_path, max_num_iterations=3, quality_curve=curve)
     start = QualityCurve.start
 
     def start_then_ctrl_c(curve: QualityCurve, step: int) -> None:

@@ -102,7 +102,8 @@ def test_a_downsampling_convolution_treats_both_borders_alike(kernel_size: int) 
 
 def test_the_main_paths_convolutions_are_clamped_and_the_skips_are_not() -> None:
     """As StyleGAN2-ADA: the clamp keeps fp16 activations finite where they can grow, on the main path."""
-    discriminator = Discriminator(DiscriminatorConfig(channel_base=256, channel_max=32, conv_clamp=256.0), resolution=16)
+    config = DiscriminatorConfig(channel_base=256, channel_max=32, conv_clamp=256.0)
+    discriminator = Discriminator(config, resolution=16)
     for block in discriminator.blocks:
         assert block.conv0.conv_clamp == block.conv1.conv_clamp == 256.0 and block.skip.conv_clamp is None
 
