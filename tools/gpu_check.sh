@@ -180,6 +180,7 @@ save_summary
 
 sheet_seconds=$((LIMIT - $(elapsed) - 10))
 [ "$sheet_seconds" -gt "$SHEET_SECONDS" ] && sheet_seconds=$SHEET_SECONDS
+[ "$sheet_seconds" -lt 5 ] && sheet_seconds=5  # timeout 0 would mean no limit at all
 for name in "${names[@]}"; do
     timeout -k 5 "$sheet_seconds" "${hypernerfgan[@]}" samples --load-config "$(run_folder "$name")/config.yml" \
         --output "$summary/samples_$name.png" --num-seeds 6 --views 4 > "$summary/samples_$name.log" 2>&1 &
