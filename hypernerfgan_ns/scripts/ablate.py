@@ -597,7 +597,8 @@ class RowResult:
 
 
 TABLE_HEADER = ("row", "what it changes", "iterations", "seconds", "SWD", "FID", "samples")
-"""Columns of the table. seconds: training wall-clock; SWD (x1000) and FID: lower is better."""
+"""Columns of the table. seconds: training wall-clock without the quality curve's scoring; SWD (x1000) and FID: lower
+is better."""
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -821,9 +822,10 @@ class AblationStudy:
     def write_report(self, results: Sequence[RowResult]) -> None:
         """DIR/ablation.md and DIR/ablation.json, for the rows so far."""
         notes = (
-            f"{self.title()}.\n\nseconds: training wall-clock. SWD: sliced Wasserstein distance x1000 of EMA samples "
-            "to the training images; FID: Frechet Inception distance. Lower is better for both. Each row's run folder "
-            "(config.yml for ns-viewer, ns-render, ns-eval) is listed in ablation.json.\n"
+            f"{self.title()}.\n\nseconds: training wall-clock without the quality curve's scoring. SWD: sliced "
+            "Wasserstein distance x1000 of EMA samples to the training images; FID: Frechet Inception distance. Lower "
+            "is better for both. Each row's run folder (config.yml for ns-viewer, ns-render, ns-eval) is listed in "
+            "ablation.json.\n"
         )
         with atomic_output(self.output / REPORT_MARKDOWN) as temporary:
             temporary.write_text(f"# Ablation\n\n{notes}\n{markdown_table(results)}\n", encoding="utf8")
