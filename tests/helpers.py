@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 import torch
+import yaml
 
 from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import RandomPosePatchDataManagerConfig
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
+from hypernerfgan_ns.data.dataset_presets import preset_files
 from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig
 from hypernerfgan_ns.fields.target_field import TargetField
 from hypernerfgan_ns.method_configs import hypernerfgan_config
@@ -107,3 +109,15 @@ def points_queried(field: TargetField, render: Callable[[], Any]) -> int:
     finally:
         del field.forward
     return sum(counts)
+
+
+def own_preset(folder: Path, prior_changes: Optional[Dict[str, Any]] = None, **changes: Any) -> Path:
+    """The shipped cars preset with `changes` to its settings and `prior_changes` to its camera prior, written to a
+    preset file of one's own in `folder`."""
+    values = yaml.safe_load(preset_files()["cars"].read_text(encoding="utf8"))
+    values.update(changes)
+    if prior_changes:
+        values["camera_prior"].update(prior_changes)
+    path = folder / "mine.yml"
+    path.write_text(yaml.safe_dump(values), encoding="utf8")
+    return path

@@ -10,7 +10,6 @@ from typing import Dict, Tuple
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
 
 from hypernerfgan_ns.cameras.camera_prior import CameraPriorConfig, look_at_origin_poses
@@ -34,9 +33,9 @@ from hypernerfgan_ns.data.builtin.primitives import (
 from hypernerfgan_ns.data.builtin.renderer import camera_rays, render_scene, trace
 from hypernerfgan_ns.data.builtin.shapes import BUILTIN_SHAPES, sample_scenes
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
-from hypernerfgan_ns.data.dataset_presets import preset_files
 from hypernerfgan_ns.errors import DatasetError
 from hypernerfgan_ns.scripts.data_synth import SynthCommand
+from tests.helpers import own_preset
 
 SET_SIZE = 6
 """Images in the small sets rendered by these tests."""
@@ -140,11 +139,9 @@ def test_same_seed_renders_identical_images_in_any_number_of_processes(tmp_path:
 
 def test_a_built_in_set_is_seen_from_the_training_presets_camera_prior(tmp_path: Path) -> None:
     """`--data cars --preset mine.yml` trains with that preset's cameras: the images are rendered from them."""
-    values = yaml.safe_load(preset_files()["cars"].read_text(encoding="utf8"))
-    values["camera_prior"]["fov"] = 0.9
-    (tmp_path / "wide.yml").write_text(yaml.safe_dump(values), encoding="utf8")
+    wide_preset = own_preset(tmp_path, prior_changes={"fov": 0.9})
     options = dict(data=Path("cars"), resolution=16, builtin_num_images=3, min_num_images=1, cache_dir=tmp_path)
-    wide = UnposedImagesDataParserConfig(**options, preset=str(tmp_path / "wide.yml")).setup().resolve_source()
+    wide = UnposedImagesDataParserConfig(**options, preset=str(wide_preset)).setup().resolve_source()
     shipped = UnposedImagesDataParserConfig(**options).setup().resolve_source()
     assert shipped == builtin_dataset_folder("cars", 3, 16, 0, tmp_path) and wide.parent == shipped.parent != wide
     focal = json.loads((wide / TRANSFORMS_FILE).read_text())["fl_x"]

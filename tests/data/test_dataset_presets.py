@@ -5,24 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from hypernerfgan_ns.data.dataset_presets import load_preset, preset_files
 from hypernerfgan_ns.errors import DatasetError
-
-
-def own_preset(tmp_path: Path, **changes) -> Path:
-    """The shipped cars preset with `changes` applied, written to a file of one's own."""
-    values = yaml.safe_load(preset_files()["cars"].read_text(encoding="utf8"))
-    values.update(changes)
-    path = tmp_path / "mine.yml"
-    path.write_text(yaml.safe_dump(values), encoding="utf8")
-    return path
+from tests.helpers import own_preset
 
 
 def test_a_preset_of_ones_own_is_read_with_its_camera_prior(tmp_path: Path) -> None:
-    prior = {**yaml.safe_load(preset_files()["cars"].read_text(encoding="utf8"))["camera_prior"], "radius": 3.5}
-    preset = load_preset(str(own_preset(tmp_path, camera_prior=prior)))
+    preset = load_preset(str(own_preset(tmp_path, prior_changes={"radius": 3.5})))
     assert preset.name == "mine" and preset.camera_prior.radius == 3.5
     assert preset.camera_prior.elevation_range == (0.0, 90.0)
     assert set(preset_files()) == {"carla", "cars", "chairs", "planes"}
