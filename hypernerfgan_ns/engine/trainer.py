@@ -370,9 +370,10 @@ class HyperNeRFGANTrainer(Trainer):
             f"The checkpoint was written by {len(rank_states)} processes and is resumed by {self.world_size}: "
             f"each process's random numbers start anew (seed {seed}), so the run does not repeat an uninterrupted one."
         )
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)  # and every CUDA device's
+        # Imported here: nerfstudio.scripts.train imports the method configs, and through them this module.
+        from nerfstudio.scripts.train import _set_random_seed
+
+        _set_random_seed(seed)  # as nerfstudio's launcher seeds each process
 
     def checkpoint_to_resume(self) -> Optional[Path]:
         """The checkpoint named by the configuration, checked to exist."""
