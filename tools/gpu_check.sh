@@ -52,11 +52,11 @@ CURVE_SAMPLES=${CURVE_SAMPLES:-400}     # EMA samples per point, kept as PNGs (a
 THREADS=${THREADS:-4}                   # CPU threads per training (the machine has 16 cores)
 LIMIT=${LIMIT:-570}                     # seconds the whole check may take (a call's limit is 600; tar and copies last)
 # The runs: NAME=ns-train options beside the method's preset, comma-separated. The candidate is the recipe
-# hypernerfgan-tiny trains with (README, "Ablations"): Adam at 0.01 for both networks, the encoding's octaves faded in
+# hypernerfgan-tiny trains with (docs/ablations.md): Adam at 0.01 for both networks, the encoding's octaves faded in
 # over 5,000 images; the fallback keeps the discriminator at the paper's 0.0025, where the wide one stays tame. The
 # fourth halves the discriminator's channels at 64 x 64 (256 instead of 512; 29% of the paper configuration's
 # arithmetic less): on the tiny preset the same change learned as much per image in a third less time, and the tiny
-# preset took it (README, "Ablations", discriminator-base-x0.5).
+# preset took it (docs/ablations.md, discriminator-base-x0.5).
 RUNS=${RUNS:-"paper-recipe= \
 lr-x4-annealing=--optimizers.generator.optimizer.lr=0.01,--optimizers.discriminator.optimizer.lr=0.01,--pipeline.model.frequency-annealing-images=5000 \
 generator-lr-x4-annealing=--optimizers.generator.optimizer.lr=0.01,--pipeline.model.frequency-annealing-images=5000 \

@@ -14,7 +14,7 @@ resolution, skipping log2(d) blocks of the largest activations: most of an itera
 The generator renders one ray per coarse pixel, so the real patches are the photos sampled at those rays' pixel
 centres (`coarse_real_patches`), not averaged over each pixel's area: a point-sampled render cannot look like an
 averaged photo, and a discriminator that tells the two apart teaches the generator nothing about the object (FID 72.5
-against 104.5 on `hypernerfgan-tiny`, README "Ablations").
+against 104.5 on `hypernerfgan-tiny`, docs/ablations.md).
 
 When a stage begins, the discriminator's new block is blended in as in progressive GANs (StyleGAN's fade-in): its
 output is mixed with the previous stage's path (the patch box-filtered to half its side, through that resolution's

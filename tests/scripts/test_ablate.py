@@ -393,8 +393,8 @@ def test_a_study_on_top_of_a_row_combines_it_with_every_row(tiny, tmp_path: Path
 
 
 def test_the_papers_recipe_and_the_old_tiny_preset_are_rows_away(tiny, tmp_path: Path) -> None:
-    """The README's CPU study ran when the presets trained with the paper's recipe (and the tiny preset on batches
-    of 8, with twice the channels at its discriminator's high resolutions): `--on-top-of lr-x0.25
+    """The CPU study of docs/ablations.md ran when the presets trained with the paper's recipe (and the tiny preset on
+    batches of 8, with twice the channels at its discriminator's high resolutions): `--on-top-of lr-x0.25
     no-frequency-annealing batch-x2 discriminator-base-x2` gives that baseline back, and the recipe on top of it
     gives today's presets."""
     then = ("lr-x0.25", "no-frequency-annealing", "batch-x2", "discriminator-base-x2")

@@ -157,7 +157,7 @@ class RandomPosePatchDataManagerConfig(DefaultsForMissingFields, VanillaDataMana
     """How progressive growing's coarser real patches (d times coarser) are made: "point" samples the photo
     bilinearly at the coarse pixels' centres, where the generator's single ray per pixel passes (as GRAF samples its
     scaled patches); "box" averages each d x d block of pixels, as a resized photo, which the generator's point
-    samples cannot match (README, "Ablations": FID 104.5 against 72.5 for "point" on `hypernerfgan-tiny`)."""
+    samples cannot match (docs/ablations.md: FID 104.5 against 72.5 for "point" on `hypernerfgan-tiny`)."""
     max_device_images_gb: float = 2.0
     """Hold the decoded training images on the training device when they take at most this many GiB (8-bit; 2,000
     images at 128 px take 0.09 GiB) and cut the real patches there: no disk read and no host-to-device copy per

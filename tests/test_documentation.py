@@ -1,0 +1,119 @@
+"""The README and docs/ stay runnable: their links and pictures exist, and the methods, ablation rows and bench
+variants their commands name are the ones the code registers (a renamed row would otherwise leave a command that
+fails only when a reader copies it)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+
+from hypernerfgan_ns.method_configs import METHODS
+from hypernerfgan_ns.scripts.ablate import ROWS
+from hypernerfgan_ns.scripts.bench import VARIANTS
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def code_lines(document: Path) -> Iterator[str]:
+    """The lines of a document's fenced code blocks, continuation lines joined, comments dropped."""
+    inside, pending = False, ""
+    for line in document.read_text().splitlines():
+        if line.startswith("```"):
+            inside, pending = not inside, ""
+            continue
+        if not inside:
+            continue
+        line = pending + line.split("  #")[0].strip()
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        pending = ""
+        if line:
+            yield line
+
+
+def option_values(words: List[str], option: str) -> List[str]:
+    """The values after `option` in a command, up to the next option."""
+    if option not in words:
+        return []
+    values = []
+    for word in words[words.index(option) + 1 :]:
+        if word.startswith("--"):
+            break
+        values.append(word)
+    return values
+
+
+def commands(tool: str, subcommand: str) -> Iterator[List[str]]:
+    """Every `tool subcommand ...` line of the documents' code blocks, split into words."""
+    for document in DOCUMENTS:
+        for line in code_lines(document):
+            words = shlex.split(line)
+            while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # OMP_NUM_THREADS=1 hypernerfgan ...
+                words = words[1:]
+            if words[:2] == [tool, subcommand]:
+                yield words
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
+def test_every_relative_link_and_picture_exists(document: Path) -> None:
+    targets = [target for target in LINK.findall(document.read_text()) if not re.match(r"[a-z]+:", target)]
+    assert targets, f"{document.name} has no relative link: is the pattern still right?"
+    missing = [target for target in targets if not (document.parent / target.split("#")[0]).exists()]
+    assert not missing, f"{document.name} links to files that do not exist: {missing}"
+
+
+def test_ablate_commands_name_registered_methods_and_rows() -> None:
+    found = list(commands("hypernerfgan", "ablate"))
+    assert len(found) > 10
+    for words in found:
+        assert set(option_values(words, "--method")) <= set(METHODS), words
+        named = option_values(words, "--rows") + option_values(words, "--on-top-of")
+        unknown = [row for row in named if row not in ROWS and row != "..."]
+        assert not unknown, f"{' '.join(words)}: rows {unknown} are not in hypernerfgan_ns/scripts/ablate.py"
+
+
+def test_bench_commands_name_registered_methods_and_variants() -> None:
+    found = list(commands("hypernerfgan", "bench"))
+    assert len(found) > 3
+    for words in found:
+        assert set(option_values(words, "--methods")) <= set(METHODS), words
+        unknown = [variant for variant in option_values(words, "--variants") if variant not in VARIANTS]
+        assert not unknown, f"{' '.join(words)}: variants {unknown} are not in hypernerfgan_ns/scripts/bench.py"
+
+
+def test_ns_train_commands_name_registered_methods() -> None:
+    lines = [line for document in DOCUMENTS for line in code_lines(document)]
+    found = [shlex.split(line) for line in lines if line.startswith("ns-train ")]
+    assert len(found) > 5
+    for words in found:
+        assert words[1] in METHODS, f"{' '.join(words)}: no method {words[1]!r}"
+
+
+def listed_rows(text: str) -> List[str]:
+    """The row names of the README's "Rows:" paragraph, shorthand expanded: `lr-x0.25/2/4` is lr-x0.25, lr-x2 and
+    lr-x4; `r1-gamma-x0.1/x10` is r1-gamma-x0.1 and r1-gamma-x10."""
+    paragraph = text[text.index("Rows: ") :].split("\n\n")[0]
+    names = []
+    for group in re.findall(r"`([a-z][a-z0-9.+/-]*)`", paragraph):
+        if group.endswith(".png"):
+            continue
+        first, *others = group.split("/")
+        names.append(first)
+        for other in others:
+            short_factor = "-x" in first and not other.startswith("x")
+            stem = first[: first.rindex("-x") + 2] if short_factor else first[: first.rindex("-") + 1]
+            names.append(stem + other)
+    return names
+
+
+def test_the_readme_lists_every_ablation_row() -> None:
+    listed = listed_rows((ROOT / "README.md").read_text())
+    assert not set(ROWS) - set(listed), f"rows missing from the README's list: {sorted(set(ROWS) - set(listed))}"
+    assert not set(listed) - set(ROWS), f"the README lists rows that do not exist: {sorted(set(listed) - set(ROWS))}"
