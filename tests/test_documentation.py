@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import shlex
 from pathlib import Path
-from typing import Iterator, List
+from typing import Dict, Iterator, List, Set, Tuple
 
 import pytest
 
@@ -17,6 +17,8 @@ from hypernerfgan_ns.scripts.bench import VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+ABLATE_WORDS = {*ROWS, "..."}
+"""Row names, and the "..." by which a study's later commands elide the options they share with its first."""
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -50,14 +52,15 @@ def option_values(words: List[str], option: str) -> List[str]:
     return values
 
 
-def commands(tool: str, subcommand: str) -> Iterator[List[str]]:
-    """Every `tool subcommand ...` line of the documents' code blocks, split into words."""
+def commands(*prefix: str) -> Iterator[List[str]]:
+    """Every command of the documents' code blocks that starts with the words `prefix`, split into words (without
+    leading environment settings such as `OMP_NUM_THREADS=1`)."""
     for document in DOCUMENTS:
         for line in code_lines(document):
             words = shlex.split(line)
-            while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # OMP_NUM_THREADS=1 hypernerfgan ...
+            while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
                 words = words[1:]
-            if words[:2] == [tool, subcommand]:
+            if tuple(words[: len(prefix)]) == prefix:
                 yield words
 
 
@@ -69,28 +72,27 @@ def test_every_relative_link_and_picture_exists(document: Path) -> None:
     assert not missing, f"{document.name} links to files that do not exist: {missing}"
 
 
-def test_ablate_commands_name_registered_methods_and_rows() -> None:
-    found = list(commands("hypernerfgan", "ablate"))
-    assert len(found) > 10
+@pytest.mark.parametrize(
+    "subcommand, fewest, method_option, registries",
+    [
+        ("ablate", 11, "--method", {"--rows": (ABLATE_WORDS, "ablate.py"), "--on-top-of": (ABLATE_WORDS, "ablate.py")}),
+        ("bench", 4, "--methods", {"--variants": (set(VARIANTS), "bench.py")}),
+    ],
+)
+def test_hypernerfgan_commands_name_registered_methods_rows_and_variants(
+    subcommand: str, fewest: int, method_option: str, registries: Dict[str, Tuple[Set[str], str]]
+) -> None:
+    found = list(commands("hypernerfgan", subcommand))
+    assert len(found) >= fewest
     for words in found:
-        assert set(option_values(words, "--method")) <= set(METHODS), words
-        named = option_values(words, "--rows") + option_values(words, "--on-top-of")
-        unknown = [row for row in named if row not in ROWS and row != "..."]
-        assert not unknown, f"{' '.join(words)}: rows {unknown} are not in hypernerfgan_ns/scripts/ablate.py"
-
-
-def test_bench_commands_name_registered_methods_and_variants() -> None:
-    found = list(commands("hypernerfgan", "bench"))
-    assert len(found) > 3
-    for words in found:
-        assert set(option_values(words, "--methods")) <= set(METHODS), words
-        unknown = [variant for variant in option_values(words, "--variants") if variant not in VARIANTS]
-        assert not unknown, f"{' '.join(words)}: variants {unknown} are not in hypernerfgan_ns/scripts/bench.py"
+        assert set(option_values(words, method_option)) <= set(METHODS), words
+        for option, (registry, module) in registries.items():
+            unknown = [name for name in option_values(words, option) if name not in registry]
+            assert not unknown, f"{' '.join(words)}: {option} {unknown} are not in hypernerfgan_ns/scripts/{module}"
 
 
 def test_ns_train_commands_name_registered_methods() -> None:
-    lines = [line for document in DOCUMENTS for line in code_lines(document)]
-    found = [shlex.split(line) for line in lines if line.startswith("ns-train ")]
+    found = list(commands("ns-train"))
     assert len(found) > 5
     for words in found:
         assert words[1] in METHODS, f"{' '.join(words)}: no method {words[1]!r}"
