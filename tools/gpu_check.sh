@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's GPU figures in one call of at most ten minutes: the bench of the paper configuration, then four
-# trainings on the built-in cars side by side (the paper's recipe, a candidate, its fallback and the candidate with
-# half the discriminator's channels at 64 x 64) for a fixed budget of images or of minutes, whichever ends first,
+# trainings on the built-in cars side by side (the paper's recipe, a candidate, its fallback and the fallback on
+# whole images) for a fixed budget of images or of minutes, whichever ends first,
 # with their quality curves, then a sample sheet of each. Everything comes back as a few files of at most 15 MB, ready
 # to be scored where the Inception weights are (a GPU machine may have neither them nor a package index), written as
 # each stage ends (the bench, the runs, the sheets), so that a call cut short brings back the stages it finished.
@@ -54,13 +54,14 @@ LIMIT=${LIMIT:-570}                     # seconds the whole check may take (a ca
 # The runs: NAME=ns-train options beside the method's preset, comma-separated. The candidate is the recipe
 # hypernerfgan-tiny trains with (docs/ablations.md): Adam at 0.01 for both networks, the encoding's octaves faded in
 # over 5,000 images; the fallback keeps the discriminator at the paper's 0.0025, where the wide one stays tame. The
-# fourth halves the discriminator's channels at 64 x 64 (256 instead of 512; 29% of the paper configuration's
-# arithmetic less): on the tiny preset the same change learned as much per image in a third less time, and the tiny
-# preset took it (docs/ablations.md, discriminator-base-x0.5).
+# fourth is the fallback on whole 128 x 128 images instead of the reference's 64 x 64 crops: on the tiny preset crops
+# of a quarter of the image cost more than any other change studied, per image, per ray and per CPU minute
+# (docs/ablations.md, "Patches smaller than the image"); on the H200 four times the rays may cost far less than four
+# times the time, which this run measures.
 RUNS=${RUNS:-"paper-recipe= \
 lr-x4-annealing=--optimizers.generator.optimizer.lr=0.01,--optimizers.discriminator.optimizer.lr=0.01,--pipeline.model.frequency-annealing-images=5000 \
 generator-lr-x4-annealing=--optimizers.generator.optimizer.lr=0.01,--pipeline.model.frequency-annealing-images=5000 \
-lr-x4-annealing-d-base-half=--optimizers.generator.optimizer.lr=0.01,--optimizers.discriminator.optimizer.lr=0.01,--pipeline.model.frequency-annealing-images=5000,--pipeline.discriminator.channel-base=16384"}
+whole-images=--optimizers.generator.optimizer.lr=0.01,--pipeline.model.frequency-annealing-images=5000,--pipeline.datamanager.patch-size=128"}
 
 start=$(date +%s)
 mkdir -p "$OUT"

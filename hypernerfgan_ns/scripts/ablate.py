@@ -115,6 +115,10 @@ one, x4 an average over more of its recent past."""
 ANNEALING_FRACTION = 0.5
 """The annealing rows (coarse-to-fine frequencies, patch scale) anneal over this fraction of the study's images."""
 
+PATCH_SCALE_NEVER_SHRINKS = 1 << 60
+"""Patch-scale annealing images of the `whole-image-patches` row: more than any study sees, so the smallest footprint
+stays the whole image (to float precision) and every patch's rays spread over the whole image."""
+
 GROWING_START_DOWNSCALES = (2, 4)
 """The `progressive-growing-xD` rows start at 1/D of the patch's side and double it until the full patch
 (`hypernerfgan-tiny` x4: 8 x 8 whole images, then 16 and 32; the paper configuration x4: 16 x 16 patches of 32 x 32
@@ -268,6 +272,12 @@ def remove_frequency_annealing(config: HyperNeRFGANTrainerConfig) -> None:
 def anneal_patch_scale(config: HyperNeRFGANTrainerConfig) -> None:
     """GRAF's patch-scale annealing over the first part of the budget."""
     config.pipeline.datamanager.patch_scale_annealing_images = max(1, round(ANNEALING_FRACTION * study_images(config)))
+
+
+def spread_patches_over_whole_image(config: HyperNeRFGANTrainerConfig) -> None:
+    """GRAF's scaled patches at their largest scale only: each patch's P x P rays spread over the whole image (the
+    object seen whole, at the patch's resolution), the real patches sampled at the same points."""
+    config.pipeline.datamanager.patch_scale_annealing_images = PATCH_SCALE_NEVER_SHRINKS
 
 
 def grow_progressively(start_downscale: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
@@ -452,6 +462,10 @@ ROWS: Dict[str, AblationRow] = {
     "patch-scale-annealing": AblationRow(
         f"GRAF's patch scale: whole-image patches shrinking over the first {ANNEALING_FRACTION:.0%} of the images",
         anneal_patch_scale,
+    ),
+    "whole-image-patches": AblationRow(
+        "each patch's rays spread over the whole image (GRAF's largest scale, never sharpened)",
+        spread_patches_over_whole_image,
     ),
     **{
         f"progressive-growing-x{start}": AblationRow(

@@ -15,6 +15,7 @@ from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import (
 )
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
 from hypernerfgan_ns.errors import DatasetError
+from hypernerfgan_ns.scripts.ablate import PATCH_SCALE_NEVER_SHRINKS
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 
@@ -226,6 +227,9 @@ def test_patch_scale_annealing_spreads_patches_over_the_image_then_shrinks_them(
     assert torch.allclose(start, torch.full_like(start, RESOLUTION)), "at first every patch covers the whole image"
     later = datamanager.patch_footprints(1000, step=20)  # annealed: anywhere between P and the whole image
     assert later.min() >= PATCH and later.max() <= RESOLUTION and later.min() < PATCH + 1
+    datamanager.config.patch_scale_annealing_images = PATCH_SCALE_NEVER_SHRINKS  # ablate's whole-image-patches
+    never = datamanager.patch_footprints(1000, step=10**6)
+    assert torch.equal(never, torch.full_like(never, RESOLUTION)), "every patch spread over the whole image"
 
     # A whole-image patch of the real photo is the photo averaged over 2x2 blocks (P = R / 2).
     store = torch.from_numpy(datamanager.image_store.array().copy()).float() / 255

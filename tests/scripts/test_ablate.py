@@ -255,9 +255,10 @@ def tiny() -> HyperNeRFGANTrainerConfig:
 
 def test_every_row_applies_to_the_tiny_method_except_patches_beyond_or_as_large_as_its_images(tiny) -> None:
     reasons = {row: unfit_reason(row_config(tiny, row)) for row in ROWS}
-    assert {row for row, reason in reasons.items() if reason} == {"patch-64", "patch-scale-annealing"}
+    scaled = {"patch-scale-annealing", "whole-image-patches"}
+    assert {row for row, reason in reasons.items() if reason} == {"patch-64"} | scaled
     assert "larger than the method's 32x32 images" in reasons["patch-64"]
-    assert "already cover" in reasons["patch-scale-annealing"]
+    assert all("already cover" in reasons[row] for row in scaled)
     small_and_growing = row_config(row_config(tiny, "patch-8"), "progressive-growing-x4")
     assert "cannot start 4x smaller" in unfit_reason(small_and_growing), "8-pixel patches would start at 2"
     assert config_changes(tiny, row_config(tiny, "baseline")) == {}
@@ -286,6 +287,7 @@ def test_rows_change_what_they_say(tiny) -> None:
     assert row_config(tiny, "frequency-annealing").pipeline.model.frequency_annealing_images == half_budget
     assert row_config(tiny, "no-frequency-annealing").pipeline.model.frequency_annealing_images == 0
     assert row_config(tiny, "patch-scale-annealing").pipeline.datamanager.patch_scale_annealing_images == half_budget
+    assert unfit_reason(row_config(row_config(tiny, "patch-16"), "whole-image-patches")) is None
     assert not tiny.pipeline.progressive_growing.enabled
     assert set(GROWING_START_DOWNSCALES) == {2, 4}
     growing = row_config(tiny, "progressive-growing-x4").pipeline.progressive_growing
