@@ -21,7 +21,7 @@
 # sheets' time is what is left. While the trainings run, their curves so far reach $OUT every minute.
 #
 # The knobs below are environment variables. A dry run on the CPU:
-#     OUT=/tmp/dry METHOD=hypernerfgan-tiny ITERATIONS=20 CURVE_IMAGES=40 CURVE_SAMPLES=16 TRAIN_SECONDS=200 \
+#     OUT=/tmp/dry METHOD=hypernerfgan-tiny WHOLE_IMAGE=32 ITERATIONS=20 CURVE_IMAGES=40 CURVE_SAMPLES=16 TRAIN_SECONDS=200 \
 #         BENCH_SECONDS=0 bash tools/gpu_check.sh
 set -uo pipefail
 
@@ -51,6 +51,7 @@ CURVE_IMAGES=${CURVE_IMAGES:-2500}      # a quality-curve point every this many 
 CURVE_SAMPLES=${CURVE_SAMPLES:-400}     # EMA samples per point, kept as PNGs (about 3.4 MB per 400 at 128 px)
 THREADS=${THREADS:-4}                   # CPU threads per training (the machine has 16 cores)
 LIMIT=${LIMIT:-570}                     # seconds the whole check may take (a call's limit is 600; tar and copies last)
+WHOLE_IMAGE=${WHOLE_IMAGE:-128}          # the method's image side: the whole-images run's patch (32 for -tiny)
 # The runs: NAME=ns-train options beside the method's preset, comma-separated. The candidate is the recipe
 # hypernerfgan-tiny trains with (docs/ablations.md): Adam at 0.01 for both networks, the encoding's octaves faded in
 # over 5,000 images; the fallback keeps the discriminator at the paper's 0.0025, where the wide one stays tame. The
@@ -61,7 +62,7 @@ LIMIT=${LIMIT:-570}                     # seconds the whole check may take (a ca
 RUNS=${RUNS:-"paper-recipe= \
 lr-x4-annealing=--optimizers.generator.optimizer.lr=0.01,--optimizers.discriminator.optimizer.lr=0.01,--pipeline.model.frequency-annealing-images=5000 \
 generator-lr-x4-annealing=--optimizers.generator.optimizer.lr=0.01,--pipeline.model.frequency-annealing-images=5000 \
-whole-images=--optimizers.generator.optimizer.lr=0.01,--pipeline.model.frequency-annealing-images=5000,--pipeline.datamanager.patch-size=128"}
+whole-images=--optimizers.generator.optimizer.lr=0.01,--pipeline.model.frequency-annealing-images=5000,--pipeline.datamanager.patch-size=$WHOLE_IMAGE"}
 
 start=$(date +%s)
 mkdir -p "$OUT"
