@@ -21,8 +21,8 @@
 # sheets' time is what is left. While the trainings run, their curves so far reach $OUT every minute.
 #
 # The knobs below are environment variables. A dry run on the CPU:
-#     OUT=/tmp/dry METHOD=hypernerfgan-tiny WHOLE_IMAGE=32 ITERATIONS=20 CURVE_IMAGES=40 CURVE_SAMPLES=16 TRAIN_SECONDS=200 \
-#         BENCH_SECONDS=0 bash tools/gpu_check.sh
+#     OUT=/tmp/dry METHOD=hypernerfgan-tiny WHOLE_IMAGE=32 ITERATIONS=20 CURVE_IMAGES=40 CURVE_SAMPLES=16 \
+#         TRAIN_SECONDS=200 BENCH_SECONDS=0 bash tools/gpu_check.sh
 set -uo pipefail
 
 if [ "${1:-}" = "--unpack" ]; then
