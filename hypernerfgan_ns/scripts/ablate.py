@@ -211,6 +211,12 @@ def set_patch_size(patch: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
     return change
 
 
+def train_on_whole_images(config: HyperNeRFGANTrainerConfig) -> None:
+    """Patches as large as the training images: every object seen whole at the full resolution, by a discriminator
+    built for it (one block more than for the paper's 64-pixel crops of 128-pixel images)."""
+    config.pipeline.datamanager.patch_size = dataparser_config(config).resolution
+
+
 def scale_discriminator_width(factor: float, at_every_resolution: bool) -> Callable[[HyperNeRFGANTrainerConfig], None]:
     """The discriminator's `channel_base` times `factor`, and its `channel_max` too `at_every_resolution`."""
 
@@ -398,6 +404,9 @@ ROWS: Dict[str, AblationRow] = {
         f"patch-{patch}": AblationRow(f"{patch}x{patch} patches (and a discriminator for them)", set_patch_size(patch))
         for patch in PATCH_SIZES
     },
+    "whole-images": AblationRow(
+        "patches as large as the images (the objects seen whole, a discriminator for them)", train_on_whole_images
+    ),
     **{
         f"discriminator-width-x{factor:g}": AblationRow(
             f"the discriminator's channels x{factor:g} at every resolution", scale_discriminator_width(factor, at_every_resolution=True)

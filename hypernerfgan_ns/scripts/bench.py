@@ -52,6 +52,7 @@ import json
 import platform
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Sequence, Tuple
@@ -163,6 +164,12 @@ def growing_stage(downscale: int) -> Callable[[HyperNeRFGANTrainerConfig, BenchS
     return change
 
 
+def train_on_whole_images(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
+    """The method as registered with patches as large as its images (and the discriminator built for them) instead
+    of crops: what an iteration costs when every object is seen whole, as the tiny preset trains."""
+    config.pipeline.datamanager.patch_size = config.pipeline.datamanager.dataparser.resolution
+
+
 GROWING_STAGE_NEVER_ENDS = 1 << 60
 """Images per stage of the `growing-stage-...` variants: more than any bench shows."""
 
@@ -192,6 +199,9 @@ VARIANTS: Dict[str, BenchVariant] = {
     ),
     "separate-fakes": BenchVariant(
         "the method as registered, each phase rendering its own fakes: two renders per iteration", share_fakes(False)
+    ),
+    "whole-images": BenchVariant(
+        "the method as registered on whole images: patches as large as the training resolution", train_on_whole_images
     ),
     **{
         f"growing-stage-x{downscale}": BenchVariant(
@@ -273,20 +283,25 @@ class OperationCounter(TorchDispatchMode):
 class SavedTensorBytes:
     """Counts the bytes autograd saves for backward while active, each storage once.
 
-    The storages are held until `close()`: a freed storage's address could otherwise be reused by a later tensor,
-    which would then not be counted. Use it for a measuring iteration, not for timed ones.
+    Storages are remembered by weak reference, so that counting keeps nothing alive: holding them would keep every
+    phase's saved tensors in memory at once, the whole iteration's sum (the paper configuration on whole 128x128
+    images: past 24 GB in fp32, which killed the bench on a 24 GB machine), where training frees each phase's after
+    its backward. A storage freed during the iteration may leave its address to a later one, which is then counted as
+    the new storage it is (its remembered reference is dead); PyTorch keeps one Python object per live storage, so a
+    live one is recognised as the same.
     """
 
     def __init__(self) -> None:
         self.total_bytes = 0
-        self._storages: Dict[Tuple[str, int], Any] = {}
+        self._storages: Dict[Tuple[str, int], weakref.ref] = {}
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
 
     def _pack(self, tensor: Tensor) -> Tensor:
         storage = tensor.untyped_storage()
         key = (str(tensor.device), storage.data_ptr())
-        if key not in self._storages:
-            self._storages[key] = storage
+        remembered = self._storages.get(key)
+        if remembered is None or remembered() is not storage:
+            self._storages[key] = weakref.ref(storage)
             self.total_bytes += storage.nbytes()
         return tensor
 
@@ -296,10 +311,6 @@ class SavedTensorBytes:
 
     def __exit__(self, *exc_info: Any) -> None:
         self._hooks.__exit__(*exc_info)
-
-    def close(self) -> None:
-        """Lets the counted storages go."""
-        self._storages.clear()
 
 
 class BatchPreparationTimer:
@@ -718,10 +729,8 @@ class Benchmark:
     @classmethod
     def count_saved_bytes(cls, trainer: HyperNeRFGANTrainer) -> int:
         """Runs one iteration (the first, a lazy-R1 step) and returns the bytes it saved for backward."""
-        counter = SavedTensorBytes()
-        with counter:
+        with SavedTensorBytes() as counter:
             cls.iteration(trainer, step=0)
-        counter.close()
         return counter.total_bytes
 
     @classmethod
@@ -788,15 +797,21 @@ class Benchmark:
             weights = generator.object_weights(torch.randn(batch, generator.latent_dim, device=device))
             positions = torch.rand(batch, points_per_object, 3, device=device) * 2 - 1
             field_seconds = best_seconds(lambda: generator.field(positions, weights), device, self.flops_repeats)
-            # The machine's limit for these FLOPs: each layer as one plain matmul into a preallocated output.
+            # The machine's limit for these FLOPs: each layer as one plain matmul into a preallocated output. The
+            # layers' inputs and outputs are the leading elements of one buffer each (contiguous, as a layer's are),
+            # so that the reference holds two layers' activations, not all of them (on whole 128x128 images all
+            # nine of the paper's MLP would be 38 GB in fp32).
             dtype = torch.float16 if trainer.mixed_precision else torch.float32
+            points, shapes = batch * points_per_object, generator.field.layer_shapes()
+            inputs = torch.randn(points * max(in_features for _, in_features in shapes), device=device, dtype=dtype)
+            outputs = torch.empty(points * max(out_features for out_features, _ in shapes), device=device, dtype=dtype)
             operands = [
                 (
-                    torch.randn(batch * points_per_object, in_features, device=device, dtype=dtype),
+                    inputs[: points * in_features].view(points, in_features),
                     torch.randn(in_features, out_features, device=device, dtype=dtype),
-                    torch.empty(batch * points_per_object, out_features, device=device, dtype=dtype),
+                    outputs[: points * out_features].view(points, out_features),
                 )
-                for out_features, in_features in generator.field.layer_shapes()
+                for out_features, in_features in shapes
             ]
             matmul_seconds = best_seconds(
                 lambda: [torch.mm(x, w, out=out) for x, w, out in operands], device, self.flops_repeats
@@ -873,19 +888,20 @@ class BenchCommand:
         rows = [(method, variant) for method in self.methods for variant in dict.fromkeys(self.variants)]
         baseline_rows = [(method, BASELINE_VARIANT) for method in self.naive_baseline if method in self.methods]
         rows += [row for row in baseline_rows if row not in rows]
-        results: List[BenchResult] = []
-        try:
-            for method, variant in rows:
-                results.append(bench.measure(method, variant, naive_baseline=(method, variant) in baseline_rows))
-        except KeyboardInterrupt:  # e.g. a time limit's SIGINT: what was measured is still worth its table
-            CONSOLE.print(f"[bold yellow]Interrupted[/bold yellow] after {len(results)} of {len(rows)} rows; "
-                          "reporting those.")
-
         caption = (
             f"One training iteration (D + G phase) on {device_description(device)}, torch {torch.__version__}; "
             f"{self.iterations} timed after {self.warmup_iterations} warm-up"
             + (f"; CUDA memory capped at {memory_cap:g} GiB" if memory_cap else "")
         )
+        results: List[BenchResult] = []
+        try:
+            for method, variant in rows:
+                results.append(bench.measure(method, variant, naive_baseline=(method, variant) in baseline_rows))
+                self.write_json(results, caption, device, memory_cap)  # a process killed later keeps these rows
+        except KeyboardInterrupt:  # e.g. a time limit's SIGINT: what was measured is still worth its table
+            CONSOLE.print(f"[bold yellow]Interrupted[/bold yellow] after {len(results)} of {len(rows)} rows; "
+                          "reporting those.")
+
         table = Table(title=caption)
         for column in TABLE_COLUMNS:
             text = column in ("method", "variant", "precision")
@@ -901,21 +917,29 @@ class BenchCommand:
                     f"[bold]{result.naive_speedup:.1f}x faster[/bold]"
                 )
         if self.json is not None:
-            report = {
-                "device": device_description(device),
-                "torch": torch.__version__,
-                "memory_cap_gib": memory_cap,
-                "caption": caption,
-                "settings": {"iterations": self.iterations, "warmup_iterations": self.warmup_iterations,
-                             "recompute_ray_chunk": self.recompute_ray_chunk, "data": str(self.data)},
-                "rows": [result.as_json() for result in results],
-                "markdown": markdown_table(results),
-            }
-            self.json.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_output(self.json) as temporary:
-                temporary.write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
+            self.write_json(results, caption, device, memory_cap)
             CONSOLE.print(f"[bold green]Wrote[/bold green] {self.json}")
         return results
+
+    def write_json(
+        self, results: List[BenchResult], caption: str, device: torch.device, memory_cap: Optional[float]
+    ) -> None:
+        """The rows measured so far into `--json` (replaced whole), when it is given."""
+        if self.json is None:
+            return
+        report = {
+            "device": device_description(device),
+            "torch": torch.__version__,
+            "memory_cap_gib": memory_cap,
+            "caption": caption,
+            "settings": {"iterations": self.iterations, "warmup_iterations": self.warmup_iterations,
+                         "recompute_ray_chunk": self.recompute_ray_chunk, "data": str(self.data)},
+            "rows": [result.as_json() for result in results],
+            "markdown": markdown_table(results),
+        }
+        self.json.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(self.json) as temporary:
+            temporary.write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
 
     def cap_memory(self, device: torch.device) -> Optional[float]:
         """Applies --simulate-memory-gb; returns the cap in GiB, or None."""

@@ -272,6 +272,10 @@ def test_rows_change_what_they_say(tiny) -> None:
     coarse = row_config(tiny, "samples-8").pipeline.model
     assert (coarse.num_coarse_samples, coarse.num_importance_samples) == (8, 0)
     assert row_config(tiny, "patch-16").pipeline.datamanager.patch_size == 16
+    assert row_config(row_config(tiny, "patch-16"), "whole-images").pipeline.datamanager.patch_size == 32
+    paper = study_config("hypernerfgan", Path("cars"), iterations=10, seed=3)
+    whole = row_config(paper, "whole-images").pipeline.datamanager.patch_size
+    assert (whole, paper.pipeline.datamanager.patch_size) == (128, 64), "the 128-pixel images, not 64-pixel crops"
 
     assert row_config(tiny, "octaves-4").pipeline.model.num_octaves == 4 != tiny.pipeline.model.num_octaves
     assert set(LEARNING_RATE_FACTORS) == {0.25, 2.0, 4.0, 8.0}, "the paper's rate and three faster ones"

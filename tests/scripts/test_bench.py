@@ -3,8 +3,10 @@ tiny method fills every figure of the table and the JSON."""
 
 from __future__ import annotations
 
+import gc
 import json
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from torch.autograd import DeviceType
 from torch.autograd.profiler_util import FunctionEvent
 
 from hypernerfgan_ns.fields.target_field import TargetField
+from hypernerfgan_ns.method_configs import METHODS, method_config
 from hypernerfgan_ns.networks.generator import Generator
 from hypernerfgan_ns.scripts.bench import (
     BatchPreparationTimer,
@@ -141,11 +144,25 @@ def test_saved_bytes_count_each_storage_once() -> None:
         again = (x * x).sum()  # saves x (twice): already counted
     assert counter.total_bytes == 2 * 1000 * 4
     (loss + again).backward()
-    counter.close()
     with SavedTensorBytes() as nothing:
         with torch.no_grad():
             (x * y).sum()
     assert nothing.total_bytes == 0, "no graph, nothing saved"
+
+
+def test_counting_saved_bytes_keeps_no_storage_alive() -> None:
+    """Each phase's saved tensors are freed after its backward while counting, as in training; a storage that takes
+    a freed one's place (often at its address) is counted as the new storage it is."""
+    x = torch.randn(1000, requires_grad=True)
+    with SavedTensorBytes() as counter:
+        for _ in range(3):
+            hidden = x * 2  # not a leaf: its storage dies with the graph
+            freed = weakref.ref(hidden.untyped_storage())
+            (hidden * hidden).sum().backward()  # saves `hidden` (once) and frees it in the backward
+            del hidden
+            gc.collect()
+            assert freed() is None, "the counter holds no storage"
+    assert counter.total_bytes == 3 * 1000 * 4, "three storages, whatever their addresses"
 
 
 def test_a_benchmark_of_the_tiny_method_measures_every_figure() -> None:
@@ -200,6 +217,20 @@ def test_a_growing_stage_is_measured_at_its_patch_size() -> None:
     assert 0 < first_stage.flops_per_iteration < full.flops_per_iteration / 4
 
 
+def test_whole_images_are_patches_as_large_as_the_training_resolution() -> None:
+    """`whole-images`: the GPU presets' crops become their whole 128 x 128 images; the tiny preset trains on whole
+    images already, so its row is its preset."""
+    bench = Benchmark(num_images=NUM_IMAGES)
+    for method in METHODS:
+        preset, whole = (bench.config(method, variant, Path("unused")) for variant in ("preset", "whole-images"))
+        resolution = preset.pipeline.datamanager.dataparser.resolution
+        assert whole.pipeline.datamanager.patch_size == resolution
+        assert field_points_per_iteration(whole) * preset.pipeline.datamanager.patch_size**2 == (
+            field_points_per_iteration(preset) * resolution**2
+        )
+    assert method_config("hypernerfgan").pipeline.datamanager.patch_size == 64, "the registered preset is unchanged"
+
+
 def test_the_command_prints_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     output = tmp_path / "bench.json"
     run(parse([
@@ -220,15 +251,17 @@ def test_the_command_prints_and_writes_json(tmp_path: Path, capsys: pytest.Captu
 
 def test_an_interrupted_command_reports_the_rows_it_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     measured = []
+    output = tmp_path / "bench.json"
 
     def measure(self: Benchmark, method: str, variant: str, naive_baseline: bool = False) -> BenchResult:
         if measured:
+            # The first row is on disk before the second starts: a process killed now (out of memory) keeps it.
+            assert [row["variant"] for row in json.loads(output.read_text())["rows"]] == ["preset"]
             raise KeyboardInterrupt  # a time limit's SIGINT during the second row
         measured.append(BenchResult(method=method, variant=variant, seconds_per_plain_iteration=1.0))
         return measured[-1]
 
     monkeypatch.setattr(Benchmark, "measure", measure)
-    output = tmp_path / "bench.json"
     run(parse(["bench", "--methods", "hypernerfgan-tiny", "--variants", "preset", "eval-fp32", "--json", str(output)]))
     (row,) = json.loads(output.read_text())["rows"]
     assert (row["variant"], row["seconds_per_plain_iteration"]) == ("preset", 1.0)
