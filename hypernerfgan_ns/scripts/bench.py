@@ -284,11 +284,12 @@ class SavedTensorBytes:
     """Counts the bytes autograd saves for backward while active, each storage once.
 
     Storages are remembered by weak reference, so that counting keeps nothing alive: holding them would keep every
-    phase's saved tensors in memory at once, the whole iteration's sum (the paper configuration on whole 128x128
-    images: past 24 GB in fp32, which killed the bench on a 24 GB machine), where training frees each phase's after
-    its backward. A storage freed during the iteration may leave its address to a later one, which is then counted as
-    the new storage it is (its remembered reference is dead); PyTorch keeps one Python object per live storage, so a
-    live one is recognised as the same.
+    phase's saved tensors in memory at once, the whole iteration's sum (7.5 GiB for the paper configuration's R1
+    iteration on whole 128x128 images in fp32), where training frees each phase's after its backward, and a bench
+    near a card's memory (`--simulate-memory-gb`) would run out in the counting iteration where training fits. A
+    storage freed during the iteration may leave its address to a later one, which is then counted as the new
+    storage it is (its remembered reference is dead); PyTorch keeps one Python object per live storage, so a live one
+    is recognised as the same.
     """
 
     def __init__(self) -> None:
@@ -800,7 +801,7 @@ class Benchmark:
             # The machine's limit for these FLOPs: each layer as one plain matmul into a preallocated output. The
             # layers' inputs and outputs are the leading elements of one buffer each (contiguous, as a layer's are),
             # so that the reference holds two layers' activations, not all of them (on whole 128x128 images all
-            # nine of the paper's MLP would be 38 GB in fp32).
+            # nine of the paper's MLP are 34 GiB in fp32, which ran a 24 GB machine out of memory; the two: 5 GiB).
             dtype = torch.float16 if trainer.mixed_precision else torch.float32
             points, shapes = batch * points_per_object, generator.field.layer_shapes()
             inputs = torch.randn(points * max(in_features for _, in_features in shapes), device=device, dtype=dtype)
