@@ -895,10 +895,13 @@ class BenchCommand:
             + (f"; CUDA memory capped at {memory_cap:g} GiB" if memory_cap else "")
         )
         results: List[BenchResult] = []
+        # The report is written before the first row and replaced after each, so that it always holds what was
+        # measured: a process interrupted or killed (out of memory) later keeps these rows.
+        self.write_json(results, caption, device, memory_cap)
         try:
             for method, variant in rows:
                 results.append(bench.measure(method, variant, naive_baseline=(method, variant) in baseline_rows))
-                self.write_json(results, caption, device, memory_cap)  # a process killed later keeps these rows
+                self.write_json(results, caption, device, memory_cap)
         except KeyboardInterrupt:  # e.g. a time limit's SIGINT: what was measured is still worth its table
             CONSOLE.print(f"[bold yellow]Interrupted[/bold yellow] after {len(results)} of {len(rows)} rows; "
                           "reporting those.")
@@ -918,7 +921,6 @@ class BenchCommand:
                     f"[bold]{result.naive_speedup:.1f}x faster[/bold]"
                 )
         if self.json is not None:
-            self.write_json(results, caption, device, memory_cap)
             CONSOLE.print(f"[bold green]Wrote[/bold green] {self.json}")
         return results
 
