@@ -10,7 +10,8 @@ paper's 0.0025, the positional encoding's octaves faded in over the first 5,000 
 at a budget of 10,000 images it halves FID against the paper's recipe on cars, chairs and planes. The GPU presets
 keep the paper's recipe: their 512-channel discriminator's logits blew up at 0.01 on `hypernerfgan-lite`, and on
 crops of a quarter of the image, the paper's 64x64 patches of 128x128 images, the tiny preset's recipe changed
-nothing: it pays on whole images only (the `whole-images` ablation row), whose cost and gain only a GPU run can say.
+nothing: it pays on whole images only (the `whole-images` ablation row), whose gain only a GPU run can say (with the
+discriminator's `channel_base` halved, as the tiny preset's, they cost the crops' arithmetic: README, "Ablations").
 
 Dataset-dependent values (camera prior, target depth, R1 gamma) come from the dataset preset the `unposed-images`
 dataparser selects (`configs/*.yml`), so each method works for every dataset.

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The README's GPU figures in one call of at most ten minutes: the bench of the paper configuration, then four
 # trainings on the built-in cars side by side (the paper's recipe on its crops, then whole images under the paper's
-# recipe, the fallback and the tiny preset's recipe) for a fixed budget of images or of minutes, whichever ends first,
-# with their quality curves, then a sample sheet of each. Everything comes back as a few files of at most 15 MB, ready
-# to be scored where the Inception weights are (a GPU machine may have neither them nor a package index), written as
-# each stage ends (the bench, the runs, the sheets), so that a call cut short brings back the stages it finished.
+# recipe, the fallback and the tiny preset's recipe in full) for a fixed budget of images or of minutes, whichever ends
+# first, with their quality curves, then a sample sheet of each. Everything comes back as a few files of at most 15 MB,
+# ready to be scored where the Inception weights are (a GPU machine may have neither them nor a package index), written
+# as each stage ends (the bench, the runs, the sheets), so that a call cut short brings back the stages it finished.
 #
 # On the GPU machine, in the project's root, with the project installed (on a machine without a package index, bring
 # wheels and an installer as `.gpu/whl` and `.gpu/install.sh`: the script sources it first):
@@ -21,8 +21,8 @@
 # sheets' time is what is left. While the trainings run, their curves so far reach $OUT every minute.
 #
 # The knobs below are environment variables. A dry run on the CPU:
-#     OUT=/tmp/dry METHOD=hypernerfgan-tiny WHOLE_IMAGE=32 ITERATIONS=20 CURVE_IMAGES=40 CURVE_SAMPLES=16 \
-#         TRAIN_SECONDS=200 BENCH_SECONDS=0 bash tools/gpu_check.sh
+#     OUT=/tmp/dry METHOD=hypernerfgan-tiny WHOLE_IMAGE=32 HALF_BASE=512 ITERATIONS=20 CURVE_IMAGES=40 \
+#         CURVE_SAMPLES=16 TRAIN_SECONDS=200 BENCH_SECONDS=0 bash tools/gpu_check.sh
 set -uo pipefail
 
 if [ "${1:-}" = "--unpack" ]; then
@@ -52,19 +52,22 @@ CURVE_SAMPLES=${CURVE_SAMPLES:-400}     # EMA samples per point, kept as PNGs (a
 THREADS=${THREADS:-4}                   # CPU threads per training (the machine has 16 cores)
 LIMIT=${LIMIT:-570}                     # seconds the whole check may take (a call's limit is 600; tar and copies last)
 WHOLE_IMAGE=${WHOLE_IMAGE:-128}          # the method's image side: the whole-images run's patch (32 for -tiny)
+HALF_BASE=${HALF_BASE:-16384}          # half the method's discriminator channel_base: the last run's (512 for -tiny)
 # The runs: NAME=ns-train options beside the method's preset, comma-separated. On the tiny preset the faster recipe
 # (Adam at 0.01, the encoding's octaves faded in over 5,000 images) halves FID on whole images and changes nothing on
 # crops of a quarter of the image, the paper's 64 x 64 of 128 x 128 (docs/ablations.md, "Patches smaller than the
 # image"), so the paper's recipe on its crops, today's default, is compared with whole 128 x 128 images under the
 # paper's recipe, the fallback (the generator at 0.01, the wide discriminator at the paper's 0.0025, where it stays
-# tame) and the tiny preset's recipe (both at 0.01). On the H200 whole images may cost far less than four times the
-# rays' time, which these runs and the bench's whole-images row measure.
+# tame) and the tiny preset's recipe in full (both at 0.01 and the discriminator's channel_base halved, which cost the
+# tiny preset nothing per image and brings whole images back to about the crops' arithmetic). On the H200 whole
+# images may cost far less than four times the rays' time, which these runs and the bench's whole-images rows measure.
 WHOLE=--pipeline.datamanager.patch-size=$WHOLE_IMAGE
 FASTER=--optimizers.generator.optimizer.lr=0.01,--pipeline.model.frequency-annealing-images=5000
+TINY_RECIPE=$FASTER,--optimizers.discriminator.optimizer.lr=0.01,--pipeline.discriminator.channel-base=$HALF_BASE
 RUNS=${RUNS:-"paper-recipe= \
 whole-images=$WHOLE \
 whole-images-fallback=$WHOLE,$FASTER \
-whole-images-lr-x4-annealing=$WHOLE,$FASTER,--optimizers.discriminator.optimizer.lr=0.01"}
+whole-images-tiny-recipe=$WHOLE,$TINY_RECIPE"}
 
 start=$(date +%s)
 mkdir -p "$OUT"
@@ -116,7 +119,8 @@ data_pid=$!
 if [ "$BENCH_SECONDS" -gt 0 ]; then
     log "bench (at most $BENCH_SECONDS s)"
     timeout -s INT -k 10 "$BENCH_SECONDS" "${hypernerfgan[@]}" bench --methods "$METHOD" \
-        --variants preset whole-images eval-fp32 query-every-sample shared-fakes pytorch-double-backward \
+        --variants preset whole-images whole-images-discriminator-base-x0.5 eval-fp32 query-every-sample shared-fakes \
+        pytorch-double-backward \
         --json "$summary/bench.json" \
         > "$summary/bench.log" 2>&1 || log "bench stopped early (exit $?): see bench.log"
 fi

@@ -55,8 +55,8 @@ python3 -P -c "import hypernerfgan_ns.data.dataset_presets as p; p.preset_files(
 # A fresh cache, as on the GPU machine: the built-in images are rendered again, and there are no Inception weights,
 # so the curves hold SWD only and keep their samples.
 rm -rf "$OUT" "$OUT.cache" "$UNPACKED"
-HYPERNERFGAN_CACHE=$OUT.cache OUT=$OUT METHOD=hypernerfgan-tiny WHOLE_IMAGE=32 ITERATIONS=$ITERATIONS CURVE_IMAGES=40 \
-    CURVE_SAMPLES=16 TRAIN_SECONDS=$TRAIN_SECONDS BENCH_SECONDS=$BENCH_SECONDS LIMIT=$LIMIT THREADS=1 \
+HYPERNERFGAN_CACHE=$OUT.cache OUT=$OUT METHOD=hypernerfgan-tiny WHOLE_IMAGE=32 HALF_BASE=512 ITERATIONS=$ITERATIONS \
+    CURVE_IMAGES=40 CURVE_SAMPLES=16 TRAIN_SECONDS=$TRAIN_SECONDS BENCH_SECONDS=$BENCH_SECONDS LIMIT=$LIMIT THREADS=1 \
     bash tools/gpu_check.sh
 bash tools/gpu_check.sh --unpack "$OUT" "$UNPACKED"
 OUT=$UNPACKED

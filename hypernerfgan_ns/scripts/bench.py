@@ -170,6 +170,14 @@ def train_on_whole_images(config: HyperNeRFGANTrainerConfig, settings: BenchSett
     config.pipeline.datamanager.patch_size = config.pipeline.datamanager.dataparser.resolution
 
 
+def whole_images_half_discriminator_base(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
+    """`whole-images` with the discriminator's `channel_base` halved: half the channels at its high resolutions, where
+    `channel_base / resolution` is below `channel_max` (the paper's 128- and 64-pixel blocks at 128 and 256 channels
+    instead of 256 and 512), so that the block whole images add costs about what the crops' first block did."""
+    train_on_whole_images(config, settings)
+    config.pipeline.discriminator.channel_base //= 2
+
+
 GROWING_STAGE_NEVER_ENDS = 1 << 60
 """Images per stage of the `growing-stage-...` variants: more than any bench shows."""
 
@@ -202,6 +210,10 @@ VARIANTS: Dict[str, BenchVariant] = {
     ),
     "whole-images": BenchVariant(
         "the method as registered on whole images: patches as large as the training resolution", train_on_whole_images
+    ),
+    "whole-images-discriminator-base-x0.5": BenchVariant(
+        "whole-images with the discriminator's channel_base halved: half its channels at the high resolutions",
+        whole_images_half_discriminator_base,
     ),
     **{
         f"growing-stage-x{downscale}": BenchVariant(

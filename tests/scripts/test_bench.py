@@ -16,6 +16,7 @@ from torch.autograd.profiler_util import FunctionEvent
 
 from hypernerfgan_ns.fields.target_field import TargetField
 from hypernerfgan_ns.method_configs import METHODS, method_config
+from hypernerfgan_ns.networks.discriminator import Discriminator
 from hypernerfgan_ns.networks.generator import Generator
 from hypernerfgan_ns.scripts.bench import (
     BatchPreparationTimer,
@@ -229,6 +230,23 @@ def test_whole_images_are_patches_as_large_as_the_training_resolution() -> None:
             field_points_per_iteration(preset) * resolution**2
         )
     assert method_config("hypernerfgan").pipeline.datamanager.patch_size == 64, "the registered preset is unchanged"
+
+
+def test_whole_images_with_half_the_discriminator_base_keep_the_crops_channels_at_their_side() -> None:
+    """`whole-images-discriminator-base-x0.5`: the paper configuration on whole 128 x 128 images whose discriminator
+    has 128 channels at 128 pixels and 256 at 64 (half the channels where its arithmetic is), 512 from 32 down, as
+    on the crops."""
+    bench = Benchmark(num_images=NUM_IMAGES)
+    whole, halved = (
+        bench.config("hypernerfgan", variant, Path("unused"))
+        for variant in ("whole-images", "whole-images-discriminator-base-x0.5")
+    )
+    assert halved.pipeline.datamanager.patch_size == whole.pipeline.datamanager.patch_size == 128
+    assert halved.pipeline.discriminator.channel_base * 2 == whole.pipeline.discriminator.channel_base
+    discriminator = Discriminator(halved.pipeline.discriminator, resolution=128)
+    widths = [discriminator.from_rgb.weight.shape[0]] + [block.skip.weight.shape[0] for block in discriminator.blocks]
+    assert widths == [128, 256, 512, 512, 512, 512]
+    assert method_config("hypernerfgan").pipeline.discriminator.channel_base == 32768, "the preset is unchanged"
 
 
 def test_the_command_prints_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
