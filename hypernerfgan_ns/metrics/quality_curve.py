@@ -14,7 +14,9 @@ object per line:
 
 `step` counts finished iterations, `wall_seconds` is the wall-clock time since training began (summed over resumed
 sessions), and `train_seconds` the same without the time spent scoring: the x-axis of quality per GPU-minute.
-`hypernerfgan plot RUN...` draws the curves of several runs side by side.
+`hypernerfgan plot RUN...` draws the curves of several runs side by side. The trainer scores in nerfstudio's evaluation
+slot after an iteration, outside its timer, so nerfstudio's "Train Iter (time)", "Train Rays / Sec" and ETA leave the
+scoring out as `train_seconds` does.
 
 A GPU machine may lack the Inception weights and any package index to fetch them. Its points then hold SWD only, and
 keep the samples they scored, as a zip of PNGs in the run folder's `curve_samples/` named in the point

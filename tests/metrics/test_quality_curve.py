@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
 import zipfile
 from pathlib import Path
 from typing import List
@@ -11,13 +13,16 @@ from typing import List
 import pytest
 from PIL import Image
 
+import nerfstudio.engine.trainer
+from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTrainer
 from hypernerfgan_ns.errors import ExportError
 from hypernerfgan_ns.method_configs import method_config
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig
-from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurveConfig, read_curve
+from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurve, QualityCurveConfig, read_curve
 from hypernerfgan_ns.scripts.plot_curves import PlotCommand
 from hypernerfgan_ns.scripts.score_samples import RenderSamplesCommand, ScoreCommand, ScoreCurveCommand
 from nerfstudio.utils.eval_utils import eval_setup
+from nerfstudio.utils.writer import EventName, TimeWriter
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tests.helpers import micro_config, replaced, train
 
@@ -53,6 +58,58 @@ def test_a_run_records_its_quality_every_interval_in_jsonl_and_tensorboard(tmp_p
     swd = events.Scalars("Quality/swd")
     assert [event.step for event in swd] == [0, 1, 3, 4]
     assert [round(event.value, 3) for event in swd] == [round(point["swd"], 3) for point in points]
+
+
+@pytest.mark.parametrize("logger", [True, False], ids=["tensorboard", "viewer-alone"])
+def test_scoring_is_not_timed_as_a_training_iteration(tmp_path: Path, monkeypatch, logger: bool) -> None:
+    """nerfstudio times its after-iteration callbacks with the iteration: a point scored there showed as slow
+    iterations in "Train Iter (time)", "Train Rays / Sec" and the ETA. Without a logger (the viewer alone), where
+    nerfstudio skips its own evaluations, the curve is still drawn."""
+    timers: List[str] = []
+
+    class WatchedTimeWriter(TimeWriter):
+        def __enter__(self):
+            timers.append(self.name)
+            return super().__enter__()
+
+        def __exit__(self, *args):
+            timers.remove(self.name)
+            return super().__exit__(*args)
+
+    inside_iteration_timer: List[bool] = []
+    record = QualityCurve.record
+
+    def watched_record(curve: QualityCurve, step: int):
+        inside_iteration_timer.append(EventName.ITER_TRAIN_TIME in timers)
+        return record(curve, step)
+
+    monkeypatch.setattr(nerfstudio.engine.trainer, "TimeWriter", WatchedTimeWriter)
+    monkeypatch.setattr(QualityCurve, "record", watched_record)
+    config = curve_config(tmp_path, iterations=4)
+    if not logger:
+        monkeypatch.setattr(type(config), "is_tensorboard_enabled", lambda self: False)
+    train(config)
+    points = read_curve(config.get_base_dir() / METRICS_FILENAME)
+    assert [point["images_seen"] for point in points] == [0, 8, 16]
+    assert inside_iteration_timer == [False, False, False]
+
+
+def test_ctrl_c_in_an_iteration_whose_point_is_due_stops_without_scoring_it(tmp_path: Path, monkeypatch) -> None:
+    """The stop is promised after the iteration; a point (a minute on a CPU) is not scored first."""
+    config = curve_config(tmp_path, iterations=4)
+    train_iteration = HyperNeRFGANTrainer.train_iteration
+
+    def ctrl_c_during_the_second(trainer: HyperNeRFGANTrainer, step: int):
+        if step == 1:  # the iteration after which 8 images are seen: a point is due
+            os.kill(os.getpid(), signal.SIGINT)
+        return train_iteration(trainer, step)
+
+    monkeypatch.setattr(HyperNeRFGANTrainer, "train_iteration", ctrl_c_during_the_second)
+    with pytest.raises(SystemExit) as stopped:
+        train(config)
+    assert stopped.value.code == INTERRUPTED_EXIT_CODE
+    assert [point["images_seen"] for point in read_curve(config.get_base_dir() / METRICS_FILENAME)] == [0]
+    assert [path.name for path in config.get_checkpoint_dir().glob("*.ckpt")] == ["step-000000001.ckpt"]
 
 
 def test_a_resumed_run_continues_the_curve_and_its_clock(tmp_path: Path) -> None:
