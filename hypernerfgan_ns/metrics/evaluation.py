@@ -14,6 +14,7 @@ rendered elsewhere) all score this way.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -111,7 +112,10 @@ def inception_distances(
         results["fid"] = float(fid.compute())
     if "kid" in config.metrics:
         subset_size = min(config.kid_subset_size, len(real), len(fake))
-        kid = KernelInceptionDistance(feature=features, subsets=config.kid_subsets, subset_size=subset_size)
+        with warnings.catch_warnings():
+            # torchmetrics warns that KID keeps every feature it is given: here they are already in memory.
+            warnings.filterwarnings("ignore", message="Metric `Kernel Inception Distance`", category=UserWarning)
+            kid = KernelInceptionDistance(feature=features, subsets=config.kid_subsets, subset_size=subset_size)
         kid.update(real.double(), real=True)
         kid.update(fake.double(), real=False)
         # KID draws its subsets with torch's global generator. Seeded, the same samples always score the same (during

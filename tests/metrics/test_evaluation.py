@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -202,3 +203,15 @@ def test_a_subset_of_real_images_holds_every_object_of_a_collection_stored_objec
     object_means = (summary.features[:, 2] * 127.5 + 127.5).round().int()  # the stand-in's mean, back in pixels
     assert set(object_means.tolist()) == set(range(objects))
     assert torch.equal(object_means, torch.arange(100) * 5 // views)  # every fifth image, in order
+
+
+def test_loading_inception_and_scoring_kid_show_the_user_no_third_party_warnings(stand_in_weights: Path) -> None:
+    """torch.jit.load's deprecation and torchmetrics' notice that KID keeps its features reached every ns-eval's
+    console: the weights are TorchScript, which only torch.jit loads, and the features are in memory anyway."""
+    generator = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(30, 8, generator=generator), torch.randn(30, 8, generator=generator)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        InceptionFeatureExtractor(stand_in_weights)
+        inception_distances(real, fake, GANEvaluationConfig(kid_subset_size=10, kid_subsets=2))
+    assert [str(warning.message) for warning in caught] == []
