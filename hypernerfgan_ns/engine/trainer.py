@@ -15,7 +15,7 @@ Everything else (the loop, logging, the viewer, checkpoint files, named optimize
 - Checkpoints also hold the random-number generators' states (each process's, under DDP), so a resumed run
   continues the same sequence of latents, cameras, crops and augmentations as an uninterrupted one.
 - Ctrl-C finishes the current iteration, saves a checkpoint and exits; a second Ctrl-C quits at once.
-- Dataset and configuration errors are shown as a message, not a traceback.
+- Dataset and configuration errors are shown as a message, not a traceback, and leave no empty run folder behind.
 - The quality curve (`metrics.quality_curve`): the EMA generator scored every N images into the run's
   metrics.jsonl, against a training clock that continues across resumed sessions.
 """
@@ -180,9 +180,25 @@ class HyperNeRFGANTrainer(Trainer):
             super().setup(test_mode=test_mode)  # type: ignore[arg-type]
         except HyperNeRFGANError as error:
             print_error(error)
+            self.remove_unused_run_folder()
             raise SystemExit(error.exit_code) from None
         if self.config.quality_curve.enabled and comms.is_main_process():
             self.setup_quality_curve()
+
+    def remove_unused_run_folder(self) -> None:
+        """After a failed start (a wrong --data path, an empty or unreadable folder), the run folder goes again if it
+        holds only the config.yml ns-train wrote: each corrected retry would otherwise leave one more run without a
+        checkpoint or a curve for the viewer, `ns-render` or `hypernerfgan plot outputs/...` to trip over. A folder
+        with anything else in it is left alone, and so are the experiment and method folders holding other runs."""
+        run = self.base_dir
+        if not comms.is_main_process() or not run.is_dir() or [path.name for path in run.iterdir()] != ["config.yml"]:
+            return
+        (run / "config.yml").unlink()
+        output_dir = self.config.output_dir.resolve()
+        for folder in [run, *run.parents]:
+            if folder.resolve() == output_dir or output_dir not in folder.resolve().parents or any(folder.iterdir()):
+                break
+            folder.rmdir()
 
     def setup_quality_curve(self) -> None:
         """Scores the EMA generator after the iterations that cross the curve's interval (main process only)."""

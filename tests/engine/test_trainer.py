@@ -162,3 +162,29 @@ def test_nerfstudio_options_the_gan_iteration_does_not_implement_are_refused(tmp
     config = micro_config(tmp_path, **{option: value})
     with pytest.raises(ValueError, match=option.replace("_", "-")):
         config.setup(local_rank=0, world_size=1)
+
+
+def test_a_run_that_fails_to_start_leaves_no_run_folder_behind(tmp_path: Path, capsys) -> None:
+    """ns-train writes config.yml before the data is read; a wrong folder must not leave a run without checkpoints
+    at each retry. The output folder and the runs already in it stay."""
+    earlier = micro_config(tmp_path, timestamp="earlier")
+    earlier.save_config()
+    (earlier.get_base_dir() / "metrics.jsonl").write_text("")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    messages = {}
+    for data, timestamp in ((empty, "empty-folder"), (tmp_path / "missing", "missing-folder")):
+        config = micro_config(tmp_path, data=str(data), timestamp=timestamp)
+        config.save_config()
+        with pytest.raises(SystemExit):
+            config.setup(local_rank=0, world_size=1).setup()
+        messages[timestamp] = capsys.readouterr().out
+        assert not config.get_base_dir().exists()
+    assert "is empty" in messages["empty-folder"] and "does not exist" in messages["missing-folder"]
+    assert sorted(path.name for path in earlier.get_base_dir().iterdir()) == ["config.yml", "metrics.jsonl"]
+    # A run folder of its own experiment: nothing of it is left, down to the output folder.
+    alone = micro_config(tmp_path / "alone", data=str(empty), timestamp="run")
+    alone.save_config()
+    with pytest.raises(SystemExit):
+        alone.setup(local_rank=0, world_size=1).setup()
+    assert list((tmp_path / "alone").iterdir()) == []
