@@ -181,15 +181,16 @@ class AdversarialPipeline(VanillaPipeline):
         generated = generator.hypernetwork.num_generated()
         points = data.batch_size * data.patch_size**2 * (model.config.num_coarse_samples + model.config.num_importance_samples)
         table = Table(title="HyperNeRFGAN", show_header=False)
+        skip = "no skip" if model.skip_layer is None else f"skip after {model.skip_layer}"
         table.add_row(
             "target NeRF",
-            f"{model.num_hidden_layers} hidden layers x {model.config.hidden_width}, skip after "
-            f"{model.skip_layer}, {len(shapes)} generated layers",
+            f"{model.num_hidden_layers} hidden layers x {model.config.hidden_width}, {skip}, {len(shapes)} generated "
+            "layers",
         )
+        ratio = f"{full / generated:.1f}x fewer" if full >= generated else f"{generated / full:.1f}x more"
         table.add_row(
             "hypernetwork",
-            f"FMM rank {model.config.fmm_rank}: {generated:,} numbers per object instead of {full:,} "
-            f"({full / generated:.1f}x fewer)",
+            f"FMM rank {model.config.fmm_rank}: {generated:,} numbers per object instead of {full:,} ({ratio})",
         )
         table.add_row("generator parameters", f"{sum(p.numel() for p in generator.parameters()):,}")
         table.add_row("discriminator parameters", f"{sum(p.numel() for p in self.discriminator.parameters()):,}")

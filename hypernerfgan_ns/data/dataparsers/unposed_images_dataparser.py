@@ -151,6 +151,7 @@ class UnposedImagesDataParser(DataParser):
         table.add_row("images", f"{store.num_images} at {store.resolution}x{store.resolution}" if store else "none")
         table.add_row("camera prior", f"radius {prior.radius}, fov {prior.fov:.4f} rad, near {prior.near}, far {prior.far}")
         table.add_row("azimuth / elevation", f"{prior.azimuth_range} / {prior.elevation_range} degrees")
-        table.add_row("preset's target MLP", f"{preset.num_hidden_layers} hidden layers, skip after {preset.skip_layer}")
+        skip = "no skip" if preset.skip_layer is None else f"skip after {preset.skip_layer}"
+        table.add_row("preset's target MLP", f"{preset.num_hidden_layers} hidden layers, {skip}")
         table.add_row("preset's R1 gamma", str(preset.r1_gamma))
         CONSOLE.print(table)
