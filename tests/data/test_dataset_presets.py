@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hypernerfgan_ns.data.dataset_presets import load_preset, preset_files
+from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
+from hypernerfgan_ns.data.dataset_presets import DEFAULT_PRESET, load_preset, preset_files
 from hypernerfgan_ns.errors import DatasetError
 from tests.helpers import own_preset
 
@@ -36,3 +37,16 @@ def test_a_preset_file_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
     path.write_text("- radius: 4\n", encoding="utf8")
     with pytest.raises(DatasetError, match="must be a mapping"):
         load_preset(str(path))
+
+
+@pytest.mark.parametrize("name, notice", [("shoes", True), ("cars_train", False)])
+def test_data_named_like_no_preset_is_told_which_it_gets_and_how_to_choose(
+    tmp_path: Path, capsys, name: str, notice: bool
+) -> None:
+    """The default preset's camera prior frames a folder named like none; the start says so, not only its name."""
+    parser = UnposedImagesDataParserConfig(data=tmp_path / name).setup()
+    parser.get_dataparser_outputs(split="train", images="none")
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("No preset is named like" in out) == notice, out
+    if notice:
+        assert f"the default ({DEFAULT_PRESET})" in out and "unposed-images --preset carla|cars|chairs|planes" in out

@@ -20,10 +20,17 @@ from pathlib import Path
 from typing import Literal, Optional, Type
 
 import torch
+from rich.markup import escape
 from rich.table import Table
 
 from hypernerfgan_ns.data.builtin.datasets import BUILTIN_DATASETS, ensure_builtin_dataset
-from hypernerfgan_ns.data.dataset_presets import DEFAULT_PRESET, DatasetPreset, guess_preset_name, load_preset
+from hypernerfgan_ns.data.dataset_presets import (
+    DEFAULT_PRESET,
+    DatasetPreset,
+    guess_preset_name,
+    load_preset,
+    preset_files,
+)
 from hypernerfgan_ns.data.image_collection import ImageStore, build_image_store
 from hypernerfgan_ns.errors import DatasetError
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
@@ -155,3 +162,9 @@ class UnposedImagesDataParser(DataParser):
         table.add_row("preset's target MLP", f"{preset.num_hidden_layers} hidden layers, {skip}")
         table.add_row("preset's R1 gamma", str(preset.r1_gamma))
         CONSOLE.print(table)
+        if self.config.preset == AUTO_PRESET and guess_preset_name(Path(self.config.data)) is None:
+            CONSOLE.print(
+                f"[bold yellow]No preset is named like {escape(Path(self.config.data).name)}, so the default "
+                f"({DEFAULT_PRESET}) frames the objects. If its camera prior does not fit your photos, choose one at "
+                f"the end of the ns-train command: unposed-images --preset {'|'.join(sorted(preset_files()))}|FILE.yml"
+            )
