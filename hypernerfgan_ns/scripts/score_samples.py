@@ -200,7 +200,12 @@ class ScoreCommand:
 
     def report(self, results: Dict[str, float], real: ImageStore, samples: ImageStore) -> None:
         """Prints the table and writes the JSON."""
-        table = Table(title=f"{samples.num_images} samples of {samples.source} vs {real.num_images} images of {real.source}")
+        # The sources on a line of their own: as the title of a two-column table rich wrapped them a few letters a line.
+        CONSOLE.print(
+            f"{samples.num_images} samples of {escape(str(samples.source))} against {real.num_images} images of "
+            f"{escape(str(real.source))}:"
+        )
+        table = Table()
         table.add_column("metric")
         table.add_column("value", justify="right")
         for name in METRICS:
