@@ -26,6 +26,7 @@ import functools
 import random
 import signal
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
@@ -151,8 +152,25 @@ class HyperNeRFGANTrainer(Trainer):
     pipeline: AdversarialPipeline
 
     def __init__(self, config: HyperNeRFGANTrainerConfig, local_rank: int = 0, world_size: int = 1) -> None:
-        super().__init__(config, local_rank=local_rank, world_size=world_size)
+        with warnings.catch_warnings():
+            # nerfstudio builds its grad scaler for the config's fp16 before it turns fp16 off on a CPU; the scaler
+            # then turns itself off with a warning that is not the user's to act on.
+            warnings.filterwarnings("ignore", message=".*GradScaler is enabled, but CUDA is not available")
+            super().__init__(config, local_rank=local_rank, world_size=world_size)
         self.device_type = self.device.split(":")[0]
+        if self.device_type == "cpu" and config.mixed_precision and local_rank == 0:
+            curve = config.quality_curve
+            CONSOLE.print(
+                f"[bold yellow]{config.method_name} is sized for a GPU (it trains in fp16 there). On this CPU expect "
+                "seconds to tens of seconds per iteration"
+                + (
+                    f", and minutes per quality-curve point ({curve.num_generated:,} samples each: "
+                    "--quality-curve.num-generated, or --quality-curve.interval-images 0 for none)"
+                    if curve.enabled
+                    else ""
+                )
+                + ". hypernerfgan-tiny is the preset for a CPU."
+            )
         if self.device_type == "cuda" and world_size > 1:
             # Each process's own GPU for NCCL's collectives (the random states' gather, barriers), which use the
             # current device; nerfstudio's launcher leaves every process on GPU 0.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import warnings
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,19 @@ def test_a_run_that_fails_to_start_leaves_no_run_folder_behind(tmp_path: Path, c
     with pytest.raises(SystemExit):
         alone.setup(local_rank=0, world_size=1).setup()
     assert list((tmp_path / "alone").iterdir()) == []
+
+
+def test_a_gpu_preset_on_the_cpu_says_what_to_expect_without_a_grad_scaler_warning(tmp_path: Path, capsys) -> None:
+    """fp16 presets on a CPU: the start says iterations and curve points are slow there and which preset fits, and
+    nerfstudio's grad scaler, built for fp16 and then turned off, does not warn about CUDA."""
+    config = micro_config(tmp_path, mixed_precision=True, quality_curve=QualityCurveConfig(interval_images=8))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "is sized for a GPU" in out and "1,000 samples each" in out and "hypernerfgan-tiny" in out, out
+    assert not trainer.mixed_precision and not trainer.grad_scaler.is_enabled()
+    assert [str(warning.message) for warning in caught if "CUDA is not available" in str(warning.message)] == []
+    fp32 = micro_config(tmp_path, timestamp="fp32")
+    fp32.setup(local_rank=0, world_size=1)
+    assert "sized for a GPU" not in capsys.readouterr().out
