@@ -39,7 +39,13 @@ from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
 
 from hypernerfgan_ns.errors import CheckpointError, HyperNeRFGANError, TrainingDivergedError, print_error
-from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurve, QualityCurveConfig, TrainingClock
+from hypernerfgan_ns.metrics.quality_curve import (
+    METRICS_FILENAME,
+    QualityCurve,
+    QualityCurveConfig,
+    ScoringInterrupted,
+    TrainingClock,
+)
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.engine.optimizers import Optimizers
@@ -262,13 +268,16 @@ class HyperNeRFGANTrainer(Trainer):
             raise SystemExit(INTERRUPTED_EXIT_CODE)
 
     def request_stop(self, signum: int, frame: Any) -> None:
-        """First Ctrl-C: stop after the current iteration. The default handler is back for a second one."""
+        """First Ctrl-C: stop after the current iteration, abandoning a quality point being scored. The default handler
+        is back for a second one."""
         signal.signal(signal.SIGINT, signal.default_int_handler)
         self.interrupted = True
         self.stop_training = True
         CONSOLE.print(
             "[bold yellow]Stopping after this iteration and saving a checkpoint. Press Ctrl-C again to quit at once."
         )
+        if self.quality_curve is not None and self.quality_curve.scoring:
+            raise ScoringInterrupted
 
     def _after_train(self) -> None:
         # nerfstudio saves at `self.step`, which after an early stop is the step that never ran.

@@ -122,6 +122,12 @@ class QualityCurveConfig(DefaultsForMissingFields, PrintableConfig):
         return f"at {self.interval_images:,} images times 1, {growth:g}, {growth**2:g}, ..."
 
 
+class ScoringInterrupted(BaseException):
+    """Raised into a point being scored when training is asked to stop (Ctrl-C): a point takes seconds on a GPU and
+    minutes on a CPU, and the stop was promised after the iteration. A BaseException, as KeyboardInterrupt is, so
+    that no `except Exception` on its way catches it."""
+
+
 class TrainingClock:
     """Wall-clock seconds of a training, summed over resumed sessions, with the time spent scoring kept apart.
 
@@ -223,6 +229,8 @@ class QualityCurve:
         self._real: Optional[ImageSetSummary] = None
         self._inception_missing = False
         self._size_reported = False
+        self.scoring = False
+        """Whether a point is being scored now: the trainer's Ctrl-C handler then raises `ScoringInterrupted`."""
 
     # ------------------------------------------------------------------ when
 
@@ -282,21 +290,31 @@ class QualityCurve:
         )
         self._size_reported = True
 
-    def record(self, step: int) -> Dict[str, Any]:
-        """Scores the EMA generator after iteration `step` (-1: before the first) and writes the point."""
+    def record(self, step: int) -> Optional[Dict[str, Any]]:
+        """Scores the EMA generator after iteration `step` (-1: before the first) and writes the point; None if a stop
+        request (`ScoringInterrupted`) abandoned it."""
         images = self.images_seen(step)
         kept: Dict[str, Any] = {}
-        with self.clock.scoring():
-            evaluation, real = self.prepare()
-            scoring = {"extractor": self._extractor, "real": real}
-            if self.keeps_samples:
-                kept["samples"] = (Path(CURVE_SAMPLES_DIRNAME) / CURVE_SAMPLES_NAME.format(images=images)).as_posix()
-                metrics = evaluate_keeping_samples(
-                    self.pipeline, evaluation, self.path.parent / kept["samples"],
-                    {"step": step + 1, "images_seen": images}, **scoring,
-                )
-            else:
-                metrics = evaluate_generator(self.pipeline, evaluation, self.pipeline.config.swd, **scoring)
+        try:
+            with self.clock.scoring():
+                self.scoring = True
+                evaluation, real = self.prepare()
+                scoring = {"extractor": self._extractor, "real": real}
+                if self.keeps_samples:
+                    archive = Path(CURVE_SAMPLES_DIRNAME) / CURVE_SAMPLES_NAME.format(images=images)
+                    kept["samples"] = archive.as_posix()
+                    metrics = evaluate_keeping_samples(
+                        self.pipeline, evaluation, self.path.parent / kept["samples"],
+                        {"step": step + 1, "images_seen": images}, **scoring,
+                    )
+                else:
+                    metrics = evaluate_generator(self.pipeline, evaluation, self.pipeline.config.swd, **scoring)
+        except ScoringInterrupted:
+            # A kept zip appears whole or not at all, so nothing of the point is left.
+            CONSOLE.print(f"[yellow]Stopped scoring the quality point at {images:,} images; the curve goes without it.")
+            return None
+        finally:
+            self.scoring = False
             self.pipeline.train()
         if kept and not self._size_reported:
             self.report_kept_size(self.path.parent / kept["samples"])

@@ -18,7 +18,15 @@ from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTr
 from hypernerfgan_ns.errors import ExportError
 from hypernerfgan_ns.method_configs import method_config
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig
-from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurve, QualityCurveConfig, read_curve
+from hypernerfgan_ns.metrics.quality_curve import (
+    CURVE_SAMPLES_DIRNAME,
+    CURVE_SAMPLES_NAME,
+    METRICS_FILENAME,
+    QualityCurve,
+    QualityCurveConfig,
+    read_curve,
+)
+from hypernerfgan_ns.metrics.sample_archive import SampleArchive
 from hypernerfgan_ns.scripts.plot_curves import PlotCommand
 from hypernerfgan_ns.scripts.score_samples import RenderSamplesCommand, ScoreCommand, ScoreCurveCommand
 from nerfstudio.utils.eval_utils import eval_setup
@@ -109,6 +117,31 @@ def test_ctrl_c_in_an_iteration_whose_point_is_due_stops_without_scoring_it(tmp_
         train(config)
     assert stopped.value.code == INTERRUPTED_EXIT_CODE
     assert [point["images_seen"] for point in read_curve(config.get_base_dir() / METRICS_FILENAME)] == [0]
+    assert [path.name for path in config.get_checkpoint_dir().glob("*.ckpt")] == ["step-000000001.ckpt"]
+
+
+def test_ctrl_c_while_a_point_is_scored_abandons_it_and_the_run_stops_with_a_checkpoint(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A point takes minutes on a CPU: a Ctrl-C during one stops its scoring at once (it was a traceback after a second
+    Ctrl-C, with no checkpoint), and nothing of the point is left."""
+    config = curve_config(tmp_path, iterations=6)
+    add = SampleArchive.add
+
+    def add_then_ctrl_c(archive: SampleArchive, batch) -> None:
+        add(archive, batch)
+        if archive.output.name == CURVE_SAMPLES_NAME.format(images=8):  # the point after the second iteration
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(SampleArchive, "add", add_then_ctrl_c)
+    with pytest.raises(SystemExit) as stopped:
+        train(config)
+    assert stopped.value.code == INTERRUPTED_EXIT_CODE
+    assert "Stopped scoring the quality point at 8 images" in " ".join(capsys.readouterr().out.split())
+    assert [point["images_seen"] for point in read_curve(config.get_base_dir() / METRICS_FILENAME)] == [0]
+    assert [path.name for path in (config.get_base_dir() / CURVE_SAMPLES_DIRNAME).iterdir()] == [
+        CURVE_SAMPLES_NAME.format(images=0)
+    ]
     assert [path.name for path in config.get_checkpoint_dir().glob("*.ckpt")] == ["step-000000001.ckpt"]
 
 
