@@ -23,7 +23,9 @@ Everything else (the loop, logging, the viewer, checkpoint files, named optimize
 from __future__ import annotations
 
 import functools
+import pickle
 import random
+import re
 import signal
 import time
 import warnings
@@ -38,6 +40,7 @@ from rich.markup import escape
 from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
 
+from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.errors import CheckpointError, HyperNeRFGANError, TrainingDivergedError, print_error
 from hypernerfgan_ns.metrics.quality_curve import (
     METRICS_FILENAME,
@@ -149,6 +152,60 @@ def checkpoint_contents(
         "skipped_steps": skipped_steps,
         "clock": clock.state_dict(),
     }
+
+
+CHECKPOINT_KEYS = ("step", "pipeline", "optimizers", "scalers", "random_states", "skipped_steps")
+"""What every checkpoint of this trainer holds (`checkpoint_contents`)."""
+
+
+def read_checkpoint(path: Path) -> Dict[str, Any]:
+    """A checkpoint of this trainer, loaded on the CPU, or a CheckpointError that says what is wrong with the file."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
+        # torch's first sentence, without the paragraph on corrupt files it may go on with.
+        reason = str(error).strip().splitlines()[0].split(". ")[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"{path} cannot be read ({reason}): cut short or not a checkpoint. Resume from an earlier one with "
+            "--load-step N (or --load-checkpoint PATH)."
+        ) from error
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise CheckpointError(
+            f"{path} is not a checkpoint of a HyperNeRFGAN run (it has no {', '.join(missing)}). Point --load-dir at "
+            "the nerfstudio_models folder of a run of ns-train hypernerfgan, -lite or -tiny."
+        )
+    return state
+
+
+def mismatch_message(path: Path, error: Exception) -> str:
+    """What to do when a checkpoint's networks or optimizers are not the ones this run builds: torch's message is a
+    screen of key names and shapes, so it is counted here, with one example of each kind, and the method the
+    checkpoint's run was started with."""
+    text = str(error)
+    differences = []
+    shapes = re.findall(
+        r"size mismatch for (\S+): copying a param with shape torch\.Size\((\[.*?\])\) from checkpoint, the shape in "
+        r"current model is torch\.Size\((\[.*?\])\)",
+        text,
+    )
+    if shapes:
+        name, saved, built = shapes[0]
+        differences.append(f"{len(shapes)} tensors of another shape (e.g. {name}: {saved} saved, {built} here)")
+    for label, kind in (("Missing", "missing from it"), ("Unexpected", "that this run does not build")):
+        listed = re.search(rf"{label} key\(s\) in state_dict: (.*)", text)
+        keys = re.findall(r'"([^"]+)"', listed.group(1)) if listed else []
+        if keys:
+            differences.append(f"{len(keys)} tensors {kind} (e.g. {keys[0]})")
+    if not differences:
+        differences.append(text.strip().splitlines()[0] if text.strip() else type(error).__name__)
+    config = path.parent.parent / "config.yml"
+    method = re.search(r"^method_name: (\S+)", config.read_text(encoding="utf8") if config.is_file() else "", re.MULTILINE)
+    started = f" ({config} says ns-train {method.group(1)})" if method else ""
+    return (
+        f"{path} does not fit the networks this run builds: {'; '.join(differences)}. Resume with the method and the "
+        f"architecture options the run was started with{started}."
+    )
 
 
 class HyperNeRFGANTrainer(Trainer):
@@ -377,13 +434,12 @@ class HyperNeRFGANTrainer(Trainer):
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         checkpoint_path = self.checkpoint_dir / f"step-{step:09d}.ckpt"
-        torch.save(
-            checkpoint_contents(
-                step, self.pipeline, self.optimizers, self.grad_scaler, self.skipped_steps, self.clock,
-                rank_random_states,
-            ),
-            checkpoint_path,
+        contents = checkpoint_contents(
+            step, self.pipeline, self.optimizers, self.grad_scaler, self.skipped_steps, self.clock, rank_random_states
         )
+        # Whole or not at all: a run killed while saving must not leave a cut-short latest checkpoint for --load-dir.
+        with atomic_output(checkpoint_path) as temporary:
+            torch.save(contents, temporary)
         if self.config.save_only_latest_checkpoint:
             for old in self.checkpoint_dir.glob("*.ckpt"):
                 if old != checkpoint_path:
@@ -395,10 +451,13 @@ class HyperNeRFGANTrainer(Trainer):
         if checkpoint_path is None:
             CONSOLE.print("No checkpoint to load, so training from scratch.")
             return
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        state = read_checkpoint(checkpoint_path)
         self._start_step = state["step"] + 1
-        self.pipeline.load_pipeline(state["pipeline"], state["step"])
-        self.optimizers.load_optimizers(state["optimizers"])
+        try:
+            self.pipeline.load_pipeline(state["pipeline"], state["step"])
+            self.optimizers.load_optimizers(state["optimizers"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise CheckpointError(mismatch_message(checkpoint_path, error)) from error
         if self.config.load_scheduler:
             self.optimizers.load_schedulers(state["schedulers"])
         self.grad_scaler.load_state_dict(state["scalers"])

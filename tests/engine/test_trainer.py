@@ -205,3 +205,43 @@ def test_a_gpu_preset_on_the_cpu_says_what_to_expect_without_a_grad_scaler_warni
     fp32 = micro_config(tmp_path, timestamp="fp32")
     fp32.setup(local_rank=0, world_size=1)
     assert "sized for a GPU" not in capsys.readouterr().out
+
+
+def test_resuming_from_a_checkpoint_that_does_not_fit_says_why_and_what_to_do(tmp_path: Path, capsys) -> None:
+    """Another method's checkpoint was a screen of tensor shapes in a traceback; a cut-short or foreign file another
+    traceback. Each is now one message naming the file and the fix."""
+    first = micro_config(tmp_path, max_num_iterations=2, timestamp="first")
+    checkpoints = train(first)
+    wider = micro_config(tmp_path, timestamp="wider", load_dir=checkpoints)
+    wider.pipeline.model.hidden_width = 32
+    cut_short = tmp_path / "cut_short.ckpt"
+    cut_short.write_bytes((checkpoints / "step-000000001.ckpt").read_bytes()[:5000])
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"step": 3, "pipeline": {}}, foreign)
+    cases = [
+        (wider, ["does not fit the networks this run", "tensors of another shape", "says ns-train hypernerfgan-tiny"]),
+        (micro_config(tmp_path, timestamp="cut", load_checkpoint=cut_short), ["cannot be read", "--load-step"]),
+        (micro_config(tmp_path, timestamp="foreign", load_checkpoint=foreign), ["not a checkpoint of a HyperNeRFGAN"]),
+    ]
+    for config, expected in cases:
+        with pytest.raises(SystemExit):
+            config.setup(local_rank=0, world_size=1).setup()
+        out = " ".join(capsys.readouterr().out.replace("│", " ").split())  # the panel's lines joined
+        assert "CheckpointError" in out and all(text in out for text in expected), out
+        assert "Traceback" not in out
+
+
+def test_a_save_cut_short_leaves_no_partial_checkpoint_for_load_dir_to_pick(tmp_path: Path, monkeypatch) -> None:
+    config = micro_config(tmp_path, max_num_iterations=2)
+    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    trainer.train()
+
+    def write_half_then_die(contents, path) -> None:
+        Path(path).write_bytes(b"half a checkpoint")
+        raise KeyboardInterrupt  # a kill while saving
+
+    monkeypatch.setattr(torch, "save", write_half_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save_checkpoint(step=5)
+    assert [path.name for path in config.get_checkpoint_dir().iterdir()] == ["step-000000001.ckpt"]
