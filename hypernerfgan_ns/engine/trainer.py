@@ -200,7 +200,8 @@ def mismatch_message(path: Path, error: Exception) -> str:
     if not differences:
         differences.append(text.strip().splitlines()[0] if text.strip() else type(error).__name__)
     config = path.parent.parent / "config.yml"
-    method = re.search(r"^method_name: (\S+)", config.read_text(encoding="utf8") if config.is_file() else "", re.MULTILINE)
+    config_text = config.read_text(encoding="utf8") if config.is_file() else ""
+    method = re.search(r"^method_name: (\S+)", config_text, re.MULTILINE)
     started = f" ({config} says ns-train {method.group(1)})" if method else ""
     return (
         f"{path} does not fit the networks this run builds: {'; '.join(differences)}. Resume with the method and the "
