@@ -138,7 +138,7 @@ def test_coarser_batches_are_patches_of_the_downscaled_cameras_and_photos(image_
         y, x = ((full.directions - patch[0, 0]).norm(dim=-1) < 1e-6).nonzero()[0].tolist()
         assert_same_rays(bundle[index * half * half : (index + 1) * half * half], full[y : y + half, x : x + half].flatten())
 
-    store = torch.from_numpy(datamanager.image_store.array()).permute(0, 3, 1, 2).float() / 255
+    store = torch.from_numpy(datamanager.image_store.array().copy()).permute(0, 3, 1, 2).float() / 255
     filtered = torch.nn.functional.avg_pool2d(store, 2).permute(0, 2, 3, 1)
     candidates = torch.cat([filtered, filtered.flip(2)])
     for patch in datamanager.sample_real_patches(3, downscale=2):
