@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import tyro
+from rich.markup import escape
 
 from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.errors import ExportError
-from hypernerfgan_ns.metrics.quality_curve import CURVE_METRICS, curve_file, read_curve
+from hypernerfgan_ns.metrics.quality_curve import CURVE_METRICS, METRICS_FILENAME, curve_file, read_curve
 from hypernerfgan_ns.scripts.rendering import check_output, report_written
+from nerfstudio.utils.rich_utils import CONSOLE
 
 METRIC_LABELS = {"fid": "FID", "kid": "KID", "swd": "SWD x1000"}
 """Axis labels of the metrics."""
@@ -62,7 +64,7 @@ class PlotCommand:
     def main(self) -> Path:
         output = self.output.expanduser()
         check_output(output, (".png",), "the quality curves")
-        files = [curve_file(run) for run in self.runs]
+        files = self.curve_files()
         curves = [read_curve(file) for file in files]
         labels = list(self.labels) if self.labels else run_labels(files)
         if len(labels) != len(files):
@@ -75,6 +77,31 @@ class PlotCommand:
             figure.savefig(temporary, format="png", dpi=DPI)
         report_written(output, f"{len(metrics)} metrics of {len(files)} runs")
         return output
+
+
+    def curve_files(self) -> List[Path]:
+        """The runs' metrics.jsonl. A run folder without one (its curve off, or stopped before its first point) is
+        left out with a notice when others have theirs, so `plot outputs/cars/hypernerfgan/*` draws the runs that
+        have curves; a path that does not exist, or no curve at all, is an error."""
+        files, without = [], []
+        for run in self.runs:
+            try:
+                files.append(curve_file(run))
+            except ExportError:
+                if not run.expanduser().exists():
+                    raise
+                without.append(run)
+        if not files:
+            raise ExportError(
+                f"None of {', '.join(str(run) for run in without)} has a {METRICS_FILENAME}: the curve is written "
+                "during ns-train every --quality-curve.interval-images, from the first point on."
+            )
+        if without:
+            CONSOLE.print(
+                f"[yellow]Left out, without a {METRICS_FILENAME} (curve off, or stopped before its first point): "
+                f"{escape(', '.join(str(run) for run in without))}"
+            )
+        return files
 
 
 def draw(curves: Sequence[List[Dict[str, Any]]], labels: Sequence[str], metrics: Sequence[str], title: Optional[str]):

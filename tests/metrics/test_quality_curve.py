@@ -263,6 +263,12 @@ def test_plot_draws_the_curves_of_several_runs(tmp_path: Path) -> None:
     assert width > height > 100, "one row (SWD) of two panels: images seen and minutes"
     with pytest.raises(ExportError, match="metrics.jsonl"):
         PlotCommand(runs=(tmp_path / "nothing",), output=tmp_path / "x.png").main()
+    # A glob over a method's runs may hold one without a curve (stopped before its first point): the others are drawn.
+    (tmp_path / "no_curve").mkdir()
+    PlotCommand(runs=(*runs, tmp_path / "no_curve"), output=tmp_path / "glob.png").main()
+    assert (tmp_path / "glob.png").is_file()
+    with pytest.raises(ExportError, match="None of .*no_curve has a metrics.jsonl"):
+        PlotCommand(runs=(tmp_path / "no_curve",), output=tmp_path / "z.png").main()
     with pytest.raises(ExportError, match="fid"):
         PlotCommand(runs=tuple(runs), output=tmp_path / "y.png", metrics=("fid",)).main()
 
