@@ -171,7 +171,7 @@ def test_coarse_real_patches_are_the_photos_at_the_coarse_pixels_centres(image_f
             torch.testing.assert_close(patches["point"], patches["box"])
             continue
         assert not torch.allclose(patches["point"], patches["box"])
-        store = torch.from_numpy(point.image_store.array()).permute(0, 3, 1, 2).float() / 255
+        store = torch.from_numpy(point.image_store.array().copy()).permute(0, 3, 1, 2).float() / 255
         centres = torch.nn.functional.avg_pool2d(store[:, :, 1:, 1:], 2, stride=4).permute(0, 2, 3, 1)
         candidates = torch.cat([centres, centres.flip(2)])
         side, coarse = PATCH // 4, RESOLUTION // 4
