@@ -222,18 +222,23 @@ def find_images(source: Path) -> Tuple[ImageLayout, List[str]]:
     return "zip", _list_zip(source)
 
 
-def first_image_size(source: Path) -> Tuple[int, int]:
-    """(width, height) of a collection's first image (in sorted order), read without decoding the others."""
+def image_sizes(source: Path) -> Dict[Tuple[int, int], List[str]]:
+    """A collection's image names grouped by (width, height), read from the files' headers without decoding them.
+    Unreadable files are left out: decoding the collection lists them."""
     source = Path(source).expanduser()
     layout, names = find_images(source)
     reader = _EntryReader(source, layout)
+    sizes: Dict[Tuple[int, int], List[str]] = {}
     try:
-        with Image.open(reader.open(names[0])) as image:
-            return image.size
-    except _UNREADABLE_ERRORS as error:
-        raise DatasetError(f"The first image of {source}, {names[0]}, cannot be read: {error}") from error
+        for name in names:
+            try:
+                with Image.open(reader.open(name)) as image:
+                    sizes.setdefault(image.size, []).append(name)
+            except _UNREADABLE_ERRORS:
+                continue
     finally:
         reader.close()
+    return sizes
 
 
 # ----------------------------------------------------------------------------------------------------------------------

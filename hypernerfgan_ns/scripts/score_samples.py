@@ -28,7 +28,7 @@ from rich.table import Table
 
 from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
-from hypernerfgan_ns.data.image_collection import ImageStore, build_image_store, first_image_size
+from hypernerfgan_ns.data.image_collection import ImageStore, build_image_store, image_sizes
 from hypernerfgan_ns.errors import ExportError
 from hypernerfgan_ns.metrics.evaluation import (
     INCEPTION_METRICS,
@@ -155,9 +155,7 @@ class ScoreCommand:
         check_metric_names(evaluation)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         extractor = load_feature_extractor(evaluation, device)  # missing weights are reported before any decoding
-        width, height = first_image_size(self.samples)
-        if width != height:
-            raise ExportError(f"The samples in {self.samples} are {width}x{height}; the protocol scores square images.")
+        width, height = self.sample_size()
         samples = build_image_store(self.samples, resolution=width, min_image_size=1, min_num_images=1)
         real = self.real_store(resolution=width)
         count = num_real_images(real, evaluation)
@@ -175,6 +173,24 @@ class ScoreCommand:
         results = score(real_summary, fake_summary, evaluation, swd)
         self.report(results, real, samples)
         return results
+
+    def sample_size(self) -> Tuple[int, int]:
+        """The samples' one size: samples of several sizes are several runs' (or several resolutions'), which one
+        score must not mix by resizing them to the first one's."""
+        sizes = image_sizes(self.samples)
+        if len(sizes) > 1:
+            counts = sorted(sizes.items(), key=lambda item: -len(item[1]))
+            shown = ", ".join(f"{len(names)} at {w}x{h} (e.g. {names[0]})" for (w, h), names in counts[:3])
+            raise ExportError(
+                f"The samples in {self.samples} are not all one size: {shown}. Score the samples of one run at a time "
+                "(each run renders at its own resolution)."
+            )
+        if not sizes:
+            raise ExportError(f"No readable image in {self.samples}; render them with hypernerfgan render-samples.")
+        ((width, height),) = sizes
+        if width != height:
+            raise ExportError(f"The samples in {self.samples} are {width}x{height}; the protocol scores square images.")
+        return width, height
 
     def protocol(self) -> Tuple[GANEvaluationConfig, SWDConfig]:
         """ns-eval's protocol: the run's own with --load-config, else the defaults; the options given override it."""

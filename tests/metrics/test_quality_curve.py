@@ -323,3 +323,12 @@ def test_samples_rendered_elsewhere_score_as_ns_eval_scores(tmp_path: Path, stan
     with pytest.raises(ExportError, match="already exists"):
         RenderSamplesCommand(load_config=config_path, output=tmp_path / "notes.txt").main()
     assert (tmp_path / "notes.txt").read_text(encoding="utf8") == "keep me"
+    # Samples of two runs in one folder: refused, not resized to the first one's size and scored together.
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    with zipfile.ZipFile(samples) as archive:
+        for name in [name for name in names if name.endswith(".png")][:4]:
+            (mixed / Path(name).name).write_bytes(archive.read(name))
+    Image.new("RGB", (8, 8)).save(mixed / "other_run.png")
+    with pytest.raises(ExportError, match=r"not all one size: 4 at 16x16 .*, 1 at 8x8 \(e.g. other_run.png\)"):
+        ScoreCommand(samples=mixed, load_config=config_path, inception_weights=stand_in_weights).main()
