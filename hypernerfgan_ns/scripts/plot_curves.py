@@ -78,7 +78,6 @@ class PlotCommand:
         report_written(output, f"{len(metrics)} metrics of {len(files)} runs")
         return output
 
-
     def curve_files(self) -> List[Path]:
         """The runs' metrics.jsonl. A run folder without one (its curve off, or stopped before its first point) is
         left out with a notice when others have theirs, so `plot outputs/cars/hypernerfgan/*` draws the runs that
