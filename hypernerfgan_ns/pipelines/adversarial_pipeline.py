@@ -107,6 +107,10 @@ def to_discriminator_range(images: Float[Tensor, "*batch 3"]) -> Float[Tensor, "
     return images * 2.0 - 1.0
 
 
+EXTRA_STATE_KEY = "_extra_state"
+"""Where `nn.Module.state_dict` keeps `get_extra_state()` of the pipeline (the root module)."""
+
+
 class AdversarialPipeline(VanillaPipeline):
     """See the module docstring."""
 
@@ -138,6 +142,11 @@ class AdversarialPipeline(VanillaPipeline):
         """Per growing stage's downscale, the samples per object the training MLP runs at (None: all)."""
         self.growth_stage = growing.stage(images_seen=0)
         """The growing stage of the next iteration (always the full resolution without growing)."""
+        self.counted_from: Tuple[int, int] = (-1, 0)
+        """(step, images seen after it) that `images_seen` counts on from at this run's batch and processes: a new
+        run's start, or the checkpoint it continues (which may have been trained on another number of GPUs)."""
+        self.progress: Tuple[int, int] = (-1, 0)
+        """(step, images seen after it) of the last iteration the schedules followed: what a checkpoint keeps."""
         self.update_training_progress(step=-1)  # no image seen yet; a checkpoint's step moves it on (load_pipeline)
         if local_rank == 0:
             self.describe()
@@ -326,8 +335,11 @@ class AdversarialPipeline(VanillaPipeline):
     # ------------------------------------------------------------------ after each iteration
 
     def images_seen(self, step: int) -> int:
-        """Real images shown to the discriminator after iteration `step`, over all devices."""
-        return (step + 1) * self.batch_size * self.world_size
+        """Real images shown to the discriminator after iteration `step`, over all devices: counted on from the
+        checkpoint's own count when resumed, so that another number of processes (or another batch) than the run
+        was saved with moves the schedules and the curve on from where they were, not from a recount."""
+        counted_step, counted_images = self.counted_from
+        return counted_images + (step - counted_step) * self.batch_size * self.world_size
 
     def update_generator_ema(self, step: int) -> None:
         """Moves the EMA generator towards the trained one (half-life in images)."""
@@ -338,6 +350,7 @@ class AdversarialPipeline(VanillaPipeline):
         """Schedules that follow the images seen after iteration `step` (-1: none yet): the positional encoding's
         coarse-to-fine annealing and the growing stage, with the MLP's sample capacity of its patches."""
         images_seen = self.images_seen(step)
+        self.progress = (step, images_seen)
         self.model.set_training_progress(images_seen)
         self.growth_stage = self.config.progressive_growing.stage(images_seen)
         self.model.training_query_capacity = self.query_capacities[self.growth_stage.downscale]
@@ -412,8 +425,22 @@ class AdversarialPipeline(VanillaPipeline):
 
     def load_pipeline(self, loaded_state: Dict[str, Any], step: int) -> None:
         """Loads a checkpoint written after iteration `step`, and the schedules that follow from that step."""
+        if EXTRA_STATE_KEY not in loaded_state and f"module.{EXTRA_STATE_KEY}" not in loaded_state:
+            # Written before checkpoints kept the images seen: counted as they were then, at this run's batch and
+            # number of processes.
+            counted = {"step": step, "images_seen": (step + 1) * self.batch_size * self.world_size}
+            loaded_state = {**loaded_state, EXTRA_STATE_KEY: counted}
         super().load_pipeline(loaded_state, step)
         self.update_training_progress(step)
+
+    def get_extra_state(self) -> Dict[str, int]:
+        """Beside the tensors, the pipeline's state holds the images seen after the last iteration (`ns-eval` and
+        `ns-render` load only the pipeline's state, and open the encoding's octaves from it)."""
+        step, images_seen = self.progress
+        return {"step": step, "images_seen": images_seen}
+
+    def set_extra_state(self, state: Dict[str, int]) -> None:
+        self.counted_from = (int(state["step"]), int(state["images_seen"]))
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: Optional[bool] = None):  # type: ignore[override]
         """Loads every part strictly: a checkpoint missing the discriminator or the EMA must not load silently."""

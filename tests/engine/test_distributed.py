@@ -75,6 +75,7 @@ def test_two_cpu_processes_train_identical_replicas(tmp_path: Path) -> None:
         run = tmp_path / f"shared-{shared_fakes}"
         first, second = (torch.load(run / f"rank{rank}.pt", weights_only=True) for rank in range(WORLD_SIZE))
         assert first.keys() == second.keys()
+        assert first.pop("_extra_state") == second.pop("_extra_state") == {"step": 3, "images_seen": 32}
         for key in first:
             assert torch.allclose(first[key].float(), second[key].float(), atol=1e-6), (shared_fakes, key)
         assert any(key.startswith("discriminator.") for key in first)

@@ -16,6 +16,7 @@ from hypernerfgan_ns.metrics.quality_curve import QualityCurve, QualityCurveConf
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from nerfstudio.utils import writer
+from nerfstudio.utils.eval_utils import eval_setup
 from tests.helpers import latest_checkpoint, micro_config, replaced, train
 
 
@@ -66,6 +67,7 @@ def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path: Path,
 
     assert resumed["step"] == uninterrupted["step"] == 5
     assert resumed["pipeline"].keys() == uninterrupted["pipeline"].keys()
+    assert resumed["pipeline"].pop("_extra_state") == uninterrupted["pipeline"].pop("_extra_state")
     for key, value in uninterrupted["pipeline"].items():
         assert torch.allclose(resumed["pipeline"][key].float(), value.float(), atol=1e-6), key
     for name in ("generator", "discriminator"):
@@ -245,3 +247,31 @@ def test_a_save_cut_short_leaves_no_partial_checkpoint_for_load_dir_to_pick(tmp_
     with pytest.raises(KeyboardInterrupt):
         trainer.save_checkpoint(step=5)
     assert [path.name for path in config.get_checkpoint_dir().iterdir()] == ["step-000000001.ckpt"]
+
+
+def test_a_run_resumed_with_another_batch_or_gpu_count_counts_images_on_from_its_checkpoint(tmp_path: Path) -> None:
+    """Images seen drive the EMA ramp, the octaves' annealing, the growing stages and the curve. They were recounted
+    from the step at the resuming run's batch x processes: a run trained on 2 GPUs and resumed (or rendered) on one
+    went back to half its images. The pipeline's state now keeps the count; ns-eval and ns-render load it too."""
+    first = micro_config(tmp_path, max_num_iterations=2, timestamp="first")
+    checkpoints = train(first)  # batch 4: 8 images after step 1
+    assert latest_checkpoint(checkpoints)["pipeline"]["_extra_state"] == {"step": 1, "images_seen": 8}
+    second = micro_config(tmp_path, max_num_iterations=2, timestamp="second", load_dir=checkpoints)
+    second.pipeline.datamanager.batch_size = 2  # as a run resumed on half the processes counts on
+    trainer: HyperNeRFGANTrainer = second.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    assert trainer.pipeline.images_seen(1) == 8 and trainer.pipeline.images_seen(3) == 12
+    trainer.train()
+    assert latest_checkpoint(second.get_checkpoint_dir())["pipeline"]["_extra_state"] == {"step": 3, "images_seen": 12}
+    second.save_config()
+    _, evaluated, _, step = eval_setup(second.get_base_dir() / "config.yml", test_mode="inference")
+    assert step == 3 and evaluated.images_seen(step) == 12, "a render opens the octaves the training had opened"
+
+    # A checkpoint written before the count was kept loads as it did: counted at the loading run's batch.
+    old = latest_checkpoint(checkpoints)
+    del old["pipeline"]["_extra_state"]
+    torch.save(old, tmp_path / "old.ckpt")
+    third = micro_config(tmp_path, timestamp="third", load_checkpoint=tmp_path / "old.ckpt")
+    trainer = third.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    assert trainer.pipeline.images_seen(1) == 8
