@@ -14,7 +14,8 @@ Everything else (the loop, logging, the viewer, checkpoint files, named optimize
   (With the fp16 grad scaler, an overflow is the scaler's business: it skips the step and lowers its scale.)
 - Checkpoints also hold the random-number generators' states (each process's, under DDP), so a resumed run
   continues the same sequence of latents, cameras, crops and augmentations as an uninterrupted one.
-- Ctrl-C finishes the current iteration, saves a checkpoint and exits; a second Ctrl-C quits at once.
+- Ctrl-C finishes the current iteration, saves a checkpoint and exits (under DDP every process after the same
+  iteration); a second Ctrl-C quits at once.
 - Dataset and configuration errors are shown as a message, not a traceback, and leave no empty run folder behind.
 - The quality curve (`metrics.quality_curve`): the EMA generator scored every N images into the run's
   metrics.jsonl, against a training clock that continues across resumed sessions.
@@ -247,6 +248,8 @@ class HyperNeRFGANTrainer(Trainer):
         self.scale_after_last_step: Optional[float] = None
         self.quality_curve: Optional[QualityCurve] = None
         self.resumed_checkpoint: Optional[Path] = None
+        self.stop_group: Optional[Any] = None
+        """Under DDP, the CPU process group on which the processes agree to stop (`agree_on_stopping`)."""
         ignored = [flag for flag, used in UNSUPPORTED_TRAINER_OPTIONS.items() if used(config)]
         if ignored:
             raise ValueError(
@@ -264,6 +267,8 @@ class HyperNeRFGANTrainer(Trainer):
             print_error(error)
             self.remove_unused_run_folder()
             raise SystemExit(error.exit_code) from None
+        if self.world_size > 1 and dist.is_initialized():
+            self.stop_group = dist.new_group(backend="gloo")  # every process calls it, in the same order
         if self.config.quality_curve.enabled and comms.is_main_process():
             self.setup_quality_curve()
 
@@ -301,6 +306,18 @@ class HyperNeRFGANTrainer(Trainer):
         super().eval_iteration(step)
         if self.quality_curve is not None and not self.interrupted:
             self.quality_curve.after_iteration(step)
+        self.agree_on_stopping()
+
+    def agree_on_stopping(self) -> None:
+        """Under DDP, whether any process was asked to stop, decided by all of them at the same point of the same
+        iteration. Ctrl-C reaches each process at its own moment (one may be a phase ahead of another); a process
+        that stopped alone would leave the others waiting in a collective for ever. One all-reduce of a flag per
+        iteration, over a CPU (gloo) group, so no GPU is waited for."""
+        if self.stop_group is None:
+            return
+        flag = torch.tensor([int(self.interrupted)], dtype=torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.stop_group)
+        self.interrupted = self.stop_training = bool(flag.item())
 
     def train(self) -> None:
         """nerfstudio's loop, with Ctrl-C turned into "finish the iteration, save, exit"."""
@@ -310,6 +327,7 @@ class HyperNeRFGANTrainer(Trainer):
         try:
             if self.quality_curve is not None:
                 self.quality_curve.start(self._start_step)  # the first point: minutes on a CPU
+            self.agree_on_stopping()
             if self.interrupted:
                 # The first point stays in metrics.jsonl; its pending scalars, which only the loop writes out, must
                 # not be left for whatever trains next in this process.
@@ -330,7 +348,8 @@ class HyperNeRFGANTrainer(Trainer):
         is back for a second one."""
         signal.signal(signal.SIGINT, signal.default_int_handler)
         self.interrupted = True
-        self.stop_training = True
+        if self.stop_group is None:  # under DDP the processes stop together (`agree_on_stopping`)
+            self.stop_training = True
         CONSOLE.print(
             "[bold yellow]Stopping after this iteration and saving a checkpoint. Press Ctrl-C again to quit at once."
         )

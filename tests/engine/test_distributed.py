@@ -1,5 +1,5 @@
 """Two-process DDP training on the CPU (gloo): both phases run and the replicas stay identical; progressive growing
-trains and a resumed run gives each process its own random numbers back.
+trains, a resumed run gives each process its own random numbers back, and a Ctrl-C that one process sees stops both.
 
 nerfstudio's `ns-train --machine.num-devices N` launcher asserts CUDA before it starts any process, so this test
 starts the two processes itself, the way that launcher does, and runs the same trainer in each.
@@ -7,7 +7,10 @@ starts the two processes itself, the way that launcher does, and runs the same t
 
 from __future__ import annotations
 
+import json
+import signal
 import socket
+from datetime import timedelta
 from pathlib import Path
 from typing import Tuple
 
@@ -15,7 +18,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTrainerConfig
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from nerfstudio.scripts.train import _set_random_seed
 from tests.helpers import latest_checkpoint, micro_config, replaced
@@ -41,9 +44,36 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def worker(rank: int, output_dir: Path, port: int) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE)
+def ctrl_c_on_one_process(output_dir: Path, rank: int) -> None:
+    """A run in which only the second process sees Ctrl-C, during its second iteration (a terminal's Ctrl-C reaches
+    the processes at their own moments); each process writes its last iteration and exit code."""
+    config = micro_config(output_dir / "ctrl-c", max_num_iterations=4)
+    _set_random_seed(config.machine.seed + rank)
+    trainer = config.setup(local_rank=rank, world_size=WORLD_SIZE)
+    trainer.setup()
+    train_iteration = trainer.train_iteration
+
+    def iteration(step: int):
+        if rank == 1 and step == 1:
+            trainer.request_stop(signal.SIGINT, None)
+        return train_iteration(step)
+
+    trainer.train_iteration = iteration  # type: ignore[method-assign]
     try:
+        trainer.train()
+        code = 0
+    except SystemExit as stopped:
+        code = int(stopped.code or 0)
+    (output_dir / "ctrl-c" / f"rank{rank}.json").write_text(json.dumps([trainer.last_completed_step, code]))
+
+
+def worker(rank: int, output_dir: Path, port: int) -> None:
+    # A collective a process never joins fails after the timeout instead of hanging the suite.
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE, timeout=timedelta(seconds=60)
+    )
+    try:
+        ctrl_c_on_one_process(output_dir, rank)
         for shared_fakes in SHARED_FAKES:  # one process group for both loops: spawning costs more than training
             config = micro_config(output_dir / f"shared-{shared_fakes}", max_num_iterations=4)
             config.pipeline.shared_fakes = shared_fakes
@@ -66,6 +96,7 @@ def worker(rank: int, output_dir: Path, port: int) -> None:
 def test_two_cpu_processes_train_identical_replicas(tmp_path: Path) -> None:
     """With each phase rendering its own fakes and with the G phase training through the D phase's (whose graph
     then spans the discriminator's DDP step)."""
+    micro_config(tmp_path / "ctrl-c").save_config()
     for shared_fakes in SHARED_FAKES:
         micro_config(tmp_path / f"shared-{shared_fakes}").save_config()
     for config in growing_configs(tmp_path):
@@ -80,6 +111,11 @@ def test_two_cpu_processes_train_identical_replicas(tmp_path: Path) -> None:
             assert torch.allclose(first[key].float(), second[key].float(), atol=1e-6), (shared_fakes, key)
         assert any(key.startswith("discriminator.") for key in first)
         assert float(first["augment.sign_count"]) == 0.0  # the last update (step 3) all-reduced and reset it
+
+    # Ctrl-C seen by one process: both stop after the same iteration, save one checkpoint and exit as interrupted.
+    stops = [json.loads((tmp_path / "ctrl-c" / f"rank{rank}.json").read_text()) for rank in range(WORLD_SIZE)]
+    assert stops == [[1, INTERRUPTED_EXIT_CODE]] * WORLD_SIZE
+    assert latest_checkpoint(micro_config(tmp_path / "ctrl-c").get_checkpoint_dir())["step"] == 1
 
     first, resumed = growing_configs(tmp_path)
     saved = latest_checkpoint(first.get_checkpoint_dir())  # written once, by the main process
