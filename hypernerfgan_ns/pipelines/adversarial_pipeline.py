@@ -145,8 +145,8 @@ class AdversarialPipeline(VanillaPipeline):
         self.counted_from: Tuple[int, int] = (-1, 0)
         """(step, images seen after it) that `images_seen` counts on from at this run's batch and processes: a new
         run's start, or the checkpoint it continues (which may have been trained on another number of GPUs)."""
-        self.progress: Tuple[int, int] = (-1, 0)
-        """(step, images seen after it) of the last iteration the schedules followed: what a checkpoint keeps."""
+        self.progress_step = -1
+        """The last iteration the schedules followed: a checkpoint keeps the images seen after it."""
         self.update_training_progress(step=-1)  # no image seen yet; a checkpoint's step moves it on (load_pipeline)
         if local_rank == 0:
             self.describe()
@@ -350,7 +350,7 @@ class AdversarialPipeline(VanillaPipeline):
         """Schedules that follow the images seen after iteration `step` (-1: none yet): the positional encoding's
         coarse-to-fine annealing and the growing stage, with the MLP's sample capacity of its patches."""
         images_seen = self.images_seen(step)
-        self.progress = (step, images_seen)
+        self.progress_step = step
         self.model.set_training_progress(images_seen)
         self.growth_stage = self.config.progressive_growing.stage(images_seen)
         self.model.training_query_capacity = self.query_capacities[self.growth_stage.downscale]
@@ -426,18 +426,16 @@ class AdversarialPipeline(VanillaPipeline):
     def load_pipeline(self, loaded_state: Dict[str, Any], step: int) -> None:
         """Loads a checkpoint written after iteration `step`, and the schedules that follow from that step."""
         if EXTRA_STATE_KEY not in loaded_state and f"module.{EXTRA_STATE_KEY}" not in loaded_state:
-            # Written before checkpoints kept the images seen: counted as they were then, at this run's batch and
-            # number of processes.
-            counted = {"step": step, "images_seen": (step + 1) * self.batch_size * self.world_size}
-            loaded_state = {**loaded_state, EXTRA_STATE_KEY: counted}
+            # Written before checkpoints kept the images seen: counted from the start, as they were then, at this
+            # run's batch and number of processes.
+            loaded_state = {**loaded_state, EXTRA_STATE_KEY: {"step": -1, "images_seen": 0}}
         super().load_pipeline(loaded_state, step)
         self.update_training_progress(step)
 
     def get_extra_state(self) -> Dict[str, int]:
         """Beside the tensors, the pipeline's state holds the images seen after the last iteration (`ns-eval` and
         `ns-render` load only the pipeline's state, and open the encoding's octaves from it)."""
-        step, images_seen = self.progress
-        return {"step": step, "images_seen": images_seen}
+        return {"step": self.progress_step, "images_seen": self.images_seen(self.progress_step)}
 
     def set_extra_state(self, state: Dict[str, int]) -> None:
         self.counted_from = (int(state["step"]), int(state["images_seen"]))
