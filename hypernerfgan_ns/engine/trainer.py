@@ -155,6 +155,15 @@ def checkpoint_contents(
     }
 
 
+def write_checkpoint(checkpoint_dir: Path, step: int, contents: Dict[str, Any]) -> Path:
+    """Writes `checkpoint_contents` as nerfstudio names a checkpoint, whole or not at all: a run killed while saving
+    must not leave a cut-short latest checkpoint for --load-dir to pick."""
+    path = checkpoint_dir / f"step-{step:09d}.ckpt"
+    with atomic_output(path) as temporary:  # creates the folder
+        torch.save(contents, temporary)
+    return path
+
+
 CHECKPOINT_KEYS = ("step", "pipeline", "optimizers", "scalers", "random_states", "skipped_steps")
 """What every checkpoint of this trainer holds (`checkpoint_contents`)."""
 
@@ -452,14 +461,10 @@ class HyperNeRFGANTrainer(Trainer):
         rank_random_states = gathered_random_states(self.world_size)
         if not comms.is_main_process():
             return
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint_path = self.checkpoint_dir / f"step-{step:09d}.ckpt"
         contents = checkpoint_contents(
             step, self.pipeline, self.optimizers, self.grad_scaler, self.skipped_steps, self.clock, rank_random_states
         )
-        # Whole or not at all: a run killed while saving must not leave a cut-short latest checkpoint for --load-dir.
-        with atomic_output(checkpoint_path) as temporary:
-            torch.save(contents, temporary)
+        checkpoint_path = write_checkpoint(self.checkpoint_dir, step, contents)
         if self.config.save_only_latest_checkpoint:
             for old in self.checkpoint_dir.glob("*.ckpt"):
                 if old != checkpoint_path:

@@ -16,12 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import torch
 import tyro
 from torch.cuda.amp.grad_scaler import GradScaler
 
 from hypernerfgan_ns.data.dataset_presets import DEFAULT_PRESET, guess_preset_name, load_preset
-from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig, checkpoint_contents, gathered_random_states
+from hypernerfgan_ns.engine.trainer import (
+    HyperNeRFGANTrainerConfig,
+    checkpoint_contents,
+    gathered_random_states,
+    write_checkpoint,
+)
 from hypernerfgan_ns.errors import CheckpointError
 from hypernerfgan_ns.method_configs import method_config
 from hypernerfgan_ns.metrics.quality_curve import TrainingClock
@@ -95,13 +99,11 @@ class ImportReferenceCommand:
         pipeline.model.generator_ema.load_state_dict(pipeline.model.generator.state_dict())
         optimizers = Optimizers(config.optimizers.copy(), pipeline.get_param_groups())
         config.save_config()
-        checkpoint_dir = config.get_checkpoint_dir()
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
         contents = checkpoint_contents(
             0, pipeline, optimizers, GradScaler(enabled=False), skipped_steps=0, clock=TrainingClock(),
             rank_random_states=gathered_random_states(world_size=1),
         )
-        torch.save(contents, checkpoint_dir / f"step-{0:09d}.ckpt")
+        write_checkpoint(config.get_checkpoint_dir(), 0, contents)
         config_path = config.get_base_dir() / "config.yml"
         CONSOLE.print(f"Imported run: {config_path}\nOpen it with: ns-viewer --load-config {config_path}")
 
