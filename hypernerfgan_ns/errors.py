@@ -2,10 +2,15 @@
 
 Library code raises these with a message that says what was wrong, with which file, and what to do. The command-line
 entry points (our trainer, `hypernerfgan ...`) catch them and print the message as a panel instead of a traceback,
-then exit non-zero.
+then exit non-zero. nerfstudio's own commands (`ns-eval`, `ns-render`, `ns-export`, `ns-viewer`) run our code without
+catching them: `show_uncaught_errors_as_panels` makes them print the same panel.
 """
 
 from __future__ import annotations
+
+import sys
+from types import TracebackType
+from typing import Optional, Type
 
 from rich.panel import Panel
 from rich.text import Text
@@ -48,3 +53,21 @@ class ExportError(HyperNeRFGANError):
 def print_error(error: HyperNeRFGANError) -> None:
     """Show an actionable error as a red panel on the console (as plain text: paths may contain brackets)."""
     CONSOLE.print(Panel(Text(str(error)), title=f"[bold red]{type(error).__name__}", border_style="red", expand=False))
+
+
+def show_uncaught_errors_as_panels() -> None:
+    """Makes an uncaught `HyperNeRFGANError` print its panel instead of a traceback (the process still exits with
+    status 1); every other exception reaches the hook installed before. Called when nerfstudio loads the plugin's
+    methods, which every `ns-*` command does first; installed once however often it is called."""
+    previous_hook = sys.excepthook
+    if getattr(previous_hook, "shows_hypernerfgan_errors", False):
+        return
+
+    def hook(kind: Type[BaseException], error: BaseException, traceback: Optional[TracebackType]) -> None:
+        if isinstance(error, HyperNeRFGANError):
+            print_error(error)
+        else:
+            previous_hook(kind, error, traceback)
+
+    hook.shows_hypernerfgan_errors = True  # type: ignore[attr-defined]
+    sys.excepthook = hook

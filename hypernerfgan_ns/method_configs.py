@@ -28,6 +28,7 @@ from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import Rand
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
 from hypernerfgan_ns.engine.optimizers import GANAdamOptimizerConfig
 from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.errors import show_uncaught_errors_as_panels
 from hypernerfgan_ns.metrics.quality_curve import QualityCurveConfig
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModelConfig
 from hypernerfgan_ns.networks.discriminator import DiscriminatorConfig
@@ -36,6 +37,9 @@ from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.plugins.types import MethodSpecification
 
 Visualizer = Literal["viewer", "tensorboard", "viewer+tensorboard"]
+
+# Every ns-* command loads this module first: its users then see our errors as panels, as ns-train's do.
+show_uncaught_errors_as_panels()
 
 
 def available_device() -> Literal["cuda", "cpu"]:

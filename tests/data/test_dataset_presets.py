@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
 from hypernerfgan_ns.data.dataset_presets import DEFAULT_PRESET, load_preset, preset_files
@@ -39,14 +40,23 @@ def test_a_preset_file_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
         load_preset(str(path))
 
 
-@pytest.mark.parametrize("name, notice", [("shoes", True), ("cars_train", False)])
+@pytest.mark.parametrize(
+    "name, images, notice",
+    [("shoes", "required", True), ("shoes", "optional", False), ("shoes", "none", False), ("cars_train", "required", False)],
+)
 def test_data_named_like_no_preset_is_told_which_it_gets_and_how_to_choose(
-    tmp_path: Path, capsys, name: str, notice: bool
+    tmp_path: Path, capsys, name: str, images: str, notice: bool
 ) -> None:
-    """The default preset's camera prior frames a folder named like none; the start says so, not only its name."""
-    parser = UnposedImagesDataParserConfig(data=tmp_path / name).setup()
-    parser.get_dataparser_outputs(split="train", images="none")
+    """The default preset's camera prior frames a folder named like none; training's start says so and how to choose
+    another. A trained run is scored ("optional" images: ns-eval) and rendered ("none") with its own: no advice."""
+    folder = tmp_path / name
+    folder.mkdir()
+    for index in range(16):
+        Image.new("RGB", (64, 64), (index * 15, 0, 0)).save(folder / f"{index:02d}.png")
+    parser = UnposedImagesDataParserConfig(data=folder, resolution=8).setup()
+    parser.get_dataparser_outputs(split="train", images=images)
     out = " ".join(capsys.readouterr().out.split())
+    assert "Dataset preset" in out
     assert ("No preset is named like" in out) == notice, out
     if notice:
         assert f"the default ({DEFAULT_PRESET})" in out and "unposed-images --preset carla|cars|chairs|planes" in out

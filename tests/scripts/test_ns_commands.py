@@ -160,3 +160,46 @@ def test_ns_render_spiral_and_a_camera_path_from_the_viewer(tmp_path: Path) -> N
         width, height, frames = (int(value) for value in probe.stdout.strip().split(","))
         assert frames == 6, name
         assert (width, height) == ((24, 24) if name == "camera_path.mp4" else (prior.resolution, prior.resolution))
+
+
+def test_ns_eval_without_the_training_images_and_ns_export_say_what_to_do_without_a_traceback(tmp_path: Path) -> None:
+    """Our errors met inside nerfstudio's own commands are shown as ns-train shows them: a panel, not a traceback.
+    The run's images moved away: ns-eval says how to score anyway (and, the run being trained, gives no advice on
+    presets). `ns-export pointcloud` has no training rays to sample and names the exports that work: `tsdf` is one."""
+    from PIL import Image
+
+    from tests.helpers import micro_config, train
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(16):
+        Image.new("RGB", (16, 16), (index * 15, 90, 200 - index * 10)).save(photos / f"{index:02d}.png")
+    config = micro_config(tmp_path, data=str(photos), max_num_iterations=1)
+    train(config)
+    config_path = str(config.get_base_dir() / "config.yml")
+
+    def run(*command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(NS_BIN / command[0]), *command[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+
+    mesh = run("ns-export", "tsdf", "--load-config", config_path, "--output-dir", str(tmp_path / "tsdf"),
+               "--resolution", "32", "--downscale-factor", "1", "--texture-method", "tsdf")
+    assert mesh.returncode == 0, mesh.stdout + mesh.stderr
+    assert (tmp_path / "tsdf" / "tsdf_mesh.ply").stat().st_size > 0
+
+    cloud = run("ns-export", "pointcloud", "--load-config", config_path, "--output-dir", str(tmp_path / "cloud"),
+                "--normal-method", "open3d")
+    output = " ".join((cloud.stdout + cloud.stderr).split())
+    assert cloud.returncode != 0 and "Traceback" not in output, output
+    assert "ExportError" in output and "ns-export tsdf" in output and "hypernerfgan export-mesh" in output
+
+    photos.rename(tmp_path / "photos_moved")
+    evaluation = run("ns-eval", "--load-config", config_path, "--output-path", str(tmp_path / "eval.json"))
+    output = " ".join((evaluation.stdout + evaluation.stderr).split())
+    assert evaluation.returncode != 0 and "Traceback" not in output, output
+    assert "DatasetError" in output and str(photos) in output
+    assert "hypernerfgan score samples.zip --data COPY" in output
+    assert "No preset is named like" not in output
+    assert not (tmp_path / "eval.json").exists()

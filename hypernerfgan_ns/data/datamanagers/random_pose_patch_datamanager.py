@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Literal, Optional, Tuple, Type, TypeVar, Union
+from typing import Dict, Literal, NoReturn, Optional, Tuple, Type, TypeVar, Union
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ from hypernerfgan_ns.cameras.camera_prior import CameraPriorConfig
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import ImageNeed, UnposedImagesDataParserConfig
 from hypernerfgan_ns.data.datasets.unposed_images_dataset import UnposedImagesDataset
 from hypernerfgan_ns.data.image_collection import ImageStore
-from hypernerfgan_ns.errors import DatasetError
+from hypernerfgan_ns.errors import DatasetError, ExportError
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
@@ -229,8 +229,24 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         """The decoded training images; training cannot run without them."""
         store = self.train_dataset.image_store
         if store is None:
-            raise DatasetError(f"No training images found at {self.config.dataparser.data}.")
+            raise DatasetError(
+                f"The training images are not at {self.config.dataparser.data}, where the run found them, and comparing "
+                "samples with them (ns-eval, `hypernerfgan score --load-config`) needs them. Put them back there, or "
+                "render the samples and score them against a copy: `hypernerfgan render-samples --load-config "
+                "RUN/config.yml --output samples.zip`, then `hypernerfgan score samples.zip --data COPY`."
+            )
         return store
+
+    @property
+    def train_pixel_sampler(self) -> NoReturn:  # type: ignore[override]
+        """There is none: training rays come from random cameras of random generated objects, not from the pixels of a
+        training set. `ns-export pointcloud` and `poisson`, the only readers, are told what to use instead."""
+        raise ExportError(
+            "ns-export pointcloud and poisson build their cloud from the rays of a scene's training images, which a "
+            "HyperNeRFGAN run has not: it generates objects. Export the object the viewer shows (kept with the model) "
+            "as a textured mesh with `ns-export tsdf --load-config RUN/config.yml --output-dir DIR`, or any seed's "
+            "surface with `hypernerfgan export-mesh --load-config RUN/config.yml --seed N --output object.ply`."
+        )
 
     # ------------------------------------------------------------------ training batches
 

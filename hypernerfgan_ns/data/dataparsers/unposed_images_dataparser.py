@@ -116,7 +116,7 @@ class UnposedImagesDataParser(DataParser):
         preset = self.resolve_preset()
         store = self.load_images(images == "required") if images != "none" else None
         if not self._preset_reported:
-            self.report(preset, store)
+            self.report(preset, store, training=images == "required")
             self._preset_reported = True
         prior = preset.camera_prior
         cameras = prior.cameras(prior.orbit_poses(self.config.num_orbit_cameras), self.config.resolution)
@@ -150,8 +150,9 @@ class UnposedImagesDataParser(DataParser):
             )
             return None
 
-    def report(self, preset: DatasetPreset, store: Optional[ImageStore]) -> None:
-        """Prints the chosen preset and camera prior, so a wrong guess is visible at start."""
+    def report(self, preset: DatasetPreset, store: Optional[ImageStore], training: bool = True) -> None:
+        """Prints the chosen preset and camera prior, so a wrong guess is visible at start; how to choose another is
+        said when training only (a trained run is rendered and scored with its own)."""
         prior = preset.camera_prior
         table = Table(title=f"Dataset preset [bold]{preset.name}[/bold]: {preset.description}", show_header=False)
         table.add_row("preset file", str(preset.source))
@@ -162,7 +163,7 @@ class UnposedImagesDataParser(DataParser):
         table.add_row("preset's target MLP", f"{preset.num_hidden_layers} hidden layers, {skip}")
         table.add_row("preset's R1 gamma", str(preset.r1_gamma))
         CONSOLE.print(table)
-        if self.config.preset == AUTO_PRESET and guess_preset_name(Path(self.config.data)) is None:
+        if training and self.config.preset == AUTO_PRESET and guess_preset_name(Path(self.config.data)) is None:
             CONSOLE.print(
                 f"[bold yellow]No preset is named like {escape(Path(self.config.data).name)}, so the default "
                 f"({DEFAULT_PRESET}) frames the objects. If its camera prior does not fit your photos, choose one at "
