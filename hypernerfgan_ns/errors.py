@@ -24,6 +24,11 @@ class HyperNeRFGANError(Exception):
     exit_code: int = 2
 
 
+class ConfigError(HyperNeRFGANError, ValueError):
+    """Options that cannot work, alone or together, found as the run is set up: the message names the flags and
+    values that fit. A ValueError too, for code that builds the networks itself."""
+
+
 class DatasetError(HyperNeRFGANError):
     """An image collection that cannot be used for training: missing, empty, unreadable or too small."""
 

@@ -42,7 +42,13 @@ from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
 
 from hypernerfgan_ns.data.cache import atomic_output
-from hypernerfgan_ns.errors import CheckpointError, HyperNeRFGANError, TrainingDivergedError, print_error
+from hypernerfgan_ns.errors import (
+    CheckpointError,
+    ConfigError,
+    HyperNeRFGANError,
+    TrainingDivergedError,
+    print_error,
+)
 from hypernerfgan_ns.metrics.quality_curve import (
     METRICS_FILENAME,
     QualityCurve,
@@ -259,18 +265,12 @@ class HyperNeRFGANTrainer(Trainer):
         self.resumed_checkpoint: Optional[Path] = None
         self.stop_group: Optional[Any] = None
         """Under DDP, the CPU process group on which the processes agree to stop (`agree_on_stopping`)."""
-        ignored = [flag for flag, used in UNSUPPORTED_TRAINER_OPTIONS.items() if used(config)]
-        if ignored:
-            raise ValueError(
-                f"{' and '.join(ignored)}: not supported by HyperNeRFGAN's trainer, whose discriminator and generator "
-                "phases each step their own optimizer once per iteration. Leave them out; for a larger batch per "
-                "update raise --pipeline.datamanager.batch-size."
-            )
 
     # ------------------------------------------------------------------ setup and the loop
 
     def setup(self, test_mode: str = "val") -> None:  # type: ignore[override]
         try:
+            self.check_options()
             super().setup(test_mode=test_mode)  # type: ignore[arg-type]
         except HyperNeRFGANError as error:
             print_error(error)
@@ -280,6 +280,16 @@ class HyperNeRFGANTrainer(Trainer):
             self.stop_group = dist.new_group(backend="gloo")  # every process calls it, in the same order
         if self.config.quality_curve.enabled and comms.is_main_process():
             self.setup_quality_curve()
+
+    def check_options(self) -> None:
+        """Refuses nerfstudio's options that the GAN iteration does not implement, rather than ignoring them."""
+        ignored = [flag for flag, used in UNSUPPORTED_TRAINER_OPTIONS.items() if used(self.config)]
+        if ignored:
+            raise ConfigError(
+                f"{' and '.join(ignored)}: not supported by HyperNeRFGAN's trainer, whose discriminator and generator "
+                "phases each step their own optimizer once per iteration. Leave them out; for a larger batch per "
+                "update raise --pipeline.datamanager.batch-size."
+            )
 
     def remove_unused_run_folder(self) -> None:
         """After a failed start (a wrong --data path, an empty or unreadable folder), the run folder goes again if it
@@ -338,9 +348,7 @@ class HyperNeRFGANTrainer(Trainer):
                 self.quality_curve.start(self._start_step)  # the first point: minutes on a CPU
             self.agree_on_stopping()
             if self.interrupted:
-                # The first point stays in metrics.jsonl; its pending scalars, which only the loop writes out, must
-                # not be left for whatever trains next in this process.
-                writer.EVENT_STORAGE.clear()
+                self.write_scalars_without_an_iteration()
                 CONSOLE.print("Interrupted before the first iteration; nothing new to save.")
             else:
                 super().train()
@@ -371,6 +379,8 @@ class HyperNeRFGANTrainer(Trainer):
             self.step = self.last_completed_step
         if self.quality_curve is not None and not self.interrupted and self.last_completed_step is not None:
             self.quality_curve.finish(self.last_completed_step)
+        if self.last_completed_step is None:  # no iteration to run (--max-num-iterations 0, or resumed at the end)
+            self.write_scalars_without_an_iteration()
         super()._after_train()
         if self.interrupted:
             datamanager = self.config.pipeline.datamanager
@@ -380,6 +390,19 @@ class HyperNeRFGANTrainer(Trainer):
                 f"Interrupted. Resume with: [bold]{escape(command)}[/bold] and the other options this run was "
                 "started with."
             )
+
+    @staticmethod
+    def write_scalars_without_an_iteration() -> None:
+        """Writes the scalars a session left pending without running an iteration (the curve's first point) to
+        tensorboard and the other event writers. nerfstudio's `write_out_storage` fails then: its console writer
+        prints the stats of the last iteration, and there is none. Nothing is left for whatever trains next in this
+        process."""
+        for event_writer in writer.EVENT_WRITERS:
+            if isinstance(event_writer, writer.LocalWriter):
+                continue
+            for event in writer.EVENT_STORAGE:
+                getattr(event_writer, event["write_type"].value)(event["name"], event["event"], event["step"])
+        writer.EVENT_STORAGE.clear()
 
     def _train_complete_viewer(self) -> None:
         if not self.interrupted:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
+from hypernerfgan_ns.errors import ConfigError
 from hypernerfgan_ns.field_components.encodings import PositionalEncoding
 from hypernerfgan_ns.field_components.fmm import FMMFactors, ModulatedLinearBase, modulated_weight, stack_factors
 from nerfstudio.field_components.field_heads import FieldHeadNames
@@ -91,11 +92,13 @@ class TargetField(nn.Module):
         self.density_prior_radius = density_prior_radius
         self.density_prior_slope = density_prior_slope
         if object_radius is not None and object_radius <= 0:
-            raise ValueError(f"object_radius must be positive (or None for no bound), got {object_radius}.")
+            raise ConfigError(f"object_radius must be positive (or None for no bound), got {object_radius}.")
         self.object_radius = object_radius
         if skip_layer is not None and not 0 <= skip_layer < num_hidden_layers - 1:
-            raise ValueError(
-                f"skip_layer must name a hidden layer followed by another (0..{num_hidden_layers - 2}), got {skip_layer}."
+            raise ConfigError(
+                f"The skip connection must follow a hidden layer that another follows (0..{num_hidden_layers - 2} for "
+                f"{num_hidden_layers} hidden layers; -1: none), got {skip_layer} (--pipeline.model.skip-layer, "
+                "--pipeline.model.num-hidden-layers, or the dataset preset's skip_layer and num_hidden_layers)."
             )
         self.skip_layer = skip_layer
         self.encoding = PositionalEncoding(num_octaves=num_octaves)

@@ -16,6 +16,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from hypernerfgan_ns.errors import ConfigError
+
 from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.model_components.ray_samplers import Sampler
 
@@ -40,7 +42,9 @@ class LinspaceSampler(Sampler):
     def __init__(self, num_samples: int, train_stratified: bool = True, opaque_far_plane: bool = True) -> None:
         super().__init__(num_samples=num_samples)
         if num_samples < 2:
-            raise ValueError(f"LinspaceSampler needs at least 2 samples per ray, got {num_samples}.")
+            raise ConfigError(
+                f"A ray needs at least 2 samples to be rendered, got {num_samples} (--pipeline.model.num-coarse-samples)."
+            )
         self.train_stratified = train_stratified
         self.opaque_far_plane = opaque_far_plane
 

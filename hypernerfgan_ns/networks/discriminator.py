@@ -34,6 +34,7 @@ from hypernerfgan_ns.field_components.equalized_linear import (
     EqualizedLinear,
     apply_activation,
 )
+from hypernerfgan_ns.errors import ConfigError
 from hypernerfgan_ns.networks.conv_gradients import WeightGradientSwitch, conv2d, depthwise_filter
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.configs.base_config import InstantiateConfig
@@ -197,11 +198,16 @@ class Discriminator(nn.Module):
         smallest = resolution if smallest_resolution is None else smallest_resolution
         for side in (resolution, smallest):
             if side < config.final_resolution or side & (side - 1):
-                raise ValueError(
-                    f"The discriminator needs power-of-two patch sizes >= {config.final_resolution}, got {side}."
+                below = max(config.final_resolution, 1 << (max(side, 1).bit_length() - 1))
+                above = below * 2 if below < side else below
+                raise ConfigError(
+                    f"The discriminator halves its patches down to {config.final_resolution}x{config.final_resolution}, "
+                    f"so their side must be a power of two >= {config.final_resolution}, got {side} "
+                    f"(--pipeline.datamanager.patch-size, or a stage of progressive growing): try "
+                    + (f"{below} or {above}." if above != below else f"{below}.")
                 )
         if smallest > resolution:
-            raise ValueError(f"The smallest patch ({smallest}) is larger than the patch ({resolution}).")
+            raise ConfigError(f"The smallest patch ({smallest}) is larger than the patch ({resolution}).")
         self.resolution = resolution
         self.weight_gradients = WeightGradientSwitch()
         """Off inside `weight_gradients.skipped()`: backward passes then compute input gradients only (R1)."""

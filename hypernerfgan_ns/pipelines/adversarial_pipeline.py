@@ -40,7 +40,7 @@ from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import (
     RandomPosePatchDataManager,
     RandomPosePatchDataManagerConfig,
 )
-from hypernerfgan_ns.errors import InceptionUnavailableError, print_error
+from hypernerfgan_ns.errors import ConfigError, InceptionUnavailableError, print_error
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator, without_inception_metrics
 from hypernerfgan_ns.metrics.swd import SWDConfig, sliced_wasserstein_distance
 from hypernerfgan_ns.model_components.object_bound import bins_meeting_sphere, most_in_a_patch
@@ -132,6 +132,7 @@ class AdversarialPipeline(VanillaPipeline):
         self.grad_scaler = grad_scaler
         growing, patch = config.progressive_growing, config.datamanager.patch_size
         self.check_progressive_growing()
+        self.check_minibatch_groups()
         self.discriminator = config.discriminator.setup(
             resolution=patch, smallest_resolution=patch // growing.start_downscale
         ).to(device)
@@ -176,10 +177,25 @@ class AdversarialPipeline(VanillaPipeline):
             patch_scale_annealing=data.patch_scale_annealing_images > 0,
         )
         if reason is not None:
-            raise ValueError(
+            raise ConfigError(
                 f"Progressive growing: {reason}. Lower --pipeline.progressive-growing.start-downscale (1: off), or "
                 "turn patch-scale annealing off (--pipeline.datamanager.patch-scale-annealing-images 0)."
             )
+
+    def check_minibatch_groups(self) -> None:
+        """Refuses a batch that the discriminator's minibatch-std groups do not divide, at setup rather than in the
+        first iteration (after the quality curve's first point, with a traceback)."""
+        batch, group_size = self.config.datamanager.batch_size, self.config.discriminator.mbstd_group_size
+        group = min(group_size, batch)
+        if batch % group == 0:
+            return
+        dividing = [str(size) for size in range(2, group) if batch % size == 0]
+        raise ConfigError(
+            f"The discriminator compares the objects of a batch in minibatch-std groups of {group} "
+            f"(--pipeline.discriminator.mbstd-group-size), which do not divide a batch of {batch} "
+            f"(--pipeline.datamanager.batch-size): use a batch that is a multiple of {group}"
+            + (f", or groups of {' or '.join(dividing)}." if dividing else ".")
+        )
 
     def describe(self) -> None:
         """Prints the effective architecture and batch, after the dataset preset and the overrides are applied."""

@@ -17,6 +17,7 @@ from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from nerfstudio.utils import writer
 from nerfstudio.utils.eval_utils import eval_setup
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tests.helpers import latest_checkpoint, micro_config, replaced, train
 
 
@@ -157,14 +158,36 @@ def test_ctrl_c_while_the_first_curve_point_is_scored_stops_before_the_first_ite
     assert "before the first iteration" in capsys.readouterr().out
     assert signal.getsignal(signal.SIGINT) is handler
     assert not writer.EVENT_STORAGE, "the first point's scalars are written out, not left for the next run"
+    assert [event.step for event in EventAccumulator(str(config.get_base_dir())).Reload().Scalars("Quality/swd")] == [0]
 
 
-@pytest.mark.parametrize("option", ["gradient_accumulation_steps", "log_gradients"])
-def test_nerfstudio_options_the_gan_iteration_does_not_implement_are_refused(tmp_path: Path, option: str) -> None:
-    value = {"generator": 2} if option == "gradient_accumulation_steps" else True
-    config = micro_config(tmp_path, **{option: value})
-    with pytest.raises(ValueError, match=option.replace("_", "-")):
-        config.setup(local_rank=0, world_size=1)
+@pytest.mark.parametrize(
+    "change, flags",
+    [
+        ({"gradient_accumulation_steps": {"generator": 2}}, ["--gradient-accumulation-steps", "not supported"]),
+        ({"log_gradients": True}, ["--log-gradients", "not supported"]),
+        ({"patch_size": 12}, ["--pipeline.datamanager.patch-size", "got 12", "try 8 or 16."]),
+        ({"batch_size": 6}, ["--pipeline.datamanager.batch-size", "--pipeline.discriminator.mbstd-group-size",
+                             "groups of 2 or 3."]),
+        ({"num_coarse_samples": 1}, ["--pipeline.model.num-coarse-samples", "got 1"]),
+    ],
+    ids=["gradient-accumulation", "log-gradients", "patch-size", "batch-size", "samples-per-ray"],
+)
+def test_options_that_cannot_work_are_refused_at_start_naming_the_flags(tmp_path: Path, capsys, change, flags) -> None:
+    """A flag that cannot work is said at start, in a panel naming it and what fits, and leaves no run folder (a
+    batch the minibatch-std groups do not divide failed in the first iteration, after the curve's first point)."""
+    config = micro_config(tmp_path)
+    (name, value), = change.items()
+    for part in (config, config.pipeline.datamanager, config.pipeline.model):
+        if hasattr(part, name):
+            setattr(part, name, value)
+    config.save_config()
+    with pytest.raises(SystemExit) as stopped:
+        config.setup(local_rank=0, world_size=1).setup()
+    output = " ".join(capsys.readouterr().out.split())
+    assert stopped.value.code == 2 and "ConfigError" in output
+    assert all(flag in output for flag in flags), output
+    assert not config.get_base_dir().exists()
 
 
 def test_a_run_that_fails_to_start_leaves_no_run_folder_behind(tmp_path: Path, capsys) -> None:

@@ -30,9 +30,10 @@ from hypernerfgan_ns.metrics.sample_archive import SampleArchive
 from hypernerfgan_ns.scripts.plot_curves import PlotCommand
 from hypernerfgan_ns.scripts.score_samples import RenderSamplesCommand, ScoreCommand, ScoreCurveCommand
 from nerfstudio.utils.eval_utils import eval_setup
+from nerfstudio.utils import writer
 from nerfstudio.utils.writer import EventName, TimeWriter
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tests.helpers import micro_config, replaced, train
+from tests.helpers import latest_checkpoint, micro_config, replaced, train
 
 CURVE = QualityCurveConfig(interval_images=8, num_generated=8)
 """A point every 2 iterations of the micro config (4 images each)."""
@@ -66,6 +67,17 @@ def test_a_run_records_its_quality_every_interval_in_jsonl_and_tensorboard(tmp_p
     swd = events.Scalars("Quality/swd")
     assert [event.step for event in swd] == [0, 1, 3, 4]
     assert [round(event.value, 3) for event in swd] == [round(point["swd"], 3) for point in points]
+
+
+def test_a_run_of_no_iterations_scores_its_generator_once_and_ends_cleanly(tmp_path: Path) -> None:
+    """`--max-num-iterations 0`: the new generator's point reaches metrics.jsonl and tensorboard, and the run ends
+    with its checkpoint (nerfstudio's console writer failed on the point's scalars: no iteration's stats to print)."""
+    config = curve_config(tmp_path, iterations=0)
+    checkpoints = train(config)
+    assert [point["images_seen"] for point in read_curve(config.get_base_dir() / METRICS_FILENAME)] == [0]
+    assert [event.step for event in EventAccumulator(str(config.get_base_dir())).Reload().Scalars("Quality/swd")] == [0]
+    assert latest_checkpoint(checkpoints)["step"] == 0
+    assert not writer.EVENT_STORAGE
 
 
 @pytest.mark.parametrize("logger", [True, False], ids=["tensorboard", "viewer-alone"])

@@ -58,7 +58,7 @@ def test_one_call_on_fakes_then_reals_scores_each_as_its_own_call(batch: int) ->
 
 
 def test_non_power_of_two_patches_are_refused() -> None:
-    with pytest.raises(ValueError, match="power-of-two"):
+    with pytest.raises(ValueError, match="power of two"):
         Discriminator(DiscriminatorConfig(), resolution=48)
 
 

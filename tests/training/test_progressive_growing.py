@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import List, Tuple
 
@@ -77,13 +78,15 @@ def test_a_run_grows_from_4_to_16_pixel_patches_and_trains(tmp_path: Path) -> No
     assert all(torch.isfinite(p).all() for p in pipeline.model.generator.parameters())
 
 
-def test_growing_is_refused_where_the_patches_cannot_shrink(tmp_path: Path) -> None:
+def test_growing_is_refused_where_the_patches_cannot_shrink(tmp_path: Path, capsys) -> None:
     config = micro_config(tmp_path)
     config.pipeline.progressive_growing = ProgressiveGrowingConfig(start_downscale=8)  # 16 / 8 = 2 < 4 pixels
-    with pytest.raises(ValueError, match="cannot start 8x smaller.*start-downscale"):
+    with pytest.raises(SystemExit):
         config.setup(local_rank=0, world_size=1).setup()
+    assert re.search("cannot start 8x smaller.*start-downscale", " ".join(capsys.readouterr().out.split()))
     config.pipeline.progressive_growing = ProgressiveGrowingConfig(start_downscale=2)
     config.pipeline.datamanager.patch_size = 8
     config.pipeline.datamanager.patch_scale_annealing_images = 100
-    with pytest.raises(ValueError, match="choose one"):
+    with pytest.raises(SystemExit):
         config.setup(local_rank=0, world_size=1).setup()
+    assert "choose one" in " ".join(capsys.readouterr().out.split())
