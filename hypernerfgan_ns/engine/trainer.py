@@ -395,13 +395,16 @@ class HyperNeRFGANTrainer(Trainer):
     def write_scalars_without_an_iteration() -> None:
         """Writes the scalars a session left pending without running an iteration (the curve's first point) to
         tensorboard and the other event writers. nerfstudio's `write_out_storage` fails then: its console writer
-        prints the stats of the last iteration, and there is none. Nothing is left for whatever trains next in this
-        process."""
+        prints the stats of the last iteration, and there is none. The session ends next, so tensorboard's file is
+        flushed (its writer keeps up to 2 minutes of events in memory). Nothing is left for whatever trains next in
+        this process."""
         for event_writer in writer.EVENT_WRITERS:
             if isinstance(event_writer, writer.LocalWriter):
                 continue
             for event in writer.EVENT_STORAGE:
                 getattr(event_writer, event["write_type"].value)(event["name"], event["event"], event["step"])
+            if isinstance(event_writer, writer.TensorboardWriter):
+                event_writer.tb_writer.flush()
         writer.EVENT_STORAGE.clear()
 
     def _train_complete_viewer(self) -> None:
