@@ -271,7 +271,7 @@ def summarize_training_images(
     extractor: Optional[InceptionFeatureExtractor],
 ) -> ImageSetSummary:
     """The protocol's summary of the training images (all of them, or `max_real_images` spread over them)."""
-    store = pipeline.datamanager.image_store
+    store = pipeline.datamanager.training_images()
     count = num_real_images(store, config)
     return summarize_real_images(
         store, count, "Training images", config, extractor, torch.device(pipeline.device), config.num_generated

@@ -63,7 +63,7 @@ def test_orbit_cameras_and_thumbnails_for_the_viewer(image_folder: Path) -> None
     assert torch.allclose(positions.norm(dim=-1), torch.full((12,), 4.0), atol=1e-5)
     thumbnail = dataset[0]["image"]
     assert thumbnail.shape == (RESOLUTION, RESOLUTION, 3)
-    assert torch.allclose(thumbnail, torch.from_numpy(datamanager.image_store.read([0])[0]).float() / 255)
+    assert torch.allclose(thumbnail, torch.from_numpy(datamanager.training_images().read([0])[0]).float() / 255)
 
 
 def test_patch_rays_are_a_contiguous_block_of_each_cameras_full_grid(image_folder: Path) -> None:
@@ -107,7 +107,7 @@ def assert_same_rays(bundle: RayBundle, expected: RayBundle) -> None:
 
 def test_real_patches_are_crops_of_the_photos(image_folder: Path) -> None:
     datamanager = make_datamanager(image_folder)
-    store = datamanager.image_store.array()
+    store = datamanager.training_images().array()
     _, batch = datamanager.next_train(0)
     patches = batch["image"]
     assert patches.shape == (3, PATCH, PATCH, 3) and 0.0 <= patches.min() and patches.max() <= 1.0
@@ -138,7 +138,7 @@ def test_coarser_batches_are_patches_of_the_downscaled_cameras_and_photos(image_
         y, x = ((full.directions - patch[0, 0]).norm(dim=-1) < 1e-6).nonzero()[0].tolist()
         assert_same_rays(bundle[index * half * half : (index + 1) * half * half], full[y : y + half, x : x + half].flatten())
 
-    store = torch.from_numpy(datamanager.image_store.array().copy()).permute(0, 3, 1, 2).float() / 255
+    store = torch.from_numpy(datamanager.training_images().array().copy()).permute(0, 3, 1, 2).float() / 255
     filtered = torch.nn.functional.avg_pool2d(store, 2).permute(0, 2, 3, 1)
     candidates = torch.cat([filtered, filtered.flip(2)])
     for patch in datamanager.sample_real_patches(3, downscale=2):
@@ -171,7 +171,7 @@ def test_coarse_real_patches_are_the_photos_at_the_coarse_pixels_centres(image_f
             torch.testing.assert_close(patches["point"], patches["box"])
             continue
         assert not torch.allclose(patches["point"], patches["box"])
-        store = torch.from_numpy(point.image_store.array().copy()).permute(0, 3, 1, 2).float() / 255
+        store = torch.from_numpy(point.training_images().array().copy()).permute(0, 3, 1, 2).float() / 255
         centres = torch.nn.functional.avg_pool2d(store[:, :, 1:, 1:], 2, stride=4).permute(0, 2, 3, 1)
         candidates = torch.cat([centres, centres.flip(2)])
         side, coarse = PATCH // 4, RESOLUTION // 4
@@ -232,7 +232,7 @@ def test_patch_scale_annealing_spreads_patches_over_the_image_then_shrinks_them(
     assert torch.equal(never, torch.full_like(never, RESOLUTION)), "every patch spread over the whole image"
 
     # A whole-image patch of the real photo is the photo averaged over 2x2 blocks (P = R / 2).
-    store = torch.from_numpy(datamanager.image_store.array().copy()).float() / 255
+    store = torch.from_numpy(datamanager.training_images().array().copy()).float() / 255
     torch.manual_seed(1)
     patches = datamanager.sample_real_patches(3, torch.full((3,), float(RESOLUTION)))
     blocks = store.view(-1, PATCH, 2, PATCH, 2, 3).mean(dim=(2, 4))

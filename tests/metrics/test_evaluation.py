@@ -154,12 +154,12 @@ def test_training_images_features_are_computed_once_and_kept_for_later_evaluatio
     config = micro_config(tmp_path)
     evaluation = GANEvaluationConfig(num_generated=8, kid_subset_size=4, kid_subsets=3, inception_weights=stand_in_weights)
     pipeline = dataclasses.replace(config.pipeline, evaluation=evaluation).setup(device="cpu", test_mode="test")
-    num_real = pipeline.datamanager.image_store.num_images
+    num_real = pipeline.datamanager.training_images().num_images
 
     first = pipeline.get_average_eval_image_metrics()
     assert sum(images_seen) == num_real + 8
     entries = [entry for entry in (default_cache_root() / FEATURES_SUBFOLDER).glob("*.pt")
-               if entry == features_entry(pipeline.datamanager.image_store, num_real, stand_in_weights, torch.device("cpu"))]
+               if entry == features_entry(pipeline.datamanager.training_images(), num_real, stand_in_weights, torch.device("cpu"))]
     assert len(entries) == 1
 
     images_seen.clear()

@@ -128,8 +128,16 @@ def test_every_change_keeps_the_other_settings(small_model: HyperNeRFGANModel, c
     assert float(small_model.viewed_truncation) == pytest.approx(0.4)
 
 
-def test_the_viewer_finds_all_five_controls_on_a_pipeline(tmp_path: Path) -> None:
-    pipeline = micro_config(tmp_path).pipeline.setup(device="cpu", test_mode="val")
+@pytest.mark.parametrize("images", ["present", "moved away"])
+def test_the_viewer_finds_all_five_controls_on_a_pipeline(tmp_path: Path, images: str) -> None:
+    """The viewer reads every attribute of the pipeline's parts; a run whose images moved away is shown too (its
+    datamanager failed on reading them, and ns-viewer with it)."""
+    config = micro_config(tmp_path)
+    test_mode = "val"
+    if images == "moved away":
+        config.pipeline.datamanager.dataparser.data = tmp_path / "moved"
+        test_mode = "test"
+    pipeline = config.pipeline.setup(device="cpu", test_mode=test_mode)
     found = parse_object(pipeline, ViewerElement, "Custom Elements")
     names = [element.name for _, element in found]
     assert names == ["Seed", "New object", "Truncation (psi)", "Seed B", "Interpolate A -> B"], "in display order"

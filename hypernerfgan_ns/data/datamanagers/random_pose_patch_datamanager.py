@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Literal, NoReturn, Optional, Tuple, Type, TypeVar, Union
+from typing import Dict, Literal, Optional, Tuple, Type, TypeVar, Union
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ from hypernerfgan_ns.cameras.camera_prior import CameraPriorConfig
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import ImageNeed, UnposedImagesDataParserConfig
 from hypernerfgan_ns.data.datasets.unposed_images_dataset import UnposedImagesDataset
 from hypernerfgan_ns.data.image_collection import ImageStore
-from hypernerfgan_ns.errors import DatasetError, ExportError
+from hypernerfgan_ns.errors import DatasetError
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
@@ -224,9 +224,11 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         self._patch_pixel_offsets: Dict[Tuple[int, int], Tensor] = {}
         DataManager.__init__(self)
 
-    @property
-    def image_store(self) -> ImageStore:
-        """The decoded training images; training cannot run without them."""
+    def training_images(self) -> ImageStore:
+        """The decoded training images, for what cannot do without them (training, metrics against them).
+
+        A method, not a property: nerfstudio's viewer reads every property of the pipeline's parts, and a run shown
+        without its images (they moved) must not fail there."""
         store = self.train_dataset.image_store
         if store is None:
             raise DatasetError(
@@ -237,17 +239,6 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
             )
         return store
 
-    @property
-    def train_pixel_sampler(self) -> NoReturn:  # type: ignore[override]
-        """There is none: training rays come from random cameras of random generated objects, not from the pixels of a
-        training set. `ns-export pointcloud` and `poisson`, the only readers, are told what to use instead."""
-        raise ExportError(
-            "ns-export pointcloud and poisson build their cloud from the rays of a scene's training images, which a "
-            "HyperNeRFGAN run has not: it generates objects. Export the object the viewer shows (kept with the model) "
-            "as a textured mesh with `ns-export tsdf --load-config RUN/config.yml --output-dir DIR`, or any seed's "
-            "surface with `hypernerfgan export-mesh --load-config RUN/config.yml --seed N --output object.ply`."
-        )
-
     # ------------------------------------------------------------------ training batches
 
     def setup_train(self) -> None:
@@ -256,7 +247,7 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         CONSOLE.print(
             f"Training batches: {self.config.batch_size} random cameras x {self.config.patch_size}^2-pixel patches "
             f"of {self.resolution}^2 images, and {self.config.batch_size} random crops of "
-            f"{self.image_store.num_images} photos."
+            f"{self.training_images().num_images} photos."
         )
 
     def sample_cameras(self, num_cameras: int) -> Cameras:
@@ -342,7 +333,7 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
 
     def device_images(self) -> Optional[UInt8[Tensor, "images height width 3"]]:
         """Every training image on the training device, loaded on first use, if they fit `max_device_images_gb`."""
-        store = self.image_store
+        store = self.training_images()
         if self._device_images is None and store.num_images * store.resolution**2 * 3 <= self.config.max_device_images_gb * GIB:
             self._device_images = torch.from_numpy(np.array(store.array(), copy=True)).to(self.device)
         return self._device_images
@@ -357,7 +348,7 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         changes where the crops are cut, not which.
         """
         self.check_downscale(downscale, footprints)
-        store, patch = self.image_store, self.config.patch_size
+        store, patch = self.training_images(), self.config.patch_size
         indices = torch.randint(0, store.num_images, (num_images,))
         points: Optional[Tuple[Tensor, Tensor]] = None  # (rows, columns) to sample at; None: a crop of pixels
         if footprints is None:
