@@ -321,11 +321,16 @@ class HyperNeRFGANTrainer(Trainer):
         as part of the iteration, so scoring there (seconds on a GPU, a minute on a CPU) showed as a slow training
         iteration in "Train Iter (time)", "Train Rays / Sec" and the ETA for the next 20 steps. nerfstudio's own
         evaluations run only with a logger (tensorboard, wandb, comet); the curve runs with the viewer alone too.
-        After a Ctrl-C the point is left out: the stop was promised after the iteration."""
+        After a Ctrl-C the point is left out: the stop was promised after the iteration.
+
+        The loop also ends here after the run's last iteration: `--max-num-iterations` counts the whole run's
+        iterations, so a resumed run ends where it would have without the interruption (nerfstudio 1.1.5 counts them
+        anew from the checkpoint's step, nerfstudio#3096, which moved the curve's end and the budget of images)."""
         super().eval_iteration(step)
         if self.quality_curve is not None and not self.interrupted:
             self.quality_curve.after_iteration(step)
         self.agree_on_stopping()
+        self.stop_training = self.stop_training or step + 1 >= self.config.max_num_iterations
 
     def agree_on_stopping(self) -> None:
         """Under DDP, whether any process was asked to stop, decided by all of them at the same point of the same
@@ -340,6 +345,13 @@ class HyperNeRFGANTrainer(Trainer):
 
     def train(self) -> None:
         """nerfstudio's loop, with Ctrl-C turned into "finish the iteration, save, exit"."""
+        if self.resumed_checkpoint is not None and self._start_step >= self.config.max_num_iterations:
+            CONSOLE.print(
+                f"[bold yellow]{escape(str(self.resumed_checkpoint))} has trained {self._start_step:,} iterations, the "
+                f"run's --max-num-iterations ({self.config.max_num_iterations:,}): nothing to train. Raise "
+                "--max-num-iterations to train on."
+            )
+            return
         previous_handler = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGINT, self.request_stop)
         self.clock.restart()

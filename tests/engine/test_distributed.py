@@ -32,7 +32,7 @@ def growing_configs(output_dir: Path) -> Tuple[HyperNeRFGANTrainerConfig, HyperN
     """A run growing from 4-pixel patches (each stage leaves discriminator layers unused), and its resumption."""
     first = micro_config(output_dir / "growing", max_num_iterations=3)
     first.pipeline.progressive_growing = GROWING
-    resumed = replaced(micro_config(output_dir / "growing", max_num_iterations=2, timestamp="resumed"),
+    resumed = replaced(micro_config(output_dir / "growing", max_num_iterations=5, timestamp="resumed"),
                        load_dir=first.get_checkpoint_dir())
     resumed.pipeline.progressive_growing = GROWING
     return first, resumed

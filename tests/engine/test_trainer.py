@@ -62,7 +62,7 @@ def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path: Path,
 
     straight = config("straight", 6)
     checkpoints = train(config("halves", 3, timestamp="first"))
-    second_half = replaced(config("halves", 3, timestamp="second"), load_dir=checkpoints)
+    second_half = replaced(config("halves", 6, timestamp="second"), load_dir=checkpoints)
     resumed = latest_checkpoint(train(second_half))
     uninterrupted = latest_checkpoint(train(straight))
 
@@ -74,6 +74,20 @@ def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path: Path,
     for name in ("generator", "discriminator"):
         for index, slot in uninterrupted["optimizers"][name]["state"].items():
             assert torch.allclose(resumed["optimizers"][name]["state"][index]["exp_avg_sq"], slot["exp_avg_sq"], atol=1e-9)
+
+
+def test_a_resumed_run_ends_at_its_max_num_iterations_not_that_many_more(tmp_path: Path, capsys) -> None:
+    """`--max-num-iterations` is the whole run's, as the uninterrupted run's: nerfstudio 1.1.5 trained that many more
+    from the checkpoint (nerfstudio#3096). A run resumed at its end trains nothing and says how to train on."""
+    checkpoints = train(micro_config(tmp_path, max_num_iterations=3, timestamp="first"))
+    assert latest_checkpoint(checkpoints)["step"] == 2
+    resumed = micro_config(tmp_path, max_num_iterations=5, timestamp="resumed", load_dir=checkpoints)
+    assert latest_checkpoint(train(resumed))["step"] == 4, "two more iterations, to five in all"
+    capsys.readouterr()
+    finished = micro_config(tmp_path, max_num_iterations=5, timestamp="finished", load_dir=resumed.get_checkpoint_dir())
+    train(finished)
+    assert "has trained 5 iterations" in capsys.readouterr().out
+    assert not any(finished.get_checkpoint_dir().glob("*.ckpt"))
 
 
 def test_a_non_finite_step_is_skipped_counted_and_leaves_the_weights_alone(tmp_path: Path) -> None:
@@ -279,7 +293,7 @@ def test_a_run_resumed_with_another_batch_or_gpu_count_counts_images_on_from_its
     first = micro_config(tmp_path, max_num_iterations=2, timestamp="first")
     checkpoints = train(first)  # batch 4: 8 images after step 1
     assert latest_checkpoint(checkpoints)["pipeline"]["_extra_state"] == {"step": 1, "images_seen": 8}
-    second = micro_config(tmp_path, max_num_iterations=2, timestamp="second", load_dir=checkpoints)
+    second = micro_config(tmp_path, max_num_iterations=4, timestamp="second", load_dir=checkpoints)
     second.pipeline.datamanager.batch_size = 2  # as a run resumed on half the processes counts on
     trainer: HyperNeRFGANTrainer = second.setup(local_rank=0, world_size=1)
     trainer.setup()

@@ -161,7 +161,7 @@ def test_a_resumed_run_continues_the_curve_and_its_clock(tmp_path: Path) -> None
     first = curve_config(tmp_path, iterations=3, timestamp="first")
     checkpoints = train(first)
     before = read_curve(first.get_base_dir() / METRICS_FILENAME)
-    second = replaced(curve_config(tmp_path, iterations=3, timestamp="second"), load_dir=checkpoints)
+    second = replaced(curve_config(tmp_path, iterations=6, timestamp="second"), load_dir=checkpoints)
     train(second)
     after = read_curve(second.get_base_dir() / METRICS_FILENAME)
     assert [point["images_seen"] for point in before] == [0, 8, 12]

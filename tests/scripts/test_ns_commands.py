@@ -85,7 +85,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_renders_and_evaluates(tmp_path: 
     assert state["step"] >= 3
 
     resumed = ns_train(
-        ["--data", "cars", "--max-num-iterations", "2", "--experiment-name", "resumed",
+        ["--data", "cars", "--max-num-iterations", str(state["step"] + 3), "--experiment-name", "resumed",
          "--load-dir", str(run / "nerfstudio_models"), *MICRO_MODEL, *MICRO_DATA],
         cwd=tmp_path,
     )
