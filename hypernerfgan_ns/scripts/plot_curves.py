@@ -75,7 +75,8 @@ class PlotCommand:
         figure = draw(curves, labels, metrics, self.title)
         with atomic_output(output) as temporary:
             figure.savefig(temporary, format="png", dpi=DPI)
-        report_written(output, f"{len(metrics)} metrics of {len(files)} runs")
+        runs = f"{len(files)} runs" if len(files) > 1 else "1 run"
+        report_written(output, f"the curves of {', '.join(metrics)} for {runs}")
         return output
 
     def curve_files(self) -> List[Path]:
