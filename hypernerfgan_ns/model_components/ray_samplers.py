@@ -17,7 +17,6 @@ from jaxtyping import Float
 from torch import Tensor
 
 from hypernerfgan_ns.errors import ConfigError
-
 from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.model_components.ray_samplers import Sampler
 

@@ -28,13 +28,13 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from hypernerfgan_ns.errors import ConfigError
 from hypernerfgan_ns.field_components.equalized_linear import (
     ACTIVATION_GAINS,
     Activation,
     EqualizedLinear,
     apply_activation,
 )
-from hypernerfgan_ns.errors import ConfigError
 from hypernerfgan_ns.networks.conv_gradients import WeightGradientSwitch, conv2d, depthwise_filter
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.configs.base_config import InstantiateConfig
