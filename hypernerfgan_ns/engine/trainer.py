@@ -14,8 +14,9 @@ Everything else (the loop, logging, the viewer, checkpoint files, named optimize
   (With the fp16 grad scaler, an overflow is the scaler's business: it skips the step and lowers its scale.)
 - Checkpoints also hold the random-number generators' states (each process's, under DDP), so a resumed run
   continues the same sequence of latents, cameras, crops and augmentations as an uninterrupted one.
-- Ctrl-C finishes the current iteration, saves a checkpoint and exits (under DDP every process after the same
-  iteration); a second Ctrl-C quits at once.
+- Ctrl-C, or the SIGTERM of a scheduler's time limit, finishes the current iteration, saves a checkpoint and exits
+  (under DDP every process after the same iteration); a second one quits at once.
+- `--max-num-iterations` counts the whole run's iterations, so a resumed run ends where an uninterrupted one would.
 - Dataset and configuration errors are shown as a message, not a traceback, and leave no empty run folder behind.
 - The quality curve (`metrics.quality_curve`): the EMA generator scored every N images into the run's
   metrics.jsonl, against a training clock that continues across resumed sessions.
@@ -63,8 +64,15 @@ from nerfstudio.engine.trainer import TRAIN_INTERATION_OUTPUT, Trainer, TrainerC
 from nerfstudio.utils import comms, profiler, writer
 from nerfstudio.utils.rich_utils import CONSOLE
 
-INTERRUPTED_EXIT_CODE = 130
-"""Exit status after a Ctrl-C (128 + SIGINT), as shells report it."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Signals that stop a run after its iteration, with a checkpoint: Ctrl-C, and the SIGTERM that a job scheduler's time
+limit (SLURM, Kubernetes), `docker stop`, `timeout` or `kill` sends before it kills the process."""
+
+INTERRUPTED_EXIT_CODE = 128 + signal.SIGINT
+"""Exit status after a Ctrl-C, as shells report it; after a SIGTERM, 128 + SIGTERM (`INTERRUPTED_EXIT_CODES`)."""
+
+INTERRUPTED_EXIT_CODES = frozenset(128 + signum for signum in STOP_SIGNALS)
+"""Exit statuses of a run stopped by one of `STOP_SIGNALS`."""
 
 UNSUPPORTED_TRAINER_OPTIONS: Dict[str, Callable[[TrainerConfig], bool]] = {
     "--gradient-accumulation-steps": lambda config: bool(config.gradient_accumulation_steps),
@@ -259,6 +267,8 @@ class HyperNeRFGANTrainer(Trainer):
         self.consecutive_skipped_steps = 0
         self.last_completed_step: Optional[int] = None
         self.interrupted = False
+        self.stop_signal = signal.SIGINT
+        """The signal that stopped the run (under DDP a process may stop with the others without one: Ctrl-C's)."""
         self.clock = TrainingClock()
         self.scale_after_last_step: Optional[float] = None
         self.quality_curve: Optional[QualityCurve] = None
@@ -344,7 +354,7 @@ class HyperNeRFGANTrainer(Trainer):
         self.interrupted = self.stop_training = bool(flag.item())
 
     def train(self) -> None:
-        """nerfstudio's loop, with Ctrl-C turned into "finish the iteration, save, exit"."""
+        """nerfstudio's loop, with Ctrl-C and SIGTERM turned into "finish the iteration, save, exit"."""
         if self.resumed_checkpoint is not None and self._start_step >= self.config.max_num_iterations:
             CONSOLE.print(
                 f"[bold yellow]{escape(str(self.resumed_checkpoint))} has trained {self._start_step:,} iterations, the "
@@ -352,8 +362,9 @@ class HyperNeRFGANTrainer(Trainer):
                 "--max-num-iterations to train on."
             )
             return
-        previous_handler = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, self.request_stop)
+        previous_handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self.request_stop)
         self.clock.restart()
         try:
             if self.quality_curve is not None:
@@ -368,20 +379,29 @@ class HyperNeRFGANTrainer(Trainer):
             print_error(error)
             raise SystemExit(error.exit_code) from None
         finally:
-            signal.signal(signal.SIGINT, previous_handler)
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
         if self.interrupted:
-            raise SystemExit(INTERRUPTED_EXIT_CODE)
+            raise SystemExit(128 + self.stop_signal)
 
     def request_stop(self, signum: int, frame: Any) -> None:
-        """First Ctrl-C: stop after the current iteration, abandoning a quality point being scored. The default handler
-        is back for a second one."""
+        """First Ctrl-C or SIGTERM: stop after the current iteration, abandoning a quality point being scored. The
+        default handlers are back for a second one, which quits at once."""
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         self.interrupted = True
+        self.stop_signal = signal.Signals(signum)
         if self.stop_group is None:  # under DDP the processes stop together (`agree_on_stopping`)
             self.stop_training = True
-        CONSOLE.print(
-            "[bold yellow]Stopping after this iteration and saving a checkpoint. Press Ctrl-C again to quit at once."
-        )
+        if signum == signal.SIGINT:
+            CONSOLE.print(
+                "[bold yellow]Stopping after this iteration and saving a checkpoint. Press Ctrl-C again to quit at once."
+            )
+        else:
+            CONSOLE.print(
+                f"[bold yellow]{self.stop_signal.name} (a time limit, docker stop or kill): stopping after this "
+                "iteration and saving a checkpoint. A second one quits at once."
+            )
         if self.quality_curve is not None and self.quality_curve.scoring:
             raise ScoringInterrupted
 

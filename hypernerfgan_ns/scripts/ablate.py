@@ -40,7 +40,7 @@ from rich.table import Table
 from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
 from hypernerfgan_ns.engine.in_process import own_event_writers, release_memory
-from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODES, HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
 from hypernerfgan_ns.errors import HyperNeRFGANError, InceptionUnavailableError, TrainingDivergedError
 from hypernerfgan_ns.method_configs import METHODS, method_config
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator, without_inception_metrics
@@ -908,7 +908,7 @@ class AblationStudy:
         except SystemExit as error:
             message = training_failure(error)
             if message is None:
-                if error.code == INTERRUPTED_EXIT_CODE:
+                if error.code in INTERRUPTED_EXIT_CODES:
                     CONSOLE.print(f"Stopped during {row}. Run the same command again to continue (finished rows stay).")
                 raise
             return self.failed(result, trainer, start, message)

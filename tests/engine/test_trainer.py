@@ -90,6 +90,36 @@ def test_a_resumed_run_ends_at_its_max_num_iterations_not_that_many_more(tmp_pat
     assert not any(finished.get_checkpoint_dir().glob("*.ckpt"))
 
 
+def test_sigterm_of_a_time_limit_stops_after_the_iteration_with_a_checkpoint(tmp_path: Path, capsys) -> None:
+    """A scheduler's time limit (SLURM, Kubernetes), `docker stop` or `timeout` sends SIGTERM before it kills: the run
+    stops as after a Ctrl-C, saved and resumable, with the status shells report (128 + 15). It was killed unsaved."""
+    config = micro_config(tmp_path, max_num_iterations=100)
+    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    train_iteration = trainer.train_iteration
+
+    def iteration(step: int):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # as the scheduler sends it
+        return train_iteration(step)
+
+    def not_the_trainers(signum: int, frame) -> None:
+        raise RuntimeError("SIGTERM reached the handler the test set before training")
+
+    trainer.train_iteration = iteration  # type: ignore[method-assign]
+    before = signal.signal(signal.SIGTERM, not_the_trainers)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            trainer.train()
+        assert signal.getsignal(signal.SIGTERM) is not_the_trainers, "the handler before training is back"
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert latest_checkpoint(config.get_checkpoint_dir())["step"] == 2
+    output = " ".join(capsys.readouterr().out.split())
+    assert "SIGTERM" in output and "Resume with" in output
+
+
 def test_a_non_finite_step_is_skipped_counted_and_leaves_the_weights_alone(tmp_path: Path) -> None:
     config = micro_config(tmp_path, max_num_iterations=1)
     trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
