@@ -214,6 +214,11 @@ def find_images(source: Path) -> Tuple[ImageLayout, List[str]]:
         )
     if source.is_dir():
         return _list_folder(source)
+    if source.suffix.lower() in IMAGE_EXTENSIONS:
+        raise DatasetError(
+            f"{source} is one image; a GAN learns from a collection. Pass the folder that holds the images "
+            f"({source.parent}) or a .zip archive of them."
+        )
     if not zipfile.is_zipfile(source):
         raise DatasetError(
             f"{source} is a file but not a zip archive. Pass a folder of images "

@@ -321,6 +321,15 @@ def test_file_that_is_not_a_zip(tmp_path: Path) -> None:
     assert str(fake) in str(error.value)
 
 
+def test_one_image_is_not_a_collection_and_its_folder_is_named(tmp_path: Path) -> None:
+    image = tmp_path / "photos" / "car.JPG"
+    image.parent.mkdir()
+    Image.new("RGB", (8, 8)).save(image, format="JPEG")
+    with pytest.raises(DatasetError, match="is one image") as error:
+        find_images(image)
+    assert f"({image.parent})" in str(error.value)
+
+
 def test_zip_without_images(tmp_path: Path) -> None:
     archive = tmp_path / "data.zip"
     with zipfile.ZipFile(archive, "w") as zip_file:
