@@ -41,7 +41,7 @@ from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
 from hypernerfgan_ns.engine.in_process import own_event_writers, release_memory
 from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODES, HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
-from hypernerfgan_ns.errors import HyperNeRFGANError, InceptionUnavailableError, TrainingDivergedError
+from hypernerfgan_ns.errors import ConfigError, HyperNeRFGANError, InceptionUnavailableError, TrainingDivergedError
 from hypernerfgan_ns.method_configs import METHODS, method_config
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator, without_inception_metrics
 from hypernerfgan_ns.metrics.inception import find_inception_weights
@@ -661,11 +661,14 @@ def console_table(results: Sequence[RowResult], title: str) -> Table:
 
 
 def training_failure(error: SystemExit) -> Optional[str]:
-    """The message of a training that failed on its own (it diverged); None for an exit the study must not absorb.
+    """The message of a training that failed on its own (it diverged, or the row's options cannot work); None for an
+    exit the study must not absorb (the data, an interruption).
 
     The trainer turns its errors into SystemExit after printing them; the original error is the exit's context.
     """
     original = error.__context__
+    if isinstance(original, ConfigError):
+        return str(original)
     if isinstance(original, TrainingDivergedError) or error.code == TrainingDivergedError.exit_code:
         return str(original) if original is not None else f"training diverged (exit status {error.code})"
     return None

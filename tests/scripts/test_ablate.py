@@ -196,6 +196,16 @@ def test_a_failed_row_is_recorded_and_the_next_row_is_trained_and_scored_with_fi
     assert f"{scored.metrics['fid']:.2f}" in next(line for line in lines if line.startswith("| no-augmentation |"))
 
 
+def test_a_row_whose_options_cannot_work_fails_alone(tmp_path: Path) -> None:
+    """A batch of 6 is refused at setup (minibatch-std groups of 4); the row that halves it trains. The refusal is
+    the row's, as a divergence is: the study goes on (options refused at start once ended it)."""
+    study = micro_study(tmp_path / "study")
+    study.base.pipeline.datamanager.batch_size = 6
+    results = by_row(study.run(["baseline", "batch-x0.5"]))
+    assert results["baseline"].status == "failed" and "minibatch-std groups of 4" in (results["baseline"].message or "")
+    assert results["batch-x0.5"].status == "done"
+
+
 def test_rows_scored_without_inception_get_fid_from_their_kept_samples_where_the_weights_are(
     tmp_path: Path, monkeypatch
 ) -> None:
