@@ -15,7 +15,7 @@ from PIL import Image
 
 import nerfstudio.engine.trainer
 from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTrainer
-from hypernerfgan_ns.errors import ExportError
+from hypernerfgan_ns.errors import DatasetError, ExportError
 from hypernerfgan_ns.method_configs import method_config
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig
 from hypernerfgan_ns.metrics.quality_curve import (
@@ -28,7 +28,7 @@ from hypernerfgan_ns.metrics.quality_curve import (
 )
 from hypernerfgan_ns.metrics.sample_archive import SampleArchive
 from hypernerfgan_ns.scripts.plot_curves import PlotCommand
-from hypernerfgan_ns.scripts.score_samples import RenderSamplesCommand, ScoreCommand, ScoreCurveCommand
+from hypernerfgan_ns.scripts.score_samples import RenderSamplesCommand, ScoreCommand, ScoreCurveCommand, training_images
 from nerfstudio.utils.eval_utils import eval_setup
 from nerfstudio.utils import writer
 from nerfstudio.utils.writer import EventName, TimeWriter
@@ -344,3 +344,10 @@ def test_samples_rendered_elsewhere_score_as_ns_eval_scores(tmp_path: Path, stan
     Image.new("RGB", (8, 8)).save(mixed / "other_run.png")
     with pytest.raises(ExportError, match=r"not all one size: 4 at 16x16 .*, 1 at 8x8 \(e.g. other_run.png\)"):
         ScoreCommand(samples=mixed, load_config=config_path, inception_weights=stand_in_weights).main()
+
+
+def test_scoring_against_a_run_whose_images_moved_says_to_score_against_a_copy(tmp_path: Path) -> None:
+    config = micro_config(tmp_path, data=str(tmp_path / "moved_away"))
+    config.save_config()
+    with pytest.raises(DatasetError, match="not there any more.*--data COPY instead of --load-config"):
+        training_images(config.get_base_dir() / "config.yml", resolution=16)
