@@ -11,14 +11,17 @@ machine) and renders a sheet of seeds x views. Per row, in `DIR/<row>/`:
                             (open it with ns-viewer, ns-render, ns-eval, hypernerfgan samples)
     samples.png             the sample sheet
     scored_samples.zip      without the Inception weights only: the scored samples, for FID where the weights are
+    study.json              the study's settings, written when the row starts
     result.json             scores and timings, written last: its presence means the row is finished
 
 and for the study `DIR/ablation.md` (the table) and `DIR/ablation.json`, rewritten after every row, and
 `DIR/curves.png`, the rows' quality curves (`metrics.quality_curve`) side by side. A row that does
 not fit the method (a patch larger than its images) is skipped with the reason; a row whose training fails
 (divergence, out of memory) is recorded as failed and the study goes on. Rerunning the same command continues an
-interrupted study: finished rows are reused, unfinished and failed ones are trained again; where the weights are,
-it also adds FID and KID to finished rows scored without them (a study run on a GPU machine that lacks them).
+interrupted study: finished rows are reused, an unfinished row continues from its last checkpoint (Ctrl-C and a time
+limit's SIGTERM save one; a lost session leaves the last periodic one), failed ones are trained again; where the
+weights are, it also adds FID and KID to finished rows scored without them (a study run on a GPU machine that lacks
+them).
 """
 
 from __future__ import annotations
@@ -142,6 +145,9 @@ STUDY_VISUALIZER = "tensorboard"
 
 RESULT_FILENAME = "result.json"
 """A row's scores; written last, so that its presence marks a finished row."""
+
+STUDY_FILENAME = "study.json"
+"""The study's settings, written when a row starts: an unfinished run continues only under the settings it began with."""
 
 SAMPLES_FILENAME = "samples.png"
 """A row's sample sheet."""
@@ -836,6 +842,20 @@ class AblationStudy:
             CONSOLE.print(f"Reusing [bold]{row}[/bold], finished earlier ({escape(str(path))}).")
         return result
 
+    def unfinished_checkpoint(self, row_folder: Path, runs: Path) -> Optional[Path]:
+        """The newest checkpoint of a row's unfinished runs, if they began under this study's settings: the row
+        continues from it (the trainer's --max-num-iterations counts the whole run, so it ends on the study's
+        budget), exactly as it would have gone on."""
+        checkpoints = sorted(runs.glob("*/nerfstudio_models/step-*.ckpt"), key=lambda path: path.name)
+        started = row_folder / STUDY_FILENAME
+        if not checkpoints or not started.is_file():
+            return None
+        try:
+            settings = json.loads(started.read_text(encoding="utf8"))
+        except ValueError:
+            return None
+        return checkpoints[-1] if settings == self.settings else None
+
     def title(self) -> str:
         """The table's caption: the settings every row shares."""
         s = self.settings
@@ -876,14 +896,23 @@ class AblationStudy:
             return dataclasses.replace(result, status="skipped", message=reason)
 
         row_folder = self.output / row
-        stale = row_folder / config.method_name
-        if stale.exists():
-            CONSOLE.print(f"Removing the unfinished run of {row} in {escape(str(stale))}.")
-            shutil.rmtree(stale)
+        runs = row_folder / config.method_name
+        checkpoint = self.unfinished_checkpoint(row_folder, runs)
+        if checkpoint is not None:
+            CONSOLE.print(f"Continuing the unfinished run of {row} from {escape(str(checkpoint))}.")
+            config.load_dir = checkpoint.parent
+        elif runs.exists():
+            CONSOLE.print(f"Removing the unfinished run of {row} in {escape(str(runs))}.")
+            shutil.rmtree(runs)
+        write_json(row_folder / STUDY_FILENAME, self.settings)
         config.output_dir = self.output
         config.experiment_name = row
         config.vis = STUDY_VISUALIZER
         config.set_timestamp()
+        started, attempt = config.timestamp, 1
+        while config.get_base_dir().exists():  # continued within the second its run began: a folder of its own
+            attempt += 1
+            config.timestamp = f"{started}_{attempt}"
         result.config = str((config.get_base_dir() / "config.yml").relative_to(self.output))
         CONSOLE.rule(f"[bold]{row}[/bold]: {escape(ROWS[row].description)}")
 

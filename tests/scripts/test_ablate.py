@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -248,6 +249,32 @@ def test_ctrl_c_stops_the_study_and_leaves_the_row_unfinished(tmp_path: Path, mo
     assert not (tmp_path / "baseline" / RESULT_FILENAME).exists() and not (tmp_path / "no-augmentation").exists()
     report = json.loads((tmp_path / REPORT_JSON).read_text())
     assert {row["status"] for row in report["rows"]} == {"pending"}
+
+
+def test_a_row_stopped_midway_continues_from_its_checkpoint_to_the_same_result(tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C (or a time limit's SIGTERM) after the row's first iteration, then the same command: the row continues
+    from the checkpoint the stop saved, to the study's budget, and ends where an uninterrupted row ends."""
+    straight = by_row(micro_study(tmp_path / "straight").run(["baseline"]))["baseline"]
+    train_iteration = HyperNeRFGANTrainer.train_iteration
+
+    def stop_after_the_first(self: HyperNeRFGANTrainer, step: int):
+        output = train_iteration(self, step)
+        if step == 0:
+            self.request_stop(signal.SIGINT, None)
+        return output
+
+    monkeypatch.setattr(HyperNeRFGANTrainer, "train_iteration", stop_after_the_first)
+    with pytest.raises(SystemExit) as stopped:
+        micro_study(tmp_path / "halves").run(["baseline"])
+    assert stopped.value.code == INTERRUPTED_EXIT_CODE
+    monkeypatch.undo()
+    continued = by_row(micro_study(tmp_path / "halves").run(["baseline"]))["baseline"]
+
+    assert continued.status == "done" and continued.iterations == straight.iterations == MICRO_ITERATIONS
+    runs = sorted((tmp_path / "halves" / "baseline" / "hypernerfgan-tiny").iterdir())
+    assert len(runs) == 2 and str(runs[-1].relative_to(tmp_path / "halves")) == str(Path(continued.config).parent)
+    assert [path.name for path in (runs[0] / "nerfstudio_models").iterdir()] == ["step-000000000.ckpt"]
+    assert continued.metrics["swd"] == pytest.approx(straight.metrics["swd"], rel=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------------------- the rows
