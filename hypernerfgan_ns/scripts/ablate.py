@@ -980,10 +980,13 @@ class AblationStudy:
             resolution=dataparser_config(config).resolution,
         ).main()
 
-    @staticmethod
-    def failed(result: RowResult, trainer: Optional[HyperNeRFGANTrainer], start: float, message: str) -> RowResult:
-        """The row as failed, with how far its training got."""
+    def failed(
+        self, result: RowResult, trainer: Optional[HyperNeRFGANTrainer], start: float, message: str
+    ) -> RowResult:
+        """The row as failed, with how far its training got. A rerun trains it again from the start, not from its
+        last checkpoint (which led to the failure): its settings marker goes."""
         CONSOLE.print(f"[bold red]{result.row} failed[/bold red]: {escape(message)}")
+        (self.output / result.row / STUDY_FILENAME).unlink(missing_ok=True)
         if result.iterations is None:  # it failed in training: how far it got
             completed = trainer.last_completed_step if trainer is not None else None
             result = dataclasses.replace(

@@ -36,6 +36,7 @@ from hypernerfgan_ns.scripts.ablate import (
     ROWS,
     SAMPLES_FILENAME,
     SINGLE_NETWORK_LR_FACTORS,
+    STUDY_FILENAME,
     AblateCommand,
     AblationError,
     AblationStudy,
@@ -190,6 +191,7 @@ def test_a_failed_row_is_recorded_and_the_next_row_is_trained_and_scored_with_fi
 
     assert results["baseline"].status == "failed" and "diverged" in (results["baseline"].message or "")
     assert not (study.output / "baseline" / RESULT_FILENAME).exists(), "a failed row is trained again by a rerun"
+    assert not (study.output / "baseline" / STUDY_FILENAME).exists(), "from the start, not from its last checkpoint"
     scored = results["no-augmentation"]
     assert scored.status == "done" and {"swd", "fid", "kid"} <= set(scored.metrics) and scored.fid_note is None
     lines = (study.output / REPORT_MARKDOWN).read_text().splitlines()
