@@ -147,7 +147,8 @@ RESULT_FILENAME = "result.json"
 """A row's scores; written last, so that its presence marks a finished row."""
 
 STUDY_FILENAME = "study.json"
-"""The study's settings, written when a row starts: an unfinished run continues only under the settings it began with."""
+"""The study's settings, written when a row starts: an unfinished run continues only under the settings it began
+with."""
 
 SAMPLES_FILENAME = "samples.png"
 """A row's sample sheet."""
@@ -941,7 +942,10 @@ class AblationStudy:
             message = training_failure(error)
             if message is None:
                 if error.code in INTERRUPTED_EXIT_CODES:
-                    CONSOLE.print(f"Stopped during {row}. Run the same command again to continue (finished rows stay).")
+                    CONSOLE.print(
+                        f"Stopped during {row}. Run the same command again to continue (finished rows stay, {row} "
+                        "continues from its checkpoint)."
+                    )
                 raise
             return self.failed(result, trainer, start, message)
         except Exception as error:  # pylint: disable=broad-except
