@@ -30,7 +30,7 @@ from hypernerfgan_ns.metrics.sample_archive import SampleArchive
 from hypernerfgan_ns.scripts.plot_curves import PlotCommand
 from hypernerfgan_ns.scripts.score_samples import RenderSamplesCommand, ScoreCommand, ScoreCurveCommand, training_images
 from nerfstudio.utils.eval_utils import eval_setup
-from nerfstudio.utils import writer
+from nerfstudio.utils import profiler, writer
 from nerfstudio.utils.writer import EventName, TimeWriter
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tests.helpers import latest_checkpoint, micro_config, replaced, train
@@ -66,6 +66,7 @@ def test_a_run_records_its_quality_every_interval_in_jsonl_and_tensorboard(tmp_p
     events = EventAccumulator(str(config.get_base_dir())).Reload()
     swd = events.Scalars("Quality/swd")
     assert [event.step for event in swd] == [0, 1, 3, 4]
+    assert profiler.PROFILER[0].profiler_dict["QualityCurve.record"]["val"] > 0, "ns-train's closing profile lists it"
     assert [round(event.value, 3) for event in swd] == [round(point["swd"], 3) for point in points]
 
 
