@@ -576,9 +576,13 @@ class HyperNeRFGANTrainer(Trainer):
             load_dir = Path(self.config.load_dir)
             checkpoints = sorted(load_dir.glob("step-*.ckpt")) if load_dir.is_dir() else []
             if not checkpoints:
-                raise CheckpointError(
-                    f"No checkpoint (step-*.ckpt) in {load_dir}. Point --load-dir at a run's nerfstudio_models folder."
+                models = load_dir / "nerfstudio_models"
+                hint = (
+                    f"It is a run folder: resume with --load-dir {models}"
+                    if any(models.glob("step-*.ckpt"))
+                    else "Point --load-dir at a run's nerfstudio_models folder"
                 )
+                raise CheckpointError(f"No checkpoint (step-*.ckpt) in {load_dir}. {hint}.")
             if self.config.load_step is None:
                 path = checkpoints[-1]
             else:

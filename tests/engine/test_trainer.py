@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.errors import CheckpointError
 from hypernerfgan_ns.metrics.quality_curve import QualityCurve, QualityCurveConfig
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
@@ -298,6 +299,19 @@ def test_resuming_from_a_checkpoint_that_does_not_fit_says_why_and_what_to_do(tm
         out = " ".join(capsys.readouterr().out.replace("│", " ").split())  # the panel's lines joined
         assert "CheckpointError" in out and all(text in out for text in expected), out
         assert "Traceback" not in out
+
+
+def test_load_dir_without_checkpoints_says_where_they_are(tmp_path: Path) -> None:
+    """The run folder is the folder users point --load-dir at; its checkpoints are one folder down."""
+    first = micro_config(tmp_path, max_num_iterations=1, timestamp="first")
+    train(first)
+    run_folder_hint = f"It is a run folder: resume with --load-dir {first.get_checkpoint_dir()}."
+    for load_dir, hint in ((first.get_base_dir(), run_folder_hint),
+                           (tmp_path / "empty", "Point --load-dir at a run's nerfstudio_models folder.")):
+        trainer = micro_config(tmp_path, timestamp="second", load_dir=load_dir).setup(local_rank=0, world_size=1)
+        with pytest.raises(CheckpointError) as error:
+            trainer.checkpoint_to_resume()
+        assert str(error.value) == f"No checkpoint (step-*.ckpt) in {load_dir}. {hint}"
 
 
 def test_a_save_cut_short_leaves_no_partial_checkpoint_for_load_dir_to_pick(tmp_path: Path, monkeypatch) -> None:
