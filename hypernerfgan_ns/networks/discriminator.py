@@ -157,6 +157,12 @@ class DiscriminatorBlock(nn.Module):
         return (self.skip(x) + self.conv1(self.conv0(x))) * RESIDUAL_GAIN
 
 
+def minibatch_group(group_size: int, batch: int) -> int:
+    """The size of the groups a batch is split into: `group_size`, or the whole batch when it is smaller (StyleGAN2).
+    The batch must divide into them."""
+    return min(group_size, batch)
+
+
 class MinibatchStdDev(nn.Module):
     """Appends the within-group standard deviation of the features, so the discriminator can see variety."""
 
@@ -170,7 +176,7 @@ class MinibatchStdDev(nn.Module):
         after another, each grouped on its own (no group mixes two of them)."""
         total, channels, height, width = x.shape
         batch = total // num_batches
-        group = min(self.group_size, batch)
+        group = minibatch_group(self.group_size, batch)
         if total % num_batches != 0 or batch % group != 0:
             raise ValueError(
                 f"The batch ({total} as {num_batches} equal part(s)) must divide into minibatch-std groups of {group}."

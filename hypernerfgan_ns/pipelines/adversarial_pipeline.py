@@ -45,7 +45,7 @@ from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_gen
 from hypernerfgan_ns.metrics.swd import SWDConfig, sliced_wasserstein_distance
 from hypernerfgan_ns.model_components.object_bound import bins_meeting_sphere, most_in_a_patch
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel, HyperNeRFGANModelConfig
-from hypernerfgan_ns.networks.discriminator import DiscriminatorConfig
+from hypernerfgan_ns.networks.discriminator import DiscriminatorConfig, minibatch_group
 from hypernerfgan_ns.training.augment import AdaptiveAugment, AugmentConfig
 from hypernerfgan_ns.training.ema import EMAConfig, update_ema
 from hypernerfgan_ns.training.losses import AdversarialLossConfig, discriminator_loss, generator_loss, r1_penalty
@@ -185,8 +185,8 @@ class AdversarialPipeline(VanillaPipeline):
     def check_minibatch_groups(self) -> None:
         """Refuses a batch that the discriminator's minibatch-std groups do not divide, at setup rather than in the
         first iteration (after the quality curve's first point, with a traceback)."""
-        batch, group_size = self.config.datamanager.batch_size, self.config.discriminator.mbstd_group_size
-        group = min(group_size, batch)
+        batch = self.config.datamanager.batch_size
+        group = minibatch_group(self.config.discriminator.mbstd_group_size, batch)
         if batch % group == 0:
             return
         dividing = [str(size) for size in range(2, group) if batch % size == 0]

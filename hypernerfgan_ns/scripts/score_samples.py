@@ -26,7 +26,6 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from hypernerfgan_ns.data.builtin.datasets import BUILTIN_DATASETS
 from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
 from hypernerfgan_ns.data.image_collection import ImageStore, build_image_store, image_sizes
@@ -117,7 +116,7 @@ def training_images(load_config: Path, resolution: int) -> ImageStore:
             f"The samples are {resolution}x{resolution} but the run {load_config} trained at "
             f"{parser.resolution}x{parser.resolution}; render them at the run's resolution."
         )
-    if not Path(parser.data).expanduser().exists() and str(parser.data) not in BUILTIN_DATASETS:
+    if not parser.setup().resolve_source().exists():
         raise DatasetError(
             f"The run {load_config} trained on {parser.data}, which is not there any more. Put the images back, or "
             "score against a copy of them with --data COPY instead of --load-config."
