@@ -460,7 +460,18 @@ class HyperNeRFGANTrainer(Trainer):
         self.grad_scaler.update()
         self.scale_after_last_step = self.grad_scaler.get_scale()
         scaler_skipped = self.grad_scaler.is_enabled() and self.scale_after_last_step < scale_before
-        self.account_for_skipped_step(step, skipped=scaler_skipped or not (d_finite and g_finite))
+        if scaler_skipped:
+            self.account_for_skipped_step(
+                step,
+                skipped=True,
+                reason=f"fp16 gradients overflowed at loss scale {scale_before:g}, so the grad scaler skipped the "
+                f"step and lowered its scale to {self.scale_after_last_step:g} (expected now and then in mixed "
+                "precision: the scaler probes for the largest scale that fits)",
+            )
+        else:
+            self.account_for_skipped_step(
+                step, skipped=not (d_finite and g_finite), reason="non-finite loss or gradients, step skipped"
+            )
         if not scaler_skipped:
             self.optimizers.scheduler_step_all(step)
         self.last_completed_step = step
@@ -495,14 +506,14 @@ class HyperNeRFGANTrainer(Trainer):
             self.optimizers.optimizer_scaler_step_some(self.grad_scaler, param_groups)
         return loss_dict, metrics_dict, finite
 
-    def account_for_skipped_step(self, step: int, skipped: bool) -> None:
-        """Counts skipped iterations; too many in a row means training diverged."""
+    def account_for_skipped_step(self, step: int, skipped: bool, reason: str) -> None:
+        """Counts skipped iterations and says why; too many in a row means training diverged."""
         if not skipped:
             self.consecutive_skipped_steps = 0
             return
         self.skipped_steps += 1
         self.consecutive_skipped_steps += 1
-        CONSOLE.print(f"[yellow]Step {step}: non-finite loss or gradients, step skipped ({self.skipped_steps} so far).")
+        CONSOLE.print(f"[yellow]Step {step}: {reason} ({self.skipped_steps} so far).")
         if self.consecutive_skipped_steps >= self.config.max_consecutive_skipped_steps:
             raise TrainingDivergedError(
                 f"Training diverged: {self.consecutive_skipped_steps} iterations in a row up to step {step} produced "

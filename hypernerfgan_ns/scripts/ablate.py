@@ -115,6 +115,14 @@ EMA_HALF_LIFE_FACTORS = (0.25, 4.0)
 (5% of the images seen) sets the half-life, 500 images at the end, so x0.25 shows a generator closer to the trained
 one, x4 an average over more of its recent past."""
 
+FMM_RANK_FACTORS = (0.5, 2.0)
+"""The `fmm-rank-xF` rows multiply the rank of every target layer's modulation by F: how many directions each
+object's weights can move in away from the shared ones (10 in the paper; the hypernetwork writes r (c_in + c_out)
+numbers per layer, a few percent of an iteration's arithmetic)."""
+
+PAPER_TARGET_WIDTH = 128
+"""Width of the target MLP in the `paper-target-network` row: the paper's (and the GPU presets')."""
+
 ANNEALING_FRACTION = 0.5
 """The annealing rows (coarse-to-fine frequencies, patch scale) anneal over this fraction of the study's images."""
 
@@ -305,6 +313,23 @@ def grow_progressively(start_downscale: int) -> Callable[[HyperNeRFGANTrainerCon
     return change
 
 
+def scale_fmm_rank(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """The rank of every target layer's factorised modulation times `factor` (at least 1)."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        config.pipeline.model.fmm_rank = max(1, round(config.pipeline.model.fmm_rank * factor))
+
+    return change
+
+
+def use_paper_target_network(config: HyperNeRFGANTrainerConfig) -> None:
+    """The paper's target MLP: its width, and the dataset preset's depth and skip (cars: 8 hidden layers, the input
+    again after the fifth), where `hypernerfgan-tiny` has 3 layers of 64 and no skip."""
+    config.pipeline.model.hidden_width = PAPER_TARGET_WIDTH
+    config.pipeline.model.num_hidden_layers = None
+    config.pipeline.model.skip_layer = None
+
+
 def set_octaves(octaves: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
     """Positional-encoding octaves of the target field."""
 
@@ -428,6 +453,17 @@ ROWS: Dict[str, AblationRow] = {
         )
         for factor in DISCRIMINATOR_BASE_FACTORS
     },
+    **{
+        f"fmm-rank-x{factor:g}": AblationRow(
+            f"the rank of each target layer's modulation x{factor:g} (per-object freedom of the weights)",
+            scale_fmm_rank(factor),
+        )
+        for factor in FMM_RANK_FACTORS
+    },
+    "paper-target-network": AblationRow(
+        f"the paper's target MLP: width {PAPER_TARGET_WIDTH}, the dataset preset's depth and skip",
+        use_paper_target_network,
+    ),
     "no-augmentation": AblationRow("no discriminator augmentation (p = 0, not adaptive)", disable_augmentation),
     "no-density-bound": AblationRow("density not bounded to the object sphere (the reference field)", unbound_density),
     f"octaves-{FEW_OCTAVES}": AblationRow(

@@ -142,6 +142,42 @@ def test_a_non_finite_step_is_skipped_counted_and_leaves_the_weights_alone(tmp_p
     assert trainer.consecutive_skipped_steps == 0
 
 
+def test_an_fp16_overflow_is_skipped_by_the_grad_scaler_which_lowers_its_scale(tmp_path: Path, capsys) -> None:
+    """The GPU presets' iteration (fp16 autocast and a grad scaler, what a T4 trains with), run on the CPU: a step
+    whose fp16 gradients overflow leaves the weights alone, is counted and said to be the scaler's, and at the
+    lowered scale both kinds of step (plain and R1) are taken."""
+    config = micro_config(tmp_path, max_num_iterations=4)
+    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    trainer.mixed_precision = True  # nerfstudio turns it off on a CPU
+    # 2^40 overflows fp16 (largest 65,504) at once; the first back-off lands at 2^10, where every step fits.
+    trainer.grad_scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40, backoff_factor=2.0**-30)
+    trainer.setup()
+    pipeline = trainer.pipeline
+    pipeline.train()
+    trained = [*pipeline.model.generator.parameters(), *pipeline.discriminator.parameters()]
+    autocast_dtype = torch.get_autocast_dtype("cpu")
+    torch.set_autocast_dtype("cpu", torch.float16)  # a GPU's; the CPU's bfloat16 has fp32's range and never overflows
+    try:
+        before = [p.detach().clone() for p in trained]
+        trainer.train_iteration(1)
+        assert trainer.skipped_steps == 1 and trainer.grad_scaler.get_scale() == 2.0**10
+        assert all(torch.equal(b, a) for b, a in zip(before, trained))
+        output = " ".join(capsys.readouterr().out.split())
+        assert "Step 1: fp16 gradients overflowed at loss scale 1.09951e+12" in output
+        assert "lowered its scale to 1024" in output
+
+        assert pipeline.r1_gamma > 0 and config.pipeline.loss.r1_interval == 2
+        for step in (2, 3):  # an R1 step, then a plain one
+            before = [p.detach().clone() for p in trained]
+            _, losses, _ = trainer.train_iteration(step)
+            assert trainer.skipped_steps == 1 and trainer.consecutive_skipped_steps == 0, f"step {step} was skipped"
+            assert all(torch.isfinite(loss) for loss in losses.values())
+            assert any(not torch.equal(b, a) for b, a in zip(before, trained))
+        assert ("r1" in losses) is False and trainer.grad_scaler.get_scale() == 2.0**10
+    finally:
+        torch.set_autocast_dtype("cpu", autocast_dtype)
+
+
 def test_training_stops_with_a_message_after_too_many_skipped_steps(tmp_path: Path, capsys) -> None:
     config = micro_config(tmp_path, max_num_iterations=2)
     checkpoint = train(config)
