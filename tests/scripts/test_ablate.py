@@ -18,6 +18,7 @@ from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTr
 from hypernerfgan_ns.errors import TrainingDivergedError
 from hypernerfgan_ns.metrics.inception import INCEPTION_ENV_VARIABLE
 from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurveConfig, read_curve
+from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel
 from hypernerfgan_ns.networks.discriminator import Discriminator, DiscriminatorConfig
 from hypernerfgan_ns.scripts.ablate import (
     ADAM_BETA2,
@@ -25,6 +26,7 @@ from hypernerfgan_ns.scripts.ablate import (
     CURVES_FILENAME,
     EMA_HALF_LIFE_FACTORS,
     FID_UNAVAILABLE,
+    FMM_RANK_FACTORS,
     GROWING_START_DOWNSCALES,
     KEPT_SAMPLES_FILENAME,
     LEARNING_RATE_FACTORS,
@@ -394,6 +396,15 @@ def test_rows_change_what_they_say(tiny) -> None:
     tiny.pipeline.loss.r1_gamma = 2.0
     assert row_config(tiny, "r1-gamma-x10").pipeline.loss.r1_gamma == pytest.approx(20.0)
     assert tiny.pipeline.loss.r1_gamma == 2.0, "rows change copies"
+
+    assert tiny.pipeline.model.fmm_rank == 10
+    ranks = [row_config(tiny, f"fmm-rank-x{factor:g}").pipeline.model.fmm_rank for factor in FMM_RANK_FACTORS]
+    assert ranks == [5, 20]
+    paper_field = row_config(tiny, "paper-target-network").pipeline.model
+    assert (paper_field.hidden_width, paper_field.num_octaves) == (128, tiny.pipeline.model.num_octaves)
+    depth_and_skip = HyperNeRFGANModel.resolve_architecture(paper_field, load_preset("cars"))
+    assert depth_and_skip == (8, 4), "the cars preset's 8 layers, the input again after the fifth"
+    assert config_changes(paper, row_config(paper, "paper-target-network")) == {}, "the paper's network already"
 
     narrow = row_config(tiny, "discriminator-width-x0.5").pipeline.discriminator
     wide = tiny.pipeline.discriminator
