@@ -461,17 +461,14 @@ class HyperNeRFGANTrainer(Trainer):
         self.scale_after_last_step = self.grad_scaler.get_scale()
         scaler_skipped = self.grad_scaler.is_enabled() and self.scale_after_last_step < scale_before
         if scaler_skipped:
-            self.account_for_skipped_step(
-                step,
-                skipped=True,
-                reason=f"fp16 gradients overflowed at loss scale {scale_before:g}, so the grad scaler skipped the "
-                f"step and lowered its scale to {self.scale_after_last_step:g} (expected now and then in mixed "
-                "precision: the scaler probes for the largest scale that fits)",
+            reason = (
+                f"fp16 gradients overflowed at loss scale {scale_before:g}, so the grad scaler skipped the overflowing "
+                f"network's update and lowered its scale to {self.scale_after_last_step:g} (expected now and then in "
+                "mixed precision: the scaler probes for the largest scale that fits)"
             )
         else:
-            self.account_for_skipped_step(
-                step, skipped=not (d_finite and g_finite), reason="non-finite loss or gradients, step skipped"
-            )
+            reason = "non-finite loss or gradients, step skipped"
+        self.account_for_skipped_step(step, skipped=scaler_skipped or not (d_finite and g_finite), reason=reason)
         if not scaler_skipped:
             self.optimizers.scheduler_step_all(step)
         self.last_completed_step = step
