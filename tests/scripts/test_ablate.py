@@ -21,6 +21,7 @@ from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurve
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel
 from hypernerfgan_ns.networks.discriminator import Discriminator, DiscriminatorConfig
 from hypernerfgan_ns.scripts.ablate import (
+    ADA_SPEED_FACTOR,
     ADAM_BETA2,
     BATCH_SIZE_FACTORS,
     CURVES_FILENAME,
@@ -345,6 +346,9 @@ def test_rows_change_what_they_say(tiny) -> None:
     assert tiny.pipeline.model.train_query_inside_bound_only
     assert not row_config(tiny, "query-every-sample").pipeline.model.train_query_inside_bound_only
 
+    fast = row_config(tiny, f"ada-speed-x{ADA_SPEED_FACTOR}").pipeline.augment
+    assert fast.adjustment_images == tiny.pipeline.augment.adjustment_images // ADA_SPEED_FACTOR == 5_000
+    assert (fast.adaptive, fast.target) == (True, tiny.pipeline.augment.target), "only the reaction time changes"
     augment = row_config(tiny, "no-augmentation").pipeline.augment
     assert augment.initial_p == 0 and not augment.adaptive
     assert augment.xflip == augment.translation == augment.cutout == augment.color == 0
