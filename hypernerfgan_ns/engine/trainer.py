@@ -178,6 +178,12 @@ def write_checkpoint(checkpoint_dir: Path, step: int, contents: Dict[str, Any]) 
     return path
 
 
+def saved_checkpoints(checkpoint_dir: Path) -> List[Path]:
+    """The checkpoints `write_checkpoint` left in a folder, oldest first (their names sort by step); none if the folder
+    is not there."""
+    return sorted(checkpoint_dir.glob("step-*.ckpt")) if checkpoint_dir.is_dir() else []
+
+
 CHECKPOINT_KEYS = ("step", "pipeline", "optimizers", "scalers", "random_states", "skipped_steps")
 """What every checkpoint of this trainer holds (`checkpoint_contents`)."""
 
@@ -582,12 +588,12 @@ class HyperNeRFGANTrainer(Trainer):
             path = Path(self.config.load_checkpoint)
         elif self.config.load_dir is not None:
             load_dir = Path(self.config.load_dir)
-            checkpoints = sorted(load_dir.glob("step-*.ckpt")) if load_dir.is_dir() else []
+            checkpoints = saved_checkpoints(load_dir)
             if not checkpoints:
                 models = load_dir / "nerfstudio_models"
                 hint = (
                     f"It is a run folder: resume with --load-dir {models}"
-                    if any(models.glob("step-*.ckpt"))
+                    if saved_checkpoints(models)
                     else "Point --load-dir at a run's nerfstudio_models folder"
                 )
                 raise CheckpointError(f"No checkpoint (step-*.ckpt) in {load_dir}. {hint}.")

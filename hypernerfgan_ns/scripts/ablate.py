@@ -43,7 +43,12 @@ from rich.table import Table
 from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
 from hypernerfgan_ns.engine.in_process import own_event_writers, release_memory
-from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODES, HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.engine.trainer import (
+    INTERRUPTED_EXIT_CODES,
+    HyperNeRFGANTrainer,
+    HyperNeRFGANTrainerConfig,
+    saved_checkpoints,
+)
 from hypernerfgan_ns.errors import ConfigError, HyperNeRFGANError, InceptionUnavailableError, TrainingDivergedError
 from hypernerfgan_ns.method_configs import METHODS, method_config
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator, without_inception_metrics
@@ -900,7 +905,8 @@ class AblationStudy:
         """The newest checkpoint of a row's unfinished runs, if they began under this study's settings: the row
         continues from it (the trainer's --max-num-iterations counts the whole run, so it ends on the study's
         budget), exactly as it would have gone on."""
-        checkpoints = sorted(runs.glob("*/nerfstudio_models/step-*.ckpt"), key=lambda path: path.name)
+        models = runs.glob("*/nerfstudio_models")
+        checkpoints = sorted((path for run in models for path in saved_checkpoints(run)), key=lambda path: path.name)
         started = row_folder / STUDY_FILENAME
         if not checkpoints or not started.is_file():
             return None

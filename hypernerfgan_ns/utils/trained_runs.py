@@ -11,7 +11,7 @@ from typing import Tuple
 
 import yaml
 
-from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig, saved_checkpoints
 from hypernerfgan_ns.errors import CheckpointError
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
 from nerfstudio.utils.eval_utils import eval_setup
@@ -44,8 +44,7 @@ def load_trained_pipeline(config_path: Path) -> Tuple[HyperNeRFGANTrainerConfig,
             f"{config_path} is a run of '{getattr(config, 'method_name', 'another method')}', not of HyperNeRFGAN."
         )
     config = located(config, config_path)
-    checkpoints = sorted(config.get_checkpoint_dir().glob("step-*.ckpt")) if config.get_checkpoint_dir().is_dir() else []
-    if not checkpoints:
+    if not saved_checkpoints(config.get_checkpoint_dir()):
         raise CheckpointError(
             f"The run {config_path.parent} has no checkpoint in {config.get_checkpoint_dir()}; checkpoints are "
             "written every --steps-per-save steps and when training ends or is interrupted."
