@@ -43,6 +43,10 @@ class TrainingDivergedError(HyperNeRFGANError):
     exit_code = 3
 
 
+class GeneratorCollapsedError(TrainingDivergedError):
+    """The generator renders empty scenes and, with no gradient left, can never learn again."""
+
+
 class InceptionUnavailableError(HyperNeRFGANError):
     """FID/KID need Inception weights that are not on this machine."""
 

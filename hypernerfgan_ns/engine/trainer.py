@@ -12,6 +12,9 @@ Everything else (the loop, logging, the viewer, checkpoint files, named optimize
 - Non-finite losses or gradients skip the step and are counted; after `max_consecutive_skipped_steps` skipped
   iterations in a row, training stops with a clear message and the last checkpoint is left untouched.
   (With the fp16 grad scaler, an overflow is the scaler's business: it skips the step and lowers its scale.)
+- A generator collapsed to empty scenes (every fake without density for `max_consecutive_empty_iterations`
+  iterations: its ReLU density then passes no gradient, for good) stops training too; the last checkpoint written
+  before the fakes emptied is kept, and the message says to resume from it with a lower learning rate.
 - Checkpoints also hold the random-number generators' states (each process's, under DDP), so a resumed run
   continues the same sequence of latents, cameras, crops and augmentations as an uninterrupted one.
 - Ctrl-C, or the SIGTERM of a scheduler's time limit, finishes the current iteration, saves a checkpoint and exits
@@ -46,6 +49,7 @@ from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.errors import (
     CheckpointError,
     ConfigError,
+    GeneratorCollapsedError,
     HyperNeRFGANError,
     TrainingDivergedError,
     print_error,
@@ -57,7 +61,7 @@ from hypernerfgan_ns.metrics.quality_curve import (
     ScoringInterrupted,
     TrainingClock,
 )
-from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
+from hypernerfgan_ns.pipelines.adversarial_pipeline import FAKE_OPACITY, AdversarialPipeline
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import TRAIN_INTERATION_OUTPUT, Trainer, TrainerConfig
@@ -89,6 +93,9 @@ class HyperNeRFGANTrainerConfig(DefaultsForMissingFields, TrainerConfig):
     _target: Type = field(default_factory=lambda: HyperNeRFGANTrainer)
     max_consecutive_skipped_steps: int = 20
     """Stop training after this many iterations in a row whose step was skipped for non-finite values."""
+    max_consecutive_empty_iterations: int = 50
+    """Stop training after this many iterations in a row whose fakes were all empty (no density at any sample): the
+    target field's density is a ReLU, so an empty generator gets no gradient and never changes again. 0: never."""
     quality_curve: QualityCurveConfig = field(default_factory=QualityCurveConfig)
     """The EMA generator scored every N training images (SWD; FID and KID with Inception weights) into
     metrics.jsonl and tensorboard."""
@@ -271,6 +278,12 @@ class HyperNeRFGANTrainer(Trainer):
             torch.cuda.set_device(self.device)
         self.skipped_steps = 0
         self.consecutive_skipped_steps = 0
+        self.consecutive_empty_iterations = 0
+        self.empty_since_step: Optional[int] = None
+        self.generator_collapsed = False
+        self.last_healthy_checkpoint: Optional[Path] = None
+        """The newest checkpoint written (or resumed from) while the fakes were not empty: the one to resume a
+        collapsed run from, which saving keeps while the fakes are empty."""
         self.last_completed_step: Optional[int] = None
         self.interrupted = False
         self.stop_signal = signal.SIGINT
@@ -346,18 +359,21 @@ class HyperNeRFGANTrainer(Trainer):
         if self.quality_curve is not None and not self.interrupted:
             self.quality_curve.after_iteration(step)
         self.agree_on_stopping()
+        if self.generator_collapsed:
+            raise GeneratorCollapsedError(self.collapse_message(step))
         self.stop_training = self.stop_training or step + 1 >= self.config.max_num_iterations
 
     def agree_on_stopping(self) -> None:
-        """Under DDP, whether any process was asked to stop, decided by all of them at the same point of the same
-        iteration. Ctrl-C reaches each process at its own moment (one may be a phase ahead of another); a process
-        that stopped alone would leave the others waiting in a collective for ever. One all-reduce of a flag per
-        iteration, over a CPU (gloo) group, so no GPU is waited for."""
+        """Under DDP, whether any process was asked to stop (or saw the generator collapse), decided by all of them
+        at the same point of the same iteration. Ctrl-C reaches each process at its own moment (one may be a phase
+        ahead of another); a process that stopped alone would leave the others waiting in a collective for ever. One
+        all-reduce of two flags per iteration, over a CPU (gloo) group, so no GPU is waited for."""
         if self.stop_group is None:
             return
-        flag = torch.tensor([int(self.interrupted)], dtype=torch.int32)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.stop_group)
-        self.interrupted = self.stop_training = bool(flag.item())
+        flags = torch.tensor([int(self.interrupted), int(self.generator_collapsed)], dtype=torch.int32)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX, group=self.stop_group)
+        self.interrupted = self.stop_training = bool(flags[0].item())
+        self.generator_collapsed = bool(flags[1].item())
 
     def train(self) -> None:
         """nerfstudio's loop, with Ctrl-C and SIGTERM turned into "finish the iteration, save, exit"."""
@@ -475,6 +491,7 @@ class HyperNeRFGANTrainer(Trainer):
         else:
             reason = "non-finite loss or gradients, step skipped"
         self.account_for_skipped_step(step, skipped=scaler_skipped or not (d_finite and g_finite), reason=reason)
+        self.account_for_empty_fakes(step, float(g_metrics[FAKE_OPACITY]))  # the scale's read waited for it
         if not scaler_skipped:
             self.optimizers.scheduler_step_all(step)
         self.last_completed_step = step
@@ -525,6 +542,42 @@ class HyperNeRFGANTrainer(Trainer):
                 f"(--pipeline.loss.r1-gamma), or full precision (--mixed-precision False)."
             )
 
+    def account_for_empty_fakes(self, step: int, fake_opacity: float) -> None:
+        """Counts iterations in a row whose fakes had no density anywhere. Such a generator is dead, not resting:
+        the ReLU passes no gradient below zero, and Adam without momentum (beta1 = 0) then moves no weight."""
+        if fake_opacity != 0.0:  # NaN too: that is the divergence check's business
+            self.consecutive_empty_iterations = 0
+            return
+        if self.consecutive_empty_iterations == 0:
+            self.empty_since_step = step
+            if step == self._start_step:  # the checkpoint this session resumed from renders nothing already
+                self.last_healthy_checkpoint = None
+        self.consecutive_empty_iterations += 1
+        limit = self.config.max_consecutive_empty_iterations
+        if limit > 0 and self.consecutive_empty_iterations >= limit:
+            self.generator_collapsed = True
+
+    def collapse_message(self, step: int) -> str:
+        """What collapsed, why training stops, and where to go on from."""
+        quarter = self.optimizers.optimizers["generator"].param_groups[0]["lr"] / 4
+        if self.last_healthy_checkpoint is not None:
+            where = (
+                "Resume from the last checkpoint written before it, which is kept: --load-checkpoint "
+                f"{self.last_healthy_checkpoint},"
+            )
+        else:
+            where = "No checkpoint of this session predates it: start again"
+        return (
+            f"The generator collapsed to empty scenes: its fakes have had no density at any sample for "
+            f"{self.consecutive_empty_iterations} iterations in a row, since step {self.empty_since_step}, up to step "
+            f"{step}. The target field's density is a ReLU, so an empty generator gets no gradient and can never "
+            f"render anything again; training stops rather than spend more time. {where} with a change (resumed as it "
+            f"is, a run repeats its iterations exactly, to the same collapse): a lower learning rate for the generator "
+            f"(a quarter: --optimizers.generator.optimizer.lr {quarter:g}) or adaptive augmentation that reacts faster "
+            f"(--pipeline.augment.adjustment-images 5000). A collapse follows a discriminator that wins too fast: in "
+            f"tensorboard, D(real) and D(fake) move far apart and fake_opacity falls just before it."
+        )
+
     # ------------------------------------------------------------------ checkpoints
 
     def save_checkpoint(self, step: int) -> None:
@@ -537,9 +590,11 @@ class HyperNeRFGANTrainer(Trainer):
             step, self.pipeline, self.optimizers, self.grad_scaler, self.skipped_steps, self.clock, rank_random_states
         )
         checkpoint_path = write_checkpoint(self.checkpoint_dir, step, contents)
+        if self.consecutive_empty_iterations == 0:
+            self.last_healthy_checkpoint = checkpoint_path
         if self.config.save_only_latest_checkpoint:
             for old in self.checkpoint_dir.glob("*.ckpt"):
-                if old != checkpoint_path:
+                if old not in (checkpoint_path, self.last_healthy_checkpoint):  # kept while the fakes are empty
                     old.unlink()
 
     def _load_checkpoint(self) -> None:
@@ -552,7 +607,7 @@ class HyperNeRFGANTrainer(Trainer):
         self._start_step = state["step"] + 1
         try:
             self.pipeline.load_pipeline(state["pipeline"], state["step"])
-            self.optimizers.load_optimizers(state["optimizers"])
+            self.restore_optimizers(state["optimizers"])
         except (RuntimeError, ValueError, KeyError) as error:
             raise CheckpointError(mismatch_message(checkpoint_path, error)) from error
         if self.config.load_scheduler:
@@ -562,8 +617,31 @@ class HyperNeRFGANTrainer(Trainer):
         self.skipped_steps = state["skipped_steps"]
         if "clock" in state:  # checkpoints written before the quality curve have no clock
             self.clock = TrainingClock.from_state_dict(state["clock"])
-        self.resumed_checkpoint = checkpoint_path
+        self.resumed_checkpoint = self.last_healthy_checkpoint = checkpoint_path
         CONSOLE.print(f"Resuming from {checkpoint_path} (step {state['step']}).")
+
+    def restore_optimizers(self, saved: Dict[str, Any]) -> None:
+        """Each optimizer's state (Adam's moment estimates, its step count) from the checkpoint, and its
+        hyperparameters (learning rate, betas, epsilon) from this run's configuration.
+
+        torch's `load_state_dict` would also bring back the saved hyperparameters and silently override the
+        configured ones, so that resuming a run with a lower `--optimizers.generator.optimizer.lr` (the way out of a
+        collapse) trained on at the old rate. A changed hyperparameter is said."""
+        configured = {
+            name: [{key: value for key, value in group.items() if key != "params"} for group in optimizer.param_groups]
+            for name, optimizer in self.optimizers.optimizers.items()
+        }
+        self.optimizers.load_optimizers(saved)
+        for name, optimizer in self.optimizers.optimizers.items():
+            for group, wanted in zip(optimizer.param_groups, configured[name]):
+                changed = [
+                    f"{key} {group[key]} -> {value}"
+                    for key, value in wanted.items()
+                    if key in group and group[key] != value
+                ]
+                if changed:
+                    CONSOLE.print(f"The {name} optimizer resumes with this run's {', '.join(changed)}.")
+                group.update(wanted)
 
     def restore_rank_random_states(self, saved: Union[Dict[str, Any], List[Dict[str, Any]]], step: int) -> None:
         """This process's generators as the checkpoint left them (a checkpoint of one process holds one dict); a run

@@ -107,6 +107,10 @@ def to_discriminator_range(images: Float[Tensor, "*batch 3"]) -> Float[Tensor, "
     return images * 2.0 - 1.0
 
 
+FAKE_OPACITY = "fake_opacity"
+"""G-phase metric: the fakes' mean accumulated opacity, the share of their pixels an object covers (0: empty scenes,
+which the trainer watches for: `max_consecutive_empty_iterations`)."""
+
 EXTRA_STATE_KEY = "_extra_state"
 """Where `nn.Module.state_dict` keeps `get_extra_state()` of the pipeline (the root module)."""
 
@@ -341,7 +345,11 @@ class AdversarialPipeline(VanillaPipeline):
         with frozen(self.discriminator):
             fake_logits = self.discriminator(self.augment(outputs["rgb"]), fade=self.growth_stage.fade)
         loss_dict = {"generator": generator_loss(fake_logits)}
-        metrics_dict = {"D(fake)_generator_phase": fake_logits.detach().mean(), **self.augment_metrics()}
+        metrics_dict = {
+            "D(fake)_generator_phase": fake_logits.detach().mean(),
+            FAKE_OPACITY: outputs["accumulation"].detach().float().mean(),
+            **self.augment_metrics(),
+        }
         return outputs, loss_dict, metrics_dict
 
     def augment_metrics(self) -> Dict[str, Tensor]:

@@ -1,5 +1,6 @@
 """Two-process DDP training on the CPU (gloo): both phases run and the replicas stay identical; progressive growing
-trains, a resumed run gives each process its own random numbers back, and a Ctrl-C that one process sees stops both.
+trains, a resumed run gives each process its own random numbers back, and a Ctrl-C or a collapse that one process
+sees stops both.
 
 nerfstudio's `ns-train --machine.num-devices N` launcher asserts CUDA before it starts any process, so this test
 starts the two processes itself, the way that launcher does, and runs the same trainer in each.
@@ -19,6 +20,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.errors import GeneratorCollapsedError
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from nerfstudio.scripts.train import _set_random_seed
 from tests.helpers import latest_checkpoint, micro_config, replaced
@@ -44,10 +46,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def ctrl_c_on_one_process(output_dir: Path, rank: int) -> None:
-    """A run in which only the second process sees Ctrl-C, during its second iteration (a terminal's Ctrl-C reaches
-    the processes at their own moments); each process writes its last iteration and exit code."""
-    config = micro_config(output_dir / "ctrl-c", max_num_iterations=4)
+STOPS = ("ctrl-c", "collapse")
+"""Stops that one process sees first: a Ctrl-C (a terminal's reaches the processes at their own moments) and a
+collapse to empty scenes (each process counts its own fakes' empty iterations)."""
+
+
+def stop_seen_by_one_process(output_dir: Path, rank: int, stop: str) -> None:
+    """A run in which only the second process sees the stop, during its second iteration; each process writes its
+    last iteration and exit code."""
+    config = micro_config(output_dir / stop, max_num_iterations=4)
     _set_random_seed(config.machine.seed + rank)
     trainer = config.setup(local_rank=rank, world_size=WORLD_SIZE)
     trainer.setup()
@@ -55,7 +62,10 @@ def ctrl_c_on_one_process(output_dir: Path, rank: int) -> None:
 
     def iteration(step: int):
         if rank == 1 and step == 1:
-            trainer.request_stop(signal.SIGINT, None)
+            if stop == "ctrl-c":
+                trainer.request_stop(signal.SIGINT, None)
+            else:
+                trainer.generator_collapsed = True  # its count reached --max-consecutive-empty-iterations first
         return train_iteration(step)
 
     trainer.train_iteration = iteration  # type: ignore[method-assign]
@@ -64,7 +74,7 @@ def ctrl_c_on_one_process(output_dir: Path, rank: int) -> None:
         code = 0
     except SystemExit as stopped:
         code = int(stopped.code or 0)
-    (output_dir / "ctrl-c" / f"rank{rank}.json").write_text(json.dumps([trainer.last_completed_step, code]))
+    (output_dir / stop / f"rank{rank}.json").write_text(json.dumps([trainer.last_completed_step, code]))
 
 
 def worker(rank: int, output_dir: Path, port: int) -> None:
@@ -73,7 +83,8 @@ def worker(rank: int, output_dir: Path, port: int) -> None:
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE, timeout=timedelta(seconds=60)
     )
     try:
-        ctrl_c_on_one_process(output_dir, rank)
+        for stop in STOPS:
+            stop_seen_by_one_process(output_dir, rank, stop)
         for shared_fakes in SHARED_FAKES:  # one process group for both loops: spawning costs more than training
             config = micro_config(output_dir / f"shared-{shared_fakes}", max_num_iterations=4)
             config.pipeline.shared_fakes = shared_fakes
@@ -96,7 +107,8 @@ def worker(rank: int, output_dir: Path, port: int) -> None:
 def test_two_cpu_processes_train_identical_replicas(tmp_path: Path) -> None:
     """With each phase rendering its own fakes and with the G phase training through the D phase's (whose graph
     then spans the discriminator's DDP step)."""
-    micro_config(tmp_path / "ctrl-c").save_config()
+    for stop in STOPS:
+        micro_config(tmp_path / stop).save_config()
     for shared_fakes in SHARED_FAKES:
         micro_config(tmp_path / f"shared-{shared_fakes}").save_config()
     for config in growing_configs(tmp_path):
@@ -116,6 +128,10 @@ def test_two_cpu_processes_train_identical_replicas(tmp_path: Path) -> None:
     stops = [json.loads((tmp_path / "ctrl-c" / f"rank{rank}.json").read_text()) for rank in range(WORLD_SIZE)]
     assert stops == [[1, INTERRUPTED_EXIT_CODE]] * WORLD_SIZE
     assert latest_checkpoint(micro_config(tmp_path / "ctrl-c").get_checkpoint_dir())["step"] == 1
+    # A collapse seen by one process: both stop after the same iteration with the collapse's exit status, no save.
+    stops = [json.loads((tmp_path / "collapse" / f"rank{rank}.json").read_text()) for rank in range(WORLD_SIZE)]
+    assert stops == [[1, GeneratorCollapsedError.exit_code]] * WORLD_SIZE
+    assert not any(micro_config(tmp_path / "collapse").get_checkpoint_dir().glob("*.ckpt"))
 
     first, resumed = growing_configs(tmp_path)
     saved = latest_checkpoint(first.get_checkpoint_dir())  # written once, by the main process

@@ -1,4 +1,4 @@
-"""The two-phase trainer: a run, an exact resume, skipped non-finite steps, and a stop on divergence."""
+"""The two-phase trainer: a run, an exact resume, skipped non-finite steps, and stops on divergence and collapse."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
+from hypernerfgan_ns.engine.trainer import (
+    INTERRUPTED_EXIT_CODE,
+    HyperNeRFGANTrainer,
+    HyperNeRFGANTrainerConfig,
+    saved_checkpoints,
+)
 from hypernerfgan_ns.errors import CheckpointError
 from hypernerfgan_ns.metrics.quality_curve import QualityCurve, QualityCurveConfig
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
@@ -201,6 +206,55 @@ def test_training_stops_with_a_message_after_too_many_skipped_steps(tmp_path: Pa
     assert "Training diverged" in output and "3 iterations in a row" in output
     assert not any(diverging.get_checkpoint_dir().glob("*.ckpt")), "a diverged run must not write a checkpoint"
     assert sorted(checkpoint.glob("*.ckpt")) == saved and saved[-1].read_bytes() == saved_bytes
+
+
+def test_a_generator_collapsed_to_empty_scenes_stops_training_and_keeps_the_checkpoint_before_it(
+    tmp_path: Path, capsys
+) -> None:
+    """As the paper's target network did at Adam 0.01 on the CPU (docs/ablations.md): its raw density fell below
+    zero everywhere within two iterations and no weight moved again. Here the density's bias is sunk before step 4.
+    Checkpoints every 2 steps, only the latest kept: without the guard only dead ones (steps 4, 6) would be left."""
+    config = micro_config(tmp_path, max_num_iterations=40, steps_per_save=2, max_consecutive_empty_iterations=5)
+    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    train_iteration = trainer.train_iteration
+
+    def iteration(step: int):
+        if step == 4:
+            with torch.no_grad():
+                trainer.pipeline.model.generator.field.layers[-1].bias[-1] = -1e4  # the raw density's bias
+        return train_iteration(step)
+
+    trainer.train_iteration = iteration  # type: ignore[method-assign]
+    with pytest.raises(SystemExit) as stopped:
+        trainer.train()
+    assert stopped.value.code == 3
+    output = " ".join(capsys.readouterr().out.replace("│", " ").split())  # the message's panel
+    assert "collapsed to empty scenes" in output and "5 iterations in a row, since step 4, up to step 8" in output
+    healthy = config.get_checkpoint_dir() / "step-000000002.ckpt"
+    assert [path.name for path in saved_checkpoints(config.get_checkpoint_dir())] == [healthy.name, "step-000000006.ckpt"]
+    assert f"--load-checkpoint{healthy}" in output.replace(" ", ""), "the path, however the panel wraps it"
+    assert "--optimizers.generator.optimizer.lr 0.000625" in output
+    density_bias = f"_model.generator.field.layers.{len(trainer.pipeline.model.generator.field.layers) - 1}.bias"
+    assert float(latest_checkpoint(config.get_checkpoint_dir())["pipeline"][density_bias][-1]) == -1e4, "frozen"
+    assert float(torch.load(healthy, weights_only=False)["pipeline"][density_bias][-1]) > -1e4
+
+
+def test_a_run_resumed_with_another_learning_rate_trains_at_that_rate(tmp_path: Path, capsys) -> None:
+    """The way on from a collapse. torch's load_state_dict brings back the checkpoint's learning rate, so the
+    configured one was silently ignored; the moment estimates still come from the checkpoint."""
+    checkpoints = train(micro_config(tmp_path, max_num_iterations=2, timestamp="first"))
+    slower = micro_config(tmp_path, max_num_iterations=3, timestamp="slower", load_dir=checkpoints)
+    slower.optimizers["generator"]["optimizer"].lr = 0.001
+    trainer: HyperNeRFGANTrainer = slower.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    generator, discriminator = (trainer.optimizers.optimizers[name] for name in ("generator", "discriminator"))
+    assert generator.param_groups[0]["lr"] == 0.001
+    assert discriminator.param_groups[0]["lr"] == slower.optimizers["discriminator"]["optimizer"].lr == 0.0025
+    assert all(slot["step"] == 2 for slot in generator.state.values()) and len(generator.state) > 0
+    output = " ".join(capsys.readouterr().out.split())
+    assert "The generator optimizer resumes with this run's lr 0.0025 -> 0.001" in output
+    assert "discriminator optimizer resumes" not in output
 
 
 def test_a_resumed_or_evaluated_run_sees_the_octaves_its_step_opened(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 import pytest
 import torch
 
-from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
+from hypernerfgan_ns.pipelines.adversarial_pipeline import FAKE_OPACITY, AdversarialPipeline
 from hypernerfgan_ns.cameras.camera_prior import look_at_origin_poses
 from tests.helpers import micro_config, points_queried
 
@@ -62,6 +62,7 @@ def test_generator_phase_trains_only_the_generator(pipeline: AdversarialPipeline
     assert outputs["rgb"].shape == (pipeline.batch_size, 3, patch, patch)
     assert outputs["rgb"].min() >= -1.0 and outputs["rgb"].max() <= 1.0
     assert set(losses) == {"generator"} and "augment_p" in metrics
+    assert 0.0 < metrics[FAKE_OPACITY] < 1.0, "a fresh generator renders the density prior's blob, not all or nothing"
     losses["generator"].backward()
     assert has_gradients(pipeline.model.generator)
     assert not has_gradients(pipeline.discriminator)
