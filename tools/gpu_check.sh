@@ -166,7 +166,18 @@ while kill -0 "${pids[@]}" 2>/dev/null; do
     done
     save_summary
 done
-for pid in "${pids[@]}"; do wait "$pid"; done
+for index in "${!pids[@]}"; do
+    wait "${pids[$index]}"
+    status=$?
+    case $status in
+        0) how="trained its $ITERATIONS iterations" ;;
+        130) how="stopped after its time (SIGINT), with a checkpoint" ;;
+        3) how="stopped itself ($(grep -o -m 1 'collapsed to empty scenes\|Training diverged' \
+            "$summary/train_${names[$index]}.log" || echo "diverged or collapsed")): see train_${names[$index]}.log" ;;
+        *) how="failed: see train_${names[$index]}.log" ;;
+    esac
+    log "training ${names[$index]} ended with exit status $status: $how"
+done
 [ -n "${smi_pid:-}" ] && kill "$smi_pid" 2>/dev/null
 log "trainings ended"
 
