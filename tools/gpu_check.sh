@@ -171,7 +171,8 @@ for index in "${!pids[@]}"; do
     status=$?
     case $status in
         0) how="trained its $ITERATIONS iterations" ;;
-        130) how="stopped after its time (SIGINT), with a checkpoint" ;;
+        124) how="stopped after its time by SIGINT, with a checkpoint" ;;  # timeout's status when it sent the signal
+        137) how="killed 30 s after its SIGINT: no checkpoint of the stop" ;;
         3) how="stopped itself ($(grep -o -m 1 'collapsed to empty scenes\|Training diverged' \
             "$summary/train_${names[$index]}.log" || echo "diverged or collapsed")): see train_${names[$index]}.log" ;;
         *) how="failed: see train_${names[$index]}.log" ;;

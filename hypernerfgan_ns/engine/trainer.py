@@ -14,7 +14,9 @@ Everything else (the loop, logging, the viewer, checkpoint files, named optimize
   (With the fp16 grad scaler, an overflow is the scaler's business: it skips the step and lowers its scale.)
 - A generator collapsed to empty scenes (every fake without density for `max_consecutive_empty_iterations`
   iterations: its ReLU density then passes no gradient, for good) stops training too; the last checkpoint written
-  before the fakes emptied is kept, and the message says to resume from it with a lower learning rate.
+  before the fakes emptied is kept, and the message says what to resume it with.
+- A resumed run takes its optimizers' hyperparameters (learning rate, betas) from its configuration, their moment
+  estimates from the checkpoint.
 - Checkpoints also hold the random-number generators' states (each process's, under DDP), so a resumed run
   continues the same sequence of latents, cameras, crops and augmentations as an uninterrupted one.
 - Ctrl-C, or the SIGTERM of a scheduler's time limit, finishes the current iteration, saves a checkpoint and exits
