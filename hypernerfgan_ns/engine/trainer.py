@@ -281,7 +281,6 @@ class HyperNeRFGANTrainer(Trainer):
         self.skipped_steps = 0
         self.consecutive_skipped_steps = 0
         self.consecutive_empty_iterations = 0
-        self.empty_since_step: Optional[int] = None
         self.generator_collapsed = False
         self.last_healthy_checkpoint: Optional[Path] = None
         """The newest checkpoint written (or resumed from) while the fakes were not empty: the one to resume a
@@ -550,17 +549,16 @@ class HyperNeRFGANTrainer(Trainer):
         if fake_opacity != 0.0:  # NaN too: that is the divergence check's business
             self.consecutive_empty_iterations = 0
             return
-        if self.consecutive_empty_iterations == 0:
-            self.empty_since_step = step
-            if step == self._start_step:  # the checkpoint this session resumed from renders nothing already
-                self.last_healthy_checkpoint = None
+        if self.consecutive_empty_iterations == 0 and step == self._start_step:
+            self.last_healthy_checkpoint = None  # the checkpoint this session resumed from renders nothing already
         self.consecutive_empty_iterations += 1
         limit = self.config.max_consecutive_empty_iterations
         if limit > 0 and self.consecutive_empty_iterations >= limit:
             self.generator_collapsed = True
 
     def collapse_message(self, step: int) -> str:
-        """What collapsed, why training stops, and where to go on from."""
+        """What collapsed, why training stops, and where to go on from; called on the iteration that was counted last."""
+        empty_since = step - self.consecutive_empty_iterations + 1
         quarter = self.optimizers.optimizers["generator"].param_groups[0]["lr"] / 4
         if self.last_healthy_checkpoint is not None:
             where = (
@@ -571,7 +569,7 @@ class HyperNeRFGANTrainer(Trainer):
             where = "No checkpoint of this session predates it: start again"
         return (
             f"The generator collapsed to empty scenes: its fakes have had no density at any sample for "
-            f"{self.consecutive_empty_iterations} iterations in a row, since step {self.empty_since_step}, up to step "
+            f"{self.consecutive_empty_iterations} iterations in a row, since step {empty_since}, up to step "
             f"{step}. The target field's density is a ReLU, so an empty generator gets no gradient and can never "
             f"render anything again; training stops rather than spend more time. {where} with a change (resumed as it "
             f"is, a run repeats its iterations exactly, to the same collapse): a lower learning rate for the generator "
