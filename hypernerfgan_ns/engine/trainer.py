@@ -557,7 +557,7 @@ class HyperNeRFGANTrainer(Trainer):
             self.generator_collapsed = True
 
     def collapse_message(self, step: int) -> str:
-        """What collapsed, why training stops, and where to go on from; called on the iteration that was counted last."""
+        """What collapsed, why training stops, and where to go on from (called on the last iteration counted)."""
         empty_since = step - self.consecutive_empty_iterations + 1
         quarter = self.optimizers.optimizers["generator"].param_groups[0]["lr"] / 4
         if self.last_healthy_checkpoint is not None:
