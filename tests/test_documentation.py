@@ -12,7 +12,7 @@ from typing import Dict, Iterator, List, Set, Tuple
 import pytest
 
 from hypernerfgan_ns.method_configs import METHODS
-from hypernerfgan_ns.scripts.ablate import ROWS
+from hypernerfgan_ns.scripts.ablation_rows import ROWS
 from hypernerfgan_ns.scripts.bench import VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +75,12 @@ def test_every_relative_link_and_picture_exists(document: Path) -> None:
 @pytest.mark.parametrize(
     "subcommand, fewest, method_option, registries",
     [
-        ("ablate", 11, "--method", {"--rows": (ABLATE_WORDS, "ablate.py"), "--on-top-of": (ABLATE_WORDS, "ablate.py")}),
+        (
+            "ablate",
+            11,
+            "--method",
+            {"--rows": (ABLATE_WORDS, "ablation_rows.py"), "--on-top-of": (ABLATE_WORDS, "ablation_rows.py")},
+        ),
         ("bench", 4, "--methods", {"--variants": (set(VARIANTS), "bench.py")}),
     ],
 )

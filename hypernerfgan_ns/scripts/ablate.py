@@ -3,9 +3,9 @@ reproducible study.
 
     hypernerfgan ablate --method hypernerfgan-tiny --data cars --iterations 400 --output ablations/tiny-cars
 
-Every row changes one thing of the method, trains it in-process on the same number of images from the same seed
-(as ns-train seeds), scores its EMA generator (SWD always; FID and KID when Inception weights are on the
-machine) and renders a sheet of seeds x views. Per row, in `DIR/<row>/`:
+Every row (`ablation_rows.py`) changes one thing of the method, trains it in-process on the same number of images
+from the same seed (as ns-train seeds), scores its EMA generator (SWD always; FID and KID when Inception weights are
+on the machine) and renders a sheet of seeds x views. Per row, in `DIR/<row>/`:
 
     <method>/<timestamp>/   a normal nerfstudio run: config.yml, nerfstudio_models/, tensorboard logs
                             (open it with ns-viewer, ns-render, ns-eval, hypernerfgan samples)
@@ -34,14 +34,13 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Literal, Optional, Sequence, Tuple
 
 import torch
 from rich.markup import escape
 from rich.table import Table
 
 from hypernerfgan_ns.data.cache import atomic_output
-from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
 from hypernerfgan_ns.engine.in_process import own_event_writers, release_memory
 from hypernerfgan_ns.engine.trainer import (
     INTERRUPTED_EXIT_CODES,
@@ -55,99 +54,12 @@ from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_gen
 from hypernerfgan_ns.metrics.inception import find_inception_weights
 from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME
 from hypernerfgan_ns.metrics.sample_archive import evaluate_keeping_samples
+from hypernerfgan_ns.scripts.ablation_rows import ROWS, dataparser_config
 from hypernerfgan_ns.scripts.plot_curves import PlotCommand
 from hypernerfgan_ns.scripts.samples import SamplesCommand
 from hypernerfgan_ns.scripts.score_samples import RealSummaries, score_kept_samples
-from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from nerfstudio.scripts.train import _set_random_seed
 from nerfstudio.utils.rich_utils import CONSOLE
-
-SAMPLES_PER_RAY = (8, 16, 32, 64)
-"""Coarse samples per ray of the `samples-N` rows: the seeds' sweep, from too few for a solid surface to the paper's."""
-
-IMPORTANCE_ROW_COARSE, IMPORTANCE_ROW_IMPORTANCE = 16, 16
-"""The `samples-C+I` row: C coarse plus I importance samples placed where the coarse pass found the surface. The
-second pass evaluates C + I + 1 samples (nerfstudio's PDF sampler keeps the coarse ones and adds one), so 16+16 costs
-49 field evaluations per ray, about 1.5 times `samples-32`."""
-
-PATCH_SIZES = (8, 16, 32, 64)
-"""Patch sides of the `patch-N` rows; the discriminator is built for the patch, so it changes with it."""
-
-R1_GAMMA_FACTORS = (0.1, 10.0)
-"""The `r1-gamma-xF` rows multiply the R1 weight by F: a tenth (chairs' preset uses a tenth of the others') and ten
-times (a smoother discriminator, which may let a faster learning rate stay stable)."""
-
-FEW_OCTAVES = 4
-"""Positional-encoding octaves of the `octaves-4` row: a highest frequency of 2^3, whose period (0.8 units) spans
-several pixels at every resolution the methods train at, where 6 or 10 octaves reach the pixel scale."""
-
-LEARNING_RATE_FACTORS = (0.25, 2.0, 4.0, 8.0)
-"""The `lr-xF` rows multiply both networks' learning rates by F. The paper's 0.0025 (StyleGAN's) is tuned for runs
-of millions of images, not for the first ten thousand; x4 of it is the tiny preset's 0.01, and x0.25 takes the tiny
-preset back to the paper's rate. x8 of the paper's rate is past the edge of stability on the tiny preset (its samples
-collapse into stripes), so the sweep brackets the best factor."""
-
-SINGLE_NETWORK_LR_FACTORS = (0.25, 2.0)
-"""The `generator-lr-xF` and `discriminator-lr-xF` rows multiply one network's learning rate by F. x2 on top of
-`lr-x4` asks which network's speed the cliff at x8 belongs to; x0.25 on the tiny preset (both at 0.01) puts one
-network back at the paper's 0.0025: `discriminator-lr-x0.25` is the fast generator beside the paper's discriminator,
-the candidate for presets whose wider discriminator is unstable at 0.01."""
-
-MAPPING_LR_FACTOR = 10.0
-"""The `mapping-lr-x...` row multiplies the mapping network's learning-rate multiplier (StyleGAN's 0.01) by this."""
-
-BATCH_SIZE_FACTORS = (0.5, 2.0)
-"""The `batch-xF` rows multiply the batch by F and divide the iterations by F: the same images seen, F times fewer
-updates (x2 gives the tiny preset the batch of 8 it had before the faster recipe)."""
-
-DISCRIMINATOR_WIDTH_FACTORS = (0.5,)
-"""The `discriminator-width-xF` rows multiply the discriminator's channels at every resolution by F (its
-`channel_base` and `channel_max`): its arithmetic, more than half of the paper configuration's iteration (1,055 of
-1,932 GFLOP, `hypernerfgan bench`), by about F^2."""
-
-DISCRIMINATOR_BASE_FACTORS = (0.5, 2.0)
-"""The `discriminator-base-xF` rows multiply `channel_base` alone: the channels at the high resolutions, where
-`channel_base / resolution` is below `channel_max` and most of the arithmetic is (the paper configuration's first
-block, 512 channels at 64 x 64, is 792 of those 1,055 GFLOP), while the low resolutions keep `channel_max`. x2 gives
-`hypernerfgan-tiny` the discriminator it had before it took x0.5."""
-
-ADAM_BETA2 = 0.9
-"""Adam's second-moment decay of the `adam-beta2-...` row, for both networks: pi-GAN's 0.9, where StyleGAN (and the
-paper) take 0.99. A shorter memory of gradient magnitudes adapts the step sooner to a fast-changing opponent."""
-
-EMA_HALF_LIFE_FACTORS = (0.25, 4.0)
-"""The `ema-xF` rows multiply the EMA's half-life and its ramp-up cap by F: at a budget of 10,000 images the ramp-up
-(5% of the images seen) sets the half-life, 500 images at the end, so x0.25 shows a generator closer to the trained
-one, x4 an average over more of its recent past."""
-
-FMM_RANK_FACTORS = (0.5, 2.0)
-"""The `fmm-rank-xF` rows multiply the rank of every target layer's modulation by F: how many directions each
-object's weights can move in away from the shared ones (10 in the paper; the hypernetwork writes r (c_in + c_out)
-numbers per layer, a few percent of an iteration's arithmetic)."""
-
-ADA_SPEED_FACTOR = 100
-"""The `ada-speed-x...` row divides `adjustment_images` (ADA's ada_kimg x 1000, 500,000) by this: p can then move by 1
-in 5,000 images. At the default, a study of 10,000 images can raise p by 0.02 at most, however sure the discriminator
-is of the reals, so ADA cannot act within the budgets the studies and the GPU check train for."""
-
-PAPER_TARGET_WIDTH = 128
-"""Width of the target MLP in the `paper-target-network` row: the paper's (and the GPU presets')."""
-
-ANNEALING_FRACTION = 0.5
-"""The annealing rows (coarse-to-fine frequencies, patch scale) anneal over this fraction of the study's images."""
-
-PATCH_SCALE_NEVER_SHRINKS = 1 << 60
-"""Patch-scale annealing images of the `whole-image-patches` row: more than any study sees, so the smallest footprint
-stays the whole image (to float precision) and every patch's rays spread over the whole image."""
-
-GROWING_START_DOWNSCALES = (2, 4)
-"""The `progressive-growing-xD` rows start at 1/D of the patch's side and double it until the full patch
-(`hypernerfgan-tiny` x4: 8 x 8 whole images, then 16 and 32; the paper configuration x4: 16 x 16 patches of 32 x 32
-images, then 32 of 64 and 64 of 128)."""
-
-GROWING_STAGE_FRACTION = 0.2
-"""Each of the `progressive-growing-xD` rows' coarse stages lasts this fraction of the study's images (x4: the first
-40% at reduced resolution), the new block fading in over the first half of its stage."""
 
 DEFAULT_NUM_GENERATED = 256
 """EMA samples scored per row: enough for a stable SWD, few enough for a CPU study."""
@@ -200,385 +112,14 @@ class AblationError(HyperNeRFGANError):
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# The rows.
+# The rows' configs (the rows themselves: `ablation_rows.py`).
 
-
-@dataclass(frozen=True)
-class AblationRow:
-    """One row of the study: what it changes and the function that changes a copy of the method's config."""
-
-    description: str
-    """What the row changes, for the table."""
-    change: Callable[[HyperNeRFGANTrainerConfig], None]
-    """Edits the given config (a copy) in place."""
-
-
-def keep_method(config: HyperNeRFGANTrainerConfig) -> None:
-    """The baseline: the method as registered."""
-
-
-def set_samples(coarse: int, importance: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
-    """Samples per ray: `coarse` evenly spaced, plus `importance` placed where the coarse pass found density."""
-
-    def change(config: HyperNeRFGANTrainerConfig) -> None:
-        config.pipeline.model.num_coarse_samples = coarse
-        config.pipeline.model.num_importance_samples = importance
-
-    return change
-
-
-def set_patch_size(patch: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
-    """Rendered and cropped patch side; the pipeline builds the discriminator for `datamanager.patch_size`."""
-
-    def change(config: HyperNeRFGANTrainerConfig) -> None:
-        config.pipeline.datamanager.patch_size = patch
-
-    return change
-
-
-def train_on_whole_images(config: HyperNeRFGANTrainerConfig) -> None:
-    """Patches as large as the training images: every object seen whole at the full resolution, by a discriminator
-    built for it (one block more than for the paper's 64-pixel crops of 128-pixel images)."""
-    config.pipeline.datamanager.patch_size = dataparser_config(config).resolution
-
-
-def scale_discriminator_width(factor: float, at_every_resolution: bool) -> Callable[[HyperNeRFGANTrainerConfig], None]:
-    """The discriminator's `channel_base` times `factor`, and its `channel_max` too `at_every_resolution`."""
-
-    def change(config: HyperNeRFGANTrainerConfig) -> None:
-        discriminator = config.pipeline.discriminator
-        discriminator.channel_base = round(discriminator.channel_base * factor)
-        if at_every_resolution:
-            discriminator.channel_max = round(discriminator.channel_max * factor)
-
-    return change
-
-
-def disable_augmentation(config: HyperNeRFGANTrainerConfig) -> None:
-    """p fixed at 0 and every augmentation's multiplier off; the dataset's x-flip of real photos stays."""
-    config.pipeline.augment = dataclasses.replace(
-        config.pipeline.augment, xflip=0.0, translation=0.0, cutout=0.0, color=0.0, initial_p=0.0, adaptive=False
-    )
-
-
-def speed_up_augmentation_adjustment(config: HyperNeRFGANTrainerConfig) -> None:
-    """ADA's probability adjusted `ADA_SPEED_FACTOR` times faster: fewer images for p to move by 1."""
-    augment = config.pipeline.augment
-    config.pipeline.augment = dataclasses.replace(
-        augment, adjustment_images=max(1, augment.adjustment_images // ADA_SPEED_FACTOR)
-    )
-
-
-def unbound_density(config: HyperNeRFGANTrainerConfig) -> None:
-    """The reference field: density allowed anywhere between the near and far planes, the last interval infinite."""
-    config.pipeline.model.bound_density_to_object = False
-    config.pipeline.model.opaque_far_plane = True
-
-
-def query_every_sample(config: HyperNeRFGANTrainerConfig) -> None:
-    """The training MLP at every sample, also outside the object sphere: the same training in distribution (only
-    the density noise of empty samples is drawn too), for its minutes."""
-    config.pipeline.model.train_query_inside_bound_only = False
-
-
-def study_images(config: HyperNeRFGANTrainerConfig) -> int:
-    """Training images of the study's budget (on one device)."""
-    return config.max_num_iterations * config.pipeline.datamanager.batch_size
-
-
-def scale_batch_size(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
-    """Batch size times `factor` at the same budget of images: the iterations change the other way."""
-
-    def change(config: HyperNeRFGANTrainerConfig) -> None:
-        images = study_images(config)
-        datamanager = config.pipeline.datamanager
-        datamanager.batch_size = max(1, round(datamanager.batch_size * factor))
-        config.max_num_iterations = math.ceil(images / datamanager.batch_size)
-
-    return change
-
-
-def anneal_frequencies(config: HyperNeRFGANTrainerConfig) -> None:
-    """Positional-encoding octaves faded in coarse to fine over the first part of the budget."""
-    config.pipeline.model.frequency_annealing_images = max(1, round(ANNEALING_FRACTION * study_images(config)))
-
-
-def remove_frequency_annealing(config: HyperNeRFGANTrainerConfig) -> None:
-    """Every octave of the positional encoding from the first image (the reference's field)."""
-    config.pipeline.model.frequency_annealing_images = 0
-
-
-def anneal_patch_scale(config: HyperNeRFGANTrainerConfig) -> None:
-    """GRAF's patch-scale annealing over the first part of the budget."""
-    config.pipeline.datamanager.patch_scale_annealing_images = max(1, round(ANNEALING_FRACTION * study_images(config)))
-
-
-def spread_patches_over_whole_image(config: HyperNeRFGANTrainerConfig) -> None:
-    """GRAF's scaled patches at their largest scale only: each patch's P x P rays spread over the whole image (the
-    object seen whole, at the patch's resolution), the real patches sampled at the same points."""
-    config.pipeline.datamanager.patch_scale_annealing_images = PATCH_SCALE_NEVER_SHRINKS
-
-
-def grow_progressively(start_downscale: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
-    """pi-GAN's progressive growing from patches `start_downscale` times smaller, over the first part of the budget."""
-
-    def change(config: HyperNeRFGANTrainerConfig) -> None:
-        stage_images = max(1, round(GROWING_STAGE_FRACTION * study_images(config)))
-        config.pipeline.progressive_growing = ProgressiveGrowingConfig(
-            start_downscale=start_downscale, images_per_stage=stage_images, fade_images=stage_images // 2
-        )
-
-    return change
-
-
-def scale_fmm_rank(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
-    """The rank of every target layer's factorised modulation times `factor` (at least 1)."""
-
-    def change(config: HyperNeRFGANTrainerConfig) -> None:
-        config.pipeline.model.fmm_rank = max(1, round(config.pipeline.model.fmm_rank * factor))
-
-    return change
-
-
-def use_paper_target_network(config: HyperNeRFGANTrainerConfig) -> None:
-    """The paper's target MLP: its width, and the dataset preset's depth and skip (cars: 8 hidden layers, the input
-    again after the fifth), where `hypernerfgan-tiny` has 3 layers of 64 and no skip."""
-    config.pipeline.model.hidden_width = PAPER_TARGET_WIDTH
-    config.pipeline.model.num_hidden_layers = None
-    config.pipeline.model.skip_layer = None
-
-
-def set_octaves(octaves: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
-    """Positional-encoding octaves of the target field."""
-
-    def change(config: HyperNeRFGANTrainerConfig) -> None:
-        config.pipeline.model.num_octaves = octaves
-
-    return change
-
-
-def scale_learning_rates(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
-    """Both networks' Adam learning rates times `factor`."""
-
-    def change(config: HyperNeRFGANTrainerConfig) -> None:
-        for group in config.optimizers.values():
-            group["optimizer"].lr *= factor
-
-    return change
-
-
-def scale_network_learning_rate(network: str, factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
-    """One network's (`generator` or `discriminator`) Adam learning rate times `factor`."""
-
-    def change(config: HyperNeRFGANTrainerConfig) -> None:
-        config.optimizers[network]["optimizer"].lr *= factor
-
-    return change
-
-
-def scale_mapping_learning_rate(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
-    """The mapping network's learning-rate multiplier times `factor`."""
-
-    def change(config: HyperNeRFGANTrainerConfig) -> None:
-        config.pipeline.model.mapping_lr_multiplier *= factor
-
-    return change
-
-
-def set_adam_beta2(beta2: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
-    """Both networks' Adam second-moment decay; the first (0: no momentum) is kept."""
-
-    def change(config: HyperNeRFGANTrainerConfig) -> None:
-        for group in config.optimizers.values():
-            optimizer = group["optimizer"]
-            optimizer.betas = (optimizer.betas[0], beta2)
-
-    return change
-
-
-def scale_ema_half_life(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
-    """The generator EMA's half-life and its ramp-up cap times `factor`: training is unchanged, the evaluated
-    generator averages over `factor` times as many images."""
-
-    def change(config: HyperNeRFGANTrainerConfig) -> None:
-        ema = config.pipeline.ema
-        ema.half_life_images *= factor
-        if ema.rampup is not None:
-            ema.rampup *= factor
-
-    return change
-
-
-def remove_density_prior(config: HyperNeRFGANTrainerConfig) -> None:
-    """No soft sphere added to the raw density: a new generator renders what its random weights make (the reference)."""
-    config.pipeline.model.density_prior_slope = 0.0
-
-
-def share_fakes(shared: bool) -> Callable[[HyperNeRFGANTrainerConfig], None]:
-    """The G phase trains through the D phase's fakes (one render per iteration) or renders its own."""
-
-    def change(config: HyperNeRFGANTrainerConfig) -> None:
-        config.pipeline.shared_fakes = shared
-
-    return change
-
-
-def remove_density_noise(config: HyperNeRFGANTrainerConfig) -> None:
-    """Densities rendered as the field makes them: no regularising noise before the ReLU."""
-    config.pipeline.model.density_noise_std = 0.0
-
-
-def scale_r1_gamma(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
-    """R1 weight times `factor`: of the config's gamma, or of the dataset preset's when the config leaves it unset."""
-
-    def change(config: HyperNeRFGANTrainerConfig) -> None:
-        loss = config.pipeline.loss
-        if loss.r1_gamma is None:
-            loss.r1_gamma = dataparser_config(config).setup().resolve_preset().r1_gamma
-        loss.r1_gamma *= factor
-
-    return change
-
-
-ROWS: Dict[str, AblationRow] = {
-    "baseline": AblationRow("the method as registered", keep_method),
-    **{
-        f"samples-{samples}": AblationRow(f"{samples} samples per ray, no importance sampling", set_samples(samples, 0))
-        for samples in SAMPLES_PER_RAY
-    },
-    f"samples-{IMPORTANCE_ROW_COARSE}+{IMPORTANCE_ROW_IMPORTANCE}": AblationRow(
-        f"{IMPORTANCE_ROW_COARSE} coarse + {IMPORTANCE_ROW_IMPORTANCE} importance samples per ray",
-        set_samples(IMPORTANCE_ROW_COARSE, IMPORTANCE_ROW_IMPORTANCE),
-    ),
-    **{
-        f"patch-{patch}": AblationRow(f"{patch}x{patch} patches (and a discriminator for them)", set_patch_size(patch))
-        for patch in PATCH_SIZES
-    },
-    "whole-images": AblationRow(
-        "patches as large as the images (the objects seen whole, a discriminator for them)", train_on_whole_images
-    ),
-    **{
-        f"discriminator-width-x{factor:g}": AblationRow(
-            f"the discriminator's channels x{factor:g} at every resolution", scale_discriminator_width(factor, at_every_resolution=True)
-        )
-        for factor in DISCRIMINATOR_WIDTH_FACTORS
-    },
-    **{
-        f"discriminator-base-x{factor:g}": AblationRow(
-            f"the discriminator's channel_base x{factor:g}: {'fewer' if factor < 1 else 'more'} channels at the high "
-            "resolutions only",
-            scale_discriminator_width(factor, at_every_resolution=False),
-        )
-        for factor in DISCRIMINATOR_BASE_FACTORS
-    },
-    **{
-        f"fmm-rank-x{factor:g}": AblationRow(
-            f"the rank of each target layer's modulation x{factor:g} (per-object freedom of the weights)",
-            scale_fmm_rank(factor),
-        )
-        for factor in FMM_RANK_FACTORS
-    },
-    "paper-target-network": AblationRow(
-        f"the paper's target MLP: width {PAPER_TARGET_WIDTH}, the dataset preset's depth and skip",
-        use_paper_target_network,
-    ),
-    "no-augmentation": AblationRow("no discriminator augmentation (p = 0, not adaptive)", disable_augmentation),
-    f"ada-speed-x{ADA_SPEED_FACTOR}": AblationRow(
-        f"ADA's p adjusted x{ADA_SPEED_FACTOR} faster (it can react within a budget of thousands of images)",
-        speed_up_augmentation_adjustment,
-    ),
-    "no-density-bound": AblationRow("density not bounded to the object sphere (the reference field)", unbound_density),
-    f"octaves-{FEW_OCTAVES}": AblationRow(
-        f"{FEW_OCTAVES} positional-encoding octaves (no stripes at the pixel scale)", set_octaves(FEW_OCTAVES)
-    ),
-    **{
-        f"lr-x{factor:g}": AblationRow(f"both learning rates x{factor:g}", scale_learning_rates(factor))
-        for factor in LEARNING_RATE_FACTORS
-    },
-    **{
-        f"{network}-lr-x{factor:g}": AblationRow(
-            f"the {network}'s learning rate x{factor:g}", scale_network_learning_rate(network, factor)
-        )
-        for network in ("generator", "discriminator")
-        for factor in SINGLE_NETWORK_LR_FACTORS
-    },
-    **{
-        f"batch-x{factor:g}": AblationRow(
-            f"batch x{factor:g}, iterations x{1 / factor:g}: the same images, x{1 / factor:g} the updates",
-            scale_batch_size(factor),
-        )
-        for factor in BATCH_SIZE_FACTORS
-    },
-    f"mapping-lr-x{MAPPING_LR_FACTOR:g}": AblationRow(
-        f"the mapping network's learning-rate multiplier x{MAPPING_LR_FACTOR:g}",
-        scale_mapping_learning_rate(MAPPING_LR_FACTOR),
-    ),
-    "no-density-noise": AblationRow("no Gaussian noise on the raw density in training", remove_density_noise),
-    "no-density-prior": AblationRow(
-        "no soft sphere added to the raw density at initialisation (the reference field)", remove_density_prior
-    ),
-    f"adam-beta2-{ADAM_BETA2:g}": AblationRow(
-        f"both networks' Adam beta2 {ADAM_BETA2:g} (pi-GAN's)", set_adam_beta2(ADAM_BETA2)
-    ),
-    **{
-        f"ema-x{factor:g}": AblationRow(
-            f"the generator EMA's half-life and ramp-up x{factor:g} (training unchanged)", scale_ema_half_life(factor)
-        )
-        for factor in EMA_HALF_LIFE_FACTORS
-    },
-    "frequency-annealing": AblationRow(
-        f"positional-encoding octaves faded in coarse to fine over the first {ANNEALING_FRACTION:.0%} of the images",
-        anneal_frequencies,
-    ),
-    "no-frequency-annealing": AblationRow(
-        "every positional-encoding octave from the start (the reference)", remove_frequency_annealing
-    ),
-    "patch-scale-annealing": AblationRow(
-        f"GRAF's patch scale: whole-image patches shrinking over the first {ANNEALING_FRACTION:.0%} of the images",
-        anneal_patch_scale,
-    ),
-    "whole-image-patches": AblationRow(
-        "each patch's rays spread over the whole image (GRAF's largest scale, never sharpened)",
-        spread_patches_over_whole_image,
-    ),
-    **{
-        f"progressive-growing-x{start}": AblationRow(
-            f"pi-GAN's progressive growing: patches {start}x smaller on a side first, doubled after each "
-            f"{GROWING_STAGE_FRACTION:.0%} of the images",
-            grow_progressively(start),
-        )
-        for start in GROWING_START_DOWNSCALES
-    },
-    **{
-        f"r1-gamma-x{factor:g}": AblationRow(f"R1 weight x{factor:g}", scale_r1_gamma(factor))
-        for factor in R1_GAMMA_FACTORS
-    },
-    "query-every-sample": AblationRow(
-        "the target MLP run at every sample in training, also outside the object sphere", query_every_sample
-    ),
-    "shared-fakes": AblationRow(
-        "the G phase trains through the D phase's fakes: one render per iteration (DCGAN's loop)", share_fakes(True)
-    ),
-    "separate-fakes": AblationRow(
-        "each phase renders its own fakes from its own latents and cameras (StyleGAN2's loop)", share_fakes(False)
-    ),
-}
-"""Every row of the study by name, in the order of the table."""
 
 RowName = Literal[tuple(ROWS)]  # type: ignore[valid-type]
 """A registered row name (tyro lists them in --help)."""
 
 MethodName = Literal[tuple(METHODS)]  # type: ignore[valid-type]
 """A registered HyperNeRFGAN method."""
-
-
-def dataparser_config(config: HyperNeRFGANTrainerConfig) -> UnposedImagesDataParserConfig:
-    """The run's dataparser config with nerfstudio's `--data` alias applied, as the datamanager applies it."""
-    datamanager = config.pipeline.datamanager
-    parser = copy.deepcopy(datamanager.dataparser)
-    if datamanager.data is not None:
-        parser.data = datamanager.data
-    return parser
 
 
 def row_config(base: HyperNeRFGANTrainerConfig, row: str) -> HyperNeRFGANTrainerConfig:
@@ -849,7 +390,9 @@ class AblationStudy:
         curves = {row: path for row, path in curves.items() if path.is_file()}
         if curves:
             PlotCommand(
-                runs=tuple(curves.values()), output=self.output / CURVES_FILENAME, labels=tuple(curves),
+                runs=tuple(curves.values()),
+                output=self.output / CURVES_FILENAME,
+                labels=tuple(curves),
                 title=self.title(),
             ).main()
 
@@ -891,8 +434,11 @@ class AblationStudy:
         if result.study != self.settings:
             if quiet:
                 return None
-            differences = {key: (value, self.settings.get(key)) for key, value in result.study.items()
-                           if self.settings.get(key) != value}
+            differences = {
+                key: (value, self.settings.get(key))
+                for key, value in result.study.items()
+                if self.settings.get(key) != value
+            }
             raise AblationError(
                 f"{path.parent} holds the row '{row}' of another study (stored vs asked: {differences}). Use another "
                 f"--output for this study, or delete {path.parent} to train the row again."

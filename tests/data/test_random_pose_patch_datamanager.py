@@ -15,7 +15,7 @@ from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import (
 )
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
 from hypernerfgan_ns.errors import DatasetError
-from hypernerfgan_ns.scripts.ablate import PATCH_SCALE_NEVER_SHRINKS
+from hypernerfgan_ns.scripts.ablation_rows import PATCH_SCALE_NEVER_SHRINKS
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 

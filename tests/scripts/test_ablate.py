@@ -21,24 +21,13 @@ from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurve
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel
 from hypernerfgan_ns.networks.discriminator import Discriminator, DiscriminatorConfig
 from hypernerfgan_ns.scripts.ablate import (
-    ADA_SPEED_FACTOR,
-    ADAM_BETA2,
-    BATCH_SIZE_FACTORS,
     CURVES_FILENAME,
-    EMA_HALF_LIFE_FACTORS,
     FID_UNAVAILABLE,
-    FMM_RANK_FACTORS,
-    GROWING_START_DOWNSCALES,
     KEPT_SAMPLES_FILENAME,
-    LEARNING_RATE_FACTORS,
-    MAPPING_LR_FACTOR,
-    R1_GAMMA_FACTORS,
     REPORT_JSON,
     REPORT_MARKDOWN,
     RESULT_FILENAME,
-    ROWS,
     SAMPLES_FILENAME,
-    SINGLE_NETWORK_LR_FACTORS,
     STUDY_FILENAME,
     AblateCommand,
     AblationError,
@@ -48,6 +37,19 @@ from hypernerfgan_ns.scripts.ablate import (
     row_config,
     study_config,
     unfit_reason,
+)
+from hypernerfgan_ns.scripts.ablation_rows import (
+    ADA_SPEED_FACTOR,
+    ADAM_BETA2,
+    BATCH_SIZE_FACTORS,
+    EMA_HALF_LIFE_FACTORS,
+    FMM_RANK_FACTORS,
+    GROWING_START_DOWNSCALES,
+    LEARNING_RATE_FACTORS,
+    MAPPING_LR_FACTOR,
+    R1_GAMMA_FACTORS,
+    ROWS,
+    SINGLE_NETWORK_LR_FACTORS,
 )
 from hypernerfgan_ns.scripts.cli import parse, run
 from hypernerfgan_ns.scripts.rendering import GUTTER_PIXELS
