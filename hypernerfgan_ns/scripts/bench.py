@@ -73,6 +73,7 @@ from hypernerfgan_ns.errors import HyperNeRFGANError
 from hypernerfgan_ns.fields.target_field import HIDDEN_ACTIVATION_GAIN, ObjectWeights, TargetField
 from hypernerfgan_ns.method_configs import METHODS, method_config
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, generated_image_batches
+from hypernerfgan_ns.scripts.ablation_rows import ROWS
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from nerfstudio.engine.callbacks import TrainingCallbackLocation
 from nerfstudio.field_components.field_heads import FieldHeadNames
@@ -130,26 +131,20 @@ def native_double_backward(config: HyperNeRFGANTrainerConfig, settings: BenchSet
     config.pipeline.discriminator.fast_double_backward = False
 
 
-def query_every_sample(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
-    """The method as registered with the target MLP run at every sample in training, also those outside the object
-    sphere: the reference for running it only where the density bound allows density."""
-    config.pipeline.model.train_query_inside_bound_only = False
+def study_rows(*rows: str) -> Callable[[HyperNeRFGANTrainerConfig, BenchSettings], None]:
+    """The changes of these `hypernerfgan ablate` rows, in order: the bench times what the study trains."""
+
+    def change(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
+        for row in rows:
+            ROWS[row].change(config)
+
+    return change
 
 
 def evaluate_in_fp32(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
     """The method as registered with its evaluation views rendered in fp32: the reference for rendering them in the
     training's fp16."""
     config.pipeline.model.eval_mixed_precision = False
-
-
-def share_fakes(shared: bool) -> Callable[[HyperNeRFGANTrainerConfig, BenchSettings], None]:
-    """The method as registered, with the G phase training through the D phase's fakes (one render per iteration)
-    or rendering its own."""
-
-    def change(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
-        config.pipeline.shared_fakes = shared
-
-    return change
 
 
 def growing_stage(downscale: int) -> Callable[[HyperNeRFGANTrainerConfig, BenchSettings], None]:
@@ -162,21 +157,6 @@ def growing_stage(downscale: int) -> Callable[[HyperNeRFGANTrainerConfig, BenchS
         )
 
     return change
-
-
-def train_on_whole_images(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
-    """The method as registered with patches as large as its images (and the discriminator built for them) instead
-    of crops: what an iteration costs when every object is seen whole, as the tiny preset trains."""
-    config.pipeline.datamanager.patch_size = config.pipeline.datamanager.dataparser.resolution
-
-
-def whole_images_half_discriminator_base(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
-    """`whole-images` with the discriminator's `channel_base` halved: half the channels at its high resolutions, where
-    `channel_base / resolution` is below `channel_max` (the paper's 128- and 64-pixel blocks at 128 and 256 channels
-    instead of 256 and 512), so that whole images cost about the crops' arithmetic (the paper configuration's
-    discriminator: 23.4 GFLOP per image forward, the crops' 33.0, whole images' with its full base 63.3)."""
-    train_on_whole_images(config, settings)
-    config.pipeline.discriminator.channel_base //= 2
 
 
 GROWING_STAGE_NEVER_ENDS = 1 << 60
@@ -199,22 +179,27 @@ VARIANTS: Dict[str, BenchVariant] = {
     ),
     "query-every-sample": BenchVariant(
         "the method as registered, the target MLP run at every sample in training, also outside the object sphere",
-        query_every_sample,
+        study_rows("query-every-sample"),
     ),
     "eval-fp32": BenchVariant("the method as registered, evaluation views rendered in fp32", evaluate_in_fp32),
     "shared-fakes": BenchVariant(
         "the method as registered, the G phase training through the D phase's fakes: one render per iteration",
-        share_fakes(True),
+        study_rows("shared-fakes"),
     ),
     "separate-fakes": BenchVariant(
-        "the method as registered, each phase rendering its own fakes: two renders per iteration", share_fakes(False)
+        "the method as registered, each phase rendering its own fakes: two renders per iteration",
+        study_rows("separate-fakes"),
     ),
     "whole-images": BenchVariant(
-        "the method as registered on whole images: patches as large as the training resolution", train_on_whole_images
+        "the method as registered on whole images: patches as large as the training resolution",
+        study_rows("whole-images"),
     ),
+    # Half the channels at the high resolutions (the paper's 128- and 64-pixel blocks at 128 and 256 instead of 256 and
+    # 512), so that whole images cost about the crops' arithmetic: the paper configuration's discriminator takes 23.4
+    # GFLOP per image forward so, 33.0 on the crops, 63.3 on whole images with its full base.
     "whole-images-discriminator-base-x0.5": BenchVariant(
         "whole-images with the discriminator's channel_base halved: half its channels at the high resolutions",
-        whole_images_half_discriminator_base,
+        study_rows("whole-images", "discriminator-base-x0.5"),
     ),
     **{
         f"growing-stage-x{downscale}": BenchVariant(
