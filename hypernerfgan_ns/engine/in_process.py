@@ -8,6 +8,7 @@ from typing import Iterator
 
 import torch
 
+from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainer
 from nerfstudio.utils import profiler, writer
 
 
@@ -23,8 +24,11 @@ def own_event_writers(flush: bool = True) -> Iterator[None]:
     try:
         yield
     finally:
-        if flush:
+        if flush and "step" in writer.GLOBAL_BUFFER:
             writer.write_out_storage()
+        elif flush:  # no iteration ran in this process yet (a training that failed in its first one): a KeyError of
+            # nerfstudio's console writer would replace the error on its way out
+            HyperNeRFGANTrainer.write_scalars_without_an_iteration()
         for added in writer.EVENT_WRITERS[writers_before:]:
             if isinstance(added, writer.TensorboardWriter):
                 added.tb_writer.close()

@@ -16,12 +16,14 @@ on the machine) and renders a sheet of seeds x views. Per row, in `DIR/<row>/`:
 
 and for the study `DIR/ablation.md` (the table) and `DIR/ablation.json`, rewritten after every row, and
 `DIR/curves.png`, the rows' quality curves (`metrics.quality_curve`) side by side. A row that does
-not fit the method (a patch larger than its images) is skipped with the reason; a row whose training fails
-(divergence, out of memory) is recorded as failed and the study goes on. Rerunning the same command continues an
-interrupted study: finished rows are reused, an unfinished row continues from its last checkpoint (Ctrl-C and a time
-limit's SIGTERM save one; a lost session leaves the last periodic one), failed ones are trained again; where the
-weights are, it also adds FID and KID to finished rows scored without them (a study run on a GPU machine that lacks
-them).
+not fit the method (a patch larger than its images) is skipped with the reason; a row whose training fails is
+recorded as failed and the study goes on. Rerunning the same command continues an interrupted study: finished rows
+are reused, an unfinished row continues from its last checkpoint (Ctrl-C and a time limit's SIGTERM save one; a lost
+session leaves the last periodic one); where the weights are, it also adds FID and KID to finished rows scored
+without them (a study run on a GPU machine that lacks them). A row that ended by itself (it diverged, its generator
+collapsed to empty scenes, its options cannot work) is one of the study's results and is reused too, so that the
+rerun which adds FID on another machine does not train it for hours to the same end; one that failed for its machine
+(out of memory, any other error) is trained again.
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ STUDY_VISUALIZER = "tensorboard"
 """Rows log to tensorboard only: a viewer would start a server per row and wait for a user after training."""
 
 RESULT_FILENAME = "result.json"
-"""A row's scores; written last, so that its presence marks a finished row."""
+"""A row's scores, or the failure its training ended in by itself; written last, so that its presence marks a finished
+row."""
 
 STUDY_FILENAME = "study.json"
 """The study's settings, written when a row starts: an unfinished run continues only under the settings it began
@@ -443,7 +446,15 @@ class AblationStudy:
                 f"{path.parent} holds the row '{row}' of another study (stored vs asked: {differences}). Use another "
                 f"--output for this study, or delete {path.parent} to train the row again."
             )
-        if not quiet:
+        if quiet:
+            return result
+        if result.status == "failed":
+            CONSOLE.print(
+                f"[yellow]Reusing [bold]{row}[/bold], which failed in an earlier command: "
+                f"{escape(result.message or '')}\nIt would end the same way from the same seed; delete "
+                f"{escape(str(path))} to train it again (after a fix)."
+            )
+        else:
             CONSOLE.print(f"Reusing [bold]{row}[/bold], finished earlier ({escape(str(path))}).")
         return result
 
@@ -541,7 +552,8 @@ class AblationStudy:
             release_memory()
             swd = result.metrics.get("swd", math.nan)
             if not math.isfinite(swd):
-                return self.failed(result, None, start, f"SWD is {swd}: the generator renders non-finite colours")
+                message = f"SWD is {swd}: the generator renders non-finite colours"
+                return self.failed(result, None, start, message, ended_by_itself=True)
             self.draw_samples(config)
         except SystemExit as error:
             message = training_failure(error)
@@ -552,11 +564,11 @@ class AblationStudy:
                         "continues from its checkpoint)."
                     )
                 raise
-            return self.failed(result, trainer, start, message)
+            return self.failed(result, trainer, start, message, ended_by_itself=True)
         except Exception as error:  # pylint: disable=broad-except
             # Out of memory, a setting the code rejects, ...: this row's problem, not the study's.
             CONSOLE.print_exception(max_frames=4)
-            return self.failed(result, trainer, start, f"{type(error).__name__}: {error}")
+            return self.failed(result, trainer, start, f"{type(error).__name__}: {error}", ended_by_itself=False)
         finally:
             trainer = None
             release_memory()
@@ -590,10 +602,17 @@ class AblationStudy:
         ).main()
 
     def failed(
-        self, result: RowResult, trainer: Optional[HyperNeRFGANTrainer], start: float, message: str
+        self,
+        result: RowResult,
+        trainer: Optional[HyperNeRFGANTrainer],
+        start: float,
+        message: str,
+        ended_by_itself: bool,
     ) -> RowResult:
-        """The row as failed, with how far its training got. A rerun trains it again from the start, not from its
-        last checkpoint (which led to the failure): its settings marker goes."""
+        """The row as failed, with how far its training got. A training that `ended_by_itself` (it diverged, it
+        collapsed, its options cannot work) would end so again from the same seed: that is a result, stored as a
+        finished row's is. Any other failure (out of memory, ...) belongs to the machine: a rerun trains the row again,
+        from the start, not from its last checkpoint (which led to the failure), since its settings marker goes."""
         CONSOLE.print(f"[bold red]{result.row} failed[/bold red]: {escape(message)}")
         (self.output / result.row / STUDY_FILENAME).unlink(missing_ok=True)
         if result.iterations is None:  # it failed in training: how far it got
@@ -603,7 +622,10 @@ class AblationStudy:
                 iterations=completed + 1 if completed is not None else 0,
                 train_seconds=trainer.clock.train_seconds if trainer is not None else time.perf_counter() - start,
             )
-        return dataclasses.replace(result, status="failed", message=message)
+        result = dataclasses.replace(result, status="failed", message=message)
+        if ended_by_itself:
+            write_json(self.output / result.row / RESULT_FILENAME, dataclasses.asdict(result))
+        return result
 
 
 def device_name(config: HyperNeRFGANTrainerConfig) -> str:

@@ -54,6 +54,7 @@ from hypernerfgan_ns.scripts.ablation_rows import (
 from hypernerfgan_ns.scripts.cli import parse, run
 from hypernerfgan_ns.scripts.rendering import GUTTER_PIXELS
 from hypernerfgan_ns.scripts.score_samples import ScoreCommand
+from nerfstudio.utils import writer
 from tests.helpers import micro_config
 from tests.metrics.conftest import StandInInception
 
@@ -176,17 +177,22 @@ def test_a_rerun_reuses_finished_rows(study: Tuple[Path, Dict[str, RowResult]], 
 
 
 def test_a_failed_row_is_recorded_and_the_next_row_is_trained_and_scored_with_fid(tmp_path: Path, monkeypatch) -> None:
+    """A divergence is the row's result: stored, and reused by a rerun (the one that adds FID on another machine, say)
+    instead of trained for hours to the same end."""
     original_train = HyperNeRFGANTrainer.train
+    baseline_trainings = []
 
     def diverging_for_baseline(self: HyperNeRFGANTrainer) -> None:
         if self.config.experiment_name != "baseline":
             return original_train(self)
+        baseline_trainings.append(self.config.get_base_dir())
         try:
             raise TrainingDivergedError("Training diverged: 20 iterations in a row produced non-finite losses.")
         except TrainingDivergedError as error:
             raise SystemExit(error.exit_code) from None  # as the trainer reports it
 
     monkeypatch.setattr(HyperNeRFGANTrainer, "train", diverging_for_baseline)
+    monkeypatch.delitem(writer.GLOBAL_BUFFER, "step", raising=False)  # the first training of its process
     weights = tmp_path / "stand_in_inception.pt"
     torch.jit.script(StandInInception()).save(str(weights))
     study = micro_study(tmp_path / "study")
@@ -195,13 +201,39 @@ def test_a_failed_row_is_recorded_and_the_next_row_is_trained_and_scored_with_fi
     results = by_row(study.run(["baseline", "no-augmentation"]))
 
     assert results["baseline"].status == "failed" and "diverged" in (results["baseline"].message or "")
-    assert not (study.output / "baseline" / RESULT_FILENAME).exists(), "a failed row is trained again by a rerun"
-    assert not (study.output / "baseline" / STUDY_FILENAME).exists(), "from the start, not from its last checkpoint"
+    assert (study.output / "baseline" / RESULT_FILENAME).is_file(), "a divergence is the row's result"
     scored = results["no-augmentation"]
     assert scored.status == "done" and {"swd", "fid", "kid"} <= set(scored.metrics) and scored.fid_note is None
     lines = (study.output / REPORT_MARKDOWN).read_text().splitlines()
     assert "failed: Training diverged" in next(line for line in lines if line.startswith("| baseline |"))
     assert f"{scored.metrics['fid']:.2f}" in next(line for line in lines if line.startswith("| no-augmentation |"))
+
+    again = by_row(study.run(["baseline"]))
+    assert len(baseline_trainings) == 1, "the rerun reuses the divergence instead of training the row again"
+    assert again["baseline"].status == "failed" and again["baseline"].message == results["baseline"].message
+    assert again["no-augmentation"].status == "done", "rows finished by an earlier command stay in the table"
+
+
+def test_a_row_that_failed_for_its_machine_is_trained_again_by_a_rerun(tmp_path: Path, monkeypatch) -> None:
+    """Out of memory (say, beside another job) is the machine's failure, not the row's: a rerun trains the row, from
+    the start, not from the checkpoint that led to the failure."""
+    original_train = HyperNeRFGANTrainer.train
+    failures = ["CUDA out of memory. Tried to allocate 2.00 GiB"]
+
+    def out_of_memory_once(self: HyperNeRFGANTrainer) -> None:
+        if failures:
+            raise RuntimeError(failures.pop())
+        return original_train(self)
+
+    monkeypatch.setattr(HyperNeRFGANTrainer, "train", out_of_memory_once)
+    monkeypatch.delitem(writer.GLOBAL_BUFFER, "step", raising=False)  # nerfstudio's console log has no step to print
+    study = micro_study(tmp_path / "study")
+    (failed,) = study.run(["baseline"])
+    assert failed.status == "failed" and "out of memory" in (failed.message or "")
+    assert not (study.output / "baseline" / RESULT_FILENAME).exists()
+    assert not (study.output / "baseline" / STUDY_FILENAME).exists(), "from the start, not from its last checkpoint"
+    (trained,) = study.run(["baseline"])
+    assert trained.status == "done" and trained.iterations == MICRO_ITERATIONS
 
 
 def test_a_row_whose_options_cannot_work_fails_alone(tmp_path: Path) -> None:
