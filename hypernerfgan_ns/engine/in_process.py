@@ -24,12 +24,13 @@ def own_event_writers(flush: bool = True) -> Iterator[None]:
     try:
         yield
     finally:
-        if flush and "step" in writer.GLOBAL_BUFFER:
-            writer.write_out_storage()
-        elif flush:
-            # No iteration ran in this process yet (a training that failed in its first one): nerfstudio's console
-            # writer would raise a KeyError for the missing step, replacing the error on its way out.
-            HyperNeRFGANTrainer.write_scalars_without_an_iteration()
+        if flush:
+            if "step" in writer.GLOBAL_BUFFER:
+                writer.write_out_storage()
+            else:
+                # No iteration ran in this process yet (a training that failed in its first one): nerfstudio's
+                # console writer would raise a KeyError for the missing step, replacing the error on its way out.
+                HyperNeRFGANTrainer.write_scalars_without_an_iteration()
         for added in writer.EVENT_WRITERS[writers_before:]:
             if isinstance(added, writer.TensorboardWriter):
                 added.tb_writer.close()

@@ -195,8 +195,8 @@ VARIANTS: Dict[str, BenchVariant] = {
         study_rows("whole-images"),
     ),
     # Half the channels at the high resolutions (the paper's 128- and 64-pixel blocks at 128 and 256 instead of 256 and
-    # 512), so that whole images cost about the crops' arithmetic: the paper configuration's discriminator takes 23.4
-    # GFLOP per image forward so, 33.0 on the crops, 63.3 on whole images with its full base.
+    # 512), so that whole images cost about the crops' arithmetic: the paper configuration's discriminator forward
+    # takes 23.4 GFLOP per image with the half base on whole images, 33.0 on the crops, 63.3 on whole images at full.
     "whole-images-discriminator-base-x0.5": BenchVariant(
         "whole-images with the discriminator's channel_base halved: half its channels at the high resolutions",
         study_rows("whole-images", "discriminator-base-x0.5"),
