@@ -177,6 +177,8 @@ for index in "${!pids[@]}"; do
             "$summary/train_${names[$index]}.log" || echo "diverged or collapsed")): see train_${names[$index]}.log" ;;
         *) how="failed: see train_${names[$index]}.log" ;;
     esac
+    rewinds=$(grep -c "Rewinding to" "$summary/train_${names[$index]}.log" 2>/dev/null)
+    [ "${rewinds:-0}" -gt 0 ] && how="$how; its generator collapsed and was rewound $rewinds time(s) (grep Rewinding)"
     log "training ${names[$index]} ended with exit status $status: $how"
 done
 [ -n "${smi_pid:-}" ] && kill "$smi_pid" 2>/dev/null

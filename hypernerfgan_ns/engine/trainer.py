@@ -13,8 +13,10 @@ Everything else (the loop, logging, the viewer, checkpoint files, named optimize
   iterations in a row, training stops with a clear message and the last checkpoint is left untouched.
   (With the fp16 grad scaler, an overflow is the scaler's business: it skips the step and lowers its scale.)
 - A generator collapsed to empty scenes (every fake without density for `max_consecutive_empty_iterations`
-  iterations: its ReLU density then passes no gradient, for good) stops training too; the last checkpoint written
-  before the fakes emptied is kept, and the message says what to resume it with.
+  iterations: its ReLU density then passes no gradient, for good) is rewound: training goes back to the last
+  checkpoint written before the fakes emptied (or to the session's start) and on with other random numbers, up to
+  `collapse_rewinds` times; the next collapse stops training, keeping that checkpoint, with a message that says what
+  to resume it with.
 - A resumed run takes its optimizers' hyperparameters (learning rate, betas) from its configuration, their moment
   estimates from the checkpoint.
 - Checkpoints also hold the random-number generators' states (each process's, under DDP), so a resumed run
@@ -30,6 +32,7 @@ Everything else (the loop, logging, the viewer, checkpoint files, named optimize
 from __future__ import annotations
 
 import functools
+import io
 import pickle
 import random
 import re
@@ -77,6 +80,9 @@ limit (SLURM, Kubernetes), `docker stop`, `timeout` or `kill` sends before it ki
 INTERRUPTED_EXIT_CODE = 128 + signal.SIGINT
 """Exit status after a Ctrl-C, as shells report it; after a SIGTERM, 128 + SIGTERM (`INTERRUPTED_EXIT_CODES`)."""
 
+NO_REWIND = -2
+"""`rewind_collapse`'s choice where neither a checkpoint before the collapse nor the session's start is kept."""
+
 INTERRUPTED_EXIT_CODES = frozenset(128 + signum for signum in STOP_SIGNALS)
 """Exit statuses of a run stopped by one of `STOP_SIGNALS`."""
 
@@ -98,6 +104,12 @@ class HyperNeRFGANTrainerConfig(DefaultsForMissingFields, TrainerConfig):
     max_consecutive_empty_iterations: int = 50
     """Stop training after this many iterations in a row whose fakes were all empty (no density at any sample): the
     target field's density is a ReLU, so an empty generator gets no gradient and never changes again. 0: never."""
+    collapse_rewinds: int = 3
+    """After a collapse, go back to the last checkpoint written before the fakes emptied (or to the start of this
+    session, if none was) and train on from there with other random numbers, up to this many times in a session;
+    checkpoints of the dead generator are deleted, and the next collapse stops training. Resumed as it was, a run
+    repeats its iterations to the same collapse; with other random numbers, the measured one did not recur
+    (docs/ablations.md). 0: stop at the first collapse."""
     quality_curve: QualityCurveConfig = field(default_factory=QualityCurveConfig)
     """The EMA generator scored every N training images (SWD; FID and KID with Inception weights) into
     metrics.jsonl and tensorboard."""
@@ -285,6 +297,11 @@ class HyperNeRFGANTrainer(Trainer):
         self.last_healthy_checkpoint: Optional[Path] = None
         """The newest checkpoint written (or resumed from) while the fakes were not empty: the one to resume a
         collapsed run from, which saving keeps while the fakes are empty."""
+        self.collapse_rewinds_done = 0
+        self.session_start: Optional[bytes] = None
+        """A new run's state before its first iteration, serialized on the host: where a collapse rewinds to when no
+        checkpoint was written before it (`collapse_rewinds`)."""
+        self.viewer_scene_ready = False
         self.last_completed_step: Optional[int] = None
         self.interrupted = False
         self.stop_signal = signal.SIGINT
@@ -293,6 +310,7 @@ class HyperNeRFGANTrainer(Trainer):
         self.scale_after_last_step: Optional[float] = None
         self.quality_curve: Optional[QualityCurve] = None
         self.resumed_checkpoint: Optional[Path] = None
+        self._resumed_step = -1
         self.stop_group: Optional[Any] = None
         """Under DDP, the CPU process group on which the processes agree to stop (`agree_on_stopping`)."""
 
@@ -362,7 +380,8 @@ class HyperNeRFGANTrainer(Trainer):
         self.agree_on_stopping()
         if self.generator_collapsed:
             raise GeneratorCollapsedError(self.collapse_message(step))
-        self.stop_training = self.stop_training or step + 1 >= self.config.max_num_iterations
+        # A stop asked for while a collapse was rewound: the loop, entered again, began with stop_training unset.
+        self.stop_training = self.stop_training or self.interrupted or step + 1 >= self.config.max_num_iterations
 
     def agree_on_stopping(self) -> None:
         """Under DDP, whether any process was asked to stop (or saw the generator collapse), decided by all of them
@@ -397,7 +416,7 @@ class HyperNeRFGANTrainer(Trainer):
                 self.write_scalars_without_an_iteration()
                 CONSOLE.print("Interrupted before the first iteration; nothing new to save.")
             else:
-                super().train()
+                self.train_rewinding_collapses()
         except TrainingDivergedError as error:
             print_error(error)
             raise SystemExit(error.exit_code) from None
@@ -406,6 +425,29 @@ class HyperNeRFGANTrainer(Trainer):
                 signal.signal(signum, handler)
         if self.interrupted:
             raise SystemExit(128 + self.stop_signal)
+
+    def train_rewinding_collapses(self) -> None:
+        """nerfstudio's loop, entered again from an earlier step after each collapse it rewinds."""
+        if self.config.collapse_rewinds > 0 and self.resumed_checkpoint is None:
+            start = checkpoint_contents(
+                self._start_step - 1, self.pipeline, self.optimizers, self.grad_scaler, self.skipped_steps,
+                self.clock, [random_states()]
+            )
+            buffer = io.BytesIO()
+            torch.save(start, buffer)  # a copy: training changes the tensors in place
+            self.session_start = buffer.getvalue()
+        while True:
+            try:
+                super().train()
+                return
+            except GeneratorCollapsedError:
+                if self.collapse_rewinds_done >= self.config.collapse_rewinds or not self.rewind_collapse():
+                    raise
+
+    def _init_viewer_state(self) -> None:
+        if not self.viewer_scene_ready:  # once, however often the loop is entered
+            super()._init_viewer_state()
+            self.viewer_scene_ready = True
 
     def request_stop(self, signum: int, frame: Any) -> None:
         """First Ctrl-C or SIGTERM: stop after the current iteration, abandoning a quality point being scored. The
@@ -567,16 +609,85 @@ class HyperNeRFGANTrainer(Trainer):
             )
         else:
             where = "No checkpoint of this session predates it: start again"
+        rewinds = self.collapse_rewinds_done
+        rewound = f" after {rewinds} rewind{'s' if rewinds != 1 else ''} with other random numbers" if rewinds else ""
         return (
             f"The generator collapsed to empty scenes: its fakes have had no density at any sample for "
             f"{self.consecutive_empty_iterations} iterations in a row, since step {empty_since}, up to step "
             f"{step}. The target field's density is a ReLU, so an empty generator gets no gradient and can never "
-            f"render anything again; training stops rather than spend more time. {where} with a change (resumed as it "
+            f"render anything again; training stops{rewound} rather than spend more time. {where} with a change "
+            f"(resumed as it "
             f"is, a run repeats its iterations exactly, to the same collapse): a lower learning rate for the generator "
             f"(a quarter: --optimizers.generator.optimizer.lr {quarter:g}) or adaptive augmentation that reacts faster "
             f"(--pipeline.augment.adjustment-images 5000). A collapse follows a discriminator that wins too fast: in "
             f"tensorboard, D(real) and D(fake) move far apart and fake_opacity falls just before it."
         )
+
+    def rewind_collapse(self) -> bool:
+        """Goes back to the last checkpoint written before the fakes emptied, or to the session's start, with other
+        random numbers, for the loop to train on from there; False where there is neither. The main process, which
+        writes the checkpoints, chooses; under DDP every process rewinds to its choice."""
+        collapsed_at = self.step
+        empty_since = collapsed_at - self.consecutive_empty_iterations + 1
+        if self.last_healthy_checkpoint is not None:
+            target = self.checkpoint_step(self.last_healthy_checkpoint)
+        else:
+            target = -1 if self.session_start is not None else NO_REWIND
+        if self.stop_group is not None:
+            chosen = torch.tensor([target], dtype=torch.int64)
+            dist.broadcast(chosen, src=0, group=self.stop_group)
+            target = int(chosen.item())
+        if target == NO_REWIND:
+            return False
+        if target >= 0:
+            source = self.checkpoint_dir / f"step-{target:09d}.ckpt"
+            if self.resumed_checkpoint is not None and target == self._resumed_step:
+                source = self.resumed_checkpoint  # where the run this session resumed wrote it
+            state = read_checkpoint(source)
+            where = f"step {target} ({source})"
+        else:
+            assert self.session_start is not None
+            state = torch.load(io.BytesIO(self.session_start), map_location="cpu", weights_only=True)
+            where = "the start of this session (no checkpoint was written before it)"
+        self.collapse_rewinds_done += 1
+        streams = np.random.SeedSequence([self.config.machine.seed, self.collapse_rewinds_done, comms.get_rank()])
+        seed = int(streams.generate_state(1)[0])
+        if comms.is_main_process():
+            CONSOLE.print(
+                f"[bold yellow]The generator collapsed to empty scenes: its fakes have had no density at any sample "
+                f"since step {empty_since}, up to step {collapsed_at}. Rewinding to {where} with other random numbers "
+                f"(seed {seed}): rewind {self.collapse_rewinds_done} of {self.config.collapse_rewinds} "
+                "(--collapse-rewinds)."
+            )
+            self.delete_checkpoints_after(target)
+        self.restore_training_state(state, source=None)
+        # Imported here: nerfstudio.scripts.train imports the method configs, and through them this module.
+        from nerfstudio.scripts.train import _set_random_seed
+
+        _set_random_seed(seed)
+        self.consecutive_empty_iterations = self.consecutive_skipped_steps = 0
+        self.generator_collapsed = False
+        self.scale_after_last_step = None
+        self.last_completed_step = target if target >= 0 else None
+        if self.quality_curve is not None:
+            self.quality_curve.rewind_to(target)
+        return True
+
+    def checkpoint_step(self, path: Path) -> int:
+        """The step of this run's checkpoint `path`: the one it resumed from, or one it wrote (named by its step)."""
+        if path == self.resumed_checkpoint:
+            return self._resumed_step
+        return int(path.stem.split("-")[-1])
+
+    def delete_checkpoints_after(self, step: int) -> None:
+        """Deletes this run's checkpoints written after `step`: each holds the dead generator, and --load-dir would
+        resume the newest."""
+        dead = [path for path in saved_checkpoints(self.checkpoint_dir) if self.checkpoint_step(path) > step]
+        for path in dead:
+            path.unlink()
+        if dead:
+            names = ", ".join(path.name for path in dead)
+            CONSOLE.print(f"Deleted the collapsed generator's checkpoints: {names}.")
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -604,21 +715,29 @@ class HyperNeRFGANTrainer(Trainer):
             CONSOLE.print("No checkpoint to load, so training from scratch.")
             return
         state = read_checkpoint(checkpoint_path)
+        self.restore_training_state(state, source=checkpoint_path)
+        self.restore_rank_random_states(state["random_states"], state["step"])
+        if "clock" in state:  # checkpoints written before the quality curve have no clock
+            self.clock = TrainingClock.from_state_dict(state["clock"])
+        self.resumed_checkpoint = self.last_healthy_checkpoint = checkpoint_path
+        self._resumed_step = int(state["step"])
+        CONSOLE.print(f"Resuming from {checkpoint_path} (step {state['step']}).")
+
+    def restore_training_state(self, state: Dict[str, Any], source: Optional[Path]) -> None:
+        """The networks, optimizers, schedulers, grad scaler and skip count of `checkpoint_contents`; training goes on
+        after its step. `source`: the checkpoint file, for the message when its networks do not fit this run's."""
         self._start_step = state["step"] + 1
         try:
             self.pipeline.load_pipeline(state["pipeline"], state["step"])
             self.restore_optimizers(state["optimizers"])
         except (RuntimeError, ValueError, KeyError) as error:
-            raise CheckpointError(mismatch_message(checkpoint_path, error)) from error
+            if source is None:
+                raise
+            raise CheckpointError(mismatch_message(source, error)) from error
         if self.config.load_scheduler:
             self.optimizers.load_schedulers(state["schedulers"])
         self.grad_scaler.load_state_dict(state["scalers"])
-        self.restore_rank_random_states(state["random_states"], state["step"])
         self.skipped_steps = state["skipped_steps"]
-        if "clock" in state:  # checkpoints written before the quality curve have no clock
-            self.clock = TrainingClock.from_state_dict(state["clock"])
-        self.resumed_checkpoint = self.last_healthy_checkpoint = checkpoint_path
-        CONSOLE.print(f"Resuming from {checkpoint_path} (step {state['step']}).")
 
     def restore_optimizers(self, saved: Dict[str, Any]) -> None:
         """Each optimizer's state (Adam's moment estimates, its step count) from the checkpoint, and its

@@ -37,6 +37,7 @@ from typing import Any, Dict, Iterator, List, Literal, Optional, Tuple
 
 import torch
 
+from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.errors import ExportError, InceptionUnavailableError
 from hypernerfgan_ns.metrics.evaluation import (
     GANEvaluationConfig,
@@ -360,3 +361,20 @@ class QualityCurve:
             file.writelines(json.dumps(point) + "\n" for point in points)
         if points:
             self.last_images_seen = points[-1]["images_seen"]
+
+    def rewind_to(self, step: int) -> None:
+        """Drops the points after iteration `step` (-1: before the first), with their kept samples: training went back
+        there (a collapse rewound), and the curve follows the generator it goes on with."""
+        self.last_images_seen = None
+        if not self.path.is_file():
+            return
+        points = read_curve(self.path)
+        kept = [point for point in points if point["step"] <= step + 1]
+        for point in points:
+            archive = self.path.parent / point.get("samples", "")
+            if point["step"] > step + 1 and "samples" in point and archive.is_file():
+                archive.unlink()
+        with atomic_output(self.path) as temporary:
+            temporary.write_text("".join(json.dumps(point) + "\n" for point in kept), encoding="utf8")
+        if kept:
+            self.last_images_seen = kept[-1]["images_seen"]

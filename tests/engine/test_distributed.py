@@ -1,6 +1,6 @@
 """Two-process DDP training on the CPU (gloo): both phases run and the replicas stay identical; progressive growing
-trains, a resumed run gives each process its own random numbers back, and a Ctrl-C or a collapse that one process
-sees stops both.
+trains, a resumed run gives each process its own random numbers back, a Ctrl-C or a collapse that one process
+sees stops both, and a collapse rewound by both trains on.
 
 nerfstudio's `ns-train --machine.num-devices N` launcher asserts CUDA before it starts any process, so this test
 starts the two processes itself, the way that launcher does, and runs the same trainer in each.
@@ -46,22 +46,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-STOPS = ("ctrl-c", "collapse")
+STOPS = ("ctrl-c", "collapse", "collapse-rewound")
 """Stops that one process sees first: a Ctrl-C (a terminal's reaches the processes at their own moments) and a
-collapse to empty scenes (each process counts its own fakes' empty iterations)."""
+collapse to empty scenes (each process counts its own fakes' empty iterations), without rewinds and with one."""
 
 
 def stop_seen_by_one_process(output_dir: Path, rank: int, stop: str) -> None:
     """A run in which only the second process sees the stop, during its second iteration; each process writes its
     last iteration and exit code."""
-    config = micro_config(output_dir / stop, max_num_iterations=4)
+    config = micro_config(output_dir / stop, max_num_iterations=4, collapse_rewinds=int(stop == "collapse-rewound"))
     _set_random_seed(config.machine.seed + rank)
     trainer = config.setup(local_rank=rank, world_size=WORLD_SIZE)
     trainer.setup()
     train_iteration = trainer.train_iteration
 
     def iteration(step: int):
-        if rank == 1 and step == 1:
+        if rank == 1 and step == 1 and trainer.collapse_rewinds_done == 0:
             if stop == "ctrl-c":
                 trainer.request_stop(signal.SIGINT, None)
             else:
@@ -132,6 +132,10 @@ def test_two_cpu_processes_train_identical_replicas(tmp_path: Path) -> None:
     stops = [json.loads((tmp_path / "collapse" / f"rank{rank}.json").read_text()) for rank in range(WORLD_SIZE)]
     assert stops == [[1, GeneratorCollapsedError.exit_code]] * WORLD_SIZE
     assert not any(micro_config(tmp_path / "collapse").get_checkpoint_dir().glob("*.ckpt"))
+    # Rewound: both go back to the start together (no checkpoint was written) and train to the end.
+    stops = [json.loads((tmp_path / "collapse-rewound" / f"rank{rank}.json").read_text()) for rank in range(WORLD_SIZE)]
+    assert stops == [[3, 0]] * WORLD_SIZE
+    assert latest_checkpoint(micro_config(tmp_path / "collapse-rewound").get_checkpoint_dir())["step"] == 3
 
     first, resumed = growing_configs(tmp_path)
     saved = latest_checkpoint(first.get_checkpoint_dir())  # written once, by the main process

@@ -7,6 +7,7 @@ import os
 import signal
 import warnings
 from pathlib import Path
+from typing import Any, Dict, List
 
 import pytest
 import torch
@@ -18,7 +19,7 @@ from hypernerfgan_ns.engine.trainer import (
     saved_checkpoints,
 )
 from hypernerfgan_ns.errors import CheckpointError
-from hypernerfgan_ns.metrics.quality_curve import QualityCurve, QualityCurveConfig
+from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurve, QualityCurveConfig, read_curve
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from nerfstudio.utils import writer
@@ -208,36 +209,137 @@ def test_training_stops_with_a_message_after_too_many_skipped_steps(tmp_path: Pa
     assert sorted(checkpoint.glob("*.ckpt")) == saved and saved[-1].read_bytes() == saved_bytes
 
 
-def test_a_generator_collapsed_to_empty_scenes_stops_training_and_keeps_the_checkpoint_before_it(
+def sink_density_at(trainer: HyperNeRFGANTrainer, step: int, passes: int) -> List[Dict[str, Any]]:
+    """Makes the generator collapse at `step`, the first `passes` times the loop reaches it, by sinking the raw
+    density's bias: as the paper's target network did at Adam 0.01 on the CPU (docs/ablations.md), where the raw
+    density fell below zero everywhere within two iterations and no weight moved again. Returns, for each iteration
+    run, its step with the generator's weights and the random-number state it started from."""
+    train_iteration = trainer.train_iteration
+    generator = trainer.pipeline.model.generator
+    started: List[Dict[str, Any]] = []
+
+    def iteration(iteration_step: int):
+        started.append(
+            {
+                "step": iteration_step,
+                "weights": [p.detach().clone() for p in generator.parameters()],
+                "random": torch.get_rng_state(),
+            }
+        )
+        if iteration_step == step and sum(run["step"] == step for run in started) <= passes:
+            with torch.no_grad():
+                generator.field.layers[-1].bias[-1] = -1e4
+        return train_iteration(iteration_step)
+
+    trainer.train_iteration = iteration  # type: ignore[method-assign]
+    return started
+
+
+def density_bias(trainer: HyperNeRFGANTrainer) -> str:
+    """The raw density's bias in a checkpoint's pipeline state."""
+    return f"_model.generator.field.layers.{len(trainer.pipeline.model.generator.field.layers) - 1}.bias"
+
+
+def test_a_collapse_rewinds_to_the_checkpoint_before_it_and_trains_on_with_other_random_numbers(
     tmp_path: Path, capsys
 ) -> None:
-    """As the paper's target network did at Adam 0.01 on the CPU (docs/ablations.md): its raw density fell below
-    zero everywhere within two iterations and no weight moved again. Here the density's bias is sunk before step 4.
-    Checkpoints every 2 steps, only the latest kept: without the guard only dead ones (steps 4, 6) would be left."""
-    config = micro_config(tmp_path, max_num_iterations=40, steps_per_save=2, max_consecutive_empty_iterations=5)
+    """Checkpoints every 2 steps; the fakes empty at step 4 and the collapse is counted at step 6. Training goes
+    back to step 2's checkpoint, deletes step 4's (a dead generator that --load-dir would resume), draws other
+    random numbers from step 3 on, and trains to the end; the curve keeps the points of the generator it went on
+    with."""
+    curve = QualityCurveConfig(interval_images=8, num_generated=8)
+    config = micro_config(
+        tmp_path, max_num_iterations=8, steps_per_save=2, max_consecutive_empty_iterations=3, quality_curve=curve
+    )
+    config.pipeline.evaluation.metrics = ("swd",)
     trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
+    started = sink_density_at(trainer, step=4, passes=1)
+    trainer.train()
+
+    assert [run["step"] for run in started] == [0, 1, 2, 3, 4, 5, 6, 3, 4, 5, 6, 7]
+    output = " ".join(capsys.readouterr().out.split())
+    checkpoints = config.get_checkpoint_dir()
+    assert "since step 4, up to step 6. Rewinding to step 2 (" in output
+    assert f"({checkpoints / 'step-000000002.ckpt'})" in output.replace(" ", ""), "the path, however the line wraps"
+    assert "rewind 1 of 3" in output and "Deleted the collapsed generator's checkpoints: step-000000004.ckpt" in output
+    first, second = (run for run in started if run["step"] == 3)
+    assert all(torch.equal(a, b) for a, b in zip(first["weights"], second["weights"])), "step 2's weights again"
+    assert not torch.equal(first["random"], second["random"]), "the same random numbers would collapse again"
+    assert trainer.collapse_rewinds_done == 1 and trainer.last_completed_step == 7
+    assert [path.name for path in saved_checkpoints(checkpoints)] == ["step-000000007.ckpt"]
+    assert float(latest_checkpoint(checkpoints)["pipeline"][density_bias(trainer)][-1]) > -1e4
+    steps = [point["step"] for point in read_curve(config.get_base_dir() / METRICS_FILENAME)]
+    assert steps == [0, 2, 4, 6, 8], "each point once, from the generator that trained on"
+
+
+def test_a_collapse_before_any_checkpoint_rewinds_to_the_start_of_the_session(tmp_path: Path, capsys) -> None:
+    config = micro_config(tmp_path, max_num_iterations=5, max_consecutive_empty_iterations=2)
+    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    started = sink_density_at(trainer, step=1, passes=1)
+    trainer.train()
+
+    assert [run["step"] for run in started] == [0, 1, 2, 0, 1, 2, 3, 4]
+    assert "Rewinding to the start of this session (no checkpoint was written before it)" in " ".join(
+        capsys.readouterr().out.split()
+    )
+    first, second = (run for run in started if run["step"] == 0)
+    assert all(torch.equal(a, b) for a, b in zip(first["weights"], second["weights"])), "the initial weights again"
+    assert not torch.equal(first["random"], second["random"])
+    state = latest_checkpoint(config.get_checkpoint_dir())
+    assert state["step"] == 4 and float(state["pipeline"][density_bias(trainer)][-1]) > -1e4
+
+
+def test_a_ctrl_c_in_the_iteration_that_collapsed_stops_after_the_rewind_with_a_healthy_checkpoint(
+    tmp_path: Path, capsys
+) -> None:
+    """The loop entered again after a rewind must not forget the stop asked for: one iteration, then the save."""
+    config = micro_config(tmp_path, max_num_iterations=5, max_consecutive_empty_iterations=2)
+    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    started = sink_density_at(trainer, step=1, passes=1)
     train_iteration = trainer.train_iteration
 
     def iteration(step: int):
-        if step == 4:
-            with torch.no_grad():
-                trainer.pipeline.model.generator.field.layers[-1].bias[-1] = -1e4  # the raw density's bias
+        if len(started) == 2:  # the iteration in which the collapse is counted
+            trainer.request_stop(signal.SIGINT, None)
         return train_iteration(step)
 
     trainer.train_iteration = iteration  # type: ignore[method-assign]
     with pytest.raises(SystemExit) as stopped:
         trainer.train()
+    assert stopped.value.code == INTERRUPTED_EXIT_CODE
+    assert [run["step"] for run in started] == [0, 1, 2, 0]
+    assert "Rewinding to the start of this session" in " ".join(capsys.readouterr().out.split())
+    state = latest_checkpoint(config.get_checkpoint_dir())
+    assert state["step"] == 0 and float(state["pipeline"][density_bias(trainer)][-1]) > -1e4
+
+
+def test_a_generator_that_collapses_again_after_its_rewinds_stops_training_and_keeps_the_checkpoint_before_it(
+    tmp_path: Path, capsys
+) -> None:
+    """Checkpoints every 2 steps, only the latest kept: without the guard only dead ones (steps 4, 6) would be left.
+    The collapse recurs after the one rewind allowed, so training stops with the way on."""
+    config = micro_config(
+        tmp_path, max_num_iterations=40, steps_per_save=2, max_consecutive_empty_iterations=5, collapse_rewinds=1
+    )
+    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    sink_density_at(trainer, step=4, passes=2)
+    with pytest.raises(SystemExit) as stopped:
+        trainer.train()
     assert stopped.value.code == 3
     output = " ".join(capsys.readouterr().out.replace("│", " ").split())  # the message's panel
+    assert "Rewinding to step 2" in output and "rewind 1 of 1" in output
     assert "collapsed to empty scenes" in output and "5 iterations in a row, since step 4, up to step 8" in output
+    assert "training stops after 1 rewind with other random numbers" in output
     healthy = config.get_checkpoint_dir() / "step-000000002.ckpt"
     assert [path.name for path in saved_checkpoints(config.get_checkpoint_dir())] == [healthy.name, "step-000000006.ckpt"]
     assert f"--load-checkpoint{healthy}" in output.replace(" ", ""), "the path, however the panel wraps it"
     assert "--optimizers.generator.optimizer.lr 0.000625" in output
-    density_bias = f"_model.generator.field.layers.{len(trainer.pipeline.model.generator.field.layers) - 1}.bias"
-    assert float(latest_checkpoint(config.get_checkpoint_dir())["pipeline"][density_bias][-1]) == -1e4, "frozen"
-    assert float(torch.load(healthy, weights_only=False)["pipeline"][density_bias][-1]) > -1e4
+    assert float(latest_checkpoint(config.get_checkpoint_dir())["pipeline"][density_bias(trainer)][-1]) == -1e4
+    assert float(torch.load(healthy, weights_only=False)["pipeline"][density_bias(trainer)][-1]) > -1e4
 
 
 def test_a_run_resumed_with_another_learning_rate_trains_at_that_rate(tmp_path: Path, capsys) -> None:
