@@ -428,7 +428,8 @@ class HyperNeRFGANTrainer(Trainer):
 
     def train_rewinding_collapses(self) -> None:
         """nerfstudio's loop, entered again from an earlier step after each collapse it rewinds."""
-        if self.config.collapse_rewinds > 0 and self.resumed_checkpoint is None:
+        watched = self.config.collapse_rewinds > 0 and self.config.max_consecutive_empty_iterations > 0
+        if watched and self.resumed_checkpoint is None:
             start = checkpoint_contents(
                 self._start_step - 1, self.pipeline, self.optimizers, self.grad_scaler, self.skipped_steps,
                 self.clock, [random_states()]
