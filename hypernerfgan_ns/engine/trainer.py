@@ -190,10 +190,15 @@ def checkpoint_contents(
     }
 
 
+def checkpoint_path(checkpoint_dir: Path, step: int) -> Path:
+    """Where the checkpoint written after iteration `step` lies, named as nerfstudio names it (`--load-step`)."""
+    return checkpoint_dir / f"step-{step:09d}.ckpt"
+
+
 def write_checkpoint(checkpoint_dir: Path, step: int, contents: Dict[str, Any]) -> Path:
     """Writes `checkpoint_contents` as nerfstudio names a checkpoint, whole or not at all: a run killed while saving
     must not leave a cut-short latest checkpoint for --load-dir to pick."""
-    path = checkpoint_dir / f"step-{step:09d}.ckpt"
+    path = checkpoint_path(checkpoint_dir, step)
     with atomic_output(path) as temporary:  # creates the folder
         torch.save(contents, temporary)
     return path
@@ -641,7 +646,7 @@ class HyperNeRFGANTrainer(Trainer):
         if target == NO_REWIND:
             return False
         if target >= 0:
-            source = self.checkpoint_dir / f"step-{target:09d}.ckpt"
+            source = checkpoint_path(self.checkpoint_dir, target)
             if self.resumed_checkpoint is not None and target == self._resumed_step:
                 source = self.resumed_checkpoint  # where the run this session resumed wrote it
             state = read_checkpoint(source)
@@ -675,7 +680,7 @@ class HyperNeRFGANTrainer(Trainer):
         return True
 
     def checkpoint_step(self, path: Path) -> int:
-        """The step of this run's checkpoint `path`: the one it resumed from, or one it wrote (named by its step)."""
+        """The step of this run's checkpoint `path`: the one it resumed from, or one it wrote (`checkpoint_path`)."""
         if path == self.resumed_checkpoint:
             return self._resumed_step
         return int(path.stem.split("-")[-1])
@@ -798,7 +803,7 @@ class HyperNeRFGANTrainer(Trainer):
             if self.config.load_step is None:
                 path = checkpoints[-1]
             else:
-                path = load_dir / f"step-{self.config.load_step:09d}.ckpt"
+                path = checkpoint_path(load_dir, self.config.load_step)
         else:
             return None
         if not path.is_file():
