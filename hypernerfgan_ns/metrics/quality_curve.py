@@ -356,25 +356,22 @@ class QualityCurve:
             if "samples" in point:  # kept in the earlier run's folder: the path from this one's
                 kept = os.path.relpath(previous.parent / point["samples"], self.path.parent)
                 point["samples"] = Path(kept).as_posix()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "w", encoding="utf8") as file:
-            file.writelines(json.dumps(point) + "\n" for point in points)
-        if points:
-            self.last_images_seen = points[-1]["images_seen"]
+        self.rewrite(points)
 
     def rewind_to(self, step: int) -> None:
         """Drops the points after iteration `step` (-1: before the first), with their kept samples: training went back
         there (a collapse rewound), and the curve follows the generator it goes on with."""
-        self.last_images_seen = None
-        if not self.path.is_file():
+        if not self.path.is_file():  # no point written yet
+            self.last_images_seen = None
             return
         points = read_curve(self.path)
-        kept = [point for point in points if point["step"] <= step + 1]
         for point in points:
-            archive = self.path.parent / point.get("samples", "")
-            if point["step"] > step + 1 and "samples" in point and archive.is_file():
-                archive.unlink()
-        with atomic_output(self.path) as temporary:
-            temporary.write_text("".join(json.dumps(point) + "\n" for point in kept), encoding="utf8")
-        if kept:
-            self.last_images_seen = kept[-1]["images_seen"]
+            if point["step"] > step + 1 and "samples" in point:
+                (self.path.parent / point["samples"]).unlink(missing_ok=True)
+        self.rewrite([point for point in points if point["step"] <= step + 1])
+
+    def rewrite(self, points: List[Dict[str, Any]]) -> None:
+        """metrics.jsonl as these points, whole or not at all; the next point is due after the last of them."""
+        with atomic_output(self.path) as temporary:  # creates the folder
+            temporary.write_text("".join(json.dumps(point) + "\n" for point in points), encoding="utf8")
+        self.last_images_seen = points[-1]["images_seen"] if points else None
