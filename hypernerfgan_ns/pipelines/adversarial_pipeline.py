@@ -3,9 +3,10 @@
 One training iteration (scheduled by `HyperNeRFGANTrainer`) is
 
     D phase  `get_discriminator_loss_dict`:  fakes rendered without a graph from new latents and random cameras;
-             D(augment(fake)) and D(augment(real)); logistic loss, plus lazy R1 on the reals every N-th step
+             D(augment(fake)) and D(augment(real)); the adversarial loss, plus lazy R1 on the reals (and R2 on the
+             fakes) every N-th step
     G phase  `get_train_loss_dict`:          fakes rendered with a graph from new latents and random cameras;
-             D(augment(fake)) with D frozen; non-saturating loss
+             D(augment(fake)) with D frozen; the adversarial loss (relativistic: against the D phase's reals)
     after    `get_training_callbacks`:       EMA of the generator, and the adaptive augmentation probability
 
 With progressive growing (`progressive_growing`), both phases take their patches (fakes and reals) at the current
@@ -48,7 +49,12 @@ from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel, HyperNeRFGANM
 from hypernerfgan_ns.networks.discriminator import DiscriminatorConfig, minibatch_group
 from hypernerfgan_ns.training.augment import AdaptiveAugment, AugmentConfig
 from hypernerfgan_ns.training.ema import EMAConfig, update_ema
-from hypernerfgan_ns.training.losses import AdversarialLossConfig, discriminator_loss, generator_loss, r1_penalty
+from hypernerfgan_ns.training.losses import (
+    AdversarialLossConfig,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+)
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.cameras.rays import RayBundle
@@ -71,7 +77,7 @@ class AdversarialPipelineConfig(DefaultsForMissingFields, VanillaPipelineConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Differentiable augmentation of real and fake patches, with an adaptive probability."""
     loss: AdversarialLossConfig = field(default_factory=AdversarialLossConfig)
-    """Adversarial losses and R1."""
+    """The adversarial objective, R1 and R2."""
     ema: EMAConfig = field(default_factory=EMAConfig)
     """Exponential moving average of the generator."""
     swd: SWDConfig = field(default_factory=SWDConfig)
@@ -143,6 +149,7 @@ class AdversarialPipeline(VanillaPipeline):
         self.augment: AdaptiveAugment = config.augment.setup().to(device)
         preset = self.model.dataset_preset
         self.r1_gamma = config.loss.r1_gamma if config.loss.r1_gamma is not None else preset.r1_gamma
+        self.r2_gamma = config.loss.r2_gamma if config.loss.r2_gamma is not None else self.r1_gamma
         self.query_capacities = {factor: self.training_query_capacity(factor) for factor in growing.downscales()}
         """Per growing stage's downscale, the samples per object the training MLP runs at (None: all)."""
         self.growth_stage = growing.stage(images_seen=0)
@@ -157,6 +164,9 @@ class AdversarialPipeline(VanillaPipeline):
             self.describe()
         self._shared_fakes: Optional[Tuple[int, Dict[str, Tensor]]] = None
         """The D phase's render with its graph and the step it belongs to, until the G phase of that step takes it."""
+        self._paired_reals: Optional[Tuple[int, Tensor]] = None
+        """The D phase's real patches and their step, until the G phase of that step pairs its fakes with them (the
+        relativistic objective)."""
         self._ddp: Dict[str, nn.Module] = {}
         if world_size > 1:
             device_ids = [local_rank] if torch.device(device).type == "cuda" else None
@@ -228,7 +238,8 @@ class AdversarialPipeline(VanillaPipeline):
         if capacity is not None:
             batch += f", the MLP at the {data.batch_size * capacity:,} that can be in the object sphere"
         table.add_row("batch", batch)
-        table.add_row("R1 gamma", f"{self.r1_gamma} every {self.config.loss.r1_interval} steps")
+        penalties = f"R1 gamma {self.r1_gamma}" + (f", R2 gamma {self.r2_gamma}" if self.r2_gamma > 0 else "")
+        table.add_row("loss", f"{self.config.loss.objective}; {penalties} every {self.config.loss.r1_interval} steps")
         if self.config.progressive_growing.enabled:
             table.add_row("progressive growing", self.config.progressive_growing.describe(data.patch_size))
         CONSOLE.print(table)
@@ -296,11 +307,12 @@ class AdversarialPipeline(VanillaPipeline):
     # ------------------------------------------------------------------ the two phases
 
     def get_discriminator_loss_dict(self, step: int) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
-        """D phase: logistic loss on detached fakes and reals, plus the lazy R1 penalty every `r1_interval` steps.
+        """D phase: the adversarial loss on detached fakes and reals, plus the lazy R1 (and R2) penalty every
+        `r1_interval` steps.
 
         Fakes and reals go through the discriminator as one batch, each with its own minibatch-std groups: the
-        logits of two calls for the operations of one, forward and backward. An R1 step calls it on each alone, so
-        that R1's double backward runs through the reals only.
+        logits of two calls for the operations of one, forward and backward. A regularised step calls it on each
+        alone, so that a penalty's double backward runs through its own images only.
         """
         stage = self.growth_stage
         ray_bundle, batch = self.datamanager.next_train(step, downscale=stage.downscale)
@@ -311,11 +323,15 @@ class AdversarialPipeline(VanillaPipeline):
         else:
             with torch.no_grad():
                 fake = self.render_patches(self.model, ray_bundle, self.sample_latents(self.batch_size))["rgb"]
-        apply_r1 = self.r1_gamma > 0 and step % self.config.loss.r1_interval == 0
+        regularised = step % self.config.loss.r1_interval == 0
+        apply_r1, apply_r2 = regularised and self.r1_gamma > 0, regularised and self.r2_gamma > 0
+        fake = fake.requires_grad_(apply_r2)
         real = to_discriminator_range(batch["image"].permute(0, 3, 1, 2)).detach().requires_grad_(apply_r1)
+        if self.config.loss.objective == "relativistic":
+            self._paired_reals = (step, real.detach())
         augmented_fake, augmented_real = self.augment(fake), self.augment(real)
         discriminator = self.trained("discriminator")
-        if apply_r1:
+        if apply_r1 or apply_r2:
             fake_logits = discriminator(augmented_fake, fade=stage.fade)
             real_logits = discriminator(augmented_real, fade=stage.fade)
         else:
@@ -323,19 +339,36 @@ class AdversarialPipeline(VanillaPipeline):
             fake_logits, real_logits = discriminator(both, num_batches=2, fade=stage.fade).chunk(2)
         self.augment.accumulate(real_logits)
 
-        loss_dict = {"discriminator": discriminator_loss(real_logits, fake_logits)}
+        loss_dict = {"discriminator": discriminator_loss(real_logits, fake_logits, self.config.loss.objective)}
         metrics_dict = {"D(real)": real_logits.detach().mean(), "D(fake)": fake_logits.detach().mean()}
-        if apply_r1:
-            scale = self.grad_scaler.get_scale() if self.grad_scaler is not None and self.grad_scaler.is_enabled() else 1.0
-            with self.discriminator.weight_gradients.skipped():  # R1 differentiates D(x) for x alone
-                penalty = r1_penalty(real_logits, real, loss_scale=scale)
-            loss_dict["r1"] = penalty.mean() * (self.r1_gamma / 2) * self.config.loss.r1_interval
-            metrics_dict["r1_penalty"] = penalty.detach().mean()
+        scale = self.grad_scaler.get_scale() if self.grad_scaler is not None and self.grad_scaler.is_enabled() else 1.0
+        penalised = [("r1", self.r1_gamma, real_logits, real)] if apply_r1 else []
+        penalised += [("r2", self.r2_gamma, fake_logits, fake)] if apply_r2 else []
+        for name, gamma, logits, images in penalised:
+            with self.discriminator.weight_gradients.skipped():  # a penalty differentiates D(x) for x alone
+                penalty = gradient_penalty(logits, images, loss_scale=scale)
+            loss_dict[name] = penalty.mean() * (gamma / 2) * self.config.loss.r1_interval
+            metrics_dict[f"{name}_penalty"] = penalty.detach().mean()
         return loss_dict, metrics_dict
+
+    def paired_real_logits(self, step: int) -> Float[Tensor, "batch 1"]:
+        """D's logits, without a graph, of the reals the relativistic G loss pairs this step's fakes with: the D
+        phase's reals (as R3GAN pairs them), scored by the discriminator that phase has just updated. New reals if
+        no D phase ran at this step."""
+        paired, self._paired_reals = self._paired_reals, None
+        if paired is not None and paired[0] == step:
+            real = paired[1]
+        else:
+            downscale = self.growth_stage.downscale
+            footprints = self.datamanager.patch_footprints(self.batch_size, step)
+            patches = self.datamanager.sample_real_patches(self.batch_size, footprints, downscale)
+            real = to_discriminator_range(patches.permute(0, 3, 1, 2))
+        with torch.no_grad():
+            return self.discriminator(self.augment(real), fade=self.growth_stage.fade)
 
     def get_train_loss_dict(self, step: int) -> Tuple[Dict[str, Tensor], Dict[str, Tensor], Dict[str, Tensor]]:
         """G phase: render fakes with a graph (or take the D phase's, `shared_fakes`) and make the (frozen)
-        discriminator call them real."""
+        discriminator call them real, or more real than their paired reals."""
         shared, self._shared_fakes = self._shared_fakes, None
         if shared is not None and shared[0] == step:
             outputs = shared[1]
@@ -344,7 +377,9 @@ class AdversarialPipeline(VanillaPipeline):
             outputs = self.render_patches(self.trained("model"), ray_bundle, self.sample_latents(self.batch_size))
         with frozen(self.discriminator):
             fake_logits = self.discriminator(self.augment(outputs["rgb"]), fade=self.growth_stage.fade)
-        loss_dict = {"generator": generator_loss(fake_logits)}
+        objective = self.config.loss.objective
+        real_logits = self.paired_real_logits(step) if objective == "relativistic" else None
+        loss_dict = {"generator": generator_loss(fake_logits, real_logits, objective)}
         metrics_dict = {
             "D(fake)_generator_phase": fake_logits.detach().mean(),
             FAKE_OPACITY: outputs["accumulation"].detach().float().mean(),

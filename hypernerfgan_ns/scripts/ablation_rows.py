@@ -352,6 +352,12 @@ def scale_r1_gamma(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]
     return change
 
 
+def pair_reals_with_fakes(config: HyperNeRFGANTrainerConfig) -> None:
+    """R3GAN's objective: the relativistic pairing loss, with R2 on the fakes at R1's weight."""
+    config.pipeline.loss.objective = "relativistic"
+    config.pipeline.loss.r2_gamma = None
+
+
 ROWS: Dict[str, AblationRow] = {
     "baseline": AblationRow("the method as registered", keep_method),
     **{
@@ -466,6 +472,10 @@ ROWS: Dict[str, AblationRow] = {
         f"r1-gamma-x{factor:g}": AblationRow(f"R1 weight x{factor:g}", scale_r1_gamma(factor))
         for factor in R1_GAMMA_FACTORS
     },
+    "relativistic": AblationRow(
+        "R3GAN's objective: each fake's logit against a paired real's (RpGAN), R1 and R2 at one weight",
+        pair_reals_with_fakes,
+    ),
     "query-every-sample": AblationRow(
         "the target MLP run at every sample in training, also outside the object sphere", query_every_sample
     ),

@@ -755,7 +755,7 @@ class Benchmark:
         warm-up iterations (the R1 kind was warmed up by step 0). With R1 off there are no R1 iterations; with R1
         every iteration (interval 1), every iteration is timed as a plain one."""
         interval = trainer.pipeline.config.loss.r1_interval
-        with_r1 = trainer.pipeline.r1_gamma > 0 and interval > 1
+        with_r1 = max(trainer.pipeline.r1_gamma, trainer.pipeline.r2_gamma) > 0 and interval > 1
         needed = self.warmup_iterations - 1 + self.iterations
         candidates = range(1, 1 + 2 * needed + 1)
         plain = [step for step in candidates if not (with_r1 and step % interval == 0)][:needed]

@@ -152,6 +152,54 @@ def test_without_shared_fakes_each_phase_renders_its_own(pipeline: AdversarialPi
 
 
 @pytest.fixture
+def relativistic(tmp_path: Path) -> AdversarialPipeline:
+    """The micro pipeline with R3GAN's objective: the relativistic pairing loss, R1 and R2 at one weight."""
+    torch.manual_seed(0)
+    config = micro_config(tmp_path)
+    config.pipeline.loss.objective = "relativistic"
+    config.pipeline.loss.r2_gamma = None
+    return config.pipeline.setup(device="cpu", test_mode="val").train()
+
+
+def test_r2_penalises_the_fakes_with_r1s_weight_and_trains_only_the_discriminator(
+    relativistic: AdversarialPipeline,
+) -> None:
+    assert relativistic.r2_gamma == relativistic.r1_gamma > 0
+    plain, _ = relativistic.get_discriminator_loss_dict(step=1)
+    assert set(plain) == {"discriminator"}, "R2 is lazy, as R1"
+    losses, metrics = relativistic.get_discriminator_loss_dict(step=2)
+    assert set(losses) == {"discriminator", "r1", "r2"}
+    interval = relativistic.config.loss.r1_interval
+    assert torch.isclose(losses["r2"].detach(), metrics["r2_penalty"] * relativistic.r2_gamma / 2 * interval)
+    assert float(metrics["r2_penalty"]) > 0 and not torch.isclose(metrics["r2_penalty"], metrics["r1_penalty"])
+    sum(losses.values()).backward()
+    assert has_gradients(relativistic.discriminator)
+    assert not has_gradients(relativistic.model.generator)
+
+
+def test_relativistic_generator_loss_pairs_its_fakes_with_the_discriminator_phase_reals(
+    relativistic: AdversarialPipeline, monkeypatch
+) -> None:
+    relativistic.augment.p.zero_()  # no augmentation: the logits below are recomputable
+    relativistic.get_discriminator_loss_dict(step=1)
+    reals = relativistic._paired_reals[1]
+    new_reals = relativistic.datamanager.sample_real_patches
+    monkeypatch.setattr(relativistic.datamanager, "sample_real_patches", lambda *args, **kwargs: pytest.fail())
+    outputs, losses, _ = relativistic.get_train_loss_dict(step=1)
+    with torch.no_grad():
+        fake_logits = relativistic.discriminator(outputs["rgb"])
+        expected = torch.nn.functional.softplus(relativistic.discriminator(reals) - fake_logits).mean()
+    assert torch.isclose(losses["generator"].detach(), expected, rtol=1e-5)
+    losses["generator"].backward()
+    assert has_gradients(relativistic.model.generator)
+    assert not has_gradients(relativistic.discriminator), "the reals' logits are constants for the generator"
+
+    monkeypatch.setattr(relativistic.datamanager, "sample_real_patches", new_reals)
+    _, losses, _ = relativistic.get_train_loss_dict(step=2)  # no D phase at step 2: reals of its own
+    assert torch.isfinite(losses["generator"])
+
+
+@pytest.fixture
 def small_patches(tmp_path: Path) -> AdversarialPipeline:
     """The micro pipeline with 8 x 8 patches of its 16 x 16 images, so that patches lie anywhere in the frame."""
     torch.manual_seed(0)

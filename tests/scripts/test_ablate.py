@@ -409,6 +409,9 @@ def test_rows_change_what_they_say(tiny) -> None:
     assert annealed_first.pipeline.model.frequency_annealing_images == half_budget, "the same images, annealed"
     assert (tiny.max_num_iterations, tiny.pipeline.datamanager.batch_size) == (10, 4), "rows change copies"
 
+    assert (tiny.pipeline.loss.objective, tiny.pipeline.loss.r2_gamma) == ("logistic", 0.0), "StyleGAN2's, the paper's"
+    relativistic = row_config(tiny, "relativistic").pipeline.loss
+    assert (relativistic.objective, relativistic.r2_gamma, relativistic.r1_gamma) == ("relativistic", None, None)
     assert tiny.pipeline.model.density_prior_slope > 0
     assert row_config(tiny, "no-density-prior").pipeline.model.density_prior_slope == 0
     shorter_memory = row_config(tiny, f"adam-beta2-{ADAM_BETA2:g}").optimizers
