@@ -49,6 +49,7 @@ import torch.distributed as dist
 from rich.markup import escape
 from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
+from torch.utils.tensorboard import SummaryWriter
 
 from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.errors import (
@@ -166,6 +167,19 @@ def restore_random_states(states: Dict[str, Any]) -> None:
     random.setstate(states["python"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def purge_logs_after(step: int) -> None:
+    """Training went back to after iteration `step` (-1: before the first): tensorboard shows one trajectory, the one
+    trained on. The dead branch's events not yet written are dropped, and each tensorboard writer goes on in a new
+    event file opened with `purge_step`, which tensorboard reads as "discard what was logged from this step on".
+    (Weights & Biases and Comet keep what they were sent.)"""
+    writer.EVENT_STORAGE[:] = [event for event in writer.EVENT_STORAGE if event["step"] <= step]
+    for event_writer in writer.EVENT_WRITERS:
+        if isinstance(event_writer, writer.TensorboardWriter):
+            log_dir = event_writer.tb_writer.log_dir
+            event_writer.tb_writer.close()
+            event_writer.tb_writer = SummaryWriter(log_dir=log_dir, purge_step=step + 1)
 
 
 def checkpoint_contents(
@@ -675,6 +689,7 @@ class HyperNeRFGANTrainer(Trainer):
         self.generator_collapsed = False
         self.scale_after_last_step = None
         self.last_completed_step = target if target >= 0 else None
+        purge_logs_after(target)
         if self.quality_curve is not None:
             self.quality_curve.rewind_to(target)
         return True

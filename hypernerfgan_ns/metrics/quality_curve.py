@@ -190,6 +190,12 @@ def read_curve(path: Path) -> List[Dict[str, Any]]:
     return points
 
 
+def tensorboard_step_of(point: Dict[str, Any]) -> int:
+    """The tensorboard step of a point: that of the iteration after which it was scored (0 for the first point, scored
+    before any, as nerfstudio's steps start at 0)."""
+    return max(point["step"] - 1, 0)
+
+
 def curve_file(run: Path) -> Path:
     """The metrics.jsonl of a run given as its folder, its config.yml or the file itself."""
     run = run.expanduser()
@@ -329,23 +335,30 @@ class QualityCurve:
             **metrics,
             **kept,
         }
-        self.write(point, tensorboard_step=max(step, 0))
+        self.write(point)
         self.last_images_seen = images
         return point
 
-    def write(self, point: Dict[str, Any], tensorboard_step: int) -> None:
+    def write(self, point: Dict[str, Any]) -> None:
         """Appends the point to metrics.jsonl, logs it to tensorboard (at the iteration's step; the training loop
         writes the events out) and prints it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf8") as file:
             file.write(json.dumps(point) + "\n")
-        scores = {name: point[name] for name in CURVE_METRICS if name in point}
-        for name, value in {**scores, "images_seen": point["images_seen"]}.items():
-            writer.put_scalar(name=f"{TENSORBOARD_GROUP}/{name}", scalar=value, step=tensorboard_step)
+        scores = self.log(point)
         shown = ", ".join(f"{name.upper()} {value:.4g}" for name, value in scores.items())
         CONSOLE.print(
             f"[bold]Quality[/bold] after {point['images_seen']:,} images ({point['train_seconds'] / 60:.1f} min): {shown}"
         )
+
+    @staticmethod
+    def log(point: Dict[str, Any]) -> Dict[str, float]:
+        """Puts the point's scores and images seen in nerfstudio's event storage (at `tensorboard_step_of`); returns
+        the scores."""
+        scores = {name: point[name] for name in CURVE_METRICS if name in point}
+        for name, value in {**scores, "images_seen": point["images_seen"]}.items():
+            writer.put_scalar(name=f"{TENSORBOARD_GROUP}/{name}", scalar=value, step=tensorboard_step_of(point))
+        return scores
 
     def continue_from(self, previous: Path, resumed_step: int) -> None:
         """Starts this run's metrics.jsonl with the points of the run being resumed, up to the resumed step."""
@@ -360,7 +373,9 @@ class QualityCurve:
 
     def rewind_to(self, step: int) -> None:
         """Drops the points after iteration `step` (-1: before the first), with their kept samples: training went back
-        there (a collapse rewound), and the curve follows the generator it goes on with."""
+        there (a collapse rewound), and the curve follows the generator it goes on with. A kept point that shares its
+        tensorboard step with iterations dropped (the first one, logged at step 0 with iteration 0) is logged again,
+        for tensorboard has discarded that step (the trainer's `purge_logs_after`)."""
         if not self.path.is_file():  # no point written yet
             self.last_images_seen = None
             return
@@ -368,7 +383,11 @@ class QualityCurve:
         for point in points:
             if point["step"] > step + 1 and "samples" in point:
                 (self.path.parent / point["samples"]).unlink(missing_ok=True)
-        self.rewrite([point for point in points if point["step"] <= step + 1])
+        kept = [point for point in points if point["step"] <= step + 1]
+        self.rewrite(kept)
+        for point in kept:
+            if tensorboard_step_of(point) > step:
+                self.log(point)
 
     def rewrite(self, points: List[Dict[str, Any]]) -> None:
         """metrics.jsonl as these points, whole or not at all; the next point is due after the last of them."""

@@ -20,7 +20,7 @@ from hypernerfgan_ns.engine.trainer import (
 )
 from hypernerfgan_ns.errors import CheckpointError
 from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurve, QualityCurveConfig, read_curve
-from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipeline
+from hypernerfgan_ns.pipelines.adversarial_pipeline import FAKE_OPACITY, AdversarialPipeline
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from nerfstudio.utils import writer
 from nerfstudio.utils.eval_utils import eval_setup
@@ -252,6 +252,7 @@ def test_a_collapse_rewinds_to_the_checkpoint_before_it_and_trains_on_with_other
         tmp_path, max_num_iterations=8, steps_per_save=2, max_consecutive_empty_iterations=3, quality_curve=curve
     )
     config.pipeline.evaluation.metrics = ("swd",)
+    config.logging.steps_per_log = 1  # every iteration's scalars written at once: the dead ones reach tensorboard
     trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     started = sink_density_at(trainer, step=4, passes=1)
@@ -269,18 +270,31 @@ def test_a_collapse_rewinds_to_the_checkpoint_before_it_and_trains_on_with_other
     assert trainer.collapse_rewinds_done == 1 and trainer.last_completed_step == 7
     assert [path.name for path in saved_checkpoints(checkpoints)] == ["step-000000007.ckpt"]
     assert float(latest_checkpoint(checkpoints)["pipeline"][density_bias(trainer)][-1]) > -1e4
-    steps = [point["step"] for point in read_curve(config.get_base_dir() / METRICS_FILENAME)]
-    assert steps == [0, 2, 4, 6, 8], "each point once, from the generator that trained on"
+    points = read_curve(config.get_base_dir() / METRICS_FILENAME)
+    assert [point["step"] for point in points] == [0, 2, 4, 6, 8], "each point once, from the generator that trained on"
+    logs = EventAccumulator(str(config.get_base_dir())).Reload()
+    swd = logs.Scalars("Quality/swd")
+    assert [event.step for event in swd] == [0, 1, 3, 5, 7], "tensorboard too shows only the branch trained on"
+    assert [event.value for event in swd] == pytest.approx([point["swd"] for point in points])
+    opacity = [event.step for event in logs.Scalars(f"Train Metrics Dict/{FAKE_OPACITY}")]
+    assert opacity == list(range(8)), "each iteration once"
 
 
 def test_a_collapse_before_any_checkpoint_rewinds_to_the_start_of_the_session(tmp_path: Path, capsys) -> None:
-    config = micro_config(tmp_path, max_num_iterations=5, max_consecutive_empty_iterations=2)
+    curve = QualityCurveConfig(interval_images=8, num_generated=8)
+    config = micro_config(tmp_path, max_num_iterations=5, max_consecutive_empty_iterations=2, quality_curve=curve)
+    config.pipeline.evaluation.metrics = ("swd",)
     trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     started = sink_density_at(trainer, step=1, passes=1)
     trainer.train()
 
     assert [run["step"] for run in started] == [0, 1, 2, 0, 1, 2, 3, 4]
+    logs = EventAccumulator(str(config.get_base_dir())).Reload()
+    opacity = [event.value for event in logs.Scalars(f"Train Metrics Dict/{FAKE_OPACITY}")]
+    assert len(opacity) == 1 and opacity[0] > 0, "step 0's scalars of the generator trained on, not the dead one's"
+    swd = [event.step for event in logs.Scalars("Quality/swd")]
+    assert swd == [0, 1, 3, 4], "the first point (scored before training, logged at step 0) is kept, once"
     assert "Rewinding to the start of this session (no checkpoint was written before it)" in " ".join(
         capsys.readouterr().out.split()
     )
