@@ -724,8 +724,8 @@ class HyperNeRFGANTrainer(Trainer):
         checkpoint_path = write_checkpoint(self.checkpoint_dir, step, contents)
         if self.consecutive_empty_iterations == 0:
             self.last_healthy_checkpoint = checkpoint_path
-        if self.config.save_only_latest_checkpoint:
-            for old in self.checkpoint_dir.glob("*.ckpt"):
+        if self.config.save_only_latest_checkpoint:  # of the checkpoints it names: not a .ckpt a user put there
+            for old in saved_checkpoints(self.checkpoint_dir):
                 if old not in (checkpoint_path, self.last_healthy_checkpoint):  # kept while the fakes are empty
                     old.unlink()
 

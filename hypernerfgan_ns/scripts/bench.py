@@ -190,6 +190,10 @@ VARIANTS: Dict[str, BenchVariant] = {
         "the method as registered, each phase rendering its own fakes: two renders per iteration",
         study_rows("separate-fakes"),
     ),
+    "relativistic": BenchVariant(
+        "the method as registered, with R3GAN's objective: the G phase scores the D phase's reals too, R2 beside R1",
+        study_rows("relativistic"),
+    ),
     "whole-images": BenchVariant(
         "the method as registered on whole images: patches as large as the training resolution",
         study_rows("whole-images"),

@@ -356,6 +356,15 @@ def test_a_generator_that_collapses_again_after_its_rewinds_stops_training_and_k
     assert float(torch.load(healthy, weights_only=False)["pipeline"][density_bias(trainer)][-1]) > -1e4
 
 
+def test_saving_only_the_latest_checkpoint_deletes_the_older_ones_it_wrote_and_nothing_else(tmp_path: Path) -> None:
+    config = micro_config(tmp_path, max_num_iterations=4, steps_per_save=1, save_only_latest_checkpoint=True)
+    checkpoints = config.get_checkpoint_dir()
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "best.ckpt").write_bytes(b"a user's own")
+    train(config)
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["best.ckpt", "step-000000003.ckpt"]
+
+
 def test_a_run_resumed_with_another_learning_rate_trains_at_that_rate(tmp_path: Path, capsys) -> None:
     """The way on from a collapse. torch's load_state_dict brings back the checkpoint's learning rate, so the
     configured one was silently ignored; the moment estimates still come from the checkpoint."""
