@@ -37,6 +37,7 @@ def own_event_writers(flush: bool = True) -> Iterator[None]:
         del writer.EVENT_WRITERS[writers_before:]
         del profiler.PROFILER[profilers_before:]
         writer.EVENT_STORAGE.clear()
+        writer.GLOBAL_BUFFER.pop("step", None)  # the next training's first log must not take this one's last step
 
 
 def release_memory() -> None:
