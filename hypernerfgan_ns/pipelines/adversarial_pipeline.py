@@ -49,12 +49,7 @@ from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel, HyperNeRFGANM
 from hypernerfgan_ns.networks.discriminator import DiscriminatorConfig, minibatch_group
 from hypernerfgan_ns.training.augment import AdaptiveAugment, AugmentConfig
 from hypernerfgan_ns.training.ema import EMAConfig, update_ema
-from hypernerfgan_ns.training.losses import (
-    AdversarialLossConfig,
-    discriminator_loss,
-    generator_loss,
-    gradient_penalty,
-)
+from hypernerfgan_ns.training.losses import AdversarialLossConfig, discriminator_loss, generator_loss, gradient_penalty
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.cameras.rays import RayBundle
