@@ -332,7 +332,8 @@ class AdversarialPipeline(VanillaPipeline):
         else:
             both = torch.cat([augmented_fake, augmented_real])
             fake_logits, real_logits = discriminator(both, num_batches=2, fade=stage.fade).chunk(2)
-        self.augment.accumulate(real_logits)
+        relativistic = self.config.loss.objective == "relativistic"  # the logits' level means nothing, only pairs do
+        self.augment.accumulate(real_logits - fake_logits if relativistic else real_logits)
 
         loss_dict = {"discriminator": discriminator_loss(real_logits, fake_logits, self.config.loss.objective)}
         metrics_dict = {"D(real)": real_logits.detach().mean(), "D(fake)": fake_logits.detach().mean()}

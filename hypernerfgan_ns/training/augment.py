@@ -247,13 +247,14 @@ class AdaptiveAugment(nn.Module):
     # Adaptation of p.
 
     @torch.no_grad()
-    def accumulate(self, real_logits: Float[Tensor, "batch 1"]) -> None:
+    def accumulate(self, real_evidence: Float[Tensor, "batch 1"]) -> None:
         """Adds sign(D(real)) of one batch to the overfitting statistic.
 
         Args:
-            real_logits: the discriminator's raw outputs on the (augmented) real images of this replica.
+            real_evidence: the discriminator's raw outputs on the (augmented) real images of this replica; under a
+                relativistic objective, where only a pair's difference means anything, D(real) - D(fake) of each pair.
         """
-        signs = real_logits.detach().float().sign()
+        signs = real_evidence.detach().float().sign()
         self.sign_sum += signs.sum().to(self.sign_sum.device)
         self.sign_count += signs.numel()
 

@@ -162,11 +162,16 @@ def relativistic(tmp_path: Path) -> AdversarialPipeline:
 
 
 def test_r2_penalises_the_fakes_with_r1s_weight_and_trains_only_the_discriminator(
-    relativistic: AdversarialPipeline,
+    relativistic: AdversarialPipeline, monkeypatch
 ) -> None:
     assert relativistic.r2_gamma == relativistic.r1_gamma > 0
-    plain, _ = relativistic.get_discriminator_loss_dict(step=1)
+    evidence: List[torch.Tensor] = []
+    monkeypatch.setattr(relativistic.augment, "accumulate", evidence.append)
+    plain, plain_metrics = relativistic.get_discriminator_loss_dict(step=1)
     assert set(plain) == {"discriminator"}, "R2 is lazy, as R1"
+    # ADA's overfitting statistic: how surely D ranks each real above its fake, the logits' level being free here
+    (ranked,) = evidence
+    assert torch.isclose(ranked.mean(), plain_metrics["D(real)"] - plain_metrics["D(fake)"], atol=1e-6)
     losses, metrics = relativistic.get_discriminator_loss_dict(step=2)
     assert set(losses) == {"discriminator", "r1", "r2"}
     interval = relativistic.config.loss.r1_interval
