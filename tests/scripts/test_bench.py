@@ -299,6 +299,7 @@ def test_timed_steps_separate_plain_and_r1_iterations() -> None:
     class Trainer:
         class pipeline:  # noqa: N801  (what timed_steps reads of a trainer)
             r1_gamma = 1.0
+            r2_gamma = 0.0
 
             class config:  # noqa: N801
                 class loss:  # noqa: N801
@@ -313,6 +314,9 @@ def test_timed_steps_separate_plain_and_r1_iterations() -> None:
     ran.clear()
     plain, r1 = bench.timed_steps(Trainer())
     assert plain == [2, 3, 4] and r1 == []
+    Trainer.pipeline.r2_gamma = 1.0
+    plain, r1 = bench.timed_steps(Trainer())
+    assert plain == [2, 3, 5] and r1 == [4, 8, 12], "R2 alone makes regularised iterations too"
 
 
 def test_simulated_memory_names_the_cuda_device_by_index(monkeypatch) -> None:
