@@ -322,7 +322,8 @@ class AdversarialPipeline(VanillaPipeline):
         apply_r1, apply_r2 = regularised and self.r1_gamma > 0, regularised and self.r2_gamma > 0
         fake = fake.requires_grad_(apply_r2)
         real = to_discriminator_range(batch["image"].permute(0, 3, 1, 2)).detach().requires_grad_(apply_r1)
-        if self.config.loss.objective == "relativistic":
+        relativistic = self.config.loss.objective == "relativistic"
+        if relativistic:
             self._paired_reals = (step, real.detach())
         augmented_fake, augmented_real = self.augment(fake), self.augment(real)
         discriminator = self.trained("discriminator")
@@ -332,14 +333,16 @@ class AdversarialPipeline(VanillaPipeline):
         else:
             both = torch.cat([augmented_fake, augmented_real])
             fake_logits, real_logits = discriminator(both, num_batches=2, fade=stage.fade).chunk(2)
-        relativistic = self.config.loss.objective == "relativistic"  # the logits' level means nothing, only pairs do
+        # Under the relativistic objective the logits' level means nothing, only each pair's difference does.
         self.augment.accumulate(real_logits - fake_logits if relativistic else real_logits)
 
         loss_dict = {"discriminator": discriminator_loss(real_logits, fake_logits, self.config.loss.objective)}
         metrics_dict = {"D(real)": real_logits.detach().mean(), "D(fake)": fake_logits.detach().mean()}
-        scale = self.grad_scaler.get_scale() if self.grad_scaler is not None and self.grad_scaler.is_enabled() else 1.0
         penalised = [("r1", self.r1_gamma, real_logits, real)] if apply_r1 else []
         penalised += [("r2", self.r2_gamma, fake_logits, fake)] if apply_r2 else []
+        scale = 1.0
+        if penalised and self.grad_scaler is not None and self.grad_scaler.is_enabled():
+            scale = self.grad_scaler.get_scale()  # a host wait for the device: only in the iterations a penalty runs
         for name, gamma, logits, images in penalised:
             with self.discriminator.weight_gradients.skipped():  # a penalty differentiates D(x) for x alone
                 penalty = gradient_penalty(logits, images, loss_scale=scale)
@@ -355,9 +358,7 @@ class AdversarialPipeline(VanillaPipeline):
         if paired is not None and paired[0] == step:
             real = paired[1]
         else:
-            downscale = self.growth_stage.downscale
-            footprints = self.datamanager.patch_footprints(self.batch_size, step)
-            patches = self.datamanager.sample_real_patches(self.batch_size, footprints, downscale)
+            patches = self.datamanager.next_train_reals(step, downscale=self.growth_stage.downscale)
             real = to_discriminator_range(patches.permute(0, 3, 1, 2))
         with torch.no_grad():
             return self.discriminator(self.augment(real), fade=self.growth_stage.fade)

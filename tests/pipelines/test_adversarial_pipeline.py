@@ -204,6 +204,18 @@ def test_relativistic_generator_loss_pairs_its_fakes_with_the_discriminator_phas
     assert torch.isfinite(losses["generator"])
 
 
+def test_the_grad_scale_is_read_only_in_iterations_a_penalty_runs(relativistic: AdversarialPipeline, monkeypatch) -> None:
+    """Reading it waits for the device (`GradScaler.get_scale` is an `.item()`): a plain iteration must not."""
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    reads = []
+    monkeypatch.setattr(scaler, "get_scale", lambda: reads.append(1) or 2.0**10)
+    relativistic.grad_scaler = scaler
+    relativistic.get_discriminator_loss_dict(step=1)
+    assert reads == [], "no R1 or R2 at step 1"
+    losses, _ = relativistic.get_discriminator_loss_dict(step=2)
+    assert {"r1", "r2"} <= set(losses) and reads == [1], "read once for both penalties"
+
+
 @pytest.fixture
 def small_patches(tmp_path: Path) -> AdversarialPipeline:
     """The micro pipeline with 8 x 8 patches of its 16 x 16 images, so that patches lie anywhere in the frame."""

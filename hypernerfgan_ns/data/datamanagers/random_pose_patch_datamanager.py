@@ -381,14 +381,17 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         footprints = self.patch_footprints(self.config.batch_size, step)
         return self.sample_patch_rays(self.sample_cameras(self.config.batch_size), footprints, downscale)
 
+    def next_train_reals(self, step: int, downscale: int = 1) -> Float[Tensor, "batch patch patch 3"]:
+        """B real patches (`downscale` times coarser), with the footprints of the patch-scale schedule at `step`."""
+        footprints = self.patch_footprints(self.config.batch_size, step)
+        return self.sample_real_patches(self.config.batch_size, footprints, downscale)
+
     def next_train(self, step: int, downscale: int = 1) -> Tuple[RayBundle, Dict]:
         """Rays of B random camera patches, and B real patches under "image" (both `downscale` times coarser): what
         the discriminator phase sees."""
         self.train_count += 1
         rays = self.next_train_rays(step, downscale)
-        footprints = self.patch_footprints(self.config.batch_size, step)
-        real = self.sample_real_patches(self.config.batch_size, footprints, downscale)
-        return rays, {"image": real}
+        return rays, {"image": self.next_train_reals(step, downscale)}
 
     def get_train_rays_per_batch(self) -> int:
         return self.config.batch_size * self.config.patch_size**2
