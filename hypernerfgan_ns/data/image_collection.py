@@ -550,6 +550,14 @@ def _load_cached(
     return ImageStore(path=npy_path, num_images=num_images, resolution=resolution, source=source)
 
 
+def _cached_report(json_path: Path, num_images: int) -> Optional[_SkipReport]:
+    """What decoding skipped or upscaled when the cache was built, from its sidecar; None if it has no readable one."""
+    try:
+        return _SkipReport(kept=num_images, **json.loads(json_path.read_text())["report"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _validate_arguments(
     source: Path, resolution: int, non_square: str, min_image_size: int, min_num_images: int, num_workers: int
 ) -> None:
@@ -661,6 +669,10 @@ def build_image_store(
                 f"Reusing {cached.num_images} decoded images of {escape(str(source))} at {resolution} px "
                 f"from the cache {escape(str(npy_path))}"
             )
+            report = _cached_report(json_path, cached.num_images)
+            if report is not None:  # what the decoding skipped then still holds: the key covers every name
+                for line in report.lines(resolution, min_image_size):
+                    CONSOLE.print("  " + escape(line))
             return cached
 
         CONSOLE.print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
+import json
 import os
 import pickle
 import threading
@@ -375,6 +376,35 @@ def test_too_small_images_are_skipped_and_small_ones_upscaled(
     cropped = build(folder, tmp_path, resolution=16, min_image_size=8, non_square="center-crop")
     assert cropped.num_images == 2
     assert "Skipped 2 image(s) smaller" in console_text(capsys)
+
+
+def test_a_reused_cache_repeats_what_its_decoding_skipped(
+    tmp_path: Path, three_colors: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (three_colors / "corrupt.png").write_bytes(np.random.default_rng(1).bytes(500))
+    save(three_colors / "tiny.png", solid(BLUE, size=(2, 2)))
+    save(three_colors / "small.png", solid(BLUE, size=(4, 4)))
+    first = build(three_colors, tmp_path, min_image_size=3)
+    decoded = console_text(capsys)
+
+    calls = _counting_decoder(monkeypatch)
+    second = build(three_colors, tmp_path, min_image_size=3)
+    reused = console_text(capsys)
+    assert calls["count"] == 0 and second == first and second.num_images == 4
+    assert "Reusing 4 decoded images" in reused
+    lines = ["Skipped 1 unreadable", "corrupt.png", "Skipped 1 image(s) smaller than the minimum of 3 px: tiny.png"]
+    lines += ["Upscaled 1 image(s)", "small.png"]
+    for line in lines:
+        assert line in decoded and line in reused
+
+    # A sidecar without its report (or an unreadable one) still reuses the images, without the lines.
+    (json_name,) = (name for name in store_files(tmp_path) if name.endswith(".json"))
+    json_path = tmp_path / "cache" / "image_stores" / json_name
+    sidecar = json.loads(json_path.read_text())
+    del sidecar["report"]
+    json_path.write_text(json.dumps(sidecar))
+    assert build(three_colors, tmp_path, min_image_size=3) == first
+    assert calls["count"] == 0 and "Skipped" not in console_text(capsys)
 
 
 def test_too_few_usable_images_raise_and_cache_nothing(tmp_path: Path) -> None:
