@@ -43,11 +43,13 @@ of millions of images, not for the first ten thousand; x4 of it is the tiny pres
 preset back to the paper's rate. x8 of the paper's rate is past the edge of stability on the tiny preset (its samples
 collapse into stripes), so the sweep brackets the best factor."""
 
-SINGLE_NETWORK_LR_FACTORS = (0.25, 2.0)
+SINGLE_NETWORK_LR_FACTORS = (0.25, 0.5, 2.0)
 """The `generator-lr-xF` and `discriminator-lr-xF` rows multiply one network's learning rate by F. x2 on top of
 `lr-x4` asks which network's speed the cliff at x8 belongs to; x0.25 on the tiny preset (both at 0.01) puts one
 network back at the paper's 0.0025: `discriminator-lr-x0.25` is the fast generator beside the paper's discriminator,
-the candidate for presets whose wider discriminator is unstable at 0.01."""
+the candidate for presets whose wider discriminator is unstable at 0.01. `discriminator-lr-x0.5` is the tiny rate
+scaled to a discriminator four times as wide (512 channels against 128): with Adam's normalised steps a logit moves
+per step about as the square root of a layer's fan-in, so 0.01 there is like 0.02, past the cliff, on the tiny one."""
 
 MAPPING_LR_FACTOR = 10.0
 """The `mapping-lr-x...` row multiplies the mapping network's learning-rate multiplier (StyleGAN's 0.01) by this."""

@@ -391,7 +391,7 @@ def test_rows_change_what_they_say(tiny) -> None:
     module.update(step=augment.update_interval - 1, batch_size=4)
     assert float(module.p) == 0.0, "p stays at 0 even when the discriminator overfits"
 
-    assert set(SINGLE_NETWORK_LR_FACTORS) == {0.25, 2.0}, "back to the paper's rate, and past the cliff"
+    assert set(SINGLE_NETWORK_LR_FACTORS) == {0.25, 0.5, 2.0}, "the paper's rate, scaled to 4x the width, the cliff"
     for factor in SINGLE_NETWORK_LR_FACTORS:
         for network, other in (("generator", "discriminator"), ("discriminator", "generator")):
             optimizers = row_config(tiny, f"{network}-lr-x{factor:g}").optimizers
@@ -399,6 +399,8 @@ def test_rows_change_what_they_say(tiny) -> None:
             assert optimizers[other]["optimizer"].lr == 0.01, "the other network keeps its rate"
     paper_discriminator = row_config(tiny, "discriminator-lr-x0.25").optimizers
     assert paper_discriminator["discriminator"]["optimizer"].lr == pytest.approx(0.0025), "the paper's rate"
+    width_scaled = row_config(tiny, "discriminator-lr-x0.5").optimizers
+    assert width_scaled["discriminator"]["optimizer"].lr == pytest.approx(0.01 * (128 / 512) ** 0.5)
 
     assert set(BATCH_SIZE_FACTORS) == {0.5, 2.0}, "more and fewer updates"
     for factor in BATCH_SIZE_FACTORS:
