@@ -63,9 +63,9 @@ SCALED_D_LR=${SCALED_D_LR:-0.005}       # the last run's discriminator rate: the
 # tame) and the tiny preset's recipe scaled to the wide discriminator (the generator at 0.01, the discriminator at
 # 0.005 with its channel_base halved, which cost the tiny preset nothing per image and brings whole images back to
 # about the crops' arithmetic). The discriminator's rate is halved because its 512 channels at 0.01 blew its logits up
-# in three runs of three on the CPU, where at 0.005 they stayed tame (docs/ablations.md, "The wide discriminator's
-# rate"). On the H200 whole images may cost far less than four times the rays' time, which these runs and the bench's
-# whole-images rows measure.
+# in four runs of four on the CPU, where at 0.005 they stayed tame on two seeds (docs/ablations.md, "The wide
+# discriminator's rate"). On the H200 whole images may cost far less than four times the rays' time, which these runs
+# and the bench's whole-images rows measure.
 WHOLE=--pipeline.datamanager.patch-size=$WHOLE_IMAGE
 FASTER=--optimizers.generator.optimizer.lr=0.01,--pipeline.model.frequency-annealing-images=5000
 SCALED_RECIPE=$FASTER,--optimizers.discriminator.optimizer.lr=$SCALED_D_LR
