@@ -471,6 +471,11 @@ class _SkipReport:
             )
         return lines
 
+    def print_lines(self, resolution: int, min_image_size: int) -> None:
+        """Prints `lines`, indented under the line that says how many images were kept or reused."""
+        for line in self.lines(resolution, min_image_size):
+            CONSOLE.print("  " + escape(line))
+
 
 def _remember(examples: List[str], text: str) -> None:
     if len(examples) < REPORTED_NAMES:
@@ -521,8 +526,9 @@ def _cache_key(
 
 def _load_cached(
     npy_path: Path, json_path: Path, source: Path, resolution: int, min_num_images: int
-) -> Optional[ImageStore]:
-    """The cached store if both files exist and agree with each other; None means decode again."""
+) -> Optional[Tuple[ImageStore, Optional[_SkipReport]]]:
+    """The cached store if both files exist and agree with each other, with what its decoding skipped or upscaled
+    (None for a sidecar without a readable report: the images are still good); None means decode again."""
     if not (npy_path.is_file() and json_path.is_file()):
         return None
     try:
@@ -547,15 +553,11 @@ def _load_cached(
             f"{npy_path}), but at least {min_num_images} are needed. Add images, or lower the resolution / "
             "minimum image size."
         )
-    return ImageStore(path=npy_path, num_images=num_images, resolution=resolution, source=source)
-
-
-def _cached_report(json_path: Path, num_images: int) -> Optional[_SkipReport]:
-    """What decoding skipped or upscaled when the cache was built, from its sidecar; None if it has no readable one."""
     try:
-        return _SkipReport(kept=num_images, **json.loads(json_path.read_text())["report"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        report: Optional[_SkipReport] = _SkipReport(kept=num_images, **sidecar["report"])
+    except (KeyError, TypeError):
+        report = None
+    return ImageStore(path=npy_path, num_images=num_images, resolution=resolution, source=source), report
 
 
 def _validate_arguments(
@@ -665,15 +667,14 @@ def build_image_store(
     with cache_lock(npy_path):  # concurrent builders (e.g. DDP ranks) decode once and share the result
         cached = _load_cached(npy_path, json_path, source, resolution, min_num_images)
         if cached is not None:
+            store, cached_report = cached
             CONSOLE.print(
-                f"Reusing {cached.num_images} decoded images of {escape(str(source))} at {resolution} px "
+                f"Reusing {store.num_images} decoded images of {escape(str(source))} at {resolution} px "
                 f"from the cache {escape(str(npy_path))}"
             )
-            report = _cached_report(json_path, cached.num_images)
-            if report is not None:  # what the decoding skipped then still holds: the key covers every name
-                for line in report.lines(resolution, min_image_size):
-                    CONSOLE.print("  " + escape(line))
-            return cached
+            if cached_report is not None:  # what the decoding skipped then still holds: the key covers every name
+                cached_report.print_lines(resolution, min_image_size)
+            return store
 
         CONSOLE.print(
             f"Decoding {len(names)} images of {escape(str(source))} ({layout} layout) at {resolution}x{resolution} px "
@@ -693,8 +694,7 @@ def build_image_store(
                 del output
 
                 CONSOLE.print(f"Kept {report.kept} of {report.num_entries} images of {escape(str(source))}.")
-                for line in report.lines(resolution, min_image_size):
-                    CONSOLE.print("  " + escape(line))
+                report.print_lines(resolution, min_image_size)
                 if report.kept < min_num_images:
                     raise DatasetError(_too_few_message(source, report, resolution, min_image_size, min_num_images))
 
