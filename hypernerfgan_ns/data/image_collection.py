@@ -27,7 +27,7 @@ import zipfile
 import zlib
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Deque, Dict, List, Literal, Optional, Sequence, Tuple, Union
 
@@ -718,15 +718,7 @@ def build_image_store(
             "min_image_size": min_image_size,
             "num_images": report.kept,
             "names": kept_names,
-            "report": {
-                "num_entries": report.num_entries,
-                "unreadable": report.unreadable,
-                "unreadable_examples": report.unreadable_examples,
-                "too_small": report.too_small,
-                "too_small_examples": report.too_small_examples,
-                "upscaled": report.upscaled,
-                "upscaled_examples": report.upscaled_examples,
-            },
+            "report": {key: value for key, value in asdict(report).items() if key != "kept"},  # kept: num_images
         }
         with atomic_output(json_path) as partial_json:
             partial_json.write_text(json.dumps(sidecar, indent=1))
