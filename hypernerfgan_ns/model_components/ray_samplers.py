@@ -10,7 +10,7 @@ work on top unchanged.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from jaxtyping import Float
@@ -36,9 +36,13 @@ class LinspaceSampler(Sampler):
         train_stratified: jitter each sample uniformly within its midpoint interval in training mode.
         opaque_far_plane: give the last sample an infinite interval (the reference convention) instead of the
             spacing of the others.
+        spacing_bins: make the spacing bins a following `PDFSampler` needs; False leaves them None (nothing else
+            reads them), seven operations fewer per render.
     """
 
-    def __init__(self, num_samples: int, train_stratified: bool = True, opaque_far_plane: bool = True) -> None:
+    def __init__(
+        self, num_samples: int, train_stratified: bool = True, opaque_far_plane: bool = True, spacing_bins: bool = True
+    ) -> None:
         super().__init__(num_samples=num_samples)
         if num_samples < 2:
             raise ConfigError(
@@ -46,6 +50,7 @@ class LinspaceSampler(Sampler):
             )
         self.train_stratified = train_stratified
         self.opaque_far_plane = opaque_far_plane
+        self.spacing_bins = spacing_bins
 
     def fraction_ranges(
         self,
@@ -80,17 +85,22 @@ class LinspaceSampler(Sampler):
         )
         deltas = torch.cat([distances[..., 1:] - distances[..., :-1], last_delta], dim=-1)
 
-        bin_edges = torch.cat([torch.zeros_like(nears), 0.5 * (fractions[..., 1:] + fractions[..., :-1]), torch.ones_like(nears)], -1)
+        pdf_spacing: Dict[str, Any] = {}  # what a following PDFSampler places its samples by
+        if self.spacing_bins:
+            bin_edges = torch.cat(
+                [torch.zeros_like(nears), 0.5 * (fractions[..., 1:] + fractions[..., :-1]), torch.ones_like(nears)], -1
+            )
 
-        def spacing_to_euclidean_fn(spacing: Float[Tensor, "*rays bins"]) -> Float[Tensor, "*rays bins"]:
-            return nears + (fars - nears) * spacing
+            def spacing_to_euclidean_fn(spacing: Float[Tensor, "*rays bins"]) -> Float[Tensor, "*rays bins"]:
+                return nears + (fars - nears) * spacing
 
+            pdf_spacing = dict(
+                spacing_starts=bin_edges[..., :-1, None],
+                spacing_ends=bin_edges[..., 1:, None],
+                spacing_to_euclidean_fn=spacing_to_euclidean_fn,
+            )
         ray_samples = ray_bundle.get_ray_samples(
-            bin_starts=distances[..., None],
-            bin_ends=distances[..., None],
-            spacing_starts=bin_edges[..., :-1, None],
-            spacing_ends=bin_edges[..., 1:, None],
-            spacing_to_euclidean_fn=spacing_to_euclidean_fn,
+            bin_starts=distances[..., None], bin_ends=distances[..., None], **pdf_spacing
         )
         ray_samples.deltas = deltas[..., None]
         return ray_samples

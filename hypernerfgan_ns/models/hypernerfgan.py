@@ -177,7 +177,9 @@ class HyperNeRFGANModel(Model):
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
 
         self.sampler_coarse = LinspaceSampler(
-            num_samples=self.config.num_coarse_samples, opaque_far_plane=self.config.opaque_far_plane
+            num_samples=self.config.num_coarse_samples,
+            opaque_far_plane=self.config.opaque_far_plane,
+            spacing_bins=self.config.num_importance_samples > 0,
         )
         self.sampler_importance = (
             PDFSampler(num_samples=self.config.num_importance_samples, include_original=True)
@@ -361,7 +363,8 @@ class HyperNeRFGANModel(Model):
         return contextlib.nullcontext()
 
     def render_rays(self, ray_bundle: RayBundle, generator: Generator, weights: ObjectWeights) -> Dict[str, Tensor]:
-        """Volume-renders rays of `weights.num_objects` objects (sample, query the target field, composite)."""
+        """Volume-renders rays of `weights.num_objects` objects (sample, query the target field, composite): colour
+        and opacity, and outside training depth."""
         density_noise = self.config.density_noise_std if self.training else 0.0
         ray_samples = self.sampler_coarse(ray_bundle)
         field_outputs = self.query_field(ray_samples, generator, weights, density_noise)
@@ -376,7 +379,8 @@ class HyperNeRFGANModel(Model):
         sample_weights = ray_samples.get_weights(field_outputs[FieldHeadNames.DENSITY])
         outputs["rgb"] = self.renderer_rgb(rgb=field_outputs[FieldHeadNames.RGB], weights=sample_weights)
         outputs["accumulation"] = self.renderer_accumulation(weights=sample_weights)
-        outputs["depth"] = self.renderer_depth(weights=sample_weights, ray_samples=ray_samples)
+        if not self.training:  # the discriminator sees colours only: depth is for views (ns-render, the viewer)
+            outputs["depth"] = self.renderer_depth(weights=sample_weights, ray_samples=ray_samples)
         return outputs
 
     def query_field(

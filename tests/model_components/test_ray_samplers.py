@@ -50,6 +50,21 @@ def test_stratified_samples_stay_in_their_midpoint_intervals_and_vary() -> None:
     assert not torch.allclose(first, second)
 
 
+def test_samples_without_spacing_bins_are_the_same_samples() -> None:
+    bundle = rays(4)
+    for training in (False, True):
+        with_bins = LinspaceSampler(num_samples=6).train(training)
+        without = LinspaceSampler(num_samples=6, spacing_bins=False).train(training)
+        torch.manual_seed(0)
+        expected = with_bins(bundle)
+        torch.manual_seed(0)
+        samples = without(bundle)
+        assert samples.spacing_starts is None and samples.spacing_to_euclidean_fn is None
+        assert expected.spacing_starts is not None
+        assert torch.equal(samples.frustums.get_positions(), expected.frustums.get_positions())
+        assert torch.equal(samples.deltas, expected.deltas)
+
+
 def test_importance_sampler_concentrates_samples_where_the_density_is() -> None:
     bundle = rays(8)
     coarse = LinspaceSampler(num_samples=16).eval()(bundle)

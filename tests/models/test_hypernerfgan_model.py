@@ -161,7 +161,8 @@ def test_training_forward_renders_a_batch_of_objects_grouped_by_camera(preset: D
     bundle = cameras.generate_rays(camera_indices=torch.arange(3).view(3, 1, 1, 1).expand(3, 4, 4, 1),
                                    coords=torch.rand(3, 4, 4, 2) * 16).flatten()
     outputs = model(bundle, latents=torch.randn(3, model.config.latent_dim))
-    assert outputs["rgb"].shape == (48, 3)
+    assert outputs["rgb"].shape == (48, 3) and outputs["accumulation"].shape == (48, 1)
+    assert "depth" not in outputs  # the discriminator sees colours: depth is for views
     outputs["rgb"].sum().backward()
     assert model.generator.field.layers[0].weight.grad is not None
     assert all(p.grad is None for p in model.generator_ema.parameters())
