@@ -46,6 +46,7 @@ from hypernerfgan_ns.scripts.ablation_rows import (
     FMM_RANK_FACTORS,
     GROWING_START_DOWNSCALES,
     LEARNING_RATE_FACTORS,
+    LR_WARMUP_IMAGES,
     MAPPING_LR_FACTOR,
     R1_GAMMA_FACTORS,
     ROWS,
@@ -420,6 +421,22 @@ def test_rows_change_what_they_say(tiny) -> None:
     betas = [shorter_memory[name]["optimizer"].betas for name in ("generator", "discriminator")]
     assert betas == [(0.0, ADAM_BETA2)] * 2, "beta1 (no momentum) kept, beta2 changed, in both networks"
     assert tiny.optimizers["generator"]["optimizer"].betas == (0.0, 0.99), "rows change copies"
+    warmed_up = row_config(tiny, "lr-warmup").optimizers
+    warmup_iterations = LR_WARMUP_IMAGES // tiny.pipeline.datamanager.batch_size
+    for name in ("generator", "discriminator"):
+        assert tiny.optimizers[name]["scheduler"] is None, "rows change copies"
+        rate = warmed_up[name]["optimizer"].lr
+        optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=rate)
+        scheduler = warmed_up[name]["scheduler"].setup().get_scheduler(optimizer, lr_init=rate)
+        rates = []
+        for _ in range(warmup_iterations + 10):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        assert rates[0] == 0.0, "Adam's first step, a sign step of the full rate otherwise, moves nothing"
+        middle = warmup_iterations // 2
+        assert rates[middle] == pytest.approx(rate * middle / warmup_iterations), "a linear ramp"
+        assert rates[warmup_iterations:] == pytest.approx([rate] * 10), "then the network's rate, constant"
     assert set(EMA_HALF_LIFE_FACTORS) == {0.25, 4.0}, "a shorter and a longer average"
     for factor in EMA_HALF_LIFE_FACTORS:
         ema = row_config(tiny, f"ema-x{factor:g}").pipeline.ema
