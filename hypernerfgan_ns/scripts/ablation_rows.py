@@ -77,7 +77,7 @@ paper) take 0.99. A shorter memory of gradient magnitudes adapts the step sooner
 LR_WARMUP_IMAGES = 500
 """Images over which the `lr-warmup` row ramps both networks' learning rates linearly up from nothing. Adam with
 beta1 = 0 makes its first step the gradient's sign times the full rate on every weight, and that first discriminator
-step moved the fakes' logits from about -0.4 to +8 (at 0.005) and +18 (at 0.01) on `hypernerfgan-lite`; they settled
+step moved the fakes' logits by 8 to 18 on `hypernerfgan-lite` (the discriminator at 0.005 and 0.01); they settled
 within 10 iterations. 500 images is 125 iterations of 4."""
 
 EMA_HALF_LIFE_FACTORS = (0.25, 4.0)
