@@ -182,6 +182,20 @@ def purge_logs_after(step: int) -> None:
             event_writer.tb_writer = SummaryWriter(log_dir=log_dir, purge_step=step + 1)
 
 
+def plain_values(value: Any) -> Any:
+    """`value` with every numpy scalar in its dicts, lists and tuples turned into the Python number it holds.
+    nerfstudio's schedulers compute learning rates with numpy once past their warm-up, and torch puts them into the
+    optimizer's and the scheduler's state dicts; `torch.load(weights_only=True)`, as ns-render and ns-eval load on
+    torch >= 2.6, refuses a checkpoint holding one."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {key: plain_values(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_values(item) for item in value)
+    return value
+
+
 def checkpoint_contents(
     step: int,
     pipeline: AdversarialPipeline,
@@ -195,8 +209,8 @@ def checkpoint_contents(
     return {
         "step": step,
         "pipeline": pipeline.state_dict(),
-        "optimizers": {name: optimizer.state_dict() for name, optimizer in optimizers.optimizers.items()},
-        "schedulers": {name: scheduler.state_dict() for name, scheduler in optimizers.schedulers.items()},
+        "optimizers": {name: plain_values(state.state_dict()) for name, state in optimizers.optimizers.items()},
+        "schedulers": {name: plain_values(state.state_dict()) for name, state in optimizers.schedulers.items()},
         "scalers": grad_scaler.state_dict(),
         "random_states": rank_random_states,
         "skipped_steps": skipped_steps,

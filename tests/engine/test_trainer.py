@@ -22,6 +22,7 @@ from hypernerfgan_ns.errors import CheckpointError
 from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurve, QualityCurveConfig, read_curve
 from hypernerfgan_ns.pipelines.adversarial_pipeline import FAKE_OPACITY, AdversarialPipeline
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
+from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.utils import writer
 from nerfstudio.utils.eval_utils import eval_setup
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -380,6 +381,20 @@ def test_a_run_resumed_with_another_learning_rate_trains_at_that_rate(tmp_path: 
     output = " ".join(capsys.readouterr().out.split())
     assert "The generator optimizer resumes with this run's lr 0.0025 -> 0.001" in output
     assert "discriminator optimizer resumes" not in output
+
+
+def test_a_run_with_a_nerfstudio_scheduler_writes_checkpoints_that_ns_render_and_resume_read(tmp_path: Path) -> None:
+    """Past its warm-up, nerfstudio's exponential decay computes the rate with numpy, and torch keeps that numpy
+    scalar in both state dicts; a checkpoint holding one is refused by torch.load(weights_only=True)."""
+    config = micro_config(tmp_path, max_num_iterations=3, timestamp="scheduled")
+    for group in config.optimizers.values():
+        group["scheduler"] = ExponentialDecaySchedulerConfig(warmup_steps=1, lr_final=1e-4, max_steps=10)
+    checkpoints = train(config)
+    state = latest_checkpoint(checkpoints)  # as ns-render and ns-eval load it
+    rates = [state["schedulers"]["generator"]["_last_lr"][0], state["optimizers"]["generator"]["param_groups"][0]["lr"]]
+    assert all(type(rate) is float for rate in rates) and rates[0] == rates[1] < 0.0025
+    resumed = train(replaced(config, max_num_iterations=4, timestamp="resumed", load_dir=checkpoints))
+    assert latest_checkpoint(resumed)["step"] == 3
 
 
 def test_a_resumed_or_evaluated_run_sees_the_octaves_its_step_opened(tmp_path: Path) -> None:
