@@ -12,7 +12,8 @@ on the machine) and renders a sheet of seeds x views. Per row, in `DIR/<row>/`:
     samples.png             the sample sheet
     scored_samples.zip      without the Inception weights only: the scored samples, for FID where the weights are
     study.json              the study's settings, written when the row starts
-    result.json             scores and timings, written last: its presence means the row is finished
+    result.json             scores, timings and the machine it trained on, written last: its presence means the
+                            row is finished
 
 and for the study `DIR/ablation.md` (the table) and `DIR/ablation.json`, rewritten after every row, and
 `DIR/curves.png`, the rows' quality curves (`metrics.quality_curve`) side by side. A row that does
@@ -60,6 +61,7 @@ from hypernerfgan_ns.scripts.ablation_rows import ROWS, dataparser_config
 from hypernerfgan_ns.scripts.plot_curves import PlotCommand
 from hypernerfgan_ns.scripts.samples import SamplesCommand
 from hypernerfgan_ns.scripts.score_samples import RealSummaries, score_kept_samples
+from hypernerfgan_ns.utils.machine import processor_name
 from nerfstudio.scripts.train import _set_random_seed
 from nerfstudio.utils.rich_utils import CONSOLE
 
@@ -206,6 +208,9 @@ class RowResult:
     kept_samples: Optional[str] = None
     """The scored samples as PNGs, relative to the study folder, when FID was left out for want of the Inception
     weights: the same command run where the weights are adds FID and KID from them."""
+    machine: Optional[str] = None
+    """Where the row trained (`trained_on`); None in rows stored before it was recorded. Rows compare fairly only
+    on one machine: the same code and seed end at other figures on another processor."""
 
     def cells(self) -> List[str]:
         """The row of the table: row, what it changes, iterations, seconds, SWD, FID, samples."""
@@ -490,6 +495,9 @@ class AblationStudy:
             "is better for both. Each row's run folder (config.yml for ns-viewer, ns-render, ns-eval) is listed in "
             "ablation.json.\n"
         )
+        machines = machines_note(results)
+        if machines:
+            notes += f"\n{machines}"
         with atomic_output(self.output / REPORT_MARKDOWN) as temporary:
             temporary.write_text(f"# Ablation\n\n{notes}\n{markdown_table(results)}\n", encoding="utf8")
         write_json(
@@ -531,6 +539,7 @@ class AblationStudy:
             attempt += 1
             config.timestamp = f"{started}_{attempt}"
         result.config = str((config.get_base_dir() / "config.yml").relative_to(self.output))
+        result.machine = trained_on(config)
         CONSOLE.rule(f"[bold]{row}[/bold]: {escape(ROWS[row].description)}")
 
         trainer: Optional[HyperNeRFGANTrainer] = None
@@ -633,6 +642,33 @@ def device_name(config: HyperNeRFGANTrainerConfig) -> str:
     if config.machine.device_type == "cuda" and torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name()})"
     return config.machine.device_type
+
+
+def trained_on(config: HyperNeRFGANTrainerConfig) -> str:
+    """The machine a row trains on, as precisely as it changes the row's figures: the GPU's name or the CPU's model,
+    and torch's version."""
+    device = device_name(config)
+    if device == "cpu":
+        device = f"cpu ({processor_name()})"
+    return f"{device}, torch {torch.__version__}"
+
+
+def machines_note(results: Sequence[RowResult]) -> str:
+    """The report's line on where its rows trained: one machine, or which rows trained on which (rows reused from
+    an earlier command may come from another machine, whose figures differ by about a seed's noise)."""
+    rows_by_machine: Dict[str, List[str]] = {}
+    for result in results:
+        if result.machine is not None:
+            rows_by_machine.setdefault(result.machine, []).append(result.row)
+    if not rows_by_machine:
+        return ""
+    if len(rows_by_machine) == 1:
+        return f"Every row trained on {next(iter(rows_by_machine))}.\n"
+    machines = "; ".join(f"{machine}: {', '.join(rows)}" for machine, rows in rows_by_machine.items())
+    return (
+        f"The rows trained on {len(rows_by_machine)} machines, whose figures differ by about a seed's noise (compare "
+        f"rows of one machine): {machines}.\n"
+    )
 
 
 def study_config(

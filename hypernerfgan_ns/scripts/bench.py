@@ -49,7 +49,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import platform
 import tempfile
 import time
 import weakref
@@ -75,6 +74,7 @@ from hypernerfgan_ns.method_configs import METHODS, method_config
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, generated_image_batches
 from hypernerfgan_ns.scripts.ablation_rows import ROWS
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
+from hypernerfgan_ns.utils.machine import processor_name
 from nerfstudio.engine.callbacks import TrainingCallbackLocation
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.scripts.train import _set_random_seed
@@ -627,7 +627,7 @@ def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         properties = torch.cuda.get_device_properties(device)
         return f"{properties.name} ({properties.total_memory / GIB:.0f} GiB)"
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"CPU ({processor_name()}, {torch.get_num_threads()} threads)"
 
 
 # ----------------------------------------------------------------------------------------------------------------------

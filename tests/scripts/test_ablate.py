@@ -34,6 +34,7 @@ from hypernerfgan_ns.scripts.ablate import (
     AblationStudy,
     RowResult,
     config_changes,
+    machines_note,
     row_config,
     study_config,
     unfit_reason,
@@ -139,7 +140,25 @@ def test_rows_train_into_run_folders_and_fill_the_table(study: Tuple[Path, Dict[
         assert f"{result.metrics['swd']:.2f}" in line and f"]({row}/{SAMPLES_FILENAME})" in line
         if not inception_installed:
             assert "fid" not in result.metrics and FID_UNAVAILABLE in line
+        assert result.machine == stored["machine"] and result.machine.startswith("cpu (")
+        assert result.machine.endswith(f", torch {torch.__version__}")
+    assert results[TOO_LARGE_PATCH].machine is None, "a skipped row trained nowhere"
+    assert f"\nEvery row trained on {results['baseline'].machine}.\n" in table
     assert len(list((output / "baseline").rglob("events.out.tfevents.*"))) == 1, "each row logs into its own folder"
+
+
+def test_the_report_says_which_rows_trained_on_which_machine() -> None:
+    """Rows reused from an earlier command may come from another machine, where the same seed ends elsewhere."""
+
+    def row(name: str, machine: str | None) -> RowResult:
+        return RowResult(row=name, description=name, status="done", study={}, machine=machine)
+
+    first, second = "cpu (Intel(R) Xeon(R) Processor), torch 2.14.1", "cuda (NVIDIA H200), torch 2.11.0"
+    assert machines_note([row("baseline", None)]) == "", "rows stored before machines were recorded"
+    assert machines_note([row("baseline", first), row("lr-x4", None)]) == f"Every row trained on {first}.\n"
+    note = machines_note([row("baseline", first), row("lr-x4", second), row("lr-x2", first)])
+    assert note.startswith("The rows trained on 2 machines")
+    assert f"{first}: baseline, lr-x2; {second}: lr-x4." in note
 
 
 def test_rows_with_quality_curves_are_drawn_together(tmp_path: Path) -> None:
