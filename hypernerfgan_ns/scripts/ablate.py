@@ -61,7 +61,7 @@ from hypernerfgan_ns.scripts.ablation_rows import ROWS, dataparser_config
 from hypernerfgan_ns.scripts.plot_curves import PlotCommand
 from hypernerfgan_ns.scripts.samples import SamplesCommand
 from hypernerfgan_ns.scripts.score_samples import RealSummaries, score_kept_samples
-from hypernerfgan_ns.utils.machine import processor_name
+from hypernerfgan_ns.utils.machine import cpu_description
 from nerfstudio.scripts.train import _set_random_seed
 from nerfstudio.utils.rich_utils import CONSOLE
 
@@ -649,7 +649,7 @@ def trained_on(config: HyperNeRFGANTrainerConfig) -> str:
     and torch's version."""
     device = device_name(config)
     if device == "cpu":
-        device = f"cpu ({processor_name()})"
+        device = f"cpu ({cpu_description()})"
     return f"{device}, torch {torch.__version__}"
 
 

@@ -74,7 +74,7 @@ from hypernerfgan_ns.method_configs import METHODS, method_config
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, generated_image_batches
 from hypernerfgan_ns.scripts.ablation_rows import ROWS
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
-from hypernerfgan_ns.utils.machine import processor_name
+from hypernerfgan_ns.utils.machine import cpu_description
 from nerfstudio.engine.callbacks import TrainingCallbackLocation
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.scripts.train import _set_random_seed
@@ -627,7 +627,7 @@ def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         properties = torch.cuda.get_device_properties(device)
         return f"{properties.name} ({properties.total_memory / GIB:.0f} GiB)"
-    return f"CPU ({processor_name()}, {torch.get_num_threads()} threads)"
+    return f"CPU ({cpu_description()}, {torch.get_num_threads()} threads)"
 
 
 # ----------------------------------------------------------------------------------------------------------------------
