@@ -76,11 +76,16 @@ for run in "$OUT"/runs/*/; do
     fi
 done
 python3 - "$OUT/summary/bench.json" <<'EOF_BENCH' || failed=1
-import json, sys
+import json, os, sys
 
 rows = json.load(open(sys.argv[1]))["rows"]
 print(f"bench: {len(rows)} rows,", ", ".join(f"{row['variant']} {row['status']}" for row in rows))
-sys.exit(0 if rows and rows[0]["status"] == "done" else 1)  # the rows the bench's time allowed
+# Each row measured also brought its profiled iteration back (its paths are the GPU machine's, the names are kept).
+profiles = os.path.join(os.path.dirname(sys.argv[1]), "profiles")
+missing = [name for row in rows for name in map(os.path.basename, row["profile_files"])
+           if not os.path.isfile(os.path.join(profiles, name))]
+print(f"bench profiles: {sum(len(row['profile_files']) for row in rows)} files", f"(missing {missing})" if missing else "")
+sys.exit(0 if rows and rows[0]["status"] == "done" and rows[0]["profile_files"] and not missing else 1)
 EOF_BENCH
 if [ "$failed" = 0 ]; then
     echo "The GPU check ran through in $(python3 -c 'import sys, torch, numpy

@@ -39,7 +39,10 @@ adaptive augmentation. Per row it reports
                           precision (`eval_mixed_precision`: fp16 on CUDA in the presets that train in it), and its
                           GFLOP (eval GFLOP/view), counted as above
 
-and, in the same process, a naive baseline of the chosen methods: the same trainer with the target field evaluated
+With `--profile-dir`, each row's profiled plain iteration is also written out: its operations ranked by their own
+time (GPU time on a GPU) and its timeline, which show where a GPU iteration's time goes and where the device waits.
+
+And, in the same process, a naive baseline of the chosen methods: the same trainer with the target field evaluated
 the way the reference implementation does, one object at a time in a Python loop with each point multiplied by its
 object's full weight matrix (`torch.matmul(W, x.unsqueeze(-1))`), and the speed-up of ours over it.
 """
@@ -507,6 +510,8 @@ class BenchResult:
     """Seconds per view of a new object rendered as the quality curve and ns-eval render them."""
     flops_per_evaluation_view: Optional[int] = None
     """Floating-point operations of such a view's matmuls."""
+    profile_files: List[str] = field(default_factory=list)
+    """The profiled plain iteration's table of operations and its trace (`--profile-dir`)."""
     message: Optional[str] = None
 
     @property
@@ -615,6 +620,26 @@ def table_cells(result: BenchResult) -> List[str]:
     ]
 
 
+PROFILE_TABLE_ROWS = 40
+"""Operations listed in a profile's table, those with the most time of their own first."""
+
+
+def write_profile(profile: torch.profiler.profile, folder: Path, name: str) -> List[str]:
+    """A profiled iteration as `name.txt`, its operations ranked by their own time (on the GPU where it ran kernels,
+    else on the host), and `name.trace.json.gz`, its timeline for Perfetto (ui.perfetto.dev) or chrome://tracing:
+    where a GPU iteration's time goes and where the device waits for the host. Returns the files' paths."""
+    on_device = device_busy_seconds(profile.events()) is not None
+    averages = profile.key_averages()
+    sort_by = "self_device_time_total" if on_device else "self_cpu_time_total"
+    folder.mkdir(parents=True, exist_ok=True)
+    table, trace = folder / f"{name}.txt", folder / f"{name}.trace.json.gz"
+    ranked = "GPU time" if on_device else "host time"
+    heading = f"One plain training iteration of {name}, operations by their own {ranked} (torch.profiler)\n"
+    table.write_text(heading + averages.table(sort_by=sort_by, row_limit=PROFILE_TABLE_ROWS) + "\n", encoding="utf8")
+    profile.export_chrome_trace(str(trace))
+    return [str(table), str(trace)]
+
+
 def markdown_table(results: Sequence[BenchResult]) -> str:
     """The table as Markdown, for the README."""
     lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + " --- |" * len(TABLE_COLUMNS)]
@@ -656,6 +681,9 @@ class Benchmark:
     """What the variants are built from."""
     seed: int = 0
     """Seed of every row (as ns-train seeds)."""
+    profile_dir: Optional[Path] = None
+    """Where each row's profiled plain iteration is written (`write_profile`); None: profiled on a GPU only, for its
+    busy time."""
 
     def config(self, method: str, variant: str, output_dir: Path) -> HyperNeRFGANTrainerConfig:
         """A method's config with the variant applied, training on `data`, logging under `output_dir`."""
@@ -714,7 +742,11 @@ class Benchmark:
                         result.host_waits_per_iteration = counter.host_waits
                     if device.type == "cuda":
                         result.cuda_max_memory_allocated_bytes = torch.cuda.max_memory_allocated(device)
-                        result.device_busy_seconds_per_plain_iteration = self.profile_device_busy(trainer, plain_steps[0])
+                    if device.type == "cuda" or self.profile_dir is not None:
+                        profile = self.profile_iteration(trainer, plain_steps[0])
+                        result.device_busy_seconds_per_plain_iteration = device_busy_seconds(profile.events())
+                        if self.profile_dir is not None:
+                            result.profile_files = write_profile(profile, self.profile_dir, f"{method}_{variant}")
                     self.time_field(trainer, result)
                     self.time_evaluation_views(trainer, result)
                     if naive_baseline:
@@ -745,14 +777,18 @@ class Benchmark:
         return counter, flops.get_total_flops()
 
     @classmethod
-    def profile_device_busy(cls, trainer: HyperNeRFGANTrainer, step: int) -> Optional[float]:
-        """Seconds the GPU runs kernels or copies during one iteration at `step` (after the timed ones, so the
-        profiler's own host overhead does not enter the timings; kernel durations do not depend on it)."""
-        activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    def profile_iteration(cls, trainer: HyperNeRFGANTrainer, step: int) -> torch.profiler.profile:
+        """One iteration at `step` under `torch.profiler`, with the GPU's kernels and copies on CUDA (after the timed
+        iterations, so that the profiler's own host overhead does not enter the timings; kernel durations do not
+        depend on it)."""
+        device = torch.device(trainer.device)
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if device.type == "cuda":
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
         with torch.profiler.profile(activities=activities) as profile:
             cls.iteration(trainer, step)
-            torch.cuda.synchronize()
-        return device_busy_seconds(profile.events())
+            synchronize(device)
+        return profile
 
     def timed_steps(self, trainer: HyperNeRFGANTrainer) -> Tuple[List[int], List[int]]:
         """The steps of the timed plain iterations and of the timed R1 iterations, after running the remaining
@@ -874,6 +910,10 @@ class BenchCommand:
     """Images rendered for a built-in dataset (a benchmark does not need the whole set)."""
     json: Optional[Path] = None
     """Also write the results as JSON here."""
+    profile_dir: Optional[Path] = None
+    """Also write here, per row, one plain iteration profiled: its operations ranked by their own time (GPU time on a
+    GPU, host time on the CPU; `METHOD_VARIANT.txt`) and its timeline (`METHOD_VARIANT.trace.json.gz`, for Perfetto
+    or chrome://tracing)."""
 
     def main(self) -> List[BenchResult]:
         """Runs the benchmark, prints the table, writes the JSON."""
@@ -887,6 +927,7 @@ class BenchCommand:
             warmup_iterations=self.warmup_iterations,
             iterations=self.iterations,
             settings=BenchSettings(recompute_ray_chunk=self.recompute_ray_chunk),
+            profile_dir=self.profile_dir,
         )
         rows = [(method, variant) for method in self.methods for variant in dict.fromkeys(self.variants)]
         baseline_rows = [(method, BASELINE_VARIANT) for method in self.naive_baseline if method in self.methods]
@@ -924,6 +965,8 @@ class BenchCommand:
                 )
         if self.json is not None:
             CONSOLE.print(f"[bold green]Wrote[/bold green] {self.json}")
+        if self.profile_dir is not None and any(result.profile_files for result in results):
+            CONSOLE.print(f"[bold green]Wrote[/bold green] each row's profiled iteration into {self.profile_dir}")
         return results
 
     def write_json(

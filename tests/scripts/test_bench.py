@@ -4,7 +4,9 @@ tiny method fills every figure of the table and the JSON."""
 from __future__ import annotations
 
 import gc
+import gzip
 import json
+import re
 import time
 import weakref
 from pathlib import Path
@@ -265,6 +267,26 @@ def test_the_command_prints_and_writes_json(tmp_path: Path, capsys: pytest.Captu
     assert row["operations_per_iteration"] > 0 and row["batch_seconds_per_plain_iteration"] > 0
     printed = capsys.readouterr().out
     assert "hypernerfgan-tiny" in printed and "faster" in printed
+
+
+def test_a_profiled_row_writes_its_operations_by_time_and_its_timeline(tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles"
+    output = tmp_path / "bench.json"
+    run(parse([
+        "bench", "--methods", "hypernerfgan-tiny", "--variants", "preset", "--naive-baseline", "--iterations", "1",
+        "--num-images", str(NUM_IMAGES), "--json", str(output), "--profile-dir", str(profiles),
+    ]))
+    (row,) = json.loads(output.read_text())["rows"]
+    table, trace = (Path(path) for path in row["profile_files"])
+    assert (table, trace) == (profiles / "hypernerfgan-tiny_preset.txt", profiles / "hypernerfgan-tiny_preset.trace.json.gz")
+    text = table.read_text()
+    assert text.startswith("One plain training iteration of hypernerfgan-tiny_preset, operations by their own host time")
+    ranked = re.findall(r"^\s*(aten::\S+)\s", text, flags=re.MULTILINE)
+    assert len(ranked) >= 20 and "aten::baddbmm" in ranked, "the field's batched matmuls among the longest"
+    events = json.loads(gzip.decompress(trace.read_bytes()))["traceEvents"]
+    names = {event.get("name") for event in events}
+    assert {"aten::convolution", "aten::baddbmm"} <= names, "the discriminator's and the field's operations"
+    assert row["device_busy_seconds_per_plain_iteration"] is None, "no accelerator on the CPU"
 
 
 def test_an_interrupted_command_reports_the_rows_it_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
