@@ -72,6 +72,13 @@ class WeightGradientSwitch:
             self.enabled = previous
 
 
+def memory_format_of(maps: Tensor) -> torch.memory_format:
+    """The layout of a batch of feature maps: channels-last where only that layout is dense, else NCHW."""
+    if not maps.is_contiguous() and maps.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def _wants_weight_gradients(ctx: Any) -> bool:
     return ctx.weight_gradients is None or ctx.weight_gradients.enabled
 
@@ -197,11 +204,17 @@ class _DepthwiseFilter(torch.autograd.Function):
             # A plain backward (no graph of it is kept): the backend's own depthwise input-gradient kernel.
             channels = grad_output.shape[1]
             weight = kernel.expand(channels, 1, *kernel.shape[-2:])
+            # The input only gives its shape and layout: the gradient comes out in the layout of the maps (NCHW or
+            # channels-last), as the forward's did.
             size = (grad_output.shape[0], channels, *ctx.input_size)
+            layout = torch.empty(
+                size, dtype=grad_output.dtype, device=grad_output.device,
+                memory_format=memory_format_of(grad_output),
+            )
             with _no_autocast(grad_output):
                 grad_x, _, _ = torch.ops.aten.convolution_backward(
-                    grad_output, grad_output.new_empty(size), weight, None, [ctx.stride] * 2, [0, 0], [1, 1], False,
-                    [0, 0], channels, [True, False, False],
+                    grad_output, layout, weight, None, [ctx.stride] * 2, [0, 0], [1, 1], False, [0, 0], channels,
+                    [True, False, False],
                 )
             return grad_x, None, None
         output_padding = _output_padding(ctx.input_size, grad_output.shape, kernel.shape, ctx.stride, 0)

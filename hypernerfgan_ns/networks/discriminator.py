@@ -68,6 +68,11 @@ class DiscriminatorConfig(DefaultsForMissingFields, InstantiateConfig):
     fast_double_backward: bool = True
     """Convolutions whose derivatives are ordinary convolutions (`networks.conv_gradients`), so that R1's double
     backward runs fast kernels; False: PyTorch's own (the same values, several times slower R1 steps on CUDA)."""
+    channels_last: bool = False
+    """Keep the residual blocks' feature maps and convolution weights channels-last (NHWC), as StyleGAN2-ADA does for
+    its fp16 layers: cuDNN's tensor-core convolutions work in that layout and transpose NCHW maps into it and back
+    around each call. The same values; whether it is faster on a given GPU, `hypernerfgan bench --variants preset
+    discriminator-channels-last` says (the 4x4 epilogue stays NCHW, in fp32)."""
 
 
 class EqualizedConv2d(nn.Module):
@@ -85,6 +90,7 @@ class EqualizedConv2d(nn.Module):
         conv_clamp: Optional[float] = None,
         fast_double_backward: bool = True,
         weight_gradients: Optional[WeightGradientSwitch] = None,
+        memory_format: torch.memory_format = torch.contiguous_format,
     ) -> None:
         super().__init__()
         self.fast_double_backward = fast_double_backward
@@ -93,7 +99,8 @@ class EqualizedConv2d(nn.Module):
         self.downsample = downsample
         self.conv_clamp = conv_clamp
         self.padding = kernel_size // 2
-        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        weight = torch.randn(out_channels, in_channels, kernel_size, kernel_size)
+        self.weight = nn.Parameter(weight.contiguous(memory_format=memory_format))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.weight_gain = ACTIVATION_GAINS[activation] / math.sqrt(in_channels * kernel_size**2)
         self.bias_gain = ACTIVATION_GAINS[activation]
@@ -134,6 +141,11 @@ class EqualizedConv2d(nn.Module):
         return x
 
 
+def block_memory_format(config: DiscriminatorConfig) -> torch.memory_format:
+    """The layout of the from-RGB layers' and the residual blocks' maps and weights (`channels_last`)."""
+    return torch.channels_last if config.channels_last else torch.contiguous_format
+
+
 class DiscriminatorBlock(nn.Module):
     """Two 3x3 convolutions, the second halving the resolution, plus a 1x1 downsampling skip."""
 
@@ -146,6 +158,7 @@ class DiscriminatorBlock(nn.Module):
             conv_clamp=config.conv_clamp,
             fast_double_backward=config.fast_double_backward,
             weight_gradients=weight_gradients,
+            memory_format=block_memory_format(config),
         )
         self.conv0 = EqualizedConv2d(in_channels, in_channels, 3, activation="lrelu", **common)
         self.conv1 = EqualizedConv2d(in_channels, out_channels, 3, activation="lrelu", downsample=True, **common)
@@ -226,12 +239,14 @@ class Discriminator(nn.Module):
             fast_double_backward=config.fast_double_backward,
             weight_gradients=self.weight_gradients,
         )
-        self.from_rgb = EqualizedConv2d(3, channels(resolution), 1, activation="lrelu", **common)
+        self.memory_format = block_memory_format(config)
+        from_rgb = dict(common, activation="lrelu", memory_format=self.memory_format)
+        self.from_rgb = EqualizedConv2d(3, channels(resolution), 1, **from_rgb)
         self.from_rgb_smaller = nn.ModuleDict()
         """The from-RGB layers of the smaller patches progressive growing trains on, by side ("8", "16", ...)."""
         side = resolution // 2
         while side >= smallest:
-            self.from_rgb_smaller[str(side)] = EqualizedConv2d(3, channels(side), 1, activation="lrelu", **common)
+            self.from_rgb_smaller[str(side)] = EqualizedConv2d(3, channels(side), 1, **from_rgb)
             side //= 2
         blocks = []
         res = resolution
@@ -271,6 +286,7 @@ class Discriminator(nn.Module):
         """
         side = images.shape[-1]
         first = (self.resolution // side).bit_length() - 1  # index of the block for this side
+        images = images.contiguous(memory_format=self.memory_format)
         x = self.from_rgb_at(side)(images)
         if first < len(self.blocks):
             x = self.blocks[first](x)

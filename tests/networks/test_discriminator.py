@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
+from hypernerfgan_ns.networks.conv_gradients import memory_format_of
 from hypernerfgan_ns.networks.discriminator import Discriminator, DiscriminatorConfig, EqualizedConv2d, MinibatchStdDev
 
 
@@ -159,3 +163,57 @@ def test_r1_differentiates_through_a_fading_block() -> None:
     for name in ("from_rgb_smaller.8.weight", "from_rgb_smaller.4.weight", "blocks.1.conv0.weight"):
         grad = dict(discriminator.named_parameters())[name].grad
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
+
+
+def channels_last_pair(resolution: int = 16) -> tuple:
+    """The same discriminator in NCHW and channels-last, with the same weights."""
+    torch.manual_seed(0)
+    config = DiscriminatorConfig(channel_base=256, channel_max=32)
+    nchw = Discriminator(config, resolution=resolution)
+    nhwc = Discriminator(dataclasses.replace(config, channels_last=True), resolution=resolution)
+    nhwc.load_state_dict(nchw.state_dict())  # an NCHW checkpoint loads into the channels-last layout
+    return nchw, nhwc
+
+
+def test_a_channels_last_discriminator_gives_the_same_logits_and_r1_gradients() -> None:
+    nchw, nhwc = channels_last_pair()
+    assert nhwc.blocks[0].conv0.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not nhwc.blocks[0].conv0.weight.is_contiguous(), "the weights themselves are stored channels-last"
+    fakes = torch.randn(4, 3, 16, 16)
+    outcomes = []
+    for discriminator in (nchw, nhwc):
+        reals = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(1)).requires_grad_()
+        logits = discriminator(torch.cat([fakes, reals]), num_batches=2)
+        fake_logits, real_logits = logits.chunk(2)
+        with discriminator.weight_gradients.skipped():  # R1 as the pipeline runs it: input gradients, then the penalty
+            (gradient,) = torch.autograd.grad(real_logits.sum(), reals, create_graph=True)
+        (gradient.square().sum() + fake_logits.sum()).backward()
+        outcomes.append((logits.detach(), gradient.detach(), {n: p.grad for n, p in discriminator.named_parameters()}))
+    (logits, gradient, grads), (logits_cl, gradient_cl, grads_cl) = outcomes
+    assert torch.allclose(logits, logits_cl, atol=1e-5)
+    assert torch.allclose(gradient, gradient_cl, atol=1e-6)
+    for name, grad in grads.items():
+        assert torch.allclose(grad, grads_cl[name], rtol=1e-4, atol=1e-6), name
+
+
+def test_a_channels_last_discriminator_runs_its_blocks_on_channels_last_maps() -> None:
+    """Every convolution of the blocks, forward and in R1's two backward passes, gives channels-last maps: no map is
+    transposed around it. The 4x4 epilogue, in fp32, stays NCHW, and so does the gradient it sends into the last
+    block (8x8 maps: about nothing to transpose); the blocks above it are checked."""
+    _, discriminator = channels_last_pair(resolution=32)
+    layouts = []
+
+    class ConvolutionLayouts(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+            out = func(*args, **(kwargs or {}))
+            if func.overloadpacket in (torch.ops.aten.convolution, torch.ops.aten.convolution_backward):
+                maps = out[0] if isinstance(out, tuple) else out
+                if maps is not None and maps.shape[-1] >= 16:  # the maps of the blocks at 32 and 16 pixels
+                    layouts.append(memory_format_of(maps))
+            return out
+
+    reals = torch.randn(4, 3, 32, 32, requires_grad=True)
+    with ConvolutionLayouts():
+        (gradient,) = torch.autograd.grad(discriminator(reals).sum(), reals, create_graph=True)
+        gradient.square().sum().backward()
+    assert len(layouts) > 20 and set(layouts) == {torch.channels_last}

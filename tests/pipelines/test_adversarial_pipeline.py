@@ -289,3 +289,32 @@ def test_the_capacity_is_left_unset_where_no_patch_geometry_bounds_it(small_patc
     small_patches.model.config.train_query_min_saving = 0.1
     small_patches.model.config.train_query_inside_bound_only = False
     assert small_patches.training_query_capacity() is None
+
+
+def test_a_channels_last_discriminator_trains_with_the_same_losses_and_gradients(tmp_path: Path) -> None:
+    """`--pipeline.discriminator.channels-last` through both phases with R1: the same losses and the same gradients
+    as the NCHW discriminator, and its parameters keep their layout after an Adam step."""
+    outcomes = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        config = micro_config(tmp_path)
+        config.pipeline.discriminator.channels_last = channels_last
+        pipeline = config.pipeline.setup(device="cpu", test_mode="val").train()
+        torch.manual_seed(1)
+        d_losses, _ = pipeline.get_discriminator_loss_dict(step=2)  # an R1 step
+        sum(d_losses.values()).backward()
+        _, g_losses, _ = pipeline.get_train_loss_dict(step=2)
+        sum(g_losses.values()).backward()
+        grads = {name: param.grad.clone() for name, param in pipeline.named_parameters() if param.grad is not None}
+        outcomes.append(({**d_losses, **g_losses}, grads))
+        if channels_last:
+            weight = pipeline.discriminator.blocks[0].conv0.weight
+            torch.optim.Adam(pipeline.discriminator.parameters(), fused=False, foreach=True).step()
+            assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    (losses, grads), (losses_cl, grads_cl) = outcomes
+    assert losses.keys() == losses_cl.keys() == {"discriminator", "r1", "generator"}
+    for name in losses:
+        assert torch.allclose(losses[name], losses_cl[name], rtol=1e-5, atol=1e-6), name
+    assert grads.keys() == grads_cl.keys()
+    for name in grads:
+        assert torch.allclose(grads[name], grads_cl[name], rtol=1e-3, atol=1e-6), name

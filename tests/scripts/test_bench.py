@@ -10,6 +10,7 @@ import re
 import time
 import weakref
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -278,9 +279,10 @@ def test_a_profiled_row_writes_its_operations_by_time_and_its_timeline(tmp_path:
     ]))
     (row,) = json.loads(output.read_text())["rows"]
     table, trace = (Path(path) for path in row["profile_files"])
-    assert (table, trace) == (profiles / "hypernerfgan-tiny_preset.txt", profiles / "hypernerfgan-tiny_preset.trace.json.gz")
+    assert table == profiles / "hypernerfgan-tiny_preset.txt"
+    assert trace == profiles / "hypernerfgan-tiny_preset.trace.json.gz"
     text = table.read_text()
-    assert text.startswith("One plain training iteration of hypernerfgan-tiny_preset, operations by their own host time")
+    assert text.startswith("One plain training iteration of hypernerfgan-tiny_preset, operations by their own host")
     ranked = re.findall(r"^\s*(aten::\S+)\s", text, flags=re.MULTILINE)
     assert len(ranked) >= 20 and "aten::baddbmm" in ranked, "the field's batched matmuls among the longest"
     events = json.loads(gzip.decompress(trace.read_bytes()))["traceEvents"]
@@ -305,6 +307,29 @@ def test_an_interrupted_command_reports_the_rows_it_measured(tmp_path: Path, mon
     run(parse(["bench", "--methods", "hypernerfgan-tiny", "--variants", "preset", "eval-fp32", "--json", str(output)]))
     (row,) = json.loads(output.read_text())["rows"]
     assert (row["variant"], row["seconds_per_plain_iteration"]) == ("preset", 1.0)
+
+
+def test_a_row_that_fails_is_reported_and_the_next_rows_are_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backend without a kernel for one variant (as a GPU may lack one) ends that row only: a time-limited GPU
+    call still measures the rows after it."""
+    time_field = Benchmark.time_field
+
+    def failing_on_channels_last(self: Benchmark, trainer: Any, result: BenchResult) -> None:
+        if result.variant == "discriminator-channels-last":
+            raise RuntimeError("no kernel for this layout\nsecond line")
+        time_field(self, trainer, result)
+
+    monkeypatch.setattr(Benchmark, "time_field", failing_on_channels_last)
+    output = tmp_path / "bench.json"
+    run(parse([
+        "bench", "--methods", "hypernerfgan-tiny", "--variants", "discriminator-channels-last", "preset",
+        "--naive-baseline", "--iterations", "1", "--num-images", str(NUM_IMAGES), "--json", str(output),
+    ]))
+    failed, done = json.loads(output.read_text())["rows"]
+    assert (failed["status"], failed["message"]) == ("failed", "RuntimeError: no kernel for this layout")
+    assert done["status"] == "done" and done["seconds_per_plain_iteration"] > 0
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU-only refusal")
