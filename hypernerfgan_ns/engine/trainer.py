@@ -242,10 +242,24 @@ CHECKPOINT_KEYS = ("step", "pipeline", "optimizers", "scalers", "random_states",
 """What every checkpoint of this trainer holds (`checkpoint_contents`)."""
 
 
+def numpy_number_globals() -> List[Any]:
+    """What `torch.load(weights_only=True)` needs to read a numpy number: its reconstructor (under numpy 1's module
+    name and numpy 2's, since a file may come from either) and its dtypes. None of them runs code. Checkpoints written
+    before `plain_values` by runs with a nerfstudio scheduler hold such numbers."""
+    try:
+        from numpy._core.multiarray import scalar  # numpy 2
+    except ImportError:
+        from numpy.core.multiarray import scalar  # numpy 1
+    dtypes = [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith("DType")]
+    names = ("numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar")
+    return [*((scalar, name) for name in names), np.dtype, *dtypes]
+
+
 def read_checkpoint(path: Path) -> Dict[str, Any]:
     """A checkpoint of this trainer, loaded on the CPU, or a CheckpointError that says what is wrong with the file."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(numpy_number_globals()):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
         # torch's first sentence, without the paragraph on corrupt files it may go on with.
         reason = str(error).strip().splitlines()[0].split(". ")[0] if str(error).strip() else type(error).__name__

@@ -59,10 +59,12 @@ BATCH_SIZE_FACTORS = (0.5, 2.0)
 """The `batch-xF` rows multiply the batch by F and divide the iterations by F: the same images seen, F times fewer
 updates (x2 gives the tiny preset the batch of 8 it had before the faster recipe)."""
 
-DISCRIMINATOR_WIDTH_FACTORS = (0.5,)
+DISCRIMINATOR_WIDTH_FACTORS = (0.5, 4.0)
 """The `discriminator-width-xF` rows multiply the discriminator's channels at every resolution by F (its
 `channel_base` and `channel_max`): its arithmetic, more than half of the paper configuration's iteration (1,055 of
-1,932 GFLOP, `hypernerfgan bench`), by about F^2."""
+1,932 GFLOP, `hypernerfgan bench`), by about F^2. x4 gives `hypernerfgan-tiny` the GPU presets' 512 channels at its
+lowest resolutions (128, 256, 512 and 512 at 32, 16, 8 and 4 pixels): how the rate of a wide discriminator behaves
+where a study fits the CPU."""
 
 DISCRIMINATOR_BASE_FACTORS = (0.5, 2.0)
 """The `discriminator-base-xF` rows multiply `channel_base` alone: the channels at the high resolutions, where

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import signal
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,6 +18,7 @@ from hypernerfgan_ns.engine.trainer import (
     INTERRUPTED_EXIT_CODE,
     HyperNeRFGANTrainer,
     HyperNeRFGANTrainerConfig,
+    read_checkpoint,
     saved_checkpoints,
 )
 from hypernerfgan_ns.errors import CheckpointError
@@ -385,7 +388,8 @@ def test_a_run_resumed_with_another_learning_rate_trains_at_that_rate(tmp_path: 
 
 def test_a_run_with_a_nerfstudio_scheduler_writes_checkpoints_that_ns_render_and_resume_read(tmp_path: Path) -> None:
     """Past its warm-up, nerfstudio's exponential decay computes the rate with numpy, and torch keeps that numpy
-    scalar in both state dicts; a checkpoint holding one is refused by torch.load(weights_only=True)."""
+    scalar in both state dicts; a checkpoint holding one is refused by torch.load(weights_only=True), so none is
+    written, and one written before that still resumes."""
     config = micro_config(tmp_path, max_num_iterations=3, timestamp="scheduled")
     for group in config.optimizers.values():
         group["scheduler"] = ExponentialDecaySchedulerConfig(warmup_steps=1, lr_final=1e-4, max_steps=10)
@@ -395,6 +399,17 @@ def test_a_run_with_a_nerfstudio_scheduler_writes_checkpoints_that_ns_render_and
     assert all(type(rate) is float for rate in rates) and rates[0] == rates[1] < 0.0025
     resumed = train(replaced(config, max_num_iterations=4, timestamp="resumed", load_dir=checkpoints))
     assert latest_checkpoint(resumed)["step"] == 3
+
+    # A checkpoint written before the numbers were made plain, as such a run wrote it: the resume still reads it.
+    old = sorted(checkpoints.glob("step-*.ckpt"))[-1]
+    state["schedulers"]["generator"]["_last_lr"] = [np.float64(rates[0])]
+    state["optimizers"]["generator"]["param_groups"][0]["lr"] = np.float64(rates[1])
+    torch.save(state, old)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(old, weights_only=True)
+    assert isinstance(read_checkpoint(old)["schedulers"]["generator"]["_last_lr"][0], np.float64)
+    resumed_old = train(replaced(config, max_num_iterations=4, timestamp="resumed-old", load_dir=checkpoints))
+    assert latest_checkpoint(resumed_old)["step"] == 3
 
 
 def test_a_resumed_or_evaluated_run_sees_the_octaves_its_step_opened(tmp_path: Path) -> None:
