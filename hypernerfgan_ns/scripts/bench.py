@@ -20,6 +20,10 @@ adaptive augmentation. Per row it reports
     GFLOP/iter            floating-point operations of the same plain iteration's matmuls and convolutions
                           (`torch.utils.flop_counter`): the arithmetic a compute-bound GPU (a T4) spends its time on;
                           the same on any device
+    GB moved              bytes the same iteration's operations read and write (each tensor's distinct bytes, in
+                          and out; views move nothing): the least memory traffic of its kernels, what a card
+                          with little bandwidth for its FLOP/s (a T4: 320 GB/s for 65 fp16 TFLOP/s) spends its
+                          time on beside the arithmetic; the same on any device in the same precision
     batch ms              host milliseconds per plain iteration spent preparing its batches in the datamanager
                           (cameras drawn, their rays gathered from the table of pixel rays and rotated, real
                           crops, the copies to the device queued): time the host cannot spend launching kernels
@@ -66,6 +70,7 @@ from rich.table import Table
 from torch import Tensor
 from torch.autograd import DeviceType
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 from hypernerfgan_ns.data.cache import atomic_output
@@ -279,19 +284,40 @@ def device_busy_seconds(events: Sequence[Any]) -> Optional[float]:
     return (busy_us + current_end - current_start) / 1e6
 
 
+def is_view(func: Any) -> bool:
+    """Whether an operation returns a view of an input (`view`, `expand`, `transpose`, ...): no data moves."""
+    return any(value.alias_info is not None and not value.alias_info.is_write for value in func._schema.returns)
+
+
+def distinct_bytes(tensor: Tensor) -> int:
+    """The bytes of a tensor's distinct elements: a broadcast view (a bias expanded over a batch) counts its storage
+    once, as a kernel reads it once from memory."""
+    size = tensor.numel() * tensor.element_size()
+    try:
+        return min(size, tensor.untyped_storage().nbytes())
+    except (RuntimeError, NotImplementedError):  # a tensor without a plain storage
+        return size
+
+
 class OperationCounter(TorchDispatchMode):
-    """Counts the tensor operations dispatched while active (below autograd, so backward's count too), and those
-    among them that make the host wait for an accelerator."""
+    """Counts the tensor operations dispatched while active (below autograd, so backward's count too), those among
+    them that make the host wait for an accelerator, and the bytes the ones that are not views read and write (their
+    tensors' distinct bytes, in and out: the least memory traffic of the kernels that run them)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.count = 0
         self.host_waits = 0
+        self.bytes_moved = 0
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         self.count += 1
         self.host_waits += waits_for_device(func, args)
-        return func(*args, **(kwargs or {}))
+        out = func(*args, **(kwargs or {}))
+        if not is_view(func):
+            tensors = [value for value in tree_flatten((args, kwargs, out))[0] if isinstance(value, Tensor)]
+            self.bytes_moved += sum(map(distinct_bytes, tensors))
+        return out
 
 
 class SavedTensorBytes:
@@ -497,6 +523,9 @@ class BenchResult:
     sphere)."""
     operations_per_iteration: Optional[int] = None
     """Tensor operations dispatched in one plain iteration."""
+    bytes_moved_per_iteration: Optional[int] = None
+    """Bytes the same plain iteration's operations read and write (`OperationCounter`), in the row's precision on its
+    device (fp32 on the CPU): the memory traffic a card with little bandwidth for its FLOP/s spends its time on."""
     flops_per_iteration: Optional[int] = None
     """Floating-point operations of one plain iteration's matmuls and convolutions (forward and backward)."""
     batch_seconds_per_plain_iteration: Optional[float] = None
@@ -585,12 +614,13 @@ def _number(value: Optional[float], format_spec: str, scale: float = 1.0) -> str
 
 TABLE_COLUMNS = (
     "method", "variant", "precision", "plain s", "R1 s", "R1/plain", "s/iter", "images/s", "Mpoints/s", "ops/iter",
-    "GFLOP/iter", "batch ms", "host waits", "device busy", "saved GiB", "CUDA GiB", "GFLOP/s", "of matmul",
+    "GFLOP/iter", "GB moved", "batch ms", "host waits", "device busy", "saved GiB", "CUDA GiB", "GFLOP/s", "of matmul",
     "naive s/iter", "speed-up", "eval ms/view", "eval GFLOP/view",
 )
 """Columns of the table. plain s, R1 s: seconds of a plain and of a lazy-R1 iteration; s/iter: their average over
 an R1 interval, from which images/s and Mpoints/s follow; ops/iter: tensor operations dispatched in a plain
-iteration; GFLOP/iter: its matmuls' and convolutions' arithmetic; batch ms: host milliseconds of a plain iteration
+iteration; GFLOP/iter: its matmuls' and convolutions' arithmetic; GB moved: the bytes its operations read and
+write (the least memory traffic of its kernels, in the row's precision); batch ms: host milliseconds of a plain iteration
 spent preparing its batches; host waits: how many of the operations wait for the device (on a GPU); device busy: the
 share of a plain iteration the GPU runs kernels or copies (the rest it waits for the host); saved GiB: bytes saved
 for backward per iteration (the R1 one); CUDA GiB: peak allocated; GFLOP/s: the target MLP's, and what fraction of a
@@ -615,6 +645,7 @@ def table_cells(result: BenchResult) -> List[str]:
         _number(result.points_per_second, ".2f", 1e6),
         _number(result.operations_per_iteration, ",.0f"),
         _number(result.flops_per_iteration, ",.0f", 1e9),
+        _number(result.bytes_moved_per_iteration, ".1f", 1e9),
         _number(result.batch_seconds_per_plain_iteration, ".1f", 1e-3),
         _number(result.host_waits_per_iteration, "d"),
         _number(result.device_busy_fraction, ".0%"),
@@ -747,6 +778,7 @@ class Benchmark:
                         result.seconds_per_r1_iteration = self.time_iterations(trainer, r1_steps)
                     counter, flops = self.count_operations(trainer, plain_steps[0])
                     result.operations_per_iteration, result.flops_per_iteration = counter.count, flops
+                    result.bytes_moved_per_iteration = counter.bytes_moved
                     if device.type != "cpu":
                         result.host_waits_per_iteration = counter.host_waits
                     if device.type == "cuda":

@@ -89,6 +89,23 @@ def test_operations_are_counted_forward_and_backward() -> None:
     assert counter.count > forward_only.count >= 2
 
 
+def test_the_bytes_moved_are_each_operations_tensors_in_and_out_and_views_move_none() -> None:
+    x, y = torch.randn(1000), torch.randn(1000)
+    bias = torch.randn(10)
+    with OperationCounter() as counter:
+        x.view(10, 100).t()  # views: no data moves
+    assert counter.count == 2 and counter.bytes_moved == 0
+    with OperationCounter() as counter:
+        x + y  # reads two, writes one
+    assert counter.bytes_moved == 3 * 4000
+    with OperationCounter() as counter:
+        torch.relu_(x)  # in place: read and written
+    assert counter.bytes_moved == 2 * 4000
+    with OperationCounter() as counter:
+        x.view(100, 10) + bias.expand(100, 10)  # an expanded bias is read once: its 40 bytes, not 4,000
+    assert counter.count == 3 and counter.bytes_moved == 4000 + 40 + 4000
+
+
 def test_host_waits_are_reads_of_device_values_only() -> None:
     """`.item()` of a CPU tensor costs the host nothing; of an accelerator's tensor (a meta tensor stands in for
     one here) it waits for the device, and so do `torch.equal` and `nonzero`. Arithmetic never waits."""
@@ -266,6 +283,7 @@ def test_the_command_prints_and_writes_json(tmp_path: Path, capsys: pytest.Captu
     assert row["seconds_per_plain_iteration"] > 0 and row["seconds_per_r1_iteration"] > 0 and row["r1_cost_ratio"] > 0
     assert report["markdown"].startswith("| method | variant | precision | plain s | R1 s | R1/plain |")
     assert row["operations_per_iteration"] > 0 and row["batch_seconds_per_plain_iteration"] > 0
+    assert row["bytes_moved_per_iteration"] > 1e6
     printed = capsys.readouterr().out
     assert "hypernerfgan-tiny" in printed and "faster" in printed
 
