@@ -84,7 +84,8 @@ print(f"bench: {len(rows)} rows,", ", ".join(f"{row['variant']} {row['status']}"
 profiles = os.path.join(os.path.dirname(sys.argv[1]), "profiles")
 missing = [name for row in rows for name in map(os.path.basename, row["profile_files"])
            if not os.path.isfile(os.path.join(profiles, name))]
-print(f"bench profiles: {sum(len(row['profile_files']) for row in rows)} files", f"(missing {missing})" if missing else "")
+files = sum(len(row["profile_files"]) for row in rows)
+print(f"bench profiles: {files} files", f"(missing {missing})" if missing else "")
 sys.exit(0 if rows and rows[0]["status"] == "done" and rows[0]["profile_files"] and not missing else 1)
 EOF_BENCH
 if [ "$failed" = 0 ]; then

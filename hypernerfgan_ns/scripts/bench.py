@@ -18,8 +18,8 @@ adaptive augmentation. Per row it reports
                           counted below autograd: the host's per-iteration work, which on a GPU is a fixed cost
                           of launches however small the batch; the same on any device
     GFLOP/iter            floating-point operations of the same plain iteration's matmuls and convolutions
-                          (`torch.utils.flop_counter`): the arithmetic a compute-bound GPU (a T4) spends its time on;
-                          the same on any device
+                          (`torch.utils.flop_counter`): the arithmetic a compute-bound GPU spends its time on; the
+                          same on any device
     GB moved              bytes the same iteration's operations read and write (each tensor's distinct bytes, in
                           and out; views move nothing): the least memory traffic of its kernels, what a card
                           with little bandwidth for its FLOP/s (a T4: 320 GB/s for 65 fp16 TFLOP/s) spends its
@@ -620,13 +620,13 @@ TABLE_COLUMNS = (
 """Columns of the table. plain s, R1 s: seconds of a plain and of a lazy-R1 iteration; s/iter: their average over
 an R1 interval, from which images/s and Mpoints/s follow; ops/iter: tensor operations dispatched in a plain
 iteration; GFLOP/iter: its matmuls' and convolutions' arithmetic; GB moved: the bytes its operations read and
-write (the least memory traffic of its kernels, in the row's precision); batch ms: host milliseconds of a plain iteration
-spent preparing its batches; host waits: how many of the operations wait for the device (on a GPU); device busy: the
-share of a plain iteration the GPU runs kernels or copies (the rest it waits for the host); saved GiB: bytes saved
-for backward per iteration (the R1 one); CUDA GiB: peak allocated; GFLOP/s: the target MLP's, and what fraction of a
-plain matmul's it is; naive: the reference structure's seconds per plain iteration, and our speed-up over it; eval
-ms/view, eval GFLOP/view: a view of a new object rendered as the quality curve renders it, in the row's evaluation
-precision, and its arithmetic."""
+write (the least memory traffic of its kernels, in the row's precision); batch ms: host milliseconds of a plain
+iteration spent preparing its batches; host waits: how many of the operations wait for the device (on a GPU);
+device busy: the share of a plain iteration the GPU runs kernels or copies (the rest it waits for the host); saved
+GiB: bytes saved for backward per iteration (the R1 one); CUDA GiB: peak allocated; GFLOP/s: the target MLP's, and
+what fraction of a plain matmul's it is; naive: the reference structure's seconds per plain iteration, and our
+speed-up over it; eval ms/view, eval GFLOP/view: a view of a new object rendered as the quality curve renders it, in
+the row's evaluation precision, and its arithmetic."""
 
 
 def table_cells(result: BenchResult) -> List[str]:
