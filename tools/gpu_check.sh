@@ -64,7 +64,9 @@ SCALED_D_LR=${SCALED_D_LR:-0.005}       # the last run's discriminator rate: the
 # 0.005 with its channel_base halved, which cost the tiny preset nothing per image and brings whole images back to
 # about the crops' arithmetic). The discriminator's rate is halved because its 512 channels at 0.01 blew its logits up
 # in four runs of four on the CPU, where at 0.005 they stayed tame on two seeds (docs/ablations.md, "The wide
-# discriminator's rate"). On the H200 whole images may cost far less than four times the rays' time, which these runs
+# discriminator's rate"); at the fixed budget, on the tiny preset with a discriminator four times as wide, 0.005
+# learned as fast per image as the tiny preset and 0.01 blew up on both seeds ("A wide discriminator's rate at the
+# fixed budget"). On the H200 whole images may cost far less than four times the rays' time, which these runs
 # and the bench's whole-images rows measure.
 WHOLE=--pipeline.datamanager.patch-size=$WHOLE_IMAGE
 FASTER=--optimizers.generator.optimizer.lr=0.01,--pipeline.model.frequency-annealing-images=5000
