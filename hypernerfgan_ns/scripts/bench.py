@@ -664,11 +664,11 @@ PROFILE_TABLE_ROWS = 40
 """Operations listed in a profile's table, those with the most time of their own first."""
 
 
-def write_profile(profile: torch.profiler.profile, folder: Path, name: str) -> List[str]:
-    """A profiled iteration as `name.txt`, its operations ranked by their own time (on the GPU where it ran kernels,
-    else on the host), and `name.trace.json.gz`, its timeline for Perfetto (ui.perfetto.dev) or chrome://tracing:
-    where a GPU iteration's time goes and where the device waits for the host. Returns the files' paths."""
-    on_device = device_busy_seconds(profile.events()) is not None
+def write_profile(profile: torch.profiler.profile, folder: Path, name: str, on_device: bool) -> List[str]:
+    """A profiled iteration as `name.txt`, its operations ranked by their own time (on the GPU `on_device`, where the
+    profile holds its kernels, else on the host), and `name.trace.json.gz`, its timeline for Perfetto
+    (ui.perfetto.dev) or chrome://tracing: where a GPU iteration's time goes and where the device waits for the host.
+    Returns the files' paths."""
     averages = profile.key_averages()
     sort_by = "self_device_time_total" if on_device else "self_cpu_time_total"
     folder.mkdir(parents=True, exist_ok=True)
@@ -785,9 +785,12 @@ class Benchmark:
                         result.cuda_max_memory_allocated_bytes = torch.cuda.max_memory_allocated(device)
                     if device.type == "cuda" or self.profile_dir is not None:
                         profile = self.profile_iteration(trainer, plain_steps[0])
-                        result.device_busy_seconds_per_plain_iteration = device_busy_seconds(profile.events())
+                        busy = device_busy_seconds(profile.events())
+                        result.device_busy_seconds_per_plain_iteration = busy
                         if self.profile_dir is not None:
-                            result.profile_files = write_profile(profile, self.profile_dir, f"{method}_{variant}")
+                            result.profile_files = write_profile(
+                                profile, self.profile_dir, f"{method}_{variant}", on_device=busy is not None
+                            )
                     self.time_field(trainer, result)
                     self.time_evaluation_views(trainer, result)
                     if naive_baseline:
