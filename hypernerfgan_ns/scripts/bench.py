@@ -708,7 +708,11 @@ class Benchmark:
     num_images: int = 64
     """Images of a built-in dataset to render (an iteration's cost does not depend on it)."""
     warmup_iterations: int = 1
-    """Untimed iterations first; the first also counts the bytes saved for backward."""
+    """Untimed plain iterations before the timed ones, after step 0 (an untimed lazy-R1 iteration, which counts the
+    bytes saved for backward). Each kind needs its own: a plain iteration's D phase scores fakes and reals in one call
+    of twice an R1 step's batch, whose kernels (oneDNN's primitives, cuDNN's algorithms) are chosen at their first
+    call. Without it the first row of a process ran slower than the same configuration after it (14% over 20 plain
+    iterations of `hypernerfgan-tiny` on 2 CPU cores)."""
     iterations: int = 2
     """Timed iterations per row."""
     flops_repeats: int = 5
@@ -737,7 +741,7 @@ class Benchmark:
         config.output_dir = output_dir
         config.vis = "tensorboard"
         config.machine.seed = self.seed
-        config.max_num_iterations = self.warmup_iterations + self.iterations
+        config.max_num_iterations = 1 + self.warmup_iterations + self.iterations
         config.quality_curve = dataclasses.replace(config.quality_curve, interval_images=0)  # timing, not scoring
         return config
 
@@ -841,18 +845,18 @@ class Benchmark:
         return profile
 
     def timed_steps(self, trainer: HyperNeRFGANTrainer) -> Tuple[List[int], List[int]]:
-        """The steps of the timed plain iterations and of the timed R1 iterations, after running the remaining
+        """The steps of the timed plain iterations and of the timed R1 iterations, after running the plain kind's
         warm-up iterations (the R1 kind was warmed up by step 0). With R1 off there are no R1 iterations; with R1
         every iteration (interval 1), every iteration is timed as a plain one."""
         interval = trainer.pipeline.config.loss.r1_interval
         with_r1 = max(trainer.pipeline.r1_gamma, trainer.pipeline.r2_gamma) > 0 and interval > 1
-        needed = self.warmup_iterations - 1 + self.iterations
+        needed = self.warmup_iterations + self.iterations
         candidates = range(1, 1 + 2 * needed + 1)
         plain = [step for step in candidates if not (with_r1 and step % interval == 0)][:needed]
-        for step in plain[: self.warmup_iterations - 1]:
+        for step in plain[: self.warmup_iterations]:
             self.iteration(trainer, step)
         r1 = [interval * index for index in range(1, self.iterations + 1)] if with_r1 else []
-        return plain[self.warmup_iterations - 1 :], r1
+        return plain[self.warmup_iterations :], r1
 
     def time_iterations(self, trainer: HyperNeRFGANTrainer, steps: Sequence[int]) -> float:
         """Mean seconds of full training iterations at the given steps."""
@@ -948,7 +952,8 @@ class BenchCommand:
     iterations: int = 2
     """Timed training iterations of each kind (plain and lazy-R1) per row."""
     warmup_iterations: int = 1
-    """Untimed iterations before them (the first counts the bytes saved for backward)."""
+    """Untimed plain iterations before them, after an untimed lazy-R1 one that counts the bytes saved for backward:
+    each kind's first iteration chooses kernels for its shapes."""
     recompute_ray_chunk: int = 256
     """Rays per object per recomputed chunk in the variants that recompute the target MLP's activations."""
     simulate_memory_gb: Optional[float] = None
@@ -984,7 +989,7 @@ class BenchCommand:
         rows += [row for row in baseline_rows if row not in rows]
         caption = (
             f"One training iteration (D + G phase) on {device_description(device)}, torch {torch.__version__}; "
-            f"{self.iterations} timed after {self.warmup_iterations} warm-up"
+            f"{self.iterations} of each kind timed after warm-up (1 R1, {self.warmup_iterations} plain)"
             + (f"; CUDA memory capped at {memory_cap:g} GiB" if memory_cap else "")
         )
         results: List[BenchResult] = []
