@@ -27,7 +27,7 @@ import contextlib
 import copy
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, ContextManager, Dict, List, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, Type
 
 import torch
 import torch.utils.checkpoint
@@ -36,7 +36,8 @@ from torch import Tensor
 from torch.nn import Parameter
 
 from hypernerfgan_ns.data.dataset_presets import DatasetPreset
-from hypernerfgan_ns.fields.target_field import ObjectWeights, TargetField
+from hypernerfgan_ns.errors import ConfigError
+from hypernerfgan_ns.fields.target_field import ObjectWeights, TargetField, compiled_forward
 from hypernerfgan_ns.model_components.colliders import ObjectShellCollider
 from hypernerfgan_ns.model_components.object_bound import points_inside_first
 from hypernerfgan_ns.model_components.ray_samplers import FAR_PLANE_DELTA, LinspaceSampler
@@ -112,6 +113,15 @@ class HyperNeRFGANModelConfig(DefaultsForMissingFields, ModelConfig):
     """Memory saver: keep no target-MLP activations for the backward pass but recompute them, this many rays per
     object at a time (torch.utils.checkpoint), so activation memory stops growing with patch x samples, for about
     one more MLP forward pass; None: keep all activations."""
+    compile_target_field: bool = False
+    """Run the trained generator's target field in training (both phases) through `torch.compile`
+    (`fields.target_field.compiled_forward`): each layer's bias added in the pass that applies its ReLU, the ReLU's
+    backward and the bias gradient's sum in one pass, the encoding and the heads a kernel each, where eager runs
+    separate passes over the activations; the same renders and gradients to float rounding (the density noise comes
+    from other random numbers). Compiling takes tens of seconds at the first iterations (a graph per grad mode;
+    again after a change of patch size) and needs a C++ compiler on the CPU, Triton on a GPU. Renders outside
+    training stay eager: their point counts change with every view. Off: as fast as eager on the CPU, where fp32
+    matmuls set the pace; `hypernerfgan bench --variants compiled-target-field` measures it on a GPU."""
     eval_num_rays_per_chunk: int = 1 << 16
     """Rays rendered at a time outside training (quality curve, ns-eval, ns-render, samples, the viewer): whole
     views when they fit, several objects' views in one pass of the field, so four 128x128 views of the paper's model
@@ -397,11 +407,12 @@ class HyperNeRFGANModel(Model):
         queried = self.points_to_query(grouped, generator.field)
         if queried is not None:
             grouped = grouped.gather(1, queried[..., None].expand(-1, -1, 3))
+        field = self.field_to_run(generator)
         chunk = self.config.recompute_ray_chunk
         if chunk is not None and self.training and torch.is_grad_enabled():
-            outputs = self.query_field_recomputed(grouped, generator, weights, density_noise_std, chunk * num_samples)
+            outputs = self.query_field_recomputed(grouped, field, weights, density_noise_std, chunk * num_samples)
         else:
-            outputs = generator.field(grouped, weights, density_noise_std=density_noise_std)
+            outputs = field(grouped, weights, density_noise_std=density_noise_std)
         if queried is not None:  # back in place; the samples not queried have no density (nor colour)
             outputs = {name: self.unpacked(value, queried, points_per_object) for name, value in outputs.items()}
         return {name: value.reshape(num_rays, num_samples, -1) for name, value in outputs.items()}
@@ -435,6 +446,25 @@ class HyperNeRFGANModel(Model):
             return None
         return points_inside_first(inside)[:, :capacity]
 
+    def field_to_run(self, generator: Generator) -> Callable[..., Dict[FieldHeadNames, Tensor]]:
+        """`generator.field` as this render runs it: compiled for the trained generator in training with
+        `compile_target_field`, else eager."""
+        if not (self.config.compile_target_field and self.training and generator is self.generator):
+            return generator.field
+        compiled = compiled_forward()
+
+        def run(positions: Tensor, weights: ObjectWeights, density_noise_std: float) -> Dict[FieldHeadNames, Tensor]:
+            try:
+                return compiled(generator.field, positions, weights, density_noise_std)
+            except torch._dynamo.exc.BackendCompilerFailed as error:
+                raise ConfigError(
+                    "torch.compile could not compile the target field (--pipeline.model.compile-target-field): "
+                    f"{(str(error).strip().splitlines() or [''])[0]} It needs a working C++ compiler on the CPU and "
+                    "Triton on a GPU; install them, or train without it: --pipeline.model.compile-target-field False."
+                ) from error
+
+        return run
+
     @staticmethod
     def unpacked(
         values: Float[Tensor, "objects queried channels"], queried: Int[Tensor, "objects queried"], num_points: int
@@ -446,7 +476,7 @@ class HyperNeRFGANModel(Model):
     @staticmethod
     def query_field_recomputed(
         positions: Float[Tensor, "objects points 3"],
-        generator: Generator,
+        field: Callable[..., Dict[FieldHeadNames, Tensor]],
         weights: ObjectWeights,
         density_noise_std: float,
         chunk_points: int,
@@ -457,7 +487,7 @@ class HyperNeRFGANModel(Model):
         """
         chunks = [
             torch.utils.checkpoint.checkpoint(
-                generator.field, positions[:, start : start + chunk_points], weights, density_noise_std,
+                field, positions[:, start : start + chunk_points], weights, density_noise_std,
                 use_reentrant=False,
             )
             for start in range(0, positions.shape[1], chunk_points)

@@ -204,6 +204,12 @@ def query_every_sample(config: HyperNeRFGANTrainerConfig) -> None:
     config.pipeline.model.train_query_inside_bound_only = False
 
 
+def compile_target_field(config: HyperNeRFGANTrainerConfig) -> None:
+    """The training renders' target field compiled (`torch.compile`): the same training in distribution (the density
+    noise is drawn by compiled code, from other random numbers), for its minutes."""
+    config.pipeline.model.compile_target_field = True
+
+
 def study_images(config: HyperNeRFGANTrainerConfig) -> int:
     """Training images of the study's budget (on one device)."""
     return config.max_num_iterations * config.pipeline.datamanager.batch_size
@@ -507,6 +513,9 @@ ROWS: Dict[str, AblationRow] = {
     ),
     "query-every-sample": AblationRow(
         "the target MLP run at every sample in training, also outside the object sphere", query_every_sample
+    ),
+    "compiled-target-field": AblationRow(
+        "the training renders' target field compiled (torch.compile): the same training, faster", compile_target_field
     ),
     "shared-fakes": AblationRow(
         "the G phase trains through the D phase's fakes: one render per iteration (DCGAN's loop)", share_fakes(True)

@@ -23,7 +23,9 @@ adaptive augmentation. Per row it reports
     GB moved              bytes the same iteration's operations read and write (each tensor's distinct bytes, in
                           and out; views move nothing): the least memory traffic of its kernels, what a card
                           with little bandwidth for its FLOP/s (a T4: 320 GB/s for 65 fp16 TFLOP/s) spends its
-                          time on beside the arithmetic; the same on any device in the same precision
+                          time on beside the arithmetic; the same on any device in the same precision. Neither
+                          count is made where the target field is compiled (`compiled-target-field`): compiled
+                          code runs eager under the counter, so the counts would be the eager field's
     batch ms              host milliseconds per plain iteration spent preparing its batches in the datamanager
                           (cameras drawn, their rays gathered from the table of pixel rays and rotated, real
                           crops, the copies to the device queued): time the host cannot spend launching kernels
@@ -161,6 +163,12 @@ def discriminator_channels_last(config: HyperNeRFGANTrainerConfig, settings: Ben
     config.pipeline.discriminator.channels_last = True
 
 
+def compile_target_field(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
+    """The method as registered with the training renders' target field compiled (`torch.compile`): what fusing each
+    layer's bias, ReLU and their backward saves. The warm-up iterations compile; the timed ones run compiled."""
+    config.pipeline.model.compile_target_field = True
+
+
 def growing_stage(downscale: int) -> Callable[[HyperNeRFGANTrainerConfig, BenchSettings], None]:
     """The method as registered, in the stage of progressive growing whose patches are `downscale` times smaller on a
     side, for the whole bench (the stage never ends): what an iteration of that stage costs."""
@@ -198,6 +206,9 @@ VARIANTS: Dict[str, BenchVariant] = {
     "eval-fp32": BenchVariant("the method as registered, evaluation views rendered in fp32", evaluate_in_fp32),
     "discriminator-channels-last": BenchVariant(
         "the method as registered, the discriminator's blocks channels-last (NHWC)", discriminator_channels_last
+    ),
+    "compiled-target-field": BenchVariant(
+        "the method as registered, the training renders' target field compiled (torch.compile)", compile_target_field
     ),
     "shared-fakes": BenchVariant(
         "the method as registered, the G phase training through the D phase's fakes: one render per iteration",
@@ -620,7 +631,8 @@ TABLE_COLUMNS = (
 """Columns of the table. plain s, R1 s: seconds of a plain and of a lazy-R1 iteration; s/iter: their average over
 an R1 interval, from which images/s and Mpoints/s follow; ops/iter: tensor operations dispatched in a plain
 iteration; GFLOP/iter: its matmuls' and convolutions' arithmetic; GB moved: the bytes its operations read and
-write (the least memory traffic of its kernels, in the row's precision); batch ms: host milliseconds of a plain
+write (the least memory traffic of its kernels, in the row's precision; neither count where the target field is
+compiled, since compiled code runs eager under the counter); batch ms: host milliseconds of a plain
 iteration spent preparing its batches; host waits: how many of the operations wait for the device (on a GPU);
 device busy: the share of a plain iteration the GPU runs kernels or copies (the rest it waits for the host); saved
 GiB: bytes saved for backward per iteration (the R1 one); CUDA GiB: peak allocated; GFLOP/s: the target MLP's, and
@@ -750,6 +762,7 @@ class Benchmark:
         with tempfile.TemporaryDirectory(prefix="hypernerfgan-bench-") as output_dir:
             config = self.config(method, variant, Path(output_dir))
             model_config, data_config = config.pipeline.model, config.pipeline.datamanager
+            compiled = model_config.compile_target_field
             result = BenchResult(
                 method=method,
                 variant=variant,
@@ -781,8 +794,10 @@ class Benchmark:
                     if r1_steps:
                         result.seconds_per_r1_iteration = self.time_iterations(trainer, r1_steps)
                     counter, flops = self.count_operations(trainer, plain_steps[0])
-                    result.operations_per_iteration, result.flops_per_iteration = counter.count, flops
-                    result.bytes_moved_per_iteration = counter.bytes_moved
+                    result.flops_per_iteration = flops
+                    if not compiled:  # under a dispatch mode compiled code runs eager: the counts would be eager's
+                        result.operations_per_iteration = counter.count
+                        result.bytes_moved_per_iteration = counter.bytes_moved
                     if device.type != "cpu":
                         result.host_waits_per_iteration = counter.host_waits
                     if device.type == "cuda":
@@ -797,7 +812,7 @@ class Benchmark:
                             )
                     self.time_field(trainer, result)
                     self.time_evaluation_views(trainer, result)
-                    if naive_baseline:
+                    if naive_baseline and not compiled:  # the naive forward replaces the eager one only
                         fields = [trainer.pipeline.model.generator.field, trainer.pipeline.model.generator_ema.field]
                         with naive_target_fields(fields):
                             result.naive_seconds_per_iteration = self.time_iterations(trainer, plain_steps)

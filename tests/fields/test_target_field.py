@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any, List
 
 import torch
+import torch.utils.checkpoint
 
 from hypernerfgan_ns.field_components.encodings import PositionalEncoding
 from hypernerfgan_ns.field_components.fmm import FMMFactors, modulated_weight
-from hypernerfgan_ns.fields.target_field import TargetField
+from hypernerfgan_ns.fields.target_field import ObjectWeights, TargetField, compiled_forward
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.field_components.field_heads import FieldHeadNames
@@ -186,3 +188,45 @@ def test_the_models_annealing_follows_the_images_seen(preset) -> None:
     unannealed = make_model(preset, num_octaves=4)
     unannealed.set_training_progress(images_seen=0)
     assert unannealed.generator.field.encoding.all_octaves_open, "0 images of annealing: every octave at once"
+
+
+def test_the_compiled_field_is_one_graph_with_the_eager_outputs_and_gradients() -> None:
+    """`compiled_forward` is the field's forward fused by torch.compile: nothing breaks its graph (a break would run
+    the layers between kernels eagerly), and colours, densities and the weights' gradients are the eager ones."""
+    torch.manual_seed(0)
+    field = TargetField(
+        num_hidden_layers=3, hidden_width=16, skip_layer=0, num_octaves=4, density_prior_radius=0.6,
+        density_prior_slope=10.0, object_radius=0.9,
+    )
+    shapes = field.layer_shapes()
+    weights = ObjectWeights([(torch.randn(2, out_f, in_f) / in_f**0.5).requires_grad_() for out_f, in_f in shapes])
+    positions = torch.rand(2, 200, 3) * 2 - 1
+
+    def outputs_and_gradients(forward: Any) -> List[torch.Tensor]:
+        outputs = forward(field, positions, weights, 0.0)
+        loss = outputs[FieldHeadNames.RGB].square().sum() + outputs[FieldHeadNames.DENSITY].sum()
+        gradients = torch.autograd.grad(loss, weights.layers)
+        return [outputs[FieldHeadNames.RGB], outputs[FieldHeadNames.DENSITY], *gradients]
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled = outputs_and_gradients(compiled_forward())
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    assert not torch._dynamo.utils.counters["graph_break"]
+    for eager, fused in zip(outputs_and_gradients(TargetField.forward), compiled):
+        assert (eager - fused).abs().max() <= 1e-5 * eager.abs().max()
+
+    def noisy_density_and_gradients(recomputed: bool) -> List[torch.Tensor]:
+        torch.manual_seed(5)
+        arguments = (field, positions, weights, 1.0)
+        if recomputed:
+            outputs = torch.utils.checkpoint.checkpoint(compiled_forward(), *arguments, use_reentrant=False)
+        else:
+            outputs = compiled_forward()(*arguments)
+        density = outputs[FieldHeadNames.DENSITY]
+        return [density, *torch.autograd.grad(density.square().sum(), weights.layers)]
+
+    noisy = noisy_density_and_gradients(recomputed=False)  # compiled code draws its own noise
+    assert (noisy[0] != compiled[1]).any() and torch.isfinite(noisy[0]).all()
+    for kept, recomputed in zip(noisy, noisy_density_and_gradients(recomputed=True)):
+        assert torch.equal(kept, recomputed), "recomputed activations (recompute-ray-chunk) see the same noise"

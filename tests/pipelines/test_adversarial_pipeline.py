@@ -8,6 +8,7 @@ from typing import Any, Dict, List
 import pytest
 import torch
 
+from hypernerfgan_ns.errors import ConfigError
 from hypernerfgan_ns.pipelines.adversarial_pipeline import FAKE_OPACITY, AdversarialPipeline
 from hypernerfgan_ns.cameras.camera_prior import look_at_origin_poses
 from tests.helpers import micro_config, points_queried
@@ -318,3 +319,58 @@ def test_a_channels_last_discriminator_trains_with_the_same_losses_and_gradients
     assert grads.keys() == grads_cl.keys()
     for name in grads:
         assert torch.allclose(grads[name], grads_cl[name], rtol=1e-3, atol=1e-6), name
+
+
+def test_a_compiled_target_field_trains_with_the_same_losses_and_gradients(tmp_path: Path) -> None:
+    """`--pipeline.model.compile-target-field` through both phases with R1, with and without recomputed activations:
+    the eager run's losses and gradients, one graph per phase (the D phase's fakes render without grad), nothing
+    added to the checkpoint, and the EMA generator and the renders outside training eager."""
+    outcomes = []
+    for compile_field, recompute_ray_chunk in ((False, None), (True, None), (True, 64)):
+        torch.manual_seed(0)
+        config = micro_config(tmp_path)
+        config.pipeline.model.compile_target_field = compile_field
+        config.pipeline.model.recompute_ray_chunk = recompute_ray_chunk
+        config.pipeline.model.density_noise_std = 0.0  # compiled code draws its own random numbers
+        pipeline = config.pipeline.setup(device="cpu", test_mode="val").train()
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        torch.manual_seed(1)
+        d_losses, _ = pipeline.get_discriminator_loss_dict(step=2)  # an R1 step
+        sum(d_losses.values()).backward()
+        _, g_losses, _ = pipeline.get_train_loss_dict(step=2)
+        sum(g_losses.values()).backward()
+        grads = {name: param.grad.clone() for name, param in pipeline.named_parameters() if param.grad is not None}
+        outcomes.append(({**d_losses, **g_losses}, grads, list(pipeline.state_dict())))
+        counters = torch._dynamo.utils.counters
+        assert counters["stats"]["unique_graphs"] == (2 if compile_field else 0)
+        assert not counters["graph_break"]
+        model = pipeline.model
+        assert model.field_to_run(model.generator_ema) is model.generator_ema.field
+        assert (model.field_to_run(model.generator) is model.generator.field) is not compile_field
+        model.eval()
+        assert model.field_to_run(model.generator) is model.generator.field
+    losses, grads, keys = outcomes[0]
+    for compiled_losses, compiled_grads, compiled_keys in outcomes[1:]:
+        assert compiled_keys == keys
+        assert compiled_losses.keys() == losses.keys() == {"discriminator", "r1", "generator"}
+        for name in losses:
+            assert torch.allclose(losses[name], compiled_losses[name], rtol=1e-5, atol=1e-6), name
+        assert compiled_grads.keys() == grads.keys()
+        for name in grads:
+            assert torch.allclose(grads[name], compiled_grads[name], rtol=1e-3, atol=1e-6), name
+
+
+def test_a_target_field_that_does_not_compile_says_how_to_train_without_compiling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a working C++ compiler (or Triton on a GPU) the first training render stops with what to do."""
+    config = micro_config(tmp_path)
+    config.pipeline.model.compile_target_field = True
+    pipeline = config.pipeline.setup(device="cpu", test_mode="val").train()
+    torch._dynamo.reset()
+    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", ("no-such-c++-compiler",))
+    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)
+    with pytest.raises(ConfigError, match="--pipeline.model.compile-target-field False"):
+        pipeline.get_train_loss_dict(step=1)
+    torch._dynamo.reset()
