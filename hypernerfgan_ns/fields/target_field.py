@@ -19,17 +19,16 @@ Our two additions to the reference field, both off for imported reference checkp
   the far plane, whatever the weights.
 
 Eager, each layer is a `baddbmm` that writes the bias into its output before the matmul, then a ReLU pass over it,
-and in the backward a threshold pass and a bias sum: memory traffic, not arithmetic. `compiled_forward` is the same
-function through `torch.compile`, which fuses the bias with the ReLU, their backward passes with each other, and the
-encoding and the output heads into a kernel each.
+and in the backward a threshold pass and a bias sum: memory traffic, not arithmetic. Compiled
+(`--pipeline.model.compile-target-field`, `utils.compiling`), inductor fuses the bias with the ReLU, their backward
+passes with each other, and the encoding and the output heads into a kernel each.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -212,17 +211,3 @@ class TargetField(nn.Module):
             density = density * (distance <= self.object_radius).to(density.dtype)
         return {FieldHeadNames.RGB: torch.sigmoid(raw_rgb), FieldHeadNames.DENSITY: density}
 
-
-@functools.lru_cache(maxsize=None)
-def compiled_forward() -> Callable[..., Dict[FieldHeadNames, Tensor]]:
-    """`TargetField.forward(field, positions, weights, density_noise_std)` through `torch.compile` (inductor, one
-    graph: tests check that nothing breaks it): each hidden layer's bias and ReLU become one pass after its matmul,
-    and in the backward the ReLU's mask and the bias gradient's sum one more, the positional encoding and the output
-    heads one kernel each.
-
-    Made once per process, on first use (compiling happens at the first call with a new field structure, shape,
-    precision or grad mode; fields of one structure share a graph); a function of the field rather than an attribute
-    of it, so that copies of a model (the EMA generator, `copy.deepcopy`) never call into the module they were copied
-    from. Under a `TorchDispatchMode` (the
-    bench's counters) it runs eager, as torch.compile does there."""
-    return torch.compile(TargetField.forward)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, Type
@@ -36,12 +37,12 @@ from torch import Tensor
 from torch.nn import Parameter
 
 from hypernerfgan_ns.data.dataset_presets import DatasetPreset
-from hypernerfgan_ns.errors import ConfigError
-from hypernerfgan_ns.fields.target_field import ObjectWeights, TargetField, compiled_forward
+from hypernerfgan_ns.fields.target_field import ObjectWeights, TargetField
 from hypernerfgan_ns.model_components.colliders import ObjectShellCollider
 from hypernerfgan_ns.model_components.object_bound import points_inside_first
 from hypernerfgan_ns.model_components.ray_samplers import FAR_PLANE_DELTA, LinspaceSampler
 from hypernerfgan_ns.networks.generator import Generator
+from hypernerfgan_ns.utils.compiling import call_compiled
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from hypernerfgan_ns.viewer.object_controls import ObjectViewerControls
 from nerfstudio.cameras.cameras import Cameras
@@ -57,6 +58,9 @@ BACKGROUND_COLOR = "white"
 
 NO_SKIP = -1
 """Value of `skip_layer` that disables the skip connection."""
+
+COMPILE_TARGET_FIELD_OPTION = "--pipeline.model.compile-target-field"
+"""The option `compile_target_field` is set with, named where compiling fails."""
 
 
 @dataclass
@@ -115,7 +119,7 @@ class HyperNeRFGANModelConfig(DefaultsForMissingFields, ModelConfig):
     one more MLP forward pass; None: keep all activations."""
     compile_target_field: bool = False
     """Run the trained generator's target field in training (both phases) through `torch.compile`
-    (`fields.target_field.compiled_forward`): each layer's bias added in the pass that applies its ReLU, the ReLU's
+    (`utils.compiling`): each layer's bias added in the pass that applies its ReLU, the ReLU's
     backward and the bias gradient's sum in one pass, the encoding and the heads a kernel each, where eager runs
     separate passes over the activations; the same renders and gradients to float rounding (the density noise comes
     from other random numbers). Compiling takes tens of seconds at the first iterations (a graph per grad mode;
@@ -451,19 +455,7 @@ class HyperNeRFGANModel(Model):
         `compile_target_field`, else eager."""
         if not (self.config.compile_target_field and self.training and generator is self.generator):
             return generator.field
-        compiled = compiled_forward()
-
-        def run(positions: Tensor, weights: ObjectWeights, density_noise_std: float) -> Dict[FieldHeadNames, Tensor]:
-            try:
-                return compiled(generator.field, positions, weights, density_noise_std)
-            except torch._dynamo.exc.BackendCompilerFailed as error:
-                raise ConfigError(
-                    "torch.compile could not compile the target field (--pipeline.model.compile-target-field): "
-                    f"{(str(error).strip().splitlines() or [''])[0]} It needs a working C++ compiler on the CPU and "
-                    "Triton on a GPU; install them, or train without it: --pipeline.model.compile-target-field False."
-                ) from error
-
-        return run
+        return functools.partial(call_compiled, TargetField.forward, COMPILE_TARGET_FIELD_OPTION, generator.field)
 
     @staticmethod
     def unpacked(

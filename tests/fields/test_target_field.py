@@ -10,8 +10,9 @@ import torch.utils.checkpoint
 
 from hypernerfgan_ns.field_components.encodings import PositionalEncoding
 from hypernerfgan_ns.field_components.fmm import FMMFactors, modulated_weight
-from hypernerfgan_ns.fields.target_field import ObjectWeights, TargetField, compiled_forward
+from hypernerfgan_ns.fields.target_field import ObjectWeights, TargetField
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel
+from hypernerfgan_ns.utils.compiling import compiled
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from tests.conftest import make_model
@@ -191,8 +192,9 @@ def test_the_models_annealing_follows_the_images_seen(preset) -> None:
 
 
 def test_the_compiled_field_is_one_graph_with_the_eager_outputs_and_gradients() -> None:
-    """`compiled_forward` is the field's forward fused by torch.compile: nothing breaks its graph (a break would run
-    the layers between kernels eagerly), and colours, densities and the weights' gradients are the eager ones."""
+    """The field's forward through torch.compile (`--pipeline.model.compile-target-field`): nothing breaks its graph
+    (a break would run the layers between kernels eagerly), and colours, densities and the weights' gradients are the
+    eager ones."""
     torch.manual_seed(0)
     field = TargetField(
         num_hidden_layers=3, hidden_width=16, skip_layer=0, num_octaves=4, density_prior_radius=0.6,
@@ -210,23 +212,23 @@ def test_the_compiled_field_is_one_graph_with_the_eager_outputs_and_gradients() 
 
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
-    compiled = outputs_and_gradients(compiled_forward())
+    fused = outputs_and_gradients(compiled(TargetField.forward))
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
     assert not torch._dynamo.utils.counters["graph_break"]
-    for eager, fused in zip(outputs_and_gradients(TargetField.forward), compiled):
-        assert (eager - fused).abs().max() <= 1e-5 * eager.abs().max()
+    for eager, fused_value in zip(outputs_and_gradients(TargetField.forward), fused):
+        assert (eager - fused_value).abs().max() <= 1e-5 * eager.abs().max()
 
     def noisy_density_and_gradients(recomputed: bool) -> List[torch.Tensor]:
         torch.manual_seed(5)
         arguments = (field, positions, weights, 1.0)
         if recomputed:
-            outputs = torch.utils.checkpoint.checkpoint(compiled_forward(), *arguments, use_reentrant=False)
+            outputs = torch.utils.checkpoint.checkpoint(compiled(TargetField.forward), *arguments, use_reentrant=False)
         else:
-            outputs = compiled_forward()(*arguments)
+            outputs = compiled(TargetField.forward)(*arguments)
         density = outputs[FieldHeadNames.DENSITY]
         return [density, *torch.autograd.grad(density.square().sum(), weights.layers)]
 
     noisy = noisy_density_and_gradients(recomputed=False)  # compiled code draws its own noise
-    assert (noisy[0] != compiled[1]).any() and torch.isfinite(noisy[0]).all()
+    assert (noisy[0] != fused[1]).any() and torch.isfinite(noisy[0]).all()
     for kept, recomputed in zip(noisy, noisy_density_and_gradients(recomputed=True)):
         assert torch.equal(kept, recomputed), "recomputed activations (recompute-ray-chunk) see the same noise"
