@@ -46,7 +46,7 @@ METHOD=${METHOD:-hypernerfgan}          # the paper configuration
 DATA=${DATA:-cars}                      # a built-in set, rendered once into the cache
 ITERATIONS=${ITERATIONS:-2500}          # 10,000 images at the paper's batch of 4: the fixed budget of the study
 TRAIN_SECONDS=${TRAIN_SECONDS:-350}     # each training is stopped by SIGINT (a checkpoint is saved) after this long
-BENCH_SECONDS=${BENCH_SECONDS:-130}     # 0: no bench (9 rows, the most wanted first; each also writes its profile)
+BENCH_SECONDS=${BENCH_SECONDS:-150}     # 0: no bench (10 rows, the most wanted first; each also writes its profile)
 SHEET_SECONDS=${SHEET_SECONDS:-80}      # loading a run and rendering its sheet
 CURVE_IMAGES=${CURVE_IMAGES:-2500}      # a quality-curve point every this many images
 CURVE_SAMPLES=${CURVE_SAMPLES:-400}     # EMA samples per point, kept as PNGs (about 3.4 MB per 400 at 128 px)
@@ -127,8 +127,9 @@ data_pid=$!
 if [ "$BENCH_SECONDS" -gt 0 ]; then
     log "bench (at most $BENCH_SECONDS s)"
     timeout -s INT -k 10 "$BENCH_SECONDS" "${hypernerfgan[@]}" bench --methods "$METHOD" \
-        --variants preset discriminator-channels-last compiled-target-field pytorch-double-backward whole-images \
-        whole-images-discriminator-base-x0.5 eval-fp32 query-every-sample shared-fakes \
+        --variants preset discriminator-channels-last pytorch-double-backward compiled-target-field \
+        compiled-discriminator whole-images whole-images-discriminator-base-x0.5 eval-fp32 query-every-sample \
+        shared-fakes \
         --json "$summary/bench.json" --profile-dir "$summary/profiles" \
         > "$summary/bench.log" 2>&1 || log "bench stopped early (exit $?): see bench.log"
 fi

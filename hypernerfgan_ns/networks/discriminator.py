@@ -73,6 +73,14 @@ class DiscriminatorConfig(DefaultsForMissingFields, InstantiateConfig):
     its fp16 layers: cuDNN's tensor-core convolutions work in that layout and transpose NCHW maps into it and back
     around each call. The same values; whether it is faster on a given GPU, `hypernerfgan bench --variants preset
     discriminator-channels-last` says (the 4x4 epilogue stays NCHW, in fp32)."""
+    compile: bool = False
+    """Run the discriminator's calls that are differentiated once (the D phase's fakes and reals, the G phase's fakes)
+    through `torch.compile` (`utils.compiling`): its elementwise work (biases, activations and their gains, clamps,
+    the residual sums, the minibatch statistics) fused into fewer kernels around the convolutions, forward and
+    backward. R1 steps call it eagerly (compiled code has no double backward), as does a distributed run (DDP wraps
+    it). The same logits and gradients to float rounding. Compiling takes tens of seconds at the first iterations
+    (a graph per phase) and needs a C++ compiler on the CPU, Triton on a GPU. Off: `hypernerfgan bench --variants
+    compiled-discriminator` measures it on a GPU."""
 
 
 class EqualizedConv2d(nn.Module):

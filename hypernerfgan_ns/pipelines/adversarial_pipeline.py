@@ -46,11 +46,12 @@ from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_gen
 from hypernerfgan_ns.metrics.swd import SWDConfig, sliced_wasserstein_distance
 from hypernerfgan_ns.model_components.object_bound import bins_meeting_sphere, most_in_a_patch
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel, HyperNeRFGANModelConfig
-from hypernerfgan_ns.networks.discriminator import DiscriminatorConfig, minibatch_group
+from hypernerfgan_ns.networks.discriminator import Discriminator, DiscriminatorConfig, minibatch_group
 from hypernerfgan_ns.training.augment import AdaptiveAugment, AugmentConfig
 from hypernerfgan_ns.training.ema import EMAConfig, update_ema
 from hypernerfgan_ns.training.losses import AdversarialLossConfig, discriminator_loss, generator_loss, gradient_penalty
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
+from hypernerfgan_ns.utils.compiling import call_compiled
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
@@ -114,6 +115,9 @@ which the trainer watches for: `max_consecutive_empty_iterations`)."""
 
 EXTRA_STATE_KEY = "_extra_state"
 """Where `nn.Module.state_dict` keeps `get_extra_state()` of the pipeline (the root module)."""
+
+COMPILE_DISCRIMINATOR_OPTION = "--pipeline.discriminator.compile"
+"""The option `DiscriminatorConfig.compile` is set with, named where compiling fails."""
 
 
 class AdversarialPipeline(VanillaPipeline):
@@ -327,12 +331,12 @@ class AdversarialPipeline(VanillaPipeline):
             self._paired_reals = (step, real.detach())
         augmented_fake, augmented_real = self.augment(fake), self.augment(real)
         discriminator = self.trained("discriminator")
-        if apply_r1 or apply_r2:
+        if apply_r1 or apply_r2:  # eager: a penalty's double backward runs through these calls
             fake_logits = discriminator(augmented_fake, fade=stage.fade)
             real_logits = discriminator(augmented_real, fade=stage.fade)
         else:
             both = torch.cat([augmented_fake, augmented_real])
-            fake_logits, real_logits = discriminator(both, num_batches=2, fade=stage.fade).chunk(2)
+            fake_logits, real_logits = self.discriminate(discriminator, both, num_batches=2).chunk(2)
         # Under the relativistic objective the logits' level means nothing, only each pair's difference does.
         self.augment.accumulate(real_logits - fake_logits if relativistic else real_logits)
 
@@ -361,7 +365,7 @@ class AdversarialPipeline(VanillaPipeline):
             patches = self.datamanager.next_train_reals(step, downscale=self.growth_stage.downscale)
             real = to_discriminator_range(patches.permute(0, 3, 1, 2))
         with torch.no_grad():
-            return self.discriminator(self.augment(real), fade=self.growth_stage.fade)
+            return self.discriminate(self.discriminator, self.augment(real))
 
     def get_train_loss_dict(self, step: int) -> Tuple[Dict[str, Tensor], Dict[str, Tensor], Dict[str, Tensor]]:
         """G phase: render fakes with a graph (or take the D phase's, `shared_fakes`) and make the (frozen)
@@ -373,7 +377,7 @@ class AdversarialPipeline(VanillaPipeline):
             ray_bundle = self.datamanager.next_train_rays(step, downscale=self.growth_stage.downscale)
             outputs = self.render_patches(self.trained("model"), ray_bundle, self.sample_latents(self.batch_size))
         with frozen(self.discriminator):
-            fake_logits = self.discriminator(self.augment(outputs["rgb"]), fade=self.growth_stage.fade)
+            fake_logits = self.discriminate(self.discriminator, self.augment(outputs["rgb"]))
         objective = self.config.loss.objective
         real_logits = self.paired_real_logits(step) if objective == "relativistic" else None
         loss_dict = {"generator": generator_loss(fake_logits, real_logits, objective)}
@@ -383,6 +387,19 @@ class AdversarialPipeline(VanillaPipeline):
             **self.augment_metrics(),
         }
         return outputs, loss_dict, metrics_dict
+
+    def discriminate(self, discriminator: nn.Module, images: Tensor, num_batches: int = 1) -> Float[Tensor, "batch 1"]:
+        """The logits of `images` in the current growth stage, from a call differentiated at most once: compiled with
+        `discriminator.compile` (unless DDP wraps the discriminator, whose forward must run), else eager."""
+        fade = self.growth_stage.fade
+        if self.config.discriminator.compile and discriminator is self.discriminator:
+            # One layout whatever the augmentation did: compiled code is specialised to its inputs' strides, and each
+            # new layout would compile another graph (a rendered batch is a permuted view, an augmented one is not).
+            images = images.contiguous(memory_format=self.discriminator.memory_format)
+            return call_compiled(
+                Discriminator.forward, COMPILE_DISCRIMINATOR_OPTION, discriminator, images, num_batches, fade
+            )
+        return discriminator(images, num_batches=num_batches, fade=fade)
 
     def augment_metrics(self) -> Dict[str, Tensor]:
         """The adaptive augmentation's state, for the logs."""

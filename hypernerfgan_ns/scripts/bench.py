@@ -24,8 +24,8 @@ adaptive augmentation. Per row it reports
                           and out; views move nothing): the least memory traffic of its kernels, what a card
                           with little bandwidth for its FLOP/s (a T4: 320 GB/s for 65 fp16 TFLOP/s) spends its
                           time on beside the arithmetic; the same on any device in the same precision. Neither
-                          count is made where the target field is compiled (`compiled-target-field`): compiled
-                          code runs eager under the counter, so the counts would be the eager field's
+                          count is made where a network is compiled (`compiled-target-field`,
+                          `compiled-discriminator`): compiled code runs eager under the counter
     batch ms              host milliseconds per plain iteration spent preparing its batches in the datamanager
                           (cameras drawn, their rays gathered from the table of pixel rays and rotated, real
                           crops, the copies to the device queued): time the host cannot spend launching kernels
@@ -169,6 +169,12 @@ def compile_target_field(config: HyperNeRFGANTrainerConfig, settings: BenchSetti
     config.pipeline.model.compile_target_field = True
 
 
+def compile_discriminator(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
+    """The method as registered with the discriminator's calls that are differentiated once compiled (`torch.compile`):
+    what fusing its elementwise work around the convolutions saves. R1 iterations call it eagerly."""
+    config.pipeline.discriminator.compile = True
+
+
 def growing_stage(downscale: int) -> Callable[[HyperNeRFGANTrainerConfig, BenchSettings], None]:
     """The method as registered, in the stage of progressive growing whose patches are `downscale` times smaller on a
     side, for the whole bench (the stage never ends): what an iteration of that stage costs."""
@@ -209,6 +215,9 @@ VARIANTS: Dict[str, BenchVariant] = {
     ),
     "compiled-target-field": BenchVariant(
         "the method as registered, the training renders' target field compiled (torch.compile)", compile_target_field
+    ),
+    "compiled-discriminator": BenchVariant(
+        "the method as registered, the discriminator's plain calls compiled (torch.compile)", compile_discriminator
     ),
     "shared-fakes": BenchVariant(
         "the method as registered, the G phase training through the D phase's fakes: one render per iteration",
@@ -631,8 +640,8 @@ TABLE_COLUMNS = (
 """Columns of the table. plain s, R1 s: seconds of a plain and of a lazy-R1 iteration; s/iter: their average over
 an R1 interval, from which images/s and Mpoints/s follow; ops/iter: tensor operations dispatched in a plain
 iteration; GFLOP/iter: its matmuls' and convolutions' arithmetic; GB moved: the bytes its operations read and
-write (the least memory traffic of its kernels, in the row's precision; neither count where the target field is
-compiled, since compiled code runs eager under the counter); batch ms: host milliseconds of a plain
+write (the least memory traffic of its kernels, in the row's precision; neither count where the target field or the
+discriminator is compiled, since compiled code runs eager under the counter); batch ms: host milliseconds of a plain
 iteration spent preparing its batches; host waits: how many of the operations wait for the device (on a GPU);
 device busy: the share of a plain iteration the GPU runs kernels or copies (the rest it waits for the host); saved
 GiB: bytes saved for backward per iteration (the R1 one); CUDA GiB: peak allocated; GFLOP/s: the target MLP's, and
@@ -762,7 +771,7 @@ class Benchmark:
         with tempfile.TemporaryDirectory(prefix="hypernerfgan-bench-") as output_dir:
             config = self.config(method, variant, Path(output_dir))
             model_config, data_config = config.pipeline.model, config.pipeline.datamanager
-            compiled = model_config.compile_target_field
+            compiled = model_config.compile_target_field or config.pipeline.discriminator.compile
             result = BenchResult(
                 method=method,
                 variant=variant,
@@ -812,7 +821,7 @@ class Benchmark:
                             )
                     self.time_field(trainer, result)
                     self.time_evaluation_views(trainer, result)
-                    if naive_baseline and not compiled:  # the naive forward replaces the eager one only
+                    if naive_baseline and not model_config.compile_target_field:  # it replaces the eager field only
                         fields = [trainer.pipeline.model.generator.field, trainer.pipeline.model.generator_ema.field]
                         with naive_target_fields(fields):
                             result.naive_seconds_per_iteration = self.time_iterations(trainer, plain_steps)

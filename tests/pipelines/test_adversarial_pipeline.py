@@ -361,16 +361,52 @@ def test_a_compiled_target_field_trains_with_the_same_losses_and_gradients(tmp_p
             assert torch.allclose(grads[name], compiled_grads[name], rtol=1e-3, atol=1e-6), name
 
 
-def test_a_target_field_that_does_not_compile_says_how_to_train_without_compiling(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_compiled_discriminator_trains_with_the_same_losses_and_gradients(tmp_path: Path) -> None:
+    """`--pipeline.discriminator.compile`: a plain D phase and a G phase through compiled calls (a graph each: D's
+    weights trained, then frozen), an R1 step eager (compiled code has no double backward), with the eager run's
+    losses and gradients."""
+    outcomes = []
+    for compile_discriminator in (False, True):
+        torch.manual_seed(0)
+        config = micro_config(tmp_path)
+        config.pipeline.discriminator.compile = compile_discriminator
+        pipeline = config.pipeline.setup(device="cpu", test_mode="val").train()
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        torch.manual_seed(1)
+        losses = {}
+        for step in (1, 2):  # r1_interval = 2: a plain step, then an R1 one
+            d_losses, _ = pipeline.get_discriminator_loss_dict(step=step)
+            sum(d_losses.values()).backward()
+            _, g_losses, _ = pipeline.get_train_loss_dict(step=step)
+            sum(g_losses.values()).backward()
+            losses.update({f"{name}@{step}": loss for name, loss in {**d_losses, **g_losses}.items()})
+        grads = {name: param.grad.clone() for name, param in pipeline.named_parameters() if param.grad is not None}
+        outcomes.append((losses, grads))
+        counters = torch._dynamo.utils.counters
+        assert counters["stats"]["unique_graphs"] == (2 if compile_discriminator else 0)
+        with torch.no_grad():  # as the relativistic G phase scores its reals: one more graph, for either layout
+            rendered = torch.rand(4, 16, 16, 3).permute(0, 3, 1, 2)  # a rendered batch is a permuted view
+            for images in (rendered, rendered.contiguous()):
+                pipeline.discriminate(pipeline.discriminator, images)
+        assert counters["stats"]["unique_graphs"] == (3 if compile_discriminator else 0)
+        assert not counters["graph_break"]
+    (losses, grads), (compiled_losses, compiled_grads) = outcomes
+    assert compiled_losses.keys() == losses.keys() and "r1@2" in losses
+    for name in losses:
+        assert torch.allclose(losses[name], compiled_losses[name], rtol=1e-5, atol=1e-6), name
+    assert compiled_grads.keys() == grads.keys()
+    for name in grads:
+        assert torch.allclose(grads[name], compiled_grads[name], rtol=1e-3, atol=1e-6), name
+
+
+def test_a_target_field_that_does_not_compile_says_how_to_train_without_compiling(tmp_path: Path) -> None:
     """Without a working C++ compiler (or Triton on a GPU) the first training render stops with what to do."""
     config = micro_config(tmp_path)
     config.pipeline.model.compile_target_field = True
     pipeline = config.pipeline.setup(device="cpu", test_mode="val").train()
     torch._dynamo.reset()
-    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", ("no-such-c++-compiler",))
-    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)
-    with pytest.raises(ConfigError, match="--pipeline.model.compile-target-field False"):
+    no_compiler = {"cpp.cxx": ("no-such-c++-compiler",), "fx_graph_cache": False}  # and no graph compiled before
+    with torch._inductor.config.patch(no_compiler), pytest.raises(ConfigError, match="compile-target-field False"):
         pipeline.get_train_loss_dict(step=1)
     torch._dynamo.reset()

@@ -401,6 +401,8 @@ def test_rows_change_what_they_say(tiny) -> None:
     assert not row_config(tiny, "query-every-sample").pipeline.model.train_query_inside_bound_only
     assert not tiny.pipeline.model.compile_target_field
     assert row_config(tiny, "compiled-target-field").pipeline.model.compile_target_field
+    assert not tiny.pipeline.discriminator.compile
+    assert row_config(tiny, "compiled-discriminator").pipeline.discriminator.compile
 
     fast = row_config(tiny, f"ada-speed-x{ADA_SPEED_FACTOR}").pipeline.augment
     assert fast.adjustment_images == tiny.pipeline.augment.adjustment_images // ADA_SPEED_FACTOR == 5_000
