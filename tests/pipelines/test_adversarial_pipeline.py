@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence, Tuple
 
 import pytest
 import torch
@@ -292,56 +292,76 @@ def test_the_capacity_is_left_unset_where_no_patch_geometry_bounds_it(small_patc
     assert small_patches.training_query_capacity() is None
 
 
+def pipeline_from_seed(tmp_path: Path, options: Dict[str, Any]) -> AdversarialPipeline:
+    """The micro config's pipeline in training mode, built from seed 0, with `options` set on its config by dotted
+    path ("discriminator.compile")."""
+    torch.manual_seed(0)
+    config = micro_config(tmp_path)
+    for path, value in options.items():
+        *parents, name = path.split(".")
+        target = config.pipeline
+        for parent in parents:
+            target = getattr(target, parent)
+        setattr(target, name, value)
+    return config.pipeline.setup(device="cpu", test_mode="val").train()
+
+
+def losses_and_gradients(
+    pipeline: AdversarialPipeline, steps: Sequence[int] = (2,)
+) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+    """Both phases at each step (the micro config's r1_interval is 2: even steps are R1 ones), each loss
+    backpropagated: the losses by name@step, and the parameters' gradients accumulated over them all."""
+    torch.manual_seed(1)
+    losses = {}
+    for step in steps:
+        d_losses, _ = pipeline.get_discriminator_loss_dict(step=step)
+        sum(d_losses.values()).backward()
+        _, g_losses, _ = pipeline.get_train_loss_dict(step=step)
+        sum(g_losses.values()).backward()
+        losses.update({f"{name}@{step}": loss for name, loss in {**d_losses, **g_losses}.items()})
+    grads = {name: param.grad.clone() for name, param in pipeline.named_parameters() if param.grad is not None}
+    return losses, grads
+
+
+def assert_the_same_training(expected: Tuple[Dict, Dict], actual: Tuple[Dict, Dict]) -> None:
+    """The same losses and gradients, to float rounding."""
+    (losses, grads), (actual_losses, actual_grads) = expected, actual
+    assert actual_losses.keys() == losses.keys()
+    for name in losses:
+        assert torch.allclose(losses[name], actual_losses[name], rtol=1e-5, atol=1e-6), name
+    assert actual_grads.keys() == grads.keys()
+    for name in grads:
+        assert torch.allclose(grads[name], actual_grads[name], rtol=1e-3, atol=1e-6), name
+
+
 def test_a_channels_last_discriminator_trains_with_the_same_losses_and_gradients(tmp_path: Path) -> None:
     """`--pipeline.discriminator.channels-last` through both phases with R1: the same losses and the same gradients
     as the NCHW discriminator, and its parameters keep their layout after an Adam step."""
     outcomes = []
     for channels_last in (False, True):
-        torch.manual_seed(0)
-        config = micro_config(tmp_path)
-        config.pipeline.discriminator.channels_last = channels_last
-        pipeline = config.pipeline.setup(device="cpu", test_mode="val").train()
-        torch.manual_seed(1)
-        d_losses, _ = pipeline.get_discriminator_loss_dict(step=2)  # an R1 step
-        sum(d_losses.values()).backward()
-        _, g_losses, _ = pipeline.get_train_loss_dict(step=2)
-        sum(g_losses.values()).backward()
-        grads = {name: param.grad.clone() for name, param in pipeline.named_parameters() if param.grad is not None}
-        outcomes.append(({**d_losses, **g_losses}, grads))
+        pipeline = pipeline_from_seed(tmp_path, {"discriminator.channels_last": channels_last})
+        outcomes.append(losses_and_gradients(pipeline))
         if channels_last:
             weight = pipeline.discriminator.blocks[0].conv0.weight
             torch.optim.Adam(pipeline.discriminator.parameters(), fused=False, foreach=True).step()
             assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
-    (losses, grads), (losses_cl, grads_cl) = outcomes
-    assert losses.keys() == losses_cl.keys() == {"discriminator", "r1", "generator"}
-    for name in losses:
-        assert torch.allclose(losses[name], losses_cl[name], rtol=1e-5, atol=1e-6), name
-    assert grads.keys() == grads_cl.keys()
-    for name in grads:
-        assert torch.allclose(grads[name], grads_cl[name], rtol=1e-3, atol=1e-6), name
+    assert set(outcomes[0][0]) == {"discriminator@2", "r1@2", "generator@2"}
+    assert_the_same_training(*outcomes)
 
 
 def test_a_compiled_target_field_trains_with_the_same_losses_and_gradients(tmp_path: Path) -> None:
     """`--pipeline.model.compile-target-field` through both phases with R1, with and without recomputed activations:
     the eager run's losses and gradients, one graph per phase (the D phase's fakes render without grad), nothing
     added to the checkpoint, and the EMA generator and the renders outside training eager."""
-    outcomes = []
+    outcomes, checkpoint_keys = [], []
     for compile_field, recompute_ray_chunk in ((False, None), (True, None), (True, 64)):
-        torch.manual_seed(0)
-        config = micro_config(tmp_path)
-        config.pipeline.model.compile_target_field = compile_field
-        config.pipeline.model.recompute_ray_chunk = recompute_ray_chunk
-        config.pipeline.model.density_noise_std = 0.0  # compiled code draws its own random numbers
-        pipeline = config.pipeline.setup(device="cpu", test_mode="val").train()
+        options = {"model.compile_target_field": compile_field, "model.recompute_ray_chunk": recompute_ray_chunk}
+        options["model.density_noise_std"] = 0.0  # compiled code draws its own random numbers
+        pipeline = pipeline_from_seed(tmp_path, options)
         torch._dynamo.reset()
         torch._dynamo.utils.counters.clear()
-        torch.manual_seed(1)
-        d_losses, _ = pipeline.get_discriminator_loss_dict(step=2)  # an R1 step
-        sum(d_losses.values()).backward()
-        _, g_losses, _ = pipeline.get_train_loss_dict(step=2)
-        sum(g_losses.values()).backward()
-        grads = {name: param.grad.clone() for name, param in pipeline.named_parameters() if param.grad is not None}
-        outcomes.append(({**d_losses, **g_losses}, grads, list(pipeline.state_dict())))
+        outcomes.append(losses_and_gradients(pipeline))
+        checkpoint_keys.append(list(pipeline.state_dict()))
         counters = torch._dynamo.utils.counters
         assert counters["stats"]["unique_graphs"] == (2 if compile_field else 0)
         assert not counters["graph_break"]
@@ -350,15 +370,9 @@ def test_a_compiled_target_field_trains_with_the_same_losses_and_gradients(tmp_p
         assert (model.field_to_run(model.generator) is model.generator.field) is not compile_field
         model.eval()
         assert model.field_to_run(model.generator) is model.generator.field
-    losses, grads, keys = outcomes[0]
-    for compiled_losses, compiled_grads, compiled_keys in outcomes[1:]:
-        assert compiled_keys == keys
-        assert compiled_losses.keys() == losses.keys() == {"discriminator", "r1", "generator"}
-        for name in losses:
-            assert torch.allclose(losses[name], compiled_losses[name], rtol=1e-5, atol=1e-6), name
-        assert compiled_grads.keys() == grads.keys()
-        for name in grads:
-            assert torch.allclose(grads[name], compiled_grads[name], rtol=1e-3, atol=1e-6), name
+    assert checkpoint_keys[1] == checkpoint_keys[2] == checkpoint_keys[0]
+    for compiled_outcome in outcomes[1:]:
+        assert_the_same_training(outcomes[0], compiled_outcome)
 
 
 def test_a_compiled_discriminator_trains_with_the_same_losses_and_gradients(tmp_path: Path) -> None:
@@ -367,22 +381,10 @@ def test_a_compiled_discriminator_trains_with_the_same_losses_and_gradients(tmp_
     losses and gradients."""
     outcomes = []
     for compile_discriminator in (False, True):
-        torch.manual_seed(0)
-        config = micro_config(tmp_path)
-        config.pipeline.discriminator.compile = compile_discriminator
-        pipeline = config.pipeline.setup(device="cpu", test_mode="val").train()
+        pipeline = pipeline_from_seed(tmp_path, {"discriminator.compile": compile_discriminator})
         torch._dynamo.reset()
         torch._dynamo.utils.counters.clear()
-        torch.manual_seed(1)
-        losses = {}
-        for step in (1, 2):  # r1_interval = 2: a plain step, then an R1 one
-            d_losses, _ = pipeline.get_discriminator_loss_dict(step=step)
-            sum(d_losses.values()).backward()
-            _, g_losses, _ = pipeline.get_train_loss_dict(step=step)
-            sum(g_losses.values()).backward()
-            losses.update({f"{name}@{step}": loss for name, loss in {**d_losses, **g_losses}.items()})
-        grads = {name: param.grad.clone() for name, param in pipeline.named_parameters() if param.grad is not None}
-        outcomes.append((losses, grads))
+        outcomes.append(losses_and_gradients(pipeline, steps=(1, 2)))  # a plain step, then an R1 one
         counters = torch._dynamo.utils.counters
         assert counters["stats"]["unique_graphs"] == (2 if compile_discriminator else 0)
         with torch.no_grad():  # as the relativistic G phase scores its reals: one more graph, for either layout
@@ -391,13 +393,8 @@ def test_a_compiled_discriminator_trains_with_the_same_losses_and_gradients(tmp_
                 pipeline.discriminate(pipeline.discriminator, images)
         assert counters["stats"]["unique_graphs"] == (3 if compile_discriminator else 0)
         assert not counters["graph_break"]
-    (losses, grads), (compiled_losses, compiled_grads) = outcomes
-    assert compiled_losses.keys() == losses.keys() and "r1@2" in losses
-    for name in losses:
-        assert torch.allclose(losses[name], compiled_losses[name], rtol=1e-5, atol=1e-6), name
-    assert compiled_grads.keys() == grads.keys()
-    for name in grads:
-        assert torch.allclose(grads[name], compiled_grads[name], rtol=1e-3, atol=1e-6), name
+    assert "r1@2" in outcomes[0][0]
+    assert_the_same_training(*outcomes)
 
 
 def test_a_target_field_that_does_not_compile_says_how_to_train_without_compiling(tmp_path: Path) -> None:
