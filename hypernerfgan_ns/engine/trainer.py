@@ -78,6 +78,10 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """Signals that stop a run after its iteration, with a checkpoint: Ctrl-C, and the SIGTERM that a job scheduler's time
 limit (SLURM, Kubernetes), `docker stop`, `timeout` or `kill` sends before it kills the process."""
 
+REPEATED_STOP_SECONDS = 1.0
+"""A stop signal this soon after the first is the same request delivered twice, not a second Ctrl-C: `timeout` sends
+its signal to the command and then to its whole process group, so one time limit reaches the trainer twice at once."""
+
 INTERRUPTED_EXIT_CODE = 128 + signal.SIGINT
 """Exit status after a Ctrl-C, as shells report it; after a SIGTERM, 128 + SIGTERM (`INTERRUPTED_EXIT_CODES`)."""
 
@@ -351,6 +355,8 @@ class HyperNeRFGANTrainer(Trainer):
         self.viewer_scene_ready = False
         self.last_completed_step: Optional[int] = None
         self.interrupted = False
+        self.stop_requested_at: Optional[float] = None
+        """`time.monotonic()` of the first stop signal, which a repeat within `REPEATED_STOP_SECONDS` joins."""
         self.stop_signal = signal.SIGINT
         """The signal that stopped the run (under DDP a process may stop with the others without one: Ctrl-C's)."""
         self.clock = TrainingClock()
@@ -452,6 +458,7 @@ class HyperNeRFGANTrainer(Trainer):
             )
             return
         previous_handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+        self.stop_requested_at = None
         for signum in STOP_SIGNALS:
             signal.signal(signum, self.request_stop)
         self.clock.restart()
@@ -498,10 +505,18 @@ class HyperNeRFGANTrainer(Trainer):
             self.viewer_scene_ready = True
 
     def request_stop(self, signum: int, frame: Any) -> None:
-        """First Ctrl-C or SIGTERM: stop after the current iteration, abandoning a quality point being scored. The
-        default handlers are back for a second one, which quits at once."""
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        """First Ctrl-C or SIGTERM: stop after the current iteration, abandoning a quality point being scored. A
+        second one quits at once, as the default handlers do; one within `REPEATED_STOP_SECONDS` of the first is
+        that first one again (`timeout` signals twice), which quit a run unsaved when it came while this ran."""
+        now = time.monotonic()
+        if self.stop_requested_at is not None:
+            if now - self.stop_requested_at < REPEATED_STOP_SECONDS:
+                return
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.raise_signal(signum)
+            return  # raise_signal runs the default handler before it returns: a KeyboardInterrupt, or the end
+        self.stop_requested_at = now
         self.interrupted = True
         self.stop_signal = signal.Signals(signum)
         if self.stop_group is None:  # under DDP the processes stop together (`agree_on_stopping`)

@@ -6,6 +6,7 @@ import math
 import os
 import pickle
 import signal
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List
@@ -16,6 +17,7 @@ import torch
 
 from hypernerfgan_ns.engine.trainer import (
     INTERRUPTED_EXIT_CODE,
+    REPEATED_STOP_SECONDS,
     HyperNeRFGANTrainer,
     HyperNeRFGANTrainerConfig,
     read_checkpoint,
@@ -129,6 +131,37 @@ def test_sigterm_of_a_time_limit_stops_after_the_iteration_with_a_checkpoint(tmp
     assert latest_checkpoint(config.get_checkpoint_dir())["step"] == 2
     output = " ".join(capsys.readouterr().out.split())
     assert "SIGTERM" in output and "Resume with" in output
+
+
+def test_a_stop_signal_delivered_twice_at_once_is_one_stop_with_a_checkpoint(tmp_path: Path) -> None:
+    """`timeout -s INT` (as tools/gpu_check.sh stops its trainings) signals the command, then its process group: two
+    SIGINTs at once. When the second came after the first's handler had run, it quit the run unsaved (a
+    KeyboardInterrupt, no checkpoint); it is the same stop. A Ctrl-C a while later still quits at once."""
+    config = micro_config(tmp_path, max_num_iterations=100)
+    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    train_iteration = trainer.train_iteration
+
+    def iteration(step: int):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # timeout's signal to the command: its handler runs at once
+            os.kill(os.getpid(), signal.SIGINT)  # and its copy to the process group, to the handler now installed
+        return train_iteration(step)
+
+    trainer.train_iteration = iteration  # type: ignore[method-assign]
+    with pytest.raises(SystemExit) as stopped:
+        trainer.train()
+    assert stopped.value.code == INTERRUPTED_EXIT_CODE
+    assert latest_checkpoint(config.get_checkpoint_dir())["step"] == 2
+
+    trainer.stop_requested_at = time.monotonic() - REPEATED_STOP_SECONDS  # a first Ctrl-C, a second ago
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.request_stop(signal.SIGINT, None)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 def test_a_non_finite_step_is_skipped_counted_and_leaves_the_weights_alone(tmp_path: Path) -> None:
