@@ -9,7 +9,7 @@ import signal
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import pytest
@@ -103,9 +103,8 @@ def test_a_resumed_run_ends_at_its_max_num_iterations_not_that_many_more(tmp_pat
     assert not any(finished.get_checkpoint_dir().glob("*.ckpt"))
 
 
-def test_sigterm_of_a_time_limit_stops_after_the_iteration_with_a_checkpoint(tmp_path: Path, capsys) -> None:
-    """A scheduler's time limit (SLURM, Kubernetes), `docker stop` or `timeout` sends SIGTERM before it kills: the run
-    stops as after a Ctrl-C, saved and resumable, with the status shells report (128 + 15). It was killed unsaved."""
+def trainer_signalled_at_step_2(tmp_path: Path, *signals: int) -> Tuple[HyperNeRFGANTrainerConfig, HyperNeRFGANTrainer]:
+    """A micro run's trainer that sends itself `signals`, one after another, as its step 2 begins."""
     config = micro_config(tmp_path, max_num_iterations=100)
     trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
@@ -113,13 +112,22 @@ def test_sigterm_of_a_time_limit_stops_after_the_iteration_with_a_checkpoint(tmp
 
     def iteration(step: int):
         if step == 2:
-            os.kill(os.getpid(), signal.SIGTERM)  # as the scheduler sends it
+            for signum in signals:  # each reaches the handler installed when it arrives
+                os.kill(os.getpid(), signum)
         return train_iteration(step)
+
+    trainer.train_iteration = iteration  # type: ignore[method-assign]
+    return config, trainer
+
+
+def test_sigterm_of_a_time_limit_stops_after_the_iteration_with_a_checkpoint(tmp_path: Path, capsys) -> None:
+    """A scheduler's time limit (SLURM, Kubernetes), `docker stop` or `timeout` sends SIGTERM before it kills: the run
+    stops as after a Ctrl-C, saved and resumable, with the status shells report (128 + 15). It was killed unsaved."""
+    config, trainer = trainer_signalled_at_step_2(tmp_path, signal.SIGTERM)
 
     def not_the_trainers(signum: int, frame) -> None:
         raise RuntimeError("SIGTERM reached the handler the test set before training")
 
-    trainer.train_iteration = iteration  # type: ignore[method-assign]
     before = signal.signal(signal.SIGTERM, not_the_trainers)
     try:
         with pytest.raises(SystemExit) as stopped:
@@ -137,18 +145,7 @@ def test_a_stop_signal_delivered_twice_at_once_is_one_stop_with_a_checkpoint(tmp
     """`timeout -s INT` (as tools/gpu_check.sh stops its trainings) signals the command, then its process group: two
     SIGINTs at once. When the second came after the first's handler had run, it quit the run unsaved (a
     KeyboardInterrupt, no checkpoint); it is the same stop. A Ctrl-C a while later still quits at once."""
-    config = micro_config(tmp_path, max_num_iterations=100)
-    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    train_iteration = trainer.train_iteration
-
-    def iteration(step: int):
-        if step == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # timeout's signal to the command: its handler runs at once
-            os.kill(os.getpid(), signal.SIGINT)  # and its copy to the process group, to the handler now installed
-        return train_iteration(step)
-
-    trainer.train_iteration = iteration  # type: ignore[method-assign]
+    config, trainer = trainer_signalled_at_step_2(tmp_path, signal.SIGINT, signal.SIGINT)  # command, process group
     with pytest.raises(SystemExit) as stopped:
         trainer.train()
     assert stopped.value.code == INTERRUPTED_EXIT_CODE
