@@ -210,4 +210,3 @@ class TargetField(nn.Module):
         if self.object_radius is not None:
             density = density * (distance <= self.object_radius).to(density.dtype)
         return {FieldHeadNames.RGB: torch.sigmoid(raw_rgb), FieldHeadNames.DENSITY: density}
-

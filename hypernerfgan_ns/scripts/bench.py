@@ -163,18 +163,6 @@ def discriminator_channels_last(config: HyperNeRFGANTrainerConfig, settings: Ben
     config.pipeline.discriminator.channels_last = True
 
 
-def compile_target_field(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
-    """The method as registered with the training renders' target field compiled (`torch.compile`): what fusing each
-    layer's bias, ReLU and their backward saves. The warm-up iterations compile; the timed ones run compiled."""
-    config.pipeline.model.compile_target_field = True
-
-
-def compile_discriminator(config: HyperNeRFGANTrainerConfig, settings: BenchSettings) -> None:
-    """The method as registered with the discriminator's calls that are differentiated once compiled (`torch.compile`):
-    what fusing its elementwise work around the convolutions saves. R1 iterations call it eagerly."""
-    config.pipeline.discriminator.compile = True
-
-
 def growing_stage(downscale: int) -> Callable[[HyperNeRFGANTrainerConfig, BenchSettings], None]:
     """The method as registered, in the stage of progressive growing whose patches are `downscale` times smaller on a
     side, for the whole bench (the stage never ends): what an iteration of that stage costs."""
@@ -213,11 +201,14 @@ VARIANTS: Dict[str, BenchVariant] = {
     "discriminator-channels-last": BenchVariant(
         "the method as registered, the discriminator's blocks channels-last (NHWC)", discriminator_channels_last
     ),
+    # The warm-up iterations compile; the timed ones run compiled.
     "compiled-target-field": BenchVariant(
-        "the method as registered, the training renders' target field compiled (torch.compile)", compile_target_field
+        "the method as registered, the training renders' target field compiled (torch.compile)",
+        study_rows("compiled-target-field"),
     ),
     "compiled-discriminator": BenchVariant(
-        "the method as registered, the discriminator's plain calls compiled (torch.compile)", compile_discriminator
+        "the method as registered, the discriminator's plain calls compiled (torch.compile)",
+        study_rows("compiled-discriminator"),
     ),
     "shared-fakes": BenchVariant(
         "the method as registered, the G phase training through the D phase's fakes: one render per iteration",
