@@ -5,7 +5,8 @@
 
 For every method and variant (the memory savers off or on) it builds the real trainer (nerfstudio's pipeline,
 optimizers and grad scaler, on the built-in data) and runs full GAN iterations: D phase, G phase, EMA and the
-adaptive augmentation. Per row it reports
+adaptive augmentation, from ADA's p at `--augment-probability` (at p = 0, where training starts, nothing is augmented).
+Per row it reports
 
     plain s, R1 s         wall-clock of a plain iteration and of a lazy-R1 iteration (every `r1_interval`-th), each
                           timed over `iterations` iterations of its kind, and their ratio
@@ -92,6 +93,10 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 GIB = float(1 << 30)
 """Bytes per GiB."""
+
+DEFAULT_AUGMENT_PROBABILITY = 0.02
+"""ADA's p in the timed iterations: the most it reaches in the first 10,000 images at its default reaction time. At
+p = 0, where training starts, no image is augmented and the augmentation costs nothing."""
 
 
 class BenchError(HyperNeRFGANError):
@@ -737,6 +742,8 @@ class Benchmark:
     """What the variants are built from."""
     seed: int = 0
     """Seed of every row (as ns-train seeds)."""
+    augment_probability: float = DEFAULT_AUGMENT_PROBABILITY
+    """ADA's probability p at the first iteration (it adapts from there, as in training); see `BenchCommand`."""
     profile_dir: Optional[Path] = None
     """Where each row's profiled plain iteration is written (`write_profile`); None: profiled on a GPU only, for its
     busy time."""
@@ -753,6 +760,8 @@ class Benchmark:
         config.output_dir = output_dir
         config.vis = "tensorboard"
         config.machine.seed = self.seed
+        augment = config.pipeline.augment
+        config.pipeline.augment = dataclasses.replace(augment, initial_p=min(self.augment_probability, augment.max_p))
         config.max_num_iterations = 1 + self.warmup_iterations + self.iterations
         config.quality_curve = dataclasses.replace(config.quality_curve, interval_images=0)  # timing, not scoring
         return config
@@ -978,6 +987,11 @@ class BenchCommand:
     """Training images (a built-in name, a folder, a zip); the cost of an iteration does not depend on them."""
     num_images: int = 64
     """Images rendered for a built-in dataset (a benchmark does not need the whole set)."""
+    augment_probability: float = DEFAULT_AUGMENT_PROBABILITY
+    """ADA's augmentation probability p at the start of each row (it adapts from there as in training: by a few
+    thousandths over a row's iterations at most). What the augmentations cost depends on it, since a transform that no
+    image of a batch draws costs nothing: 0.02 is as far as ADA moves p in the first 10,000 images at its default
+    reaction time (`--pipeline.augment.adjustment-images`), 0 times iterations without augmentation."""
     json: Optional[Path] = None
     """Also write the results as JSON here."""
     profile_dir: Optional[Path] = None
@@ -989,6 +1003,8 @@ class BenchCommand:
         """Runs the benchmark, prints the table, writes the JSON."""
         if self.iterations < 1 or self.warmup_iterations < 1:
             raise BenchError("--iterations and --warmup-iterations must be at least 1 (the warm-up counts the bytes).")
+        if not 0.0 <= self.augment_probability <= 1.0:
+            raise BenchError(f"--augment-probability is a probability, in [0, 1]; got {self.augment_probability:g}.")
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         memory_cap = self.cap_memory(device)
         bench = Benchmark(
@@ -997,6 +1013,7 @@ class BenchCommand:
             warmup_iterations=self.warmup_iterations,
             iterations=self.iterations,
             settings=BenchSettings(recompute_ray_chunk=self.recompute_ray_chunk),
+            augment_probability=self.augment_probability,
             profile_dir=self.profile_dir,
         )
         rows = [(method, variant) for method in self.methods for variant in dict.fromkeys(self.variants)]
@@ -1004,7 +1021,8 @@ class BenchCommand:
         rows += [row for row in baseline_rows if row not in rows]
         caption = (
             f"One training iteration (D + G phase) on {device_description(device)}, torch {torch.__version__}; "
-            f"{self.iterations} of each kind timed after warm-up (1 R1, {self.warmup_iterations} plain)"
+            f"{self.iterations} of each kind timed after warm-up (1 R1, {self.warmup_iterations} plain); "
+            f"augmentation probability {self.augment_probability:g}"
             + (f"; CUDA memory capped at {memory_cap:g} GiB" if memory_cap else "")
         )
         results: List[BenchResult] = []
@@ -1051,7 +1069,8 @@ class BenchCommand:
             "memory_cap_gib": memory_cap,
             "caption": caption,
             "settings": {"iterations": self.iterations, "warmup_iterations": self.warmup_iterations,
-                         "recompute_ray_chunk": self.recompute_ray_chunk, "data": str(self.data)},
+                         "recompute_ray_chunk": self.recompute_ray_chunk, "data": str(self.data),
+                         "augment_probability": self.augment_probability},
             "rows": [result.as_json() for result in results],
             "markdown": markdown_table(results),
         }

@@ -19,7 +19,7 @@ both flow through it. Images are NCHW in [-1, 1] with a white (+1) background.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import torch
 import torch.distributed as dist
@@ -27,6 +27,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
+from hypernerfgan_ns.utils.transfers import to_device
 from nerfstudio.configs.base_config import InstantiateConfig
 
 CUTOUT_FILL = 0.0
@@ -106,9 +107,15 @@ class AdaptiveAugment(nn.Module):
     """Applies the configured augmentations with probability p, and adapts p to the discriminator's overfitting.
 
     `p`, the running sum of sign(D(real)) and its count are persistent buffers, so checkpoints hold them and a
-    resumed run continues with the same p and the same partial statistic. Randomness comes from torch's global
-    generator, which the trainer saves and restores. p changes only through `update` and `load_state_dict`, which
-    is why its value can be kept on the host between changes: no GPU synchronisation per batch.
+    resumed run continues with the same p and the same partial statistic. p changes only through `update` and
+    `load_state_dict`, which is why its value can be kept on the host between changes: no GPU synchronisation per
+    batch.
+
+    The random draws (which images each transform touches, and how) are made on the host, from torch's CPU
+    generator, which the trainer saves and restores; only the draws of a transform that touches some image reach the
+    device, in one small copy. So a transform that no image of the batch drew costs the device nothing, forward or
+    backward: early in training, while p is small (at the default `adjustment_images` it moves by at most 0.02 in the
+    first 10,000 images), that is nearly all of them.
 
     Typical use, once per discriminator step: `d_real = D(augment(real))`, `d_fake = D(augment(fake))`,
     `augment.accumulate(d_real)`, then `augment.update(step, batch_size)`.
@@ -145,103 +152,107 @@ class AdaptiveAugment(nn.Module):
     def forward(
         self, images: Float[Tensor, "batch channels height width"]
     ) -> Float[Tensor, "batch channels height width"]:
-        """Augments each image independently; returns `images` itself when p or every multiplier is zero.
+        """Augments each image independently; returns `images` itself when p or every multiplier is zero, or when no
+        image drew any transform.
 
         Args:
             images: real or generated patches in [-1, 1], white background +1.
         """
         p = self.host_values()[0]
-        c = self.config
         if p <= 0.0:
             return images
-        if c.xflip > 0:
-            images = self._xflip(images, p * c.xflip / 2)
-        if c.translation > 0 and c.translation_fraction > 0:
-            images = self._translate(images, p * c.translation)
-        if c.color > 0:
-            images = self._color(images, p * c.color)
-        if c.cutout > 0 and c.cutout_fraction > 0:  # Last, so that the hole stays exactly mid grey.
-            images = self._cutout(images, p * c.cutout)
+        transforms = self.transforms()
+        probabilities = torch.tensor([p * rate for rate, _ in transforms])
+        chosen = torch.rand(len(transforms), images.shape[0]) < probabilities[:, None]  # [transforms, batch]
+        for (_, transform), chosen_images, any_chosen in zip(transforms, chosen, chosen.any(dim=1).tolist()):
+            if any_chosen:
+                images = transform(images, chosen_images)
         return images
 
-    @staticmethod
-    def _chosen(images: Tensor, probability: float) -> Bool[Tensor, "batch"]:
-        """Which samples of the batch an augmentation applied with `probability` touches."""
-        return torch.rand(images.shape[0], device=images.device) < probability
+    def transforms(self) -> List[Tuple[float, Callable[[Tensor, Bool[Tensor, "batch"]], Tensor]]]:
+        """Each transform in the order they apply, with the rate p is multiplied by to give the probability that it
+        touches an image (0: off). Cutout comes last, so that its hole stays exactly mid grey."""
+        c = self.config
+        return [
+            (c.xflip / 2, self._xflip),
+            (c.translation if c.translation_fraction > 0 else 0.0, self._translate),
+            (c.color if c.brightness_std > 0 else 0.0, self._brightness),
+            (c.color if c.saturation_std > 0 else 0.0, self._saturation),
+            (c.color if c.contrast_std > 0 else 0.0, self._contrast),
+            (c.cutout if c.cutout_fraction > 0 else 0.0, self._cutout),
+        ]
 
-    def _xflip(self, images: Tensor, probability: float) -> Tensor:
+    @staticmethod
+    def _xflip(images: Tensor, chosen: Bool[Tensor, "batch"]) -> Tensor:
         """Mirrors the chosen images left to right."""
-        chosen = self._chosen(images, probability)[:, None, None, None]
+        chosen = to_device(chosen, images.device)[:, None, None, None]
         return torch.where(chosen, images.flip(-1), images)
 
-    def _translate(self, images: Tensor, probability: float) -> Tensor:
+    def _translate(self, images: Tensor, chosen: Bool[Tensor, "batch"]) -> Tensor:
         """Shifts the chosen images by whole pixels and fills the uncovered border with copies of the edge pixels.
 
         Zero filling would paint grey bars on the white background that only augmented images have; repeating the
         edge keeps the background white. A gather with clamped indices does it in one differentiable pass.
         """
         batch, channels, height, width = images.shape
-        device = images.device
-        chosen = self._chosen(images, probability)
-        shifts = []
+        sources = []  # per image, the input row (then column) each output row (column) reads, clamped to the image
         for size in (height, width):
             largest = round(self.config.translation_fraction * size)
-            shift = torch.randint(-largest, largest + 1, (batch,), device=device)
-            shifts.append(torch.where(chosen, shift, torch.zeros_like(shift)))
-        shift_y, shift_x = shifts
-        # Output pixel (y, x) reads input pixel (y - shift_y, x - shift_x), clamped to the image.
-        rows = (torch.arange(height, device=device)[None, :] - shift_y[:, None]).clamp(0, height - 1)
-        cols = (torch.arange(width, device=device)[None, :] - shift_x[:, None]).clamp(0, width - 1)
+            shift = torch.randint(-largest, largest + 1, (batch,)) * chosen
+            sources.append((torch.arange(size)[None, :] - shift[:, None]).clamp(0, size - 1))
+        rows, cols = to_device(torch.cat(sources, dim=1), images.device).split([height, width], dim=1)
         source = (rows[:, :, None] * width + cols[:, None, :]).reshape(batch, 1, height * width)
         gathered = images.reshape(batch, channels, height * width).gather(2, source.expand(-1, channels, -1))
         return gathered.reshape(batch, channels, height, width)
 
-    def _cutout(self, images: Tensor, probability: float) -> Tensor:
+    def _cutout(self, images: Tensor, chosen: Bool[Tensor, "batch"]) -> Tensor:
         """Fills one square hole per chosen image with mid grey, as DiffAugment does.
 
         The hole's centre is uniform over the patch and the hole is clipped at the border, so every pixel is hidden
         about equally often (a hole kept fully inside would always hide the object's centre).
         """
         batch, _, height, width = images.shape
-        device = images.device
-        chosen = self._chosen(images, probability)
-        inside = []
+        inside = []  # per image, the rows (then columns) its hole covers; none for an image not chosen
         for size in (height, width):
             side = round(self.config.cutout_fraction * size)
-            start = torch.randint(0, size, (batch,), device=device) - side // 2
-            position = torch.arange(size, device=device)[None, :]
-            inside.append((position >= start[:, None]) & (position < start[:, None] + side))
-        inside_rows, inside_cols = inside
-        hole = inside_rows[:, :, None] & inside_cols[:, None, :] & chosen[:, None, None]
+            start = torch.randint(0, size, (batch,)) - side // 2
+            position = torch.arange(size)[None, :]
+            inside.append((position >= start[:, None]) & (position < start[:, None] + side) & chosen[:, None])
+        inside_rows, inside_cols = to_device(torch.cat(inside, dim=1), images.device).split([height, width], dim=1)
+        hole = inside_rows[:, :, None] & inside_cols[:, None, :]
         return images.masked_fill(hole[:, None], CUTOUT_FILL)
 
-    def _color(self, images: Tensor, probability: float) -> Tensor:
-        """Brightness, saturation and contrast, each applied to the chosen images with `probability`.
+    # The colour transforms. Images a transform does not choose keep their exact values (selected with `torch.where`),
+    # so the identity really is the identity.
 
-        Samples that a transform does not choose keep their exact values (selected with `torch.where`), so the
-        identity really is the identity.
-        """
-        c = self.config
-        batch = images.shape[0]
-        device, dtype = images.device, images.dtype
+    def _brightness(self, images: Tensor, chosen: Bool[Tensor, "batch"]) -> Tensor:
+        """Adds one random offset to each chosen image."""
+        chosen, offset = self._colour_draws(images, chosen, self.config.brightness_std, exponent=False)
+        return torch.where(chosen, images + offset, images)
 
-        def normal() -> Float[Tensor, "batch 1 1 1"]:
-            return torch.randn(batch, 1, 1, 1, device=device, dtype=dtype)
+    def _saturation(self, images: Tensor, chosen: Bool[Tensor, "batch"]) -> Tensor:
+        """Scales each chosen image's pixels' colours around their grey values by one random factor."""
+        chosen, factor = self._colour_draws(images, chosen, self.config.saturation_std, exponent=True)
+        grey = images.mean(dim=1, keepdim=True)
+        return torch.where(chosen, grey + (images - grey) * factor, images)
 
-        if c.brightness_std > 0:
-            chosen = self._chosen(images, probability)[:, None, None, None]
-            images = torch.where(chosen, images + normal() * c.brightness_std, images)
-        if c.saturation_std > 0:
-            chosen = self._chosen(images, probability)[:, None, None, None]
-            grey = images.mean(dim=1, keepdim=True)
-            factor = torch.exp2(normal() * c.saturation_std)
-            images = torch.where(chosen, grey + (images - grey) * factor, images)
-        if c.contrast_std > 0:
-            chosen = self._chosen(images, probability)[:, None, None, None]
-            mean = images.mean(dim=(1, 2, 3), keepdim=True)
-            factor = torch.exp2(normal() * c.contrast_std)
-            images = torch.where(chosen, mean + (images - mean) * factor, images)
-        return images
+    def _contrast(self, images: Tensor, chosen: Bool[Tensor, "batch"]) -> Tensor:
+        """Scales each chosen image around its mean value by one random factor."""
+        chosen, factor = self._colour_draws(images, chosen, self.config.contrast_std, exponent=True)
+        mean = images.mean(dim=(1, 2, 3), keepdim=True)
+        return torch.where(chosen, mean + (images - mean) * factor, images)
+
+    @staticmethod
+    def _colour_draws(
+        images: Tensor, chosen: Bool[Tensor, "batch"], std: float, exponent: bool
+    ) -> Tuple[Bool[Tensor, "batch 1 1 1"], Float[Tensor, "batch 1 1 1"]]:
+        """The chosen images and a normal offset with standard deviation `std` per image (or the factor 2 ** offset),
+        drawn on the host and moved to the device in one copy, in the images' dtype."""
+        value = torch.randn(chosen.shape[0]) * std
+        value = torch.exp2(value) if exponent else value
+        mask_and_value = torch.stack([chosen.to(value.dtype), value]).to(images.dtype)[:, :, None, None, None]
+        mask, value = to_device(mask_and_value, images.device)
+        return mask.bool(), value
 
     # ----------------------------------------------------------------------------------------------------------------
     # Adaptation of p.

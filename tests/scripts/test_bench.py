@@ -27,6 +27,7 @@ from hypernerfgan_ns.scripts.bench import (
     BenchError,
     Benchmark,
     BenchSettings,
+    DEFAULT_AUGMENT_PROBABILITY,
     OperationCounter,
     SavedTensorBytes,
     device_busy_seconds,
@@ -408,4 +409,18 @@ def test_simulated_memory_names_the_cuda_device_by_index(monkeypatch) -> None:
 def test_bad_iteration_counts_are_refused() -> None:
     with pytest.raises(SystemExit) as refused:
         run(parse(["bench", "--iterations", "0"]))
+    assert refused.value.code == BenchError.exit_code
+
+
+def test_rows_start_at_the_augmentation_probability_asked_for() -> None:
+    """At p = 0 no image is augmented and the augmentation costs nothing: the bench times training as it runs once
+    ADA has raised p."""
+    config = Benchmark().config("hypernerfgan-tiny", "preset", Path("unused"))
+    assert config.pipeline.augment.initial_p == DEFAULT_AUGMENT_PROBABILITY > 0
+    assert config.pipeline.augment.adaptive, "p adapts from there, as in training"
+    for probability in (0.0, 0.3):
+        config = Benchmark(augment_probability=probability).config("hypernerfgan", "preset", Path("unused"))
+        assert config.pipeline.augment.initial_p == probability
+    with pytest.raises(SystemExit) as refused:
+        run(parse(["bench", "--augment-probability", "1.5"]))
     assert refused.value.code == BenchError.exit_code

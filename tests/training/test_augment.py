@@ -187,6 +187,45 @@ def test_same_seed_gives_same_output():
     assert not torch.equal(first, third)
 
 
+def test_a_batch_that_drew_no_transform_is_returned_itself():
+    """At a small p, as early in training, most batches draw nothing: they cost the device no operation at all."""
+    images = random_images(batch=4)
+    torch.manual_seed(0)
+    assert make(initial_p=1e-6)(images) is images
+
+
+def every_transform_applied(augment: AdaptiveAugment, images: torch.Tensor):
+    """What `augment(images)` computes without skipping a transform that no image drew (with the same draws: a
+    transform applied to no image draws its parameters from a copy of the generator), and which transforms some
+    image drew."""
+    transforms = augment.transforms()
+    probabilities = torch.tensor([augment.host_values()[0] * rate for rate, _ in transforms])
+    chosen = torch.rand(len(transforms), images.shape[0]) < probabilities[:, None]
+    for (_, transform), chosen_images in zip(transforms, chosen):
+        with torch.random.fork_rng(devices=[], enabled=not chosen_images.any()):
+            images = transform(images, chosen_images)
+    return images, chosen.any(dim=1)
+
+
+def test_skipping_the_transforms_that_no_image_drew_changes_no_image_and_no_gradient():
+    images = random_images(batch=4, size=12)
+    augment = make(initial_p=0.15)
+    skipped, applied = 0, 0
+    for seed in range(12):
+        results = []
+        for run in (augment, lambda x: every_transform_applied(augment, x)[0]):
+            inputs = images.clone().requires_grad_(True)
+            torch.manual_seed(seed)
+            out = run(inputs)
+            (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+            results.append((out.detach(), inputs.grad))
+        torch.manual_seed(seed)
+        drawn = every_transform_applied(augment, images)[1]
+        skipped, applied = skipped + int((~drawn).sum()), applied + int(drawn.sum())
+        assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1]), seed
+    assert skipped > 0 and applied > 0, "the seeds exercise both kinds of transform"
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Adaptive p.
 

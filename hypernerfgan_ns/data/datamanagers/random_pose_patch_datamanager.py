@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Literal, Optional, Tuple, Type, TypeVar, Union
+from typing import Dict, Literal, Optional, Tuple, Type, Union
 
 import numpy as np
 import torch
@@ -46,6 +46,7 @@ from hypernerfgan_ns.data.datasets.unposed_images_dataset import UnposedImagesDa
 from hypernerfgan_ns.data.image_collection import ImageStore
 from hypernerfgan_ns.errors import DatasetError
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
+from hypernerfgan_ns.utils.transfers import to_device
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.configs.dataparser_configs import AnnotatedDataParserUnion
@@ -58,19 +59,6 @@ UINT8_MAX = 255.0
 
 GIB = float(1 << 30)
 """Bytes per GiB."""
-
-
-TensorOrBundle = TypeVar("TensorOrBundle", Tensor, RayBundle)
-
-
-def to_device(batch: TensorOrBundle, device: Union[torch.device, str]) -> TensorOrBundle:
-    """A CPU tensor (or ray bundle) on the training device; to a GPU through pinned memory and without blocking, so
-    that the copy neither waits for the GPU's queued work nor makes it wait."""
-    if torch.device(device).type != "cuda":
-        return batch.to(device)
-    if isinstance(batch, Tensor):
-        return batch.pin_memory().to(device, non_blocking=True)
-    return batch.pin_memory()._apply_fn_to_fields(lambda field: field.to(device, non_blocking=True))
 
 
 IDENTITY_POSE = torch.eye(3, 4)
