@@ -18,6 +18,8 @@ Per row it reports
     ops/iter              tensor operations dispatched in one plain iteration (forward, backward, optimizers, EMA),
                           counted below autograd: the host's per-iteration work, which on a GPU is a fixed cost
                           of launches however small the batch; the same on any device
+    device ops            of those, the ones that run on a GPU: its kernels and copies, not views (which launch
+                          nothing) nor the host's own work on CPU tensors (a batch's random draws); "-" on the CPU
     GFLOP/iter            floating-point operations of the same plain iteration's matmuls and convolutions
                           (`torch.utils.flop_counter`): the arithmetic a compute-bound GPU spends its time on; the
                           same on any device
@@ -317,13 +319,15 @@ def distinct_bytes(tensor: Tensor) -> int:
 
 class OperationCounter(TorchDispatchMode):
     """Counts the tensor operations dispatched while active (below autograd, so backward's count too), those among
-    them that make the host wait for an accelerator, and the bytes the ones that are not views read and write (their
-    tensors' distinct bytes, in and out: the least memory traffic of the kernels that run them)."""
+    them that make the host wait for an accelerator, those that run on one (not views, which launch nothing, nor the
+    host's own work on CPU tensors, such as a batch's random draws), and the bytes the ones that are not views read and
+    write (their tensors' distinct bytes, in and out: the least memory traffic of the kernels that run them)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.count = 0
         self.host_waits = 0
+        self.device_operations = 0
         self.bytes_moved = 0
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
@@ -333,6 +337,7 @@ class OperationCounter(TorchDispatchMode):
         if not is_view(func):
             tensors = [value for value in tree_flatten((args, kwargs, out))[0] if isinstance(value, Tensor)]
             self.bytes_moved += sum(map(distinct_bytes, tensors))
+            self.device_operations += any(tensor.device.type != "cpu" for tensor in tensors)
         return out
 
 
@@ -547,7 +552,10 @@ class BenchResult:
     batch_seconds_per_plain_iteration: Optional[float] = None
     """Of a plain iteration, the host seconds spent preparing its batches in the datamanager."""
     host_waits_per_iteration: Optional[int] = None
-    """Of those, the ones that make the host wait for the device; None on the CPU (nothing to wait for)."""
+    """Of its operations, the ones that make the host wait for the device; None on the CPU (nothing to wait for)."""
+    device_operations_per_iteration: Optional[int] = None
+    """Of its operations, the ones that run on the accelerator (its kernels and copies: not views, nor the host's own
+    work on CPU tensors); None on the CPU, where every operation runs on the one device."""
     device_busy_seconds_per_plain_iteration: Optional[float] = None
     """Of a plain iteration, the seconds the accelerator ran kernels or copies (profiled); None on the CPU."""
     saved_for_backward_bytes: Optional[int] = None
@@ -630,20 +638,20 @@ def _number(value: Optional[float], format_spec: str, scale: float = 1.0) -> str
 
 TABLE_COLUMNS = (
     "method", "variant", "precision", "plain s", "R1 s", "R1/plain", "s/iter", "images/s", "Mpoints/s", "ops/iter",
-    "GFLOP/iter", "GB moved", "batch ms", "host waits", "device busy", "saved GiB", "CUDA GiB", "GFLOP/s", "of matmul",
-    "naive s/iter", "speed-up", "eval ms/view", "eval GFLOP/view",
+    "device ops", "GFLOP/iter", "GB moved", "batch ms", "host waits", "device busy", "saved GiB", "CUDA GiB", "GFLOP/s",
+    "of matmul", "naive s/iter", "speed-up", "eval ms/view", "eval GFLOP/view",
 )
-"""Columns of the table. plain s, R1 s: seconds of a plain and of a lazy-R1 iteration; s/iter: their average over
-an R1 interval, from which images/s and Mpoints/s follow; ops/iter: tensor operations dispatched in a plain
-iteration; GFLOP/iter: its matmuls' and convolutions' arithmetic; GB moved: the bytes its operations read and
-write (the least memory traffic of its kernels, in the row's precision; neither count where the target field or the
-discriminator is compiled, since compiled code runs eager under the counter); batch ms: host milliseconds of a plain
-iteration spent preparing its batches; host waits: how many of the operations wait for the device (on a GPU);
-device busy: the share of a plain iteration the GPU runs kernels or copies (the rest it waits for the host); saved
-GiB: bytes saved for backward per iteration (the R1 one); CUDA GiB: peak allocated; GFLOP/s: the target MLP's, and
-what fraction of a plain matmul's it is; naive: the reference structure's seconds per plain iteration, and our
-speed-up over it; eval ms/view, eval GFLOP/view: a view of a new object rendered as the quality curve renders it, in
-the row's evaluation precision, and its arithmetic."""
+"""Columns of the table. plain s, R1 s: seconds of a plain and of a lazy-R1 iteration; s/iter: their average over an R1
+interval, from which images/s and Mpoints/s follow; ops/iter: tensor operations dispatched in a plain iteration, and
+device ops those of them that run on a GPU (its kernels and copies); GFLOP/iter: its matmuls' and convolutions'
+arithmetic; GB moved: the bytes its operations read and write (the least memory traffic of its kernels, in the row's
+precision; neither count where the target field or the discriminator is compiled, since compiled code runs eager
+under the counter); batch ms: host milliseconds of a plain iteration spent preparing its batches; host waits: how
+many of the operations wait for the device (on a GPU); device busy: the share of a plain iteration the GPU runs
+kernels or copies (the rest it waits for the host); saved GiB: bytes saved for backward per iteration (the R1 one);
+CUDA GiB: peak allocated; GFLOP/s: the target MLP's, and what fraction of a plain matmul's it is; naive: the
+reference structure's seconds per plain iteration, and our speed-up over it; eval ms/view, eval GFLOP/view: a view of
+a new object rendered as the quality curve renders it, in the row's evaluation precision, and its arithmetic."""
 
 
 def table_cells(result: BenchResult) -> List[str]:
@@ -661,6 +669,7 @@ def table_cells(result: BenchResult) -> List[str]:
         _number(result.images_per_second, ".2f"),
         _number(result.points_per_second, ".2f", 1e6),
         _number(result.operations_per_iteration, ",.0f"),
+        _number(result.device_operations_per_iteration, ",.0f"),
         _number(result.flops_per_iteration, ",.0f", 1e9),
         _number(result.bytes_moved_per_iteration, ".1f", 1e9),
         _number(result.batch_seconds_per_plain_iteration, ".1f", 1e-3),
@@ -807,6 +816,8 @@ class Benchmark:
                     if not compiled:  # under a dispatch mode compiled code runs eager: the counts would be eager's
                         result.operations_per_iteration = counter.count
                         result.bytes_moved_per_iteration = counter.bytes_moved
+                        if device.type != "cpu":
+                            result.device_operations_per_iteration = counter.device_operations
                     if device.type != "cpu":
                         result.host_waits_per_iteration = counter.host_waits
                     if device.type == "cuda":

@@ -120,6 +120,18 @@ def test_host_waits_are_reads_of_device_values_only() -> None:
     assert counter.count == 2 and counter.host_waits == 0
 
 
+def test_device_operations_are_the_ones_that_compute_or_copy_on_an_accelerator() -> None:
+    """Views launch nothing and the host's own work (random draws on CPU tensors) runs no kernel; a copy to the device
+    is one of its operations (a meta tensor stands in for an accelerator's)."""
+    on_device = torch.ones(4, device="meta")
+    with OperationCounter() as counter:
+        chosen = torch.rand(4) < 0.5  # the host's draws: 2 operations
+        moved = chosen.to("meta")  # a copy: 1
+        on_device.view(2, 2)  # a view: 1
+        torch.where(moved, on_device * 2, on_device)  # 2 kernels
+    assert counter.count == 6 and counter.device_operations == 3
+
+
 def test_device_busy_time_is_the_union_of_the_accelerators_intervals() -> None:
     """Kernels back to back and a copy overlapping one count once; host events and idle gaps not at all."""
 
