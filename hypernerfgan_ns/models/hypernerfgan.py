@@ -51,13 +51,16 @@ from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.model_components.ray_samplers import PDFSampler
 from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
 from nerfstudio.models.base_model import Model, ModelConfig
-from nerfstudio.utils import colormaps
+from nerfstudio.utils import colormaps, colors
 
 BACKGROUND_COLOR = "white"
 """Renders are composited on white, as the training photos are."""
 
 NO_SKIP = -1
 """Value of `skip_layer` that disables the skip connection."""
+
+MIN_OPACITY = 1e-6
+"""Opacity a composite is divided by at least, to take the background out of a ray that hardly meets the object."""
 
 COMPILE_TARGET_FIELD_OPTION = "--pipeline.model.compile-target-field"
 """The option `compile_target_field` is set with, named where compiling fails."""
@@ -505,6 +508,16 @@ class HyperNeRFGANModel(Model):
         torch._assert_async((object_indices.view(num_objects, -1) == objects[:, None]).all(), message)
 
     # ------------------------------------------------------------------ nerfstudio's evaluation hooks
+
+    def get_rgba_image(self, outputs: Dict[str, Tensor], output_name: str = "rgb") -> Float[Tensor, "*rays 4"]:
+        """The object's own colour and its opacity, the background taken out of the composite: what `ns-render
+        --rendered-output-names rgba` writes, and what `ns-export pointcloud` and `poisson` keep a ray's point by (an
+        opacity above one half). nerfstudio's own version gives every ray an opacity of 1 where the background is a
+        fixed colour, which turned the background's rays into a shell of points at the near plane."""
+        opacity = outputs[output_name.replace("rgb", "accumulation")]
+        background = colors.get_color(BACKGROUND_COLOR).to(opacity)
+        colour = (outputs[output_name] - (1.0 - opacity) * background) / opacity.clamp(min=MIN_OPACITY)
+        return torch.cat([colour.clamp(0.0, 1.0), opacity], dim=-1)
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
         """The model has no losses of its own: the adversarial losses need the discriminator (see the pipeline)."""

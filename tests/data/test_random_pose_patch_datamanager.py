@@ -83,6 +83,18 @@ def test_patch_rays_are_a_contiguous_block_of_each_cameras_full_grid(image_folde
         assert_same_rays(bundle[index * PATCH * PATCH : (index + 1) * PATCH * PATCH], expected)
 
 
+def test_the_rays_an_exporter_asks_for_per_batch_set_how_many_whole_patches_a_batch_has(image_folder: Path) -> None:
+    """`ns-export pointcloud` and `poisson` set `train_pixel_sampler.num_rays_per_batch`, then draw batches."""
+    datamanager = make_datamanager(image_folder)
+    assert datamanager.get_train_rays_per_batch() == 3 * PATCH * PATCH
+    datamanager.train_pixel_sampler.num_rays_per_batch = 5 * PATCH * PATCH + 1
+    rays, batch = datamanager.next_train(0)
+    assert rays.shape == (5 * PATCH * PATCH,) and batch["image"].shape[0] == 5
+    assert datamanager.get_train_rays_per_batch() == 5 * PATCH * PATCH
+    datamanager.train_pixel_sampler.num_rays_per_batch = 1
+    assert datamanager.next_train(0)[0].shape == (PATCH * PATCH,), "at least one patch"
+
+
 def test_patch_rays_stay_fp32_inside_the_training_phases_autocast(image_folder: Path) -> None:
     datamanager = make_datamanager(image_folder)
     cameras = datamanager.sample_cameras(2)

@@ -43,6 +43,21 @@ def test_new_tiny_generator_renders_an_object_sized_blob_on_white(preset: Datase
     assert centre.std() > 0.005, "the object must not be a uniform colour"
 
 
+def test_rgba_is_the_objects_own_colour_with_its_opacity_the_white_background_taken_out(preset: DatasetPreset) -> None:
+    """What `ns-render --rendered-output-names rgba` writes and `ns-export pointcloud` keeps points by: a ray that
+    misses the object is transparent, not an opaque white pixel."""
+    torch.manual_seed(0)
+    model = tiny_model(preset).eval()
+    camera = preset.camera_prior.cameras(preset.camera_prior.orbit_poses(8)[:1], resolution=32)
+    outputs = model.get_outputs_for_camera(camera)
+    rgba = model.get_rgba_image(outputs)
+    colour, opacity = rgba[..., :3], rgba[..., 3:]
+    assert rgba.shape == (32, 32, 4) and torch.equal(opacity, outputs["accumulation"])
+    assert float(opacity[0, 0]) < 1e-3 and float(opacity.max()) > 0.9, "the background is clear, the blob is not"
+    assert torch.allclose(colour * opacity + (1 - opacity), outputs["rgb"], atol=1e-5), "composited on white again"
+    assert 0 <= float(colour.min()) and float(colour.max()) <= 1
+
+
 def test_viewed_object_is_persistent_state(preset: DatasetPreset) -> None:
     model = make_model(preset)
     other = make_model(preset)

@@ -162,10 +162,10 @@ def test_ns_render_spiral_and_a_camera_path_from_the_viewer(tmp_path: Path) -> N
         assert (width, height) == ((24, 24) if name == "camera_path.mp4" else (prior.resolution, prior.resolution))
 
 
-def test_ns_export_tsdf_and_ns_eval_without_the_training_images(tmp_path: Path) -> None:
-    """`ns-export tsdf` exports the viewed object's mesh. Our errors met inside nerfstudio's own commands are shown as
-    ns-train shows them, a panel and not a traceback: with the run's images moved away, ns-eval says how to score
-    anyway (and, the run being trained, gives no advice on presets)."""
+def test_ns_export_tsdf_and_pointcloud_and_ns_eval_without_the_training_images(tmp_path: Path) -> None:
+    """`ns-export tsdf` exports the viewed object's mesh, `ns-export pointcloud` its surface points. Our errors met
+    inside nerfstudio's own commands are shown as ns-train shows them, a panel and not a traceback: with the run's
+    images moved away, ns-eval says how to score anyway (and, the run being trained, gives no advice on presets)."""
     from PIL import Image
 
     from tests.helpers import micro_config, train
@@ -188,6 +188,18 @@ def test_ns_export_tsdf_and_ns_eval_without_the_training_images(tmp_path: Path) 
                "--resolution", "32", "--downscale-factor", "1", "--texture-method", "tsdf")
     assert mesh.returncode == 0, mesh.stdout + mesh.stderr
     assert (tmp_path / "tsdf" / "tsdf_mesh.ply").stat().st_size > 0
+
+    # ns-export pointcloud: the viewed object's surface seen from random prior cameras, inside the object sphere (no
+    # shell of background points at the near plane).
+    cloud = run("ns-export", "pointcloud", "--load-config", config_path, "--output-dir", str(tmp_path / "cloud"),
+                "--num-points", "500", "--num-rays-per-batch", "4096", "--normal-method", "open3d")
+    assert cloud.returncode == 0, cloud.stdout + cloud.stderr
+    import numpy as np
+    import open3d
+
+    cloud_file = str(tmp_path / "cloud" / "point_cloud.ply")
+    points = torch.from_numpy(np.asarray(open3d.io.read_point_cloud(cloud_file).points))
+    assert points.shape[0] > 100 and float(points.norm(dim=1).max()) <= CameraPriorConfig().object_radius * 1.001
 
     photos.rename(tmp_path / "photos_moved")
     evaluation = run("ns-eval", "--load-config", config_path, "--output-path", str(tmp_path / "eval.json"))

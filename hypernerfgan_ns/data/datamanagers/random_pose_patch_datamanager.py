@@ -152,6 +152,24 @@ class RandomPosePatchDataManagerConfig(DefaultsForMissingFields, VanillaDataMana
     batch. Larger collections are read from the disk cache batch by batch. 0: always read from disk."""
 
 
+class PatchBatchRays:
+    """The rays per training batch, where nerfstudio's exporters set them: `ns-export pointcloud` and `poisson` set
+    `datamanager.train_pixel_sampler.num_rays_per_batch`, then render the viewed object along the rays of batches
+    from `next_train`. A batch here is whole patches, one per random prior camera, so the count sets how many cameras
+    (and real crops) a batch has: as many patches as it holds, at least one."""
+
+    def __init__(self, config: RandomPosePatchDataManagerConfig) -> None:
+        self.config = config
+
+    @property
+    def num_rays_per_batch(self) -> int:
+        return self.config.batch_size * self.config.patch_size**2
+
+    @num_rays_per_batch.setter
+    def num_rays_per_batch(self, num_rays: int) -> None:
+        self.config.batch_size = max(1, num_rays // self.config.patch_size**2)
+
+
 class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
     """Random-pose patch batches for training; nerfstudio's orbit-camera datasets for evaluation.
 
@@ -207,6 +225,7 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
                 f"The patch size ({config.patch_size}) is larger than the training resolution ({self.resolution}). "
                 "Lower --pipeline.datamanager.patch-size or raise the dataparser's --resolution."
             )
+        self.train_pixel_sampler = PatchBatchRays(config)  # type: ignore[assignment]  # where exporters set rays
         self._device_images: Optional[Tensor] = None
         self._pixel_rays: Dict[int, Tensor] = {}
         self._patch_pixel_offsets: Dict[Tuple[int, int], Tensor] = {}
@@ -380,9 +399,6 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         self.train_count += 1
         rays = self.next_train_rays(step, downscale)
         return rays, {"image": self.next_train_reals(step, downscale)}
-
-    def get_train_rays_per_batch(self) -> int:
-        return self.config.batch_size * self.config.patch_size**2
 
     # ------------------------------------------------------------------ evaluation
 
