@@ -26,6 +26,8 @@ per iteration of the paper's configuration on 2 CPU cores (two batches of 16,384
 rays are generated per batch.
 
 The evaluation side is nerfstudio's: a dataset of orbit cameras for the viewer, `ns-render` and `ns-eval`.
+`ns-export pointcloud` and `poisson` render the viewed object along the rays of training batches, as many cameras per
+batch as the rays they ask for (`PatchBatchRays`).
 """
 
 from __future__ import annotations
