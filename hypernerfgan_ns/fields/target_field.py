@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from hypernerfgan_ns.errors import ConfigError
 from hypernerfgan_ns.field_components.encodings import PositionalEncoding
 from hypernerfgan_ns.field_components.fmm import FMMFactors, ModulatedLinearBase, modulated_weight, stack_factors
+from hypernerfgan_ns.utils.precision import autocast_dtype
 from nerfstudio.field_components.field_heads import FieldHeadNames
 
 HIDDEN_ACTIVATION_GAIN = math.sqrt(2.0)
@@ -68,19 +69,39 @@ def batched_affine(
 
 @dataclass
 class ObjectWeights:
-    """Every target layer's weight matrix for a batch of objects: what the hypernetwork makes of a batch of z."""
+    """Every target layer's weights for a batch of objects, as the field multiplies by them: what the hypernetwork
+    makes of a batch of z.
 
-    layers: List[Float[Tensor, "objects out_features in_features"]]
-    """One modulated, row-normalised weight matrix per target layer and object."""
+    Each layer's modulated, row-normalised weight matrix is kept transposed ([in, out] per object) and times the
+    activation gain that follows the layer, and the layers of one shape and gain stay stacked as the modulation made
+    them: casting them to the render's precision is then one operation per group, not one per layer, and the gain
+    is applied once per batch of objects, not once per pass of the field."""
+
+    groups: List[Float[Tensor, "layers objects in_features out_features"]]
+    """The layers of one shape and gain, stacked: `TargetField.layer_groups` says which."""
+    group_layers: List[List[int]]
+    """The layer indices in each group, in stacking order."""
 
     @property
     def num_objects(self) -> int:
         """Number of objects in the batch."""
-        return self.layers[0].shape[0]
+        return self.groups[0].shape[1]
+
+    @property
+    def layers(self) -> List[Float[Tensor, "objects in_features out_features"]]:
+        """One weight matrix per layer, in layer order (views of the groups)."""
+        return self.layers_in(self.groups[0].dtype)
+
+    def layers_in(self, dtype: torch.dtype) -> List[Float[Tensor, "objects in_features out_features"]]:
+        """One weight matrix per layer in `dtype`, in layer order: one cast per group (none when it matches)."""
+        by_layer: Dict[int, Tensor] = {}
+        for group, indices in zip(self.groups, self.group_layers):
+            by_layer.update(zip(indices, group.to(dtype).unbind(0)))
+        return [by_layer[index] for index in range(len(by_layer))]
 
     def select(self, indices: Union[Tensor, slice]) -> "ObjectWeights":
         """The weights of a subset of the objects (an index tensor, or a slice: a view, no copy)."""
-        return ObjectWeights([weight[indices] for weight in self.layers])
+        return ObjectWeights([group[:, indices] for group in self.groups], self.group_layers)
 
 
 class TargetField(nn.Module):
@@ -126,32 +147,44 @@ class TargetField(nn.Module):
         ]
         out_features = [hidden_width] * num_hidden_layers + [RGB_CHANNELS + 1]
         self.layers = nn.ModuleList([ModulatedLinearBase(i, o) for i, o in zip(in_features, out_features)])
+        bias_gains = [gain for gain, width in zip(self.layer_gains(), out_features) for _ in range(width)]
+        self.bias_gains: Tensor
+        self.register_buffer("bias_gains", torch.tensor(bias_gains), persistent=False)
+        """Every layer's gain once per output feature: all the biases are scaled by it in one operation."""
 
     def layer_shapes(self) -> List[Tuple[int, int]]:
         """(out_features, in_features) of every layer, the last one being the RGB + density output."""
         return [(layer.out_features, layer.in_features) for layer in self.layers]
 
-    def same_shape_layers(self) -> List[List[int]]:
-        """The layers' indices grouped by weight shape (in a deep MLP most hidden layers share one)."""
-        groups: Dict[Tuple[int, int], List[int]] = {}
-        for index, shape in enumerate(self.layer_shapes()):
-            groups.setdefault(shape, []).append(index)
+    def layer_gains(self) -> List[float]:
+        """The gain each layer's weight and bias are multiplied by: the hidden layers' ReLU gain, none on the
+        output layer."""
+        return [HIDDEN_ACTIVATION_GAIN] * (len(self.layers) - 1) + [1.0]
+
+    def layer_groups(self) -> List[List[int]]:
+        """The layers' indices grouped by weight shape and gain (in a deep MLP most hidden layers share both)."""
+        groups: Dict[Tuple[Tuple[int, int], float], List[int]] = {}
+        for index, key in enumerate(zip(self.layer_shapes(), self.layer_gains())):
+            groups.setdefault(key, []).append(index)
         return list(groups.values())
 
     def object_weights(self, factors: List[FMMFactors]) -> ObjectWeights:
-        """Combines the shared weights with the hypernetwork's per-object factors (FMM).
+        """Combines the shared weights with the hypernetwork's per-object factors (FMM), times each layer's gain.
 
         Layers of one shape are modulated in one stacked call: on the paper's MLP six of the nine layers are
         128 x 128, so the modulation's operations, forward and backward, are paid four times instead of nine."""
-        by_layer: Dict[int, Tensor] = {}
-        for group in self.same_shape_layers():
+        gains, layer_groups = self.layer_gains(), self.layer_groups()
+        groups = []
+        for group in layer_groups:
             if len(group) == 1:
-                by_layer[group[0]] = modulated_weight(self.layers[group[0]].weight, factors[group[0]])
-                continue
-            base = torch.stack([self.layers[index].weight for index in group])
-            stacked = modulated_weight(base, stack_factors([factors[index] for index in group]))
-            by_layer.update(zip(group, stacked.unbind(0)))
-        return ObjectWeights([by_layer[index] for index in range(len(self.layers))])
+                stacked = modulated_weight(self.layers[group[0]].weight, factors[group[0]]).unsqueeze(0)
+            else:
+                base = torch.stack([self.layers[index].weight for index in group])
+                stacked = modulated_weight(base, stack_factors([factors[index] for index in group]))
+            if gains[group[0]] != 1.0:
+                stacked = stacked * gains[group[0]]
+            groups.append(stacked.transpose(-1, -2))
+        return ObjectWeights(groups, layer_groups)
 
     def forward(
         self,
@@ -169,18 +202,19 @@ class TargetField(nn.Module):
         Returns:
             RGB in [0, 1] as [objects, points, 3] and density >= 0 as [objects, points, 1].
         """
-        encoded = self.encoding(positions)
+        dtype = autocast_dtype(positions) or positions.dtype
+        encoded = self.encoding(positions).to(dtype)
+        biases = (torch.cat([layer.bias for layer in self.layers]) * self.bias_gains).to(dtype)
+        biases = biases.split([layer.out_features for layer in self.layers])
         h = encoded
         last = len(self.layers) - 1
-        for index, (layer, weight) in enumerate(zip(self.layers, weights.layers)):
+        for index, (weight, bias) in enumerate(zip(weights.layers_in(dtype), biases)):
+            h = batched_affine(h, weight, bias)
             if index == last:
-                h = batched_affine(h, weight.transpose(1, 2).to(h.dtype), layer.bias.to(h.dtype))
                 break
-            gain = HIDDEN_ACTIVATION_GAIN
-            h = batched_affine(h, (weight * gain).transpose(1, 2).to(h.dtype), layer.bias.to(h.dtype) * gain)
             h = F.relu(h, inplace=True)  # the affine map does not need its output for backward
             if index == self.skip_layer:
-                h = torch.cat([encoded.to(h.dtype), h], dim=-1)
+                h = torch.cat([encoded, h], dim=-1)
         return self.output_heads(h, positions, density_noise_std)
 
     def may_have_density(self, positions: Float[Tensor, "*points 3"]) -> Bool[Tensor, "*points"]:
@@ -208,5 +242,5 @@ class TargetField(nn.Module):
             raw_density = raw_density + torch.randn_like(raw_density) * density_noise_std
         density = F.relu(raw_density)
         if self.object_radius is not None:
-            density = density * (distance <= self.object_radius).to(density.dtype)
+            density = density.masked_fill(distance > self.object_radius, 0.0)
         return {FieldHeadNames.RGB: torch.sigmoid(raw_rgb), FieldHeadNames.DENSITY: density}

@@ -51,6 +51,7 @@ class LinspaceSampler(Sampler):
         self.train_stratified = train_stratified
         self.opaque_far_plane = opaque_far_plane
         self.spacing_bins = spacing_bins
+        self._fraction_ranges: Dict[Tuple[int, bool, torch.device, torch.dtype], Tuple[Tensor, Tensor]] = {}
 
     def fraction_ranges(
         self,
@@ -67,16 +68,27 @@ class LinspaceSampler(Sampler):
         mid_fractions = 0.5 * (fractions[1:] + fractions[:-1])
         return torch.cat([fractions[:1], mid_fractions]), torch.cat([mid_fractions, fractions[-1:]])
 
+    def lower_fractions_and_widths(
+        self, num_samples: int, training: bool, device: torch.device, dtype: torch.dtype
+    ) -> Tuple[Float[Tensor, "samples"], Float[Tensor, "samples"]]:
+        """`fraction_ranges` as each interval's start and width, made once per sample count, mode, device and dtype:
+        every render draws within the same intervals, and on a GPU each operation that made them again would be a
+        kernel launch per render."""
+        key = (num_samples, training, device, dtype)
+        if key not in self._fraction_ranges:
+            lower, upper = self.fraction_ranges(num_samples, training, device=device, dtype=dtype)
+            self._fraction_ranges[key] = (lower, upper - lower)
+        return self._fraction_ranges[key]
+
     def generate_ray_samples(self, ray_bundle: Optional[RayBundle] = None, num_samples: Optional[int] = None) -> RaySamples:
         assert ray_bundle is not None and ray_bundle.nears is not None and ray_bundle.fars is not None
         num_samples = num_samples or self.num_samples
         assert num_samples is not None
         nears, fars = ray_bundle.nears, ray_bundle.fars  # [rays, 1]
-        lower, upper = self.fraction_ranges(num_samples, self.training, device=nears.device, dtype=nears.dtype)
+        lower, widths = self.lower_fractions_and_widths(num_samples, self.training, nears.device, nears.dtype)
         if self.train_stratified and self.training:
-            fractions = lower + (upper - lower) * torch.rand(
-                (*nears.shape[:-1], num_samples), device=nears.device, dtype=nears.dtype
-            )
+            jitter = torch.rand((*nears.shape[:-1], num_samples), device=nears.device, dtype=nears.dtype)
+            fractions = torch.addcmul(lower, widths, jitter)
         else:
             fractions = lower.expand(*nears.shape[:-1], num_samples)
         distances = nears + (fars - nears) * fractions  # [rays, samples]

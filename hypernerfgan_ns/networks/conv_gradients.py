@@ -39,6 +39,8 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
+from hypernerfgan_ns.utils.precision import autocast_dtype
+
 Pair = Tuple[int, int]
 
 
@@ -239,14 +241,6 @@ class _DepthwiseFilterTranspose(torch.autograd.Function):
         return _DepthwiseFilter.apply(grad_output, kernel, ctx.stride), None, None, None
 
 
-def _autocast_dtype(x: Tensor) -> Optional[torch.dtype]:
-    """The dtype autocast would run a convolution of `x` in, or None when autocast is off."""
-    device_type = x.device.type
-    if not torch.is_autocast_enabled(device_type):
-        return None
-    return torch.get_autocast_dtype(device_type)
-
-
 def conv2d(
     x: Float[Tensor, "batch in_channels height width"],
     weight: Float[Tensor, "out_channels in_channels kh kw"],
@@ -257,7 +251,7 @@ def conv2d(
 ) -> Float[Tensor, "batch out_channels out_height out_width"]:
     """`F.conv2d` (groups 1, symmetric padding) whose derivatives of every order are ordinary convolutions; the
     first backward skips the weight gradients while `weight_gradients` is off."""
-    dtype = _autocast_dtype(x)
+    dtype = autocast_dtype(x)
     if dtype is not None:
         x, weight = x.to(dtype), weight.to(dtype)
         bias = bias.to(dtype) if bias is not None else None
@@ -269,5 +263,5 @@ def depthwise_filter(
 ) -> Float[Tensor, "batch channels out_height out_width"]:
     """The fixed `kernel` convolved with every channel (no padding), keeping every `stride`-th output; its
     derivatives of every order are ordinary depthwise convolutions."""
-    dtype = _autocast_dtype(x) or x.dtype
+    dtype = autocast_dtype(x) or x.dtype
     return _DepthwiseFilter.apply(x.to(dtype), kernel.to(dtype), stride)

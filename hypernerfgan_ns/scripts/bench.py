@@ -82,7 +82,7 @@ from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.engine.in_process import own_event_writers, release_memory
 from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
 from hypernerfgan_ns.errors import HyperNeRFGANError
-from hypernerfgan_ns.fields.target_field import HIDDEN_ACTIVATION_GAIN, ObjectWeights, TargetField
+from hypernerfgan_ns.fields.target_field import ObjectWeights, TargetField
 from hypernerfgan_ns.method_configs import METHODS, method_config
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, generated_image_batches
 from hypernerfgan_ns.scripts.ablation_rows import ROWS
@@ -486,9 +486,9 @@ def naive_field_forward(
     for index in range(weights.num_objects):
         encoded = field_module.encoding(positions[index])
         h = encoded
-        for layer_index, (layer, weight) in enumerate(zip(field_module.layers, weights.layers)):
-            gain = 1.0 if layer_index == last else HIDDEN_ACTIVATION_GAIN
-            h = torch.matmul(weight[index] * gain, h.unsqueeze(-1)).squeeze(-1) + layer.bias * gain
+        layers = zip(field_module.layers, weights.layers, field_module.layer_gains())
+        for layer_index, (layer, weight, gain) in enumerate(layers):  # weights: [in, out], the gain folded in
+            h = torch.matmul(weight[index].transpose(0, 1), h.unsqueeze(-1)).squeeze(-1) + layer.bias * gain
             if layer_index == last:
                 break
             h = F.relu(h)

@@ -9,12 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
+from hypernerfgan_ns.cameras.camera_prior import CameraPriorConfig
 from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import (
     RandomPosePatchDataManager,
     RandomPosePatchDataManagerConfig,
 )
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
 from hypernerfgan_ns.errors import DatasetError
+from hypernerfgan_ns.model_components.colliders import ObjectShellCollider
 from hypernerfgan_ns.scripts.ablation_rows import PATCH_SCALE_NEVER_SHRINKS
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
@@ -80,7 +82,8 @@ def test_patch_rays_are_a_contiguous_block_of_each_cameras_full_grid(image_folde
         assert len(matches) == 1
         y, x = matches[0].tolist()
         expected = full[y : y + PATCH, x : x + PATCH].flatten()
-        assert_same_rays(bundle[index * PATCH * PATCH : (index + 1) * PATCH * PATCH], expected)
+        rays = bundle[index * PATCH * PATCH : (index + 1) * PATCH * PATCH]
+        assert_same_rays(rays, expected, datamanager.camera_prior)
 
 
 def test_the_rays_an_exporter_asks_for_per_batch_set_how_many_whole_patches_a_batch_has(image_folder: Path) -> None:
@@ -107,14 +110,18 @@ def test_patch_rays_stay_fp32_inside_the_training_phases_autocast(image_folder: 
     assert torch.equal(autocast.directions, plain.directions)
 
 
-def assert_same_rays(bundle: RayBundle, expected: RayBundle) -> None:
-    """Every field a ray of `Cameras.generate_rays` has, to float precision (the camera index aside)."""
+def assert_same_rays(bundle: RayBundle, expected: RayBundle, prior: CameraPriorConfig) -> None:
+    """Every field a ray of `Cameras.generate_rays` has, to float precision (the camera index aside), and the near
+    and far distances the model's collider would give its rays."""
     for name in ("origins", "directions", "pixel_area"):
         torch.testing.assert_close(getattr(bundle, name), getattr(expected, name), atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(
         bundle.metadata["directions_norm"], expected.metadata["directions_norm"], atol=1e-6, rtol=1e-5
     )
-    assert bundle.nears is None and bundle.fars is None and bundle.times is None
+    collided = ObjectShellCollider(prior.radius, prior.near, prior.far).set_nears_and_fars(expected)
+    torch.testing.assert_close(bundle.nears, collided.nears, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(bundle.fars, collided.fars, atol=1e-6, rtol=1e-5)
+    assert bundle.times is None
 
 
 def test_real_patches_are_crops_of_the_photos(image_folder: Path) -> None:
@@ -148,7 +155,8 @@ def test_coarser_batches_are_patches_of_the_downscaled_cameras_and_photos(image_
         full = datamanager.camera_prior.cameras(poses, coarse).generate_rays(camera_indices=0, keep_shape=True)
         patch = bundle.directions.view(3, half, half, 3)[index]
         y, x = ((full.directions - patch[0, 0]).norm(dim=-1) < 1e-6).nonzero()[0].tolist()
-        assert_same_rays(bundle[index * half * half : (index + 1) * half * half], full[y : y + half, x : x + half].flatten())
+        rays = bundle[index * half * half : (index + 1) * half * half]
+        assert_same_rays(rays, full[y : y + half, x : x + half].flatten(), datamanager.camera_prior)
 
     store = torch.from_numpy(datamanager.training_images().array().copy()).permute(0, 3, 1, 2).float() / 255
     filtered = torch.nn.functional.avg_pool2d(store, 2).permute(0, 2, 3, 1)
@@ -257,4 +265,4 @@ def test_patch_scale_annealing_spreads_patches_over_the_image_then_shrinks_them(
     bundle = datamanager.sample_patch_rays(cameras, torch.full((1,), float(RESOLUTION)))
     full = cameras.generate_rays(camera_indices=0, coords=torch.stack(torch.meshgrid(
         torch.arange(PATCH) * 2.0 + 1.0, torch.arange(PATCH) * 2.0 + 1.0, indexing="ij"), dim=-1))
-    assert_same_rays(bundle, full.flatten())
+    assert_same_rays(bundle, full.flatten(), datamanager.camera_prior)

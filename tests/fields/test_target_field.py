@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import inspect
+from collections import Counter
 from typing import Any, List
 
 import torch
 import torch.utils.checkpoint
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from hypernerfgan_ns.field_components.encodings import PositionalEncoding
 from hypernerfgan_ns.field_components.fmm import FMMFactors, modulated_weight
-from hypernerfgan_ns.fields.target_field import ObjectWeights, TargetField
+from hypernerfgan_ns.fields.target_field import HIDDEN_ACTIVATION_GAIN, ObjectWeights, TargetField
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel
 from hypernerfgan_ns.utils.compiling import compiled
 from nerfstudio.cameras.rays import RayBundle
@@ -79,17 +81,21 @@ def test_objects_in_one_batch_equal_the_same_objects_alone(small_model: HyperNeR
 
 
 def test_layers_of_one_shape_are_modulated_together_as_each_alone() -> None:
-    """The paper's MLP (8 x 128, skip after 4): the six 128 x 128 layers in one stacked call, the same weights and
-    gradients as one call per layer."""
+    """The paper's MLP (8 x 128, skip after 4): the six 128 x 128 layers in one stacked call, the same weights
+    (transposed, times the ReLU gain on the hidden layers) and gradients as one call per layer."""
     torch.manual_seed(0)
     field = TargetField(num_hidden_layers=8, hidden_width=128, skip_layer=4, num_octaves=10)
-    assert field.same_shape_layers() == [[0], [1, 2, 3, 4, 6, 7], [5], [8]]
+    assert field.layer_groups() == [[0], [1, 2, 3, 4, 6, 7], [5], [8]]
     factors = [
         FMMFactors(left=torch.randn(2, out, 10, requires_grad=True), right=torch.randn(2, 10, inp, requires_grad=True))
         for out, inp in field.layer_shapes()
     ]
     together = field.object_weights(factors).layers
-    alone = [modulated_weight(layer.weight, f) for layer, f in zip(field.layers, factors)]
+    alone = [
+        (modulated_weight(layer.weight, f) * gain).transpose(1, 2)
+        for layer, f, gain in zip(field.layers, factors, field.layer_gains())
+    ]
+    assert field.layer_gains()[-1] == 1.0 and field.layer_gains()[0] == HIDDEN_ACTIVATION_GAIN
     for joint, single in zip(together, alone):
         assert joint.shape == single.shape and torch.allclose(joint, single, atol=1e-6)
     cotangents = [torch.randn_like(weight) for weight in alone]
@@ -98,6 +104,46 @@ def test_layers_of_one_shape_are_modulated_together_as_each_alone() -> None:
     single_gradients = torch.autograd.grad(alone, inputs, cotangents)
     for joint, single in zip(joint_gradients, single_gradients):
         assert torch.allclose(joint, single, atol=1e-5)
+
+
+def test_a_hidden_layer_shaped_like_the_output_layer_keeps_its_own_gain() -> None:
+    """Hidden width 4 makes the hidden layers 4 x 4 like the output layer: grouped by shape and gain, the output
+    layer stays apart and its weights unscaled."""
+    field = TargetField(num_hidden_layers=3, hidden_width=4, skip_layer=None, num_octaves=1)
+    assert field.layer_shapes()[1:] == [(4, 4)] * 3
+    assert field.layer_groups() == [[0], [1, 2], [3]]
+    factors = [FMMFactors(left=torch.randn(2, o, 2), right=torch.randn(2, 2, i)) for o, i in field.layer_shapes()]
+    output_layer = field.object_weights(factors).layers[-1]
+    assert torch.allclose(output_layer, modulated_weight(field.layers[-1].weight, factors[-1]).transpose(1, 2))
+
+
+class OperationNames(TorchDispatchMode):
+    """Counts the operations dispatched while active, by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter = Counter()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.counts[str(func)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_fp16_autocast_runs_the_layers_in_fp16_and_casts_each_group_once() -> None:
+    """Under autocast the field casts its inputs up front: a cast per group of layers, not per layer, and the
+    colours of a fp32 run to fp16 rounding."""
+    torch.manual_seed(0)
+    field = TargetField(num_hidden_layers=8, hidden_width=32, skip_layer=4, num_octaves=4, object_radius=1.0)
+    factors = [FMMFactors(left=torch.randn(2, o, 3), right=torch.randn(2, 3, i)) for o, i in field.layer_shapes()]
+    weights = field.object_weights(factors)
+    positions = torch.rand(2, 64, 3) * 2 - 1
+    reference = field(positions, weights)[FieldHeadNames.RGB]
+    with torch.autocast("cpu", dtype=torch.float16), OperationNames() as operations:
+        half = field(positions, weights)[FieldHeadNames.RGB]
+    groups, layers = len(field.layer_groups()), len(field.layers)
+    assert operations.counts["aten._to_copy.default"] == groups + 2, "a cast per group, the biases' and the inputs'"
+    assert operations.counts["aten.baddbmm.default"] == layers
+    assert (half.float() - reference).abs().max() < 1e-2
 
 
 def test_density_is_zero_outside_the_object_sphere_whatever_the_weights() -> None:
@@ -200,14 +246,18 @@ def test_the_compiled_field_is_one_graph_with_the_eager_outputs_and_gradients() 
         num_hidden_layers=3, hidden_width=16, skip_layer=0, num_octaves=4, density_prior_radius=0.6,
         density_prior_slope=10.0, object_radius=0.9,
     )
-    shapes = field.layer_shapes()
-    weights = ObjectWeights([(torch.randn(2, out_f, in_f) / in_f**0.5).requires_grad_() for out_f, in_f in shapes])
+    shapes, groups = field.layer_shapes(), field.layer_groups()
+    weights = ObjectWeights(
+        [(torch.randn(len(g), 2, shapes[g[0]][1], shapes[g[0]][0]) / shapes[g[0]][1] ** 0.5).requires_grad_()
+         for g in groups],
+        groups,
+    )
     positions = torch.rand(2, 200, 3) * 2 - 1
 
     def outputs_and_gradients(forward: Any) -> List[torch.Tensor]:
         outputs = forward(field, positions, weights, 0.0)
         loss = outputs[FieldHeadNames.RGB].square().sum() + outputs[FieldHeadNames.DENSITY].sum()
-        gradients = torch.autograd.grad(loss, weights.layers)
+        gradients = torch.autograd.grad(loss, weights.groups)
         return [outputs[FieldHeadNames.RGB], outputs[FieldHeadNames.DENSITY], *gradients]
 
     torch._dynamo.reset()
@@ -226,7 +276,7 @@ def test_the_compiled_field_is_one_graph_with_the_eager_outputs_and_gradients() 
         else:
             outputs = compiled(TargetField.forward)(*arguments)
         density = outputs[FieldHeadNames.DENSITY]
-        return [density, *torch.autograd.grad(density.square().sum(), weights.layers)]
+        return [density, *torch.autograd.grad(density.square().sum(), weights.groups)]
 
     noisy = noisy_density_and_gradients(recomputed=False)  # compiled code draws its own noise
     assert (noisy[0] != fused[1]).any() and torch.isfinite(noisy[0]).all()

@@ -231,6 +231,7 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         self._device_images: Optional[Tensor] = None
         self._pixel_rays: Dict[int, Tensor] = {}
         self._patch_pixel_offsets: Dict[Tuple[int, int], Tensor] = {}
+        self._prior_depth_range: Optional[Tensor] = None
         DataManager.__init__(self)
 
     def training_images(self) -> ImageStore:
@@ -308,7 +309,18 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
             rows, columns = self.patch_points(footprints)
             coords = torch.stack(torch.broadcast_tensors(rows[:, :, None], columns[:, None, :]), dim=-1)
             rays = to_device(self.camera_space_rays(coords.flatten(1, 2)), self.device)
-        return posed_rays(rays, to_device(cameras.camera_to_worlds, self.device))
+        bundle = posed_rays(rays, to_device(cameras.camera_to_worlds, self.device))
+        bundle.nears, bundle.fars = self.prior_depth_range(len(bundle))
+        return bundle
+
+    def prior_depth_range(self, num_rays: int) -> Tuple[Float[Tensor, "rays 1"], Float[Tensor, "rays 1"]]:
+        """Every training ray's near and far distances: the camera prior's, as every training camera sits at its
+        radius. The model's collider keeps distances a bundle has, so a training render does not compute them from
+        each ray's origin; these are views of one tensor made on first use (no operation per batch)."""
+        if self._prior_depth_range is None:
+            depths = torch.tensor([[self.camera_prior.near, self.camera_prior.far]], device=self.device)
+            self._prior_depth_range = depths
+        return self._prior_depth_range[:, :1].expand(num_rays, 1), self._prior_depth_range[:, 1:].expand(num_rays, 1)
 
     def camera_space_rays(
         self, coords: Float[Tensor, "*rays 2"], resolution: Optional[int] = None
