@@ -82,6 +82,10 @@ beta1 = 0 makes its first step the gradient's sign times the full rate on every 
 step moved the fakes' logits by 8 to 18 on `hypernerfgan-lite` (the discriminator at 0.005 and 0.01); they settled
 within 10 iterations. 500 images is 125 iterations of 4."""
 
+DENSITY_PRIOR_RADIUS_FACTORS = (0.5, 1.5)
+"""The `density-prior-radius-xF` rows multiply the radius of the soft sphere a new generator renders by F: 0.3 and
+0.9 for the default 0.6, inside the built-in sets' object sphere of radius 1 (the initial density's shape)."""
+
 EMA_HALF_LIFE_FACTORS = (0.25, 4.0)
 """The `ema-xF` rows multiply the EMA's half-life and its ramp-up cap by F: at a budget of 10,000 images the ramp-up
 (5% of the images seen) sets the half-life, 500 images at the end, so x0.25 shows a generator closer to the trained
@@ -363,6 +367,16 @@ def remove_density_prior(config: HyperNeRFGANTrainerConfig) -> None:
     config.pipeline.model.density_prior_slope = 0.0
 
 
+def scale_density_prior_radius(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """The radius of the soft sphere added to the raw density times `factor`: a new generator renders a smaller or
+    larger blob, its raw density rising as steeply inside it (the same slope)."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        config.pipeline.model.density_prior_radius *= factor
+
+    return change
+
+
 def share_fakes(shared: bool) -> Callable[[HyperNeRFGANTrainerConfig], None]:
     """The G phase trains through the D phase's fakes (one render per iteration) or renders its own."""
 
@@ -473,6 +487,12 @@ ROWS: Dict[str, AblationRow] = {
     "no-density-prior": AblationRow(
         "no soft sphere added to the raw density at initialisation (the reference field)", remove_density_prior
     ),
+    **{
+        f"density-prior-radius-x{factor:g}": AblationRow(
+            f"the initial density's soft sphere x{factor:g} in radius", scale_density_prior_radius(factor)
+        )
+        for factor in DENSITY_PRIOR_RADIUS_FACTORS
+    },
     f"adam-beta2-{ADAM_BETA2:g}": AblationRow(
         f"both networks' Adam beta2 {ADAM_BETA2:g} (pi-GAN's)", set_adam_beta2(ADAM_BETA2)
     ),

@@ -71,7 +71,7 @@ def query_field(
     description: str,
 ) -> Float[Tensor, "num_points channels"]:
     """One output head of the object's field at `points(start, stop)`, chunk by chunk, gathered on the CPU."""
-    device = weights.layers[0].device
+    device = weights.groups[0].device
     result = None
     with progress_bar(description) as progress:
         task = progress.add_task("query", total=math.ceil(num_points / POINTS_PER_CHUNK))

@@ -43,6 +43,7 @@ from hypernerfgan_ns.scripts.ablation_rows import (
     ADA_SPEED_FACTOR,
     ADAM_BETA2,
     BATCH_SIZE_FACTORS,
+    DENSITY_PRIOR_RADIUS_FACTORS,
     EMA_HALF_LIFE_FACTORS,
     FMM_RANK_FACTORS,
     GROWING_START_DOWNSCALES,
@@ -440,6 +441,10 @@ def test_rows_change_what_they_say(tiny) -> None:
     assert (relativistic.objective, relativistic.r2_gamma, relativistic.r1_gamma) == ("relativistic", None, None)
     assert tiny.pipeline.model.density_prior_slope > 0
     assert row_config(tiny, "no-density-prior").pipeline.model.density_prior_slope == 0
+    for factor in DENSITY_PRIOR_RADIUS_FACTORS:
+        model = row_config(tiny, f"density-prior-radius-x{factor:g}").pipeline.model
+        assert model.density_prior_radius == pytest.approx(tiny.pipeline.model.density_prior_radius * factor)
+        assert model.density_prior_slope == tiny.pipeline.model.density_prior_slope
     shorter_memory = row_config(tiny, f"adam-beta2-{ADAM_BETA2:g}").optimizers
     betas = [shorter_memory[name]["optimizer"].betas for name in ("generator", "discriminator")]
     assert betas == [(0.0, ADAM_BETA2)] * 2, "beta1 (no momentum) kept, beta2 changed, in both networks"
