@@ -309,9 +309,9 @@ class AdversarialPipeline(VanillaPipeline):
         """D phase: the adversarial loss on detached fakes and reals, plus the lazy R1 (and R2) penalty every
         `r1_interval` steps.
 
-        Fakes and reals go through the discriminator as one batch, each with its own minibatch-std groups: the
-        logits of two calls for the operations of one, forward and backward. A regularised step calls it on each
-        alone, so that a penalty's double backward runs through its own images only.
+        Fakes and reals are augmented and go through the discriminator as one batch, each with its own minibatch-std
+        groups: the logits of two calls for the operations of one, forward and backward. A regularised step calls
+        it on each alone, so that a penalty's double backward runs through its own images only.
         """
         stage = self.growth_stage
         ray_bundle, batch = self.datamanager.next_train(step, downscale=stage.downscale)
@@ -329,13 +329,12 @@ class AdversarialPipeline(VanillaPipeline):
         relativistic = self.config.loss.objective == "relativistic"
         if relativistic:
             self._paired_reals = (step, real.detach())
-        augmented_fake, augmented_real = self.augment(fake), self.augment(real)
         discriminator = self.trained("discriminator")
         if apply_r1 or apply_r2:  # eager: a penalty's double backward runs through these calls
-            fake_logits = discriminator(augmented_fake, fade=stage.fade)
-            real_logits = discriminator(augmented_real, fade=stage.fade)
-        else:
-            both = torch.cat([augmented_fake, augmented_real])
+            fake_logits = discriminator(self.augment(fake), fade=stage.fade)
+            real_logits = discriminator(self.augment(real), fade=stage.fade)
+        else:  # augmented together too: one host draw, and each applied transform launched once for both
+            both = self.augment(torch.cat([fake, real]))
             fake_logits, real_logits = self.discriminate(discriminator, both, num_batches=2).chunk(2)
         # Under the relativistic objective the logits' level means nothing, only each pair's difference does.
         self.augment.accumulate(real_logits - fake_logits if relativistic else real_logits)
