@@ -1,7 +1,7 @@
 """The target field: the small NeRF MLP whose weights the hypernetwork writes, one set per object.
 
 It maps a 3D position (positional encoding, 10 octaves, 63 channels) to RGB (sigmoid) and density (ReLU of the
-raw output plus Gaussian noise during training). There is no view direction anywhere: colour depends on position
+raw output plus Gaussian noise during training, or EG3D's shifted softplus of it). There is no view direction anywhere: colour depends on position
 only (a Lambertian world), which removes the texture-versus-lighting ambiguity of unposed photos.
 
 All objects of a batch are evaluated at once with batched matmuls: points arrive grouped per object
@@ -115,6 +115,8 @@ class TargetField(nn.Module):
         density_prior_radius: radius of the soft sphere added to the raw density.
         density_prior_slope: raw density added per unit of distance inside that sphere (0: no prior).
         object_radius: density is zero farther than this from the origin; None: unbounded (the reference).
+        density_softplus_shift: density = softplus(raw - shift), EG3D's activation, instead of relu(raw); None: ReLU
+            (the reference's).
     """
 
     def __init__(
@@ -126,8 +128,10 @@ class TargetField(nn.Module):
         density_prior_radius: float = 0.0,
         density_prior_slope: float = 0.0,
         object_radius: Optional[float] = None,
+        density_softplus_shift: Optional[float] = None,
     ) -> None:
         super().__init__()
+        self.density_softplus_shift = density_softplus_shift
         self.density_prior_radius = density_prior_radius
         self.density_prior_slope = density_prior_slope
         if object_radius is not None and object_radius <= 0:
@@ -231,7 +235,7 @@ class TargetField(nn.Module):
         density_noise_std: float = 0.0,
     ) -> Dict[FieldHeadNames, Tensor]:
         """The last layer's raw outputs as colour in [0, 1] and density >= 0: the density prior and noise are added
-        before the ReLU, and the density is zeroed outside the object sphere."""
+        before the activation (ReLU, or the shifted softplus), and the density is zeroed outside the object sphere."""
         raw_rgb, raw_density = raw[..., :RGB_CHANNELS], raw[..., RGB_CHANNELS:]
         distance = None
         if self.density_prior_slope != 0.0 or self.object_radius is not None:
@@ -240,7 +244,10 @@ class TargetField(nn.Module):
             raw_density = raw_density + self.density_prior_slope * (self.density_prior_radius - distance)
         if density_noise_std > 0.0:
             raw_density = raw_density + torch.randn_like(raw_density) * density_noise_std
-        density = F.relu(raw_density)
+        if self.density_softplus_shift is None:
+            density = F.relu(raw_density)
+        else:  # never flat: a point without density still has a gradient towards having some
+            density = F.softplus(raw_density - self.density_softplus_shift)
         if self.object_radius is not None:
             density = density.masked_fill(distance > self.object_radius, 0.0)
         return {FieldHeadNames.RGB: torch.sigmoid(raw_rgb), FieldHeadNames.DENSITY: density}

@@ -102,6 +102,11 @@ class HyperNeRFGANModelConfig(DefaultsForMissingFields, ModelConfig):
     density_prior_slope: float = 10.0
     """The prior adds slope * (radius - |x|) to the raw density: more towards the centre, less outside the sphere;
     0 turns the prior off (the reference has none)."""
+    density_softplus_shift: Optional[float] = None
+    """Density = softplus(raw - shift) instead of relu(raw): EG3D's activation (shift 1). A ReLU has no gradient
+    where the raw density is negative, so a region, or a whole generator, that lost its density gets none back from
+    the discriminator; a softplus is never flat, at the price of a faint density everywhere in the object sphere.
+    None: ReLU (the reference's, and the default until a study shows the softplus learns faster)."""
     bound_density_to_object: bool = True
     """Zero density outside the object sphere (the camera prior's radius - near, or far - radius if smaller): the
     only place the prior frames as an object. No sample can then be a bar across the frame or a wall at the far
@@ -190,6 +195,7 @@ class HyperNeRFGANModel(Model):
             density_prior_radius=self.config.density_prior_radius,
             density_prior_slope=self.config.density_prior_slope,
             object_radius=prior.object_radius if self.config.bound_density_to_object else None,
+            density_softplus_shift=self.config.density_softplus_shift,
         )
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
 

@@ -33,6 +33,7 @@ class Generator(nn.Module):
         density_prior_radius: radius of the target field's soft density sphere.
         density_prior_slope: strength of that sphere (0: off).
         object_radius: the target field's density is zero outside this sphere (None: unbounded).
+        density_softplus_shift: the target field's density is softplus(raw - shift) (None: relu(raw)).
     """
 
     def __init__(
@@ -50,12 +51,13 @@ class Generator(nn.Module):
         density_prior_radius: float = 0.0,
         density_prior_slope: float = 0.0,
         object_radius: Optional[float] = None,
+        density_softplus_shift: Optional[float] = None,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.field = TargetField(
             num_hidden_layers, hidden_width, skip_layer, num_octaves, density_prior_radius, density_prior_slope,
-            object_radius,
+            object_radius, density_softplus_shift,
         )
         self.hypernetwork = HyperNetwork(
             self.field.layer_shapes(),

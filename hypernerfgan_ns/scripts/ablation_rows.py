@@ -93,6 +93,10 @@ DENSITY_PRIOR_RADIUS_FACTORS = (0.5, 1.5)
 """The `density-prior-radius-xF` rows multiply the radius of the soft sphere a new generator renders by F: 0.3 and
 0.9 for the default 0.6, inside the built-in sets' object sphere of radius 1 (the initial density's shape)."""
 
+DENSITY_SOFTPLUS_SHIFT = 1.0
+"""The `density-softplus` row's density activation, softplus(raw - 1): EG3D's, whose shift makes a raw density of 0
+a faint 0.31 rather than softplus's 0.69."""
+
 EMA_HALF_LIFE_FACTORS = (0.25, 4.0)
 """The `ema-xF` rows multiply the EMA's half-life and its ramp-up cap by F: at a budget of 10,000 images the ramp-up
 (5% of the images seen) sets the half-life, 500 images at the end, so x0.25 shows a generator closer to the trained
@@ -404,6 +408,11 @@ def remove_density_prior(config: HyperNeRFGANTrainerConfig) -> None:
     config.pipeline.model.density_prior_slope = 0.0
 
 
+def use_softplus_density(config: HyperNeRFGANTrainerConfig) -> None:
+    """Density as EG3D makes it, a shifted softplus of the raw density, instead of its ReLU."""
+    config.pipeline.model.density_softplus_shift = DENSITY_SOFTPLUS_SHIFT
+
+
 def scale_density_prior_radius(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
     """The radius of the soft sphere added to the raw density times `factor`: a new generator renders a smaller or
     larger blob, its raw density rising as steeply inside it (the same slope)."""
@@ -530,6 +539,9 @@ ROWS: Dict[str, AblationRow] = {
         )
         for factor in DENSITY_PRIOR_RADIUS_FACTORS
     },
+    "density-softplus": AblationRow(
+        f"density softplus(raw - {DENSITY_SOFTPLUS_SHIFT:g}), EG3D's, instead of relu(raw)", use_softplus_density
+    ),
     f"adam-beta2-{ADAM_BETA2:g}": AblationRow(
         f"both networks' Adam beta2 {ADAM_BETA2:g} (pi-GAN's)", set_adam_beta2(ADAM_BETA2)
     ),

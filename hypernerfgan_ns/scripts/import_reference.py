@@ -54,6 +54,7 @@ def imported_run_config(
     model.num_octaves, model.fmm_rank = architecture.num_octaves, architecture.fmm_rank
     model.num_coarse_samples, model.num_importance_samples = num_samples, 0
     model.density_prior_slope = 0.0
+    model.density_softplus_shift = None  # the reference's ReLU
     model.bound_density_to_object = False
     model.opaque_far_plane = True
     model.eval_mixed_precision = False  # fp32 renders, in which the equivalence with the reference is tested

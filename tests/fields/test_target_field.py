@@ -6,6 +6,7 @@ import inspect
 from collections import Counter
 from typing import Any, List
 
+import pytest
 import torch
 import torch.utils.checkpoint
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -165,6 +166,31 @@ def test_density_is_zero_outside_the_object_sphere_whatever_the_weights() -> Non
     assert (density[inside] > 0).all()
     within = bounded(points, weights)[FieldHeadNames.DENSITY]
     assert torch.equal(within[inside], reference[inside]), "inside, the bound changes nothing"
+
+
+def test_a_softplus_density_is_never_flat_inside_the_sphere_and_zero_outside() -> None:
+    torch.manual_seed(0)
+    relu = TargetField(num_hidden_layers=2, hidden_width=16, skip_layer=None, num_octaves=3, object_radius=1.0)
+    softplus = TargetField(
+        num_hidden_layers=2, hidden_width=16, skip_layer=None, num_octaves=3, object_radius=1.0,
+        density_softplus_shift=1.0,
+    )
+    softplus.load_state_dict(relu.state_dict())
+    # Weights that leave no density: a large negative bias on the density output, as in a generator gone empty.
+    relu.layers[-1].bias.data[-1] = softplus.layers[-1].bias.data[-1] = -20.0
+    factors = [FMMFactors(left=torch.randn(2, o, 3), right=torch.randn(2, 3, i)) for o, i in relu.layer_shapes()]
+    points = (torch.rand(2, 500, 3) * 2 - 1) * 1.5
+    inside = points.norm(dim=-1, keepdim=True) <= 1.0
+    empty = relu(points, relu.object_weights(factors))[FieldHeadNames.DENSITY]
+    faint = softplus(points, softplus.object_weights(factors))[FieldHeadNames.DENSITY]
+    assert (empty == 0).all() and (faint[~inside] == 0).all(), "the bound holds for both"
+    assert (faint[inside] > 0).all() and faint.max() < 1e-6, "a faint density inside, never exactly none"
+    raw = faint.new_tensor(0.0)
+    assert torch.nn.functional.softplus(raw - 1.0).item() == pytest.approx(0.3133, abs=1e-4), "EG3D's shift"
+    empty.sum().backward()
+    faint.sum().backward()
+    assert relu.layers[-1].bias.grad[-1] == 0, "a ReLU gives an empty field no gradient towards density"
+    assert softplus.layers[-1].bias.grad[-1] > 0, "a softplus does"
 
 
 def test_the_points_that_may_have_density_are_those_inside_the_bound() -> None:

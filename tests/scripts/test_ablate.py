@@ -46,6 +46,7 @@ from hypernerfgan_ns.scripts.ablation_rows import (
     ANNEALING_LENGTH_FACTORS,
     BATCH_SIZE_FACTORS,
     DENSITY_PRIOR_RADIUS_FACTORS,
+    DENSITY_SOFTPLUS_SHIFT,
     EMA_HALF_LIFE_FACTORS,
     FMM_RANK_FACTORS,
     GROWING_START_DOWNSCALES,
@@ -466,6 +467,9 @@ def test_rows_change_what_they_say(tiny) -> None:
         model = row_config(tiny, f"density-prior-radius-x{factor:g}").pipeline.model
         assert model.density_prior_radius == pytest.approx(tiny.pipeline.model.density_prior_radius * factor)
         assert model.density_prior_slope == tiny.pipeline.model.density_prior_slope
+    assert tiny.pipeline.model.density_softplus_shift is None, "the reference's ReLU"
+    softplus = row_config(tiny, "density-softplus").pipeline.model
+    assert softplus.density_softplus_shift == DENSITY_SOFTPLUS_SHIFT == 1.0, "EG3D's"
     shorter_memory = row_config(tiny, f"adam-beta2-{ADAM_BETA2:g}").optimizers
     betas = [shorter_memory[name]["optimizer"].betas for name in ("generator", "discriminator")]
     assert betas == [(0.0, ADAM_BETA2)] * 2, "beta1 (no momentum) kept, beta2 changed, in both networks"
