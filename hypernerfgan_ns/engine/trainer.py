@@ -107,8 +107,12 @@ class HyperNeRFGANTrainerConfig(DefaultsForMissingFields, TrainerConfig):
     max_consecutive_skipped_steps: int = 20
     """Stop training after this many iterations in a row whose step was skipped for non-finite values."""
     max_consecutive_empty_iterations: int = 50
-    """Stop training after this many iterations in a row whose fakes were all empty (no density at any sample): the
-    target field's density is a ReLU, so an empty generator gets no gradient and never changes again. 0: never."""
+    """Stop training after this many iterations in a row whose fakes were all empty (`empty_fakes_opacity`): the
+    target field's density is a ReLU, so an empty generator gets no gradient and never changes again (a softplus
+    density, `--pipeline.model.density-softplus-shift`, gets one that vanishes as fast as its density). 0: never."""
+    empty_fakes_opacity: float = 1e-6
+    """Fakes count as empty while their mean opacity is at most this: nothing an image could show (a ReLU's dead
+    generator renders exactly 0, a softplus's one far less than this; healthy runs start at 0.03 to 0.10)."""
     collapse_rewinds: int = 3
     """After a collapse, go back to the last checkpoint written before the fakes emptied (or to the start of this
     session, if none was) and train on from there with other random numbers, up to this many times in a session;
@@ -649,9 +653,10 @@ class HyperNeRFGANTrainer(Trainer):
             )
 
     def account_for_empty_fakes(self, step: int, fake_opacity: float) -> None:
-        """Counts iterations in a row whose fakes had no density anywhere. Such a generator is dead, not resting:
-        the ReLU passes no gradient below zero, and Adam without momentum (beta1 = 0) then moves no weight."""
-        if fake_opacity != 0.0:  # NaN too: that is the divergence check's business
+        """Counts iterations in a row whose fakes were empty. Such a generator is dead, not resting: the ReLU passes
+        no gradient below zero (a softplus next to none), and Adam without momentum (beta1 = 0) then moves no
+        weight."""
+        if not fake_opacity <= self.config.empty_fakes_opacity:  # NaN too: that is the divergence check's business
             self.consecutive_empty_iterations = 0
             return
         if self.consecutive_empty_iterations == 0 and step == self._start_step:
@@ -660,6 +665,10 @@ class HyperNeRFGANTrainer(Trainer):
         limit = self.config.max_consecutive_empty_iterations
         if limit > 0 and self.consecutive_empty_iterations >= limit:
             self.generator_collapsed = True
+
+    def empty_fakes(self) -> str:
+        """What an empty fake is, for the messages."""
+        return f"its fakes have rendered nothing visible (mean opacity at most {self.config.empty_fakes_opacity:g})"
 
     def collapse_message(self, step: int) -> str:
         """What collapsed, why training stops, and where to go on from (called on the last iteration counted)."""
@@ -675,10 +684,11 @@ class HyperNeRFGANTrainer(Trainer):
         rewinds = self.collapse_rewinds_done
         rewound = f" after {rewinds} rewind{'s' if rewinds != 1 else ''} with other random numbers" if rewinds else ""
         return (
-            f"The generator collapsed to empty scenes: its fakes have had no density at any sample for "
+            f"The generator collapsed to empty scenes: {self.empty_fakes()} for "
             f"{self.consecutive_empty_iterations} iterations in a row, since step {empty_since}, up to step "
-            f"{step}. The target field's density is a ReLU, so an empty generator gets no gradient and can never "
-            f"render anything again; training stops{rewound} rather than spend more time. {where} with a change "
+            f"{step}. An empty generator gets no gradient through the target field's density (a ReLU; a softplus "
+            f"gives next to none) and can never render anything again; training stops{rewound} rather than spend "
+            f"more time. {where} with a change "
             f"(resumed as it "
             f"is, a run repeats its iterations exactly, to the same collapse): a lower learning rate for the generator "
             f"(a quarter: --optimizers.generator.optimizer.lr {quarter:g}) or adaptive augmentation that reacts faster "
@@ -717,7 +727,7 @@ class HyperNeRFGANTrainer(Trainer):
         seed = int(streams.generate_state(1)[0])
         if comms.is_main_process():
             CONSOLE.print(
-                f"[bold yellow]The generator collapsed to empty scenes: its fakes have had no density at any sample "
+                f"[bold yellow]The generator collapsed to empty scenes: {self.empty_fakes()} "
                 f"since step {empty_since}, up to step {collapsed_at}. Rewinding to {where} with other random numbers "
                 f"(seed {seed}): rewind {self.collapse_rewinds_done} of {self.config.collapse_rewinds} "
                 "(--collapse-rewinds)."

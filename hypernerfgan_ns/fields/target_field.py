@@ -246,7 +246,7 @@ class TargetField(nn.Module):
             raw_density = raw_density + torch.randn_like(raw_density) * density_noise_std
         if self.density_softplus_shift is None:
             density = F.relu(raw_density)
-        else:  # never flat: a point without density still has a gradient towards having some
+        else:  # not flat: a point without density still has a gradient towards some, fading with its raw value
             density = F.softplus(raw_density - self.density_softplus_shift)
         if self.object_radius is not None:
             density = density.masked_fill(distance > self.object_radius, 0.0)

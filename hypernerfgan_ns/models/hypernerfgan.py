@@ -104,9 +104,9 @@ class HyperNeRFGANModelConfig(DefaultsForMissingFields, ModelConfig):
     0 turns the prior off (the reference has none)."""
     density_softplus_shift: Optional[float] = None
     """Density = softplus(raw - shift) instead of relu(raw): EG3D's activation (shift 1). A ReLU has no gradient
-    where the raw density is negative, so a region, or a whole generator, that lost its density gets none back from
-    the discriminator; a softplus is never flat, at the price of a faint density everywhere in the object sphere.
-    None: ReLU (the reference's, and the default until a study shows the softplus learns faster)."""
+    where the raw density is negative, so a region that lost its density gets none back from the discriminator; a
+    softplus gives one that fades exponentially below the shift (next to none far below it), at the price of a faint
+    density everywhere in the object sphere. None: ReLU (the reference's)."""
     bound_density_to_object: bool = True
     """Zero density outside the object sphere (the camera prior's radius - near, or far - radius if smaller): the
     only place the prior frames as an object. No sample can then be a bar across the frame or a wall at the far

@@ -243,11 +243,13 @@ def test_training_stops_with_a_message_after_too_many_skipped_steps(tmp_path: Pa
     assert sorted(checkpoint.glob("*.ckpt")) == saved and saved[-1].read_bytes() == saved_bytes
 
 
-def sink_density_at(trainer: HyperNeRFGANTrainer, step: int, passes: int) -> List[Dict[str, Any]]:
+def sink_density_at(
+    trainer: HyperNeRFGANTrainer, step: int, passes: int, raw_density: float = -1e4
+) -> List[Dict[str, Any]]:
     """Makes the generator collapse at `step`, the first `passes` times the loop reaches it, by sinking the raw
-    density's bias: as the paper's target network did at Adam 0.01 on the CPU (docs/ablations.md), where the raw
-    density fell below zero everywhere within two iterations and no weight moved again. Returns, for each iteration
-    run, its step with the generator's weights and the random-number state it started from."""
+    density's bias to `raw_density`: as the paper's target network did at Adam 0.01 on the CPU (docs/ablations.md),
+    where the raw density fell below zero everywhere within two iterations and no weight moved again. Returns, for
+    each iteration run, its step with the generator's weights and the random-number state it started from."""
     train_iteration = trainer.train_iteration
     generator = trainer.pipeline.model.generator
     started: List[Dict[str, Any]] = []
@@ -262,7 +264,7 @@ def sink_density_at(trainer: HyperNeRFGANTrainer, step: int, passes: int) -> Lis
         )
         if iteration_step == step and sum(run["step"] == step for run in started) <= passes:
             with torch.no_grad():
-                generator.field.layers[-1].bias[-1] = -1e4
+                generator.field.layers[-1].bias[-1] = raw_density
         return train_iteration(iteration_step)
 
     trainer.train_iteration = iteration  # type: ignore[method-assign]
@@ -337,6 +339,31 @@ def test_a_collapse_before_any_checkpoint_rewinds_to_the_start_of_the_session(tm
     assert not torch.equal(first["random"], second["random"])
     state = latest_checkpoint(config.get_checkpoint_dir())
     assert state["step"] == 4 and float(state["pipeline"][density_bias(trainer)][-1]) > -1e4
+
+
+def test_a_softplus_generator_that_renders_nothing_visible_counts_as_collapsed(tmp_path: Path, capsys) -> None:
+    """A softplus density is never exactly zero, so its dead generator's fakes have a mean opacity far below
+    anything visible but above zero: the guard counts them empty all the same."""
+    config = micro_config(tmp_path, max_num_iterations=5, max_consecutive_empty_iterations=2)
+    config.pipeline.model.density_softplus_shift = 1.0
+    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    started = sink_density_at(trainer, step=1, passes=1, raw_density=-20.0)
+    opacities: List[float] = []
+    account = trainer.account_for_empty_fakes
+
+    def counted(step: int, fake_opacity: float) -> None:
+        opacities.append(fake_opacity)
+        account(step, fake_opacity)
+
+    trainer.account_for_empty_fakes = counted  # type: ignore[method-assign]
+    trainer.train()
+
+    assert [run["step"] for run in started] == [0, 1, 2, 0, 1, 2, 3, 4], "the collapse at step 1 was rewound"
+    assert 0 < opacities[1] < config.empty_fakes_opacity, "nothing visible, though not exactly nothing"
+    assert opacities[0] > 1e3 * config.empty_fakes_opacity, "a healthy generator's fakes are far above the limit"
+    output = " ".join(capsys.readouterr().out.split())
+    assert "its fakes have rendered nothing visible (mean opacity at most 1e-06)" in output
 
 
 def test_a_ctrl_c_in_the_iteration_that_collapsed_stops_after_the_rewind_with_a_healthy_checkpoint(
