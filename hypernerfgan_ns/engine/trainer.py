@@ -112,7 +112,7 @@ class HyperNeRFGANTrainerConfig(DefaultsForMissingFields, TrainerConfig):
     density, `--pipeline.model.density-softplus-shift`, gets one that vanishes as fast as its density). 0: never."""
     empty_fakes_opacity: float = 1e-6
     """Fakes count as empty while their mean opacity is at most this: nothing an image could show (a ReLU's dead
-    generator renders exactly 0, a softplus's one far less than this; healthy runs start at 0.03 to 0.10)."""
+    generator renders exactly 0, a softplus's one far less than this; healthy runs start at 0.03 to 0.12)."""
     collapse_rewinds: int = 3
     """After a collapse, go back to the last checkpoint written before the fakes emptied (or to the start of this
     session, if none was) and train on from there with other random numbers, up to this many times in a session;

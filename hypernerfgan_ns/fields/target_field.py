@@ -1,8 +1,9 @@
 """The target field: the small NeRF MLP whose weights the hypernetwork writes, one set per object.
 
 It maps a 3D position (positional encoding, 10 octaves, 63 channels) to RGB (sigmoid) and density (ReLU of the
-raw output plus Gaussian noise during training, or EG3D's shifted softplus of it). There is no view direction anywhere: colour depends on position
-only (a Lambertian world), which removes the texture-versus-lighting ambiguity of unposed photos.
+raw output plus Gaussian noise during training, or EG3D's shifted softplus of it). There is no view direction
+anywhere: colour depends on position only (a Lambertian world), which removes the texture-versus-lighting ambiguity
+of unposed photos.
 
 All objects of a batch are evaluated at once with batched matmuls: points arrive grouped per object
 ([objects, points, 3]) and layer l computes h_b <- act(h_b W_{l,b}^T + bias_l) for every object b in one `baddbmm`.
