@@ -48,7 +48,7 @@ import torch
 import torch.distributed as dist
 from rich.markup import escape
 from torch import Tensor
-from torch.cuda.amp.grad_scaler import GradScaler
+from torch.amp import GradScaler
 from torch.utils.tensorboard import SummaryWriter
 
 from hypernerfgan_ns.data.cache import atomic_output
@@ -69,6 +69,7 @@ from hypernerfgan_ns.metrics.quality_curve import (
 )
 from hypernerfgan_ns.pipelines.adversarial_pipeline import FAKE_OPACITY, AdversarialPipeline
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
+from hypernerfgan_ns.utils.precision import GradScalerWithHostScale
 from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import TRAIN_INTERATION_OUTPUT, Trainer, TrainerConfig
 from nerfstudio.utils import comms, profiler, writer
@@ -327,6 +328,7 @@ class HyperNeRFGANTrainer(Trainer):
             # then turns itself off with a warning that is not the user's to act on.
             warnings.filterwarnings("ignore", message=".*GradScaler is enabled, but CUDA is not available")
             super().__init__(config, local_rank=local_rank, world_size=world_size)
+            self.grad_scaler = GradScalerWithHostScale(enabled=self.use_grad_scaler)
         self.device_type = self.device.split(":")[0]
         if self.device_type == "cpu" and config.mixed_precision and local_rank == 0:
             curve = config.quality_curve
@@ -364,7 +366,6 @@ class HyperNeRFGANTrainer(Trainer):
         self.stop_signal = signal.SIGINT
         """The signal that stopped the run (under DDP a process may stop with the others without one: Ctrl-C's)."""
         self.clock = TrainingClock()
-        self.scale_after_last_step: Optional[float] = None
         self.quality_curve: Optional[QualityCurve] = None
         self.resumed_checkpoint: Optional[Path] = None
         self._resumed_step = -1
@@ -581,8 +582,7 @@ class HyperNeRFGANTrainer(Trainer):
     def train_iteration(self, step: int) -> TRAIN_INTERATION_OUTPUT:
         """D phase, G phase, one grad-scaler update; returns the summed loss and per-phase losses for the logs."""
         start = time.perf_counter()
-        # The scale the previous iteration left, so that reading the scale costs one synchronisation per iteration.
-        scale_before = self.scale_after_last_step or self.grad_scaler.get_scale()
+        scale_before = self.grad_scaler.get_scale()  # read after the previous iteration's update: no new wait
         d_losses, d_metrics, d_finite = self.run_phase(
             ["discriminator"], lambda: self.pipeline.get_discriminator_loss_dict(step)
         )
@@ -590,12 +590,12 @@ class HyperNeRFGANTrainer(Trainer):
             ["generator"], lambda: self.pipeline.get_train_loss_dict(step)[1:]
         )
         self.grad_scaler.update()
-        self.scale_after_last_step = self.grad_scaler.get_scale()
-        scaler_skipped = self.grad_scaler.is_enabled() and self.scale_after_last_step < scale_before
+        scale_after = self.grad_scaler.get_scale()  # the iteration's one wait for the device
+        scaler_skipped = self.grad_scaler.is_enabled() and scale_after < scale_before
         if scaler_skipped:
             reason = (
                 f"fp16 gradients overflowed at loss scale {scale_before:g}, so the grad scaler skipped the overflowing "
-                f"network's update and lowered its scale to {self.scale_after_last_step:g} (expected now and then in "
+                f"network's update and lowered its scale to {scale_after:g} (expected now and then in "
                 "mixed precision: the scaler probes for the largest scale that fits)"
             )
         else:
@@ -740,7 +740,6 @@ class HyperNeRFGANTrainer(Trainer):
         _set_random_seed(seed)
         self.consecutive_empty_iterations = self.consecutive_skipped_steps = 0
         self.generator_collapsed = False
-        self.scale_after_last_step = None
         self.last_completed_step = target if target >= 0 else None
         purge_logs_after(target)
         if self.quality_curve is not None:

@@ -33,7 +33,7 @@ import torch.distributed as dist
 from jaxtyping import Float
 from rich.table import Table
 from torch import Tensor, nn
-from torch.cuda.amp.grad_scaler import GradScaler
+from torch.amp import GradScaler
 from torch.nn import Parameter
 from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -345,7 +345,7 @@ class AdversarialPipeline(VanillaPipeline):
         penalised += [("r2", self.r2_gamma, fake_logits, fake)] if apply_r2 else []
         scale = 1.0
         if penalised and self.grad_scaler is not None and self.grad_scaler.is_enabled():
-            scale = self.grad_scaler.get_scale()  # a host wait for the device: only in the iterations a penalty runs
+            scale = self.grad_scaler.get_scale()  # the trainer's scaler: read once per update, not here again
         for name, gamma, logits, images in penalised:
             with self.discriminator.weight_gradients.skipped():  # a penalty differentiates D(x) for x alone
                 penalty = gradient_penalty(logits, images, loss_scale=scale)

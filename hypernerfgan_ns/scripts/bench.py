@@ -33,8 +33,9 @@ Per row it reports
                           (cameras drawn, their rays gathered from the table of pixel rays and rotated, real
                           crops, the copies to the device queued): time the host cannot spend launching kernels
     host waits/iter       operations in that iteration that read a value of an accelerator's tensor on the host
-                          (`.item()`, `torch.equal`, `nonzero`, ...): each makes the host wait for the device, so
-                          the next launches cannot run ahead of it; "-" on the CPU, where nothing waits
+                          (`.item()`, `.tolist()`, `torch.equal`, `nonzero`, ...) or copy between host and device
+                          without `non_blocking`: each makes the host wait for the device, so the next launches
+                          cannot run ahead of it; "-" on the CPU, where nothing waits
     device busy           the share of a plain iteration's wall-clock during which the accelerator runs kernels or
                           copies (`torch.profiler`, the union of their intervals); the rest it waits for the host to
                           launch them: a batch too small to hide the fixed cost per operation. "-" on the CPU
@@ -276,9 +277,29 @@ HOST_READS = frozenset(
 """Operations whose result the host can only have once the device has computed their inputs."""
 
 
-def waits_for_device(func: Any, args: Sequence[Any]) -> bool:
-    """Whether dispatching `func` on `args` makes the host wait for an accelerator (a CPU tensor is already there)."""
-    return func in HOST_READS and any(isinstance(arg, Tensor) and arg.device.type != "cpu" for arg in args)
+COPIES = frozenset([torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default])
+"""Operations that may move a tensor between the host and an accelerator: `.to(device)`, `.cpu()`, `.tolist()` of a
+device tensor, `dst.copy_(src)`."""
+
+
+def waits_for_device(func: Any, args: Sequence[Any], kwargs: Optional[Dict[str, Any]] = None) -> bool:
+    """Whether dispatching `func` on `args` makes the host wait for an accelerator (a CPU tensor is already there).
+
+    Besides reads of device values, a copy between the host and the device waits unless it is `non_blocking`: torch
+    synchronises the device's stream after it, in either direction, so a small `torch.tensor(..., device=cuda)` or
+    `.tolist()` waits for all the work queued before it, as `.item()` does."""
+    kwargs = kwargs or {}
+    if func in HOST_READS:
+        return any(isinstance(arg, Tensor) and arg.device.type != "cpu" for arg in args)
+    if func not in COPIES:
+        return False
+    if func is torch.ops.aten._to_copy.default:
+        source, target = args[0].device, kwargs.get("device") or args[0].device
+        non_blocking = kwargs.get("non_blocking", False)
+    else:  # copy_(self, src, non_blocking=False): into self
+        target, source = args[0].device, args[1].device
+        non_blocking = args[2] if len(args) > 2 else kwargs.get("non_blocking", False)
+    return (torch.device(source).type == "cpu") != (torch.device(target).type == "cpu") and not non_blocking
 
 
 def device_busy_seconds(events: Sequence[Any]) -> Optional[float]:
@@ -332,7 +353,7 @@ class OperationCounter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         self.count += 1
-        self.host_waits += waits_for_device(func, args)
+        self.host_waits += waits_for_device(func, args, kwargs)
         out = func(*args, **(kwargs or {}))
         if not is_view(func):
             tensors = [value for value in tree_flatten((args, kwargs, out))[0] if isinstance(value, Tensor)]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 import tyro
-from torch.cuda.amp.grad_scaler import GradScaler
+from torch.amp import GradScaler
 
 from hypernerfgan_ns.data.dataset_presets import DEFAULT_PRESET, guess_preset_name, load_preset
 from hypernerfgan_ns.engine.trainer import (
@@ -101,7 +101,7 @@ class ImportReferenceCommand:
         optimizers = Optimizers(config.optimizers.copy(), pipeline.get_param_groups())
         config.save_config()
         contents = checkpoint_contents(
-            0, pipeline, optimizers, GradScaler(enabled=False), skipped_steps=0, clock=TrainingClock(),
+            0, pipeline, optimizers, GradScaler("cuda", enabled=False), skipped_steps=0, clock=TrainingClock(),
             rank_random_states=gathered_random_states(world_size=1),
         )
         write_checkpoint(config.get_checkpoint_dir(), 0, contents)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from jaxtyping import Bool, Float
@@ -109,7 +110,9 @@ class AdaptiveAugment(nn.Module):
     `p`, the running sum of sign(D(real)) and its count are persistent buffers, so checkpoints hold them and a
     resumed run continues with the same p and the same partial statistic. p changes only through `update` and
     `load_state_dict`, which is why its value can be kept on the host between changes: no GPU synchronisation per
-    batch.
+    batch. An update reads the statistic and p from the device in one transfer, at the end of an iteration (where the
+    trainer has just waited for the device anyway), and computes the new p on the host, so that the next iteration's
+    batches do not wait for the device to hand it back in the middle of the D phase.
 
     The random draws (which images each transform touches, and how) are made on the host, from torch's CPU
     generator, which the trainer saves and restores; only the draws of a transform that touches some image reach the
@@ -291,19 +294,23 @@ class AdaptiveAugment(nn.Module):
         if dist.is_available() and dist.is_initialized():
             world_size = dist.get_world_size()
             dist.all_reduce(statistic)
-        sign_sum, sign_count = statistic
         self.sign_sum.zero_()
         self.sign_count.zero_()
-        if float(sign_count) == 0:
+        # The update's one read of the device. The arithmetic is the buffers' float32, on the host, so the host's p is
+        # the device's to the bit; the buffers are then set by `fill_`, which, unlike a copy from the host, does not
+        # wait for the device.
+        sign_sum, sign_count, p = map(np.float32, torch.cat([statistic, self.p[None]]).tolist())
+        if sign_count == 0:
             return  # Nothing was accumulated; keep p and the last r_t.
         r_t = sign_sum / sign_count
-        self.last_r_t.copy_(r_t)
-        self._host_values = None
-        if not self.config.adaptive:
-            return
-        images_seen = batch_size * world_size * interval
-        adjustment = torch.sign(r_t - self.config.target) * images_seen / self.config.adjustment_images
-        self.p.copy_((self.p + adjustment).clamp(0.0, self.config.max_p))
+        if self.config.adaptive:
+            images_seen = batch_size * world_size * interval
+            adjustment = np.sign(r_t - np.float32(self.config.target)) * np.float32(images_seen)
+            p = np.clip(p + adjustment / np.float32(self.config.adjustment_images), 0.0, self.config.max_p)
+            p = np.float32(p)
+            self.p.fill_(float(p))
+        self.last_r_t.fill_(float(r_t))
+        self._host_values = (float(p), float(r_t))
 
     @property
     def r_t(self) -> float:

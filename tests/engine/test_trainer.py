@@ -10,6 +10,7 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from hypernerfgan_ns.engine.trainer import (
 from hypernerfgan_ns.errors import CheckpointError
 from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurve, QualityCurveConfig, read_curve
 from hypernerfgan_ns.pipelines.adversarial_pipeline import FAKE_OPACITY, AdversarialPipeline
+from hypernerfgan_ns.utils.precision import GradScalerWithHostScale
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.utils import writer
@@ -189,14 +191,16 @@ def test_an_fp16_overflow_is_skipped_by_the_grad_scaler_which_lowers_its_scale(t
     config = micro_config(tmp_path, max_num_iterations=4)
     trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
     trainer.mixed_precision = True  # nerfstudio turns it off on a CPU
+    assert isinstance(trainer.grad_scaler, GradScalerWithHostScale), "the scaler a GPU trains with"
     # 2^40 overflows fp16 (largest 65,504) at once; the first back-off lands at 2^10, where every step fits.
-    trainer.grad_scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40, backoff_factor=2.0**-30)
+    trainer.grad_scaler = GradScalerWithHostScale("cpu", init_scale=2.0**40, backoff_factor=2.0**-30)
     trainer.setup()
     pipeline = trainer.pipeline
     pipeline.train()
     trained = [*pipeline.model.generator.parameters(), *pipeline.discriminator.parameters()]
     autocast_dtype = torch.get_autocast_dtype("cpu")
     torch.set_autocast_dtype("cpu", torch.float16)  # a GPU's; the CPU's bfloat16 has fp32's range and never overflows
+    read = torch.amp.GradScaler.get_scale  # torch's: each call reads the scale from the device
     try:
         before = [p.detach().clone() for p in trained]
         trainer.train_iteration(1)
@@ -209,7 +213,9 @@ def test_an_fp16_overflow_is_skipped_by_the_grad_scaler_which_lowers_its_scale(t
         assert pipeline.r1_gamma > 0 and config.pipeline.loss.r1_interval == 2
         for step, with_r1 in ((2, True), (3, False)):
             before = [p.detach().clone() for p in trained]
-            _, losses, _ = trainer.train_iteration(step)
+            with mock.patch.object(torch.amp.GradScaler, "get_scale", autospec=True, side_effect=read) as device_reads:
+                _, losses, _ = trainer.train_iteration(step)
+            assert device_reads.call_count == 1, "one wait for the device per iteration (R1 reads no more)"
             assert ("r1" in losses) == with_r1
             assert trainer.skipped_steps == 1 and trainer.consecutive_skipped_steps == 0, f"step {step} was skipped"
             assert all(torch.isfinite(loss) for loss in losses.values())

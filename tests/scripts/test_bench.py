@@ -120,6 +120,28 @@ def test_host_waits_are_reads_of_device_values_only() -> None:
     assert counter.count == 2 and counter.host_waits == 0
 
 
+def test_host_waits_count_copies_between_host_and_device_that_block() -> None:
+    """torch synchronises the device's stream after a copy between host and device unless it is `non_blocking`: a
+    `.tolist()` or `.cpu()` of a device tensor, a small `torch.tensor(..., device=cuda)`. A meta tensor stands in for
+    an accelerator's."""
+    on_cpu, on_device = torch.ones(3), torch.ones(3, device="meta")
+    to_copy, copy_ = torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default
+    cpu, device = torch.device("cpu"), torch.device("meta")
+    assert waits_for_device(to_copy, (on_device,), {"device": cpu})  # .cpu(), .tolist()
+    assert waits_for_device(to_copy, (on_cpu,), {"device": device})  # .to(device)
+    assert not waits_for_device(to_copy, (on_cpu,), {"device": device, "non_blocking": True})  # pinned batches
+    assert not waits_for_device(to_copy, (on_device,), {"dtype": torch.float16})  # a cast on the device
+    assert not waits_for_device(to_copy, (on_cpu,), {"device": cpu})
+    assert waits_for_device(copy_, (on_cpu, on_device)) and waits_for_device(copy_, (on_device, on_cpu))
+    assert not waits_for_device(copy_, (on_device, on_cpu, True))
+    assert not waits_for_device(copy_, (on_device, on_device))
+    with OperationCounter() as counter:
+        on_cpu.to("meta")
+        on_cpu.to("meta", non_blocking=True)
+        on_device.half()
+    assert counter.host_waits == 1
+
+
 def test_device_operations_are_the_ones_that_compute_or_copy_on_an_accelerator() -> None:
     """Views launch nothing and the host's own work (random draws on CPU tensors) runs no kernel; a copy to the device
     is one of its operations (a meta tensor stands in for an accelerator's)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Callable, List
 
 import pytest
 import torch
@@ -299,6 +300,43 @@ def test_state_dict_holds_p_and_statistic_and_resume_continues_exactly():
     run_steps(resumed, logits, range(3 * INTERVAL + 2, 5 * INTERVAL))
     assert float(resumed.p) == float(uninterrupted.p)
     assert resumed.r_t == uninterrupted.r_t
+
+
+@pytest.fixture
+def host_reads(monkeypatch) -> List[str]:
+    """The tensor methods called while the test runs that hand a tensor's values to the host: on a GPU, each waits
+    for the device's queued work."""
+    reads: List[str] = []
+    for name in ("tolist", "item", "cpu", "numpy", "__float__", "__int__", "__bool__"):
+        original = getattr(torch.Tensor, name)
+
+        def read(tensor: torch.Tensor, *args: Any, original: Callable = original, name: str = name, **kwargs: Any):
+            reads.append(name)
+            return original(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, read)
+    return reads
+
+
+def test_an_update_reads_the_device_once_and_the_batches_after_it_not_at_all(host_reads: List[str]) -> None:
+    """p and r_t move as the buffers' float32 arithmetic on the device moved them (to the bit), from one transfer per
+    update; the batches, `r_t` and the logged stats until the next update use the host's copy (a batch's only read
+    is of its own draws, made on the host)."""
+    augment, p = ada(initial_p=0.001), torch.tensor(0.001)
+    for interval, signs in enumerate(([1, 1, 1, -1], [1, -1, 1, -1], [1, 1, 1, 1], [-1, -1, -1, 1], [1, 1, -1, 1])):
+        logits = torch.tensor(signs * 2, dtype=torch.float32)[:, None]
+        for step in range(interval * INTERVAL, (interval + 1) * INTERVAL):
+            augment.accumulate(logits)
+            del host_reads[:]
+            augment.update(step, BATCH)
+            assert len(host_reads) == (step % INTERVAL == INTERVAL - 1), f"step {step}: {host_reads}"
+        del host_reads[:]
+        values = (augment.host_values(), augment.r_t, augment.stats())  # the batches' p is `host_values()[0]`
+        assert host_reads == [], "nothing read between updates"
+        r_t = torch.tensor(float(sum(signs) * 2)) / torch.tensor(float(len(signs) * 2))  # the update as on the device
+        p = (p + torch.sign(r_t - 0.6) * (BATCH * INTERVAL) / ADJUSTMENT).clamp(0.0, 1.0)
+        assert values == ((p.item(), r_t.item()), r_t.item(), {"augment_p": p.item(), "augment_rt": r_t.item()})
+        assert augment.p.item() == p.item() and augment.last_r_t.item() == r_t.item(), "the device's buffers too"
 
 
 def test_update_under_torch_distributed(tmp_path):
