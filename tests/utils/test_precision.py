@@ -46,7 +46,7 @@ def test_the_scale_is_read_from_the_device_once_per_update_and_is_torchs(device_
     assert scales == [2.0**11] * 3
 
 
-def test_loading_a_state_reads_the_loaded_scale(device_reads: List[float]) -> None:
+def test_loading_a_state_reads_the_loaded_scale() -> None:
     scaler = GradScalerWithHostScale("cpu", init_scale=2.0**10)
     scaled_step(scaler, 1.0)
     scaler.update()
