@@ -3,10 +3,10 @@
 One training iteration (scheduled by `HyperNeRFGANTrainer`) is
 
     D phase  `get_discriminator_loss_dict`:  fakes rendered without a graph from new latents and random cameras;
-             D(augment(fake)) and D(augment(real)); the adversarial loss, plus lazy R1 on the reals (and R2 on the
-             fakes) every N-th step
+             D(augment(blur(fake))) and D(augment(blur(real))); the adversarial loss, plus lazy R1 on the reals
+             (and R2 on the fakes) every N-th step
     G phase  `get_train_loss_dict`:          fakes rendered with a graph from new latents and random cameras;
-             D(augment(fake)) with D frozen; the adversarial loss (relativistic: against the D phase's reals)
+             D(augment(blur(fake))) with D frozen; the adversarial loss (relativistic: against the D phase's reals)
     after    `get_training_callbacks`:       EMA of the generator, and the adaptive augmentation probability
 
 With progressive growing (`progressive_growing`), both phases take their patches (fakes and reals) at the current
@@ -49,6 +49,7 @@ from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel, HyperNeRFGANM
 from hypernerfgan_ns.networks.discriminator import Discriminator, DiscriminatorConfig, minibatch_group
 from hypernerfgan_ns.training.augment import AdaptiveAugment, AugmentConfig
 from hypernerfgan_ns.training.ema import EMAConfig, update_ema
+from hypernerfgan_ns.training.input_blur import DiscriminatorInputBlurConfig, blur_images
 from hypernerfgan_ns.training.losses import AdversarialLossConfig, discriminator_loss, generator_loss, gradient_penalty
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
 from hypernerfgan_ns.utils.compiling import call_compiled
@@ -72,6 +73,8 @@ class AdversarialPipelineConfig(DefaultsForMissingFields, VanillaPipelineConfig)
     """The patch discriminator."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Differentiable augmentation of real and fake patches, with an adaptive probability."""
+    input_blur: DiscriminatorInputBlurConfig = field(default_factory=DiscriminatorInputBlurConfig)
+    """EG3D's Gaussian blur of the discriminator's inputs, before augmentation, fading out (off by default)."""
     loss: AdversarialLossConfig = field(default_factory=AdversarialLossConfig)
     """The adversarial objective, R1 and R2."""
     ema: EMAConfig = field(default_factory=EMAConfig)
@@ -142,6 +145,7 @@ class AdversarialPipeline(VanillaPipeline):
         growing, patch = config.progressive_growing, config.datamanager.patch_size
         self.check_progressive_growing()
         self.check_minibatch_groups()
+        self.check_input_blur()
         self.discriminator = config.discriminator.setup(
             resolution=patch, smallest_resolution=patch // growing.start_downscale
         ).to(device)
@@ -153,6 +157,8 @@ class AdversarialPipeline(VanillaPipeline):
         """Per growing stage's downscale, the samples per object the training MLP runs at (None: all)."""
         self.growth_stage = growing.stage(images_seen=0)
         """The growing stage of the next iteration (always the full resolution without growing)."""
+        self.input_blur_kernel: Optional[Tensor] = None
+        """The Gaussian the next iteration blurs the discriminator's inputs with (None: no blur)."""
         self.counted_from: Tuple[int, int] = (-1, 0)
         """(step, images seen after it) that `images_seen` counts on from at this run's batch and processes: a new
         run's start, or the checkpoint it continues (which may have been trained on another number of GPUs)."""
@@ -210,6 +216,13 @@ class AdversarialPipeline(VanillaPipeline):
             + (f", or groups of {' or '.join(dividing)}." if dividing else ".")
         )
 
+    def check_input_blur(self) -> None:
+        """Refuses a blur wider than the smallest patches the discriminator sees, before anything is built."""
+        smallest = self.config.datamanager.patch_size // self.config.progressive_growing.start_downscale
+        reason = self.config.input_blur.unfit_reason(smallest_patch=smallest)
+        if reason is not None:
+            raise ConfigError(f"Input blur: {reason}. Lower --pipeline.input-blur.initial-sigma (0: off).")
+
     def describe(self) -> None:
         """Prints the effective architecture and batch, after the dataset preset and the overrides are applied."""
         model, data = self.model, self.config.datamanager
@@ -241,6 +254,12 @@ class AdversarialPipeline(VanillaPipeline):
         table.add_row("loss", f"{self.config.loss.objective}; {penalties} every {self.config.loss.r1_interval} steps")
         if self.config.progressive_growing.enabled:
             table.add_row("progressive growing", self.config.progressive_growing.describe(data.patch_size))
+        blur = self.config.input_blur
+        if blur.enabled:
+            table.add_row(
+                "discriminator input blur",
+                f"sigma {blur.initial_sigma:g} px fading to 0 over {blur.fade_images:,} images",
+            )
         CONSOLE.print(table)
 
     def training_query_capacity(self, downscale: int = 1) -> Optional[int]:
@@ -331,10 +350,10 @@ class AdversarialPipeline(VanillaPipeline):
             self._paired_reals = (step, real.detach())
         discriminator = self.trained("discriminator")
         if apply_r1 or apply_r2:  # eager: a penalty's double backward runs through these calls
-            fake_logits = discriminator(self.augment(fake), fade=stage.fade)
-            real_logits = discriminator(self.augment(real), fade=stage.fade)
+            fake_logits = discriminator(self.discriminator_input(fake), fade=stage.fade)
+            real_logits = discriminator(self.discriminator_input(real), fade=stage.fade)
         else:  # augmented together too: one host draw, and each applied transform launched once for both
-            both = self.augment(torch.cat([fake, real]))
+            both = self.discriminator_input(torch.cat([fake, real]))
             fake_logits, real_logits = self.discriminate(discriminator, both, num_batches=2).chunk(2)
         # Under the relativistic objective the logits' level means nothing, only each pair's difference does.
         self.augment.accumulate(real_logits - fake_logits if relativistic else real_logits)
@@ -364,7 +383,7 @@ class AdversarialPipeline(VanillaPipeline):
             patches = self.datamanager.next_train_reals(step, downscale=self.growth_stage.downscale)
             real = to_discriminator_range(patches.permute(0, 3, 1, 2))
         with torch.no_grad():
-            return self.discriminate(self.discriminator, self.augment(real))
+            return self.discriminate(self.discriminator, self.discriminator_input(real))
 
     def get_train_loss_dict(self, step: int) -> Tuple[Dict[str, Tensor], Dict[str, Tensor], Dict[str, Tensor]]:
         """G phase: render fakes with a graph (or take the D phase's, `shared_fakes`) and make the (frozen)
@@ -376,7 +395,7 @@ class AdversarialPipeline(VanillaPipeline):
             ray_bundle = self.datamanager.next_train_rays(step, downscale=self.growth_stage.downscale)
             outputs = self.render_patches(self.trained("model"), ray_bundle, self.sample_latents(self.batch_size))
         with frozen(self.discriminator):
-            fake_logits = self.discriminate(self.discriminator, self.augment(outputs["rgb"]))
+            fake_logits = self.discriminate(self.discriminator, self.discriminator_input(outputs["rgb"]))
         objective = self.config.loss.objective
         real_logits = self.paired_real_logits(step) if objective == "relativistic" else None
         loss_dict = {"generator": generator_loss(fake_logits, real_logits, objective)}
@@ -386,6 +405,10 @@ class AdversarialPipeline(VanillaPipeline):
             **self.augment_metrics(),
         }
         return outputs, loss_dict, metrics_dict
+
+    def discriminator_input(self, images: Float[Tensor, "batch 3 h w"]) -> Float[Tensor, "batch 3 h w"]:
+        """What the discriminator sees of training patches: blurred (`input_blur`, while it fades), then augmented."""
+        return self.augment(blur_images(images, self.input_blur_kernel))
 
     def discriminate(self, discriminator: nn.Module, images: Tensor, num_batches: int = 1) -> Float[Tensor, "batch 1"]:
         """The logits of `images` in the current growth stage, from a call differentiated at most once: compiled with
@@ -420,12 +443,14 @@ class AdversarialPipeline(VanillaPipeline):
 
     def update_training_progress(self, step: int) -> None:
         """Schedules that follow the images seen after iteration `step` (-1: none yet): the positional encoding's
-        coarse-to-fine annealing and the growing stage, with the MLP's sample capacity of its patches."""
+        coarse-to-fine annealing, the growing stage, with the MLP's sample capacity of its patches, and the blur of the
+        discriminator's inputs."""
         images_seen = self.images_seen(step)
         self.progress_step = step
         self.model.set_training_progress(images_seen)
         self.growth_stage = self.config.progressive_growing.stage(images_seen)
         self.model.training_query_capacity = self.query_capacities[self.growth_stage.downscale]
+        self.input_blur_kernel = self.config.input_blur.kernel(images_seen, self.device)
 
     def update_augment_probability(self, step: int) -> None:
         """ADA: raises p when the discriminator overfits the reals, lowers it otherwise."""

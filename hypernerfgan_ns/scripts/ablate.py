@@ -147,12 +147,14 @@ def unfit_reason(config: HyperNeRFGANTrainerConfig) -> Optional[str]:
     smallest = config.pipeline.discriminator.final_resolution
     if patch < smallest or patch & (patch - 1):
         return f"the discriminator takes power-of-two patches of at least {smallest}, not {patch}"
-    return config.pipeline.progressive_growing.unfit_reason(
+    growing = config.pipeline.progressive_growing
+    reason = growing.unfit_reason(
         patch_size=patch,
         resolution=resolution,
         smallest_patch=smallest,
         patch_scale_annealing=config.pipeline.datamanager.patch_scale_annealing_images > 0,
     )
+    return reason or config.pipeline.input_blur.unfit_reason(smallest_patch=patch // growing.start_downscale)
 
 
 def config_values(value: Any, prefix: str = "") -> Dict[str, Any]:

@@ -34,6 +34,12 @@ R1_GAMMA_FACTORS = (0.1, 10.0)
 """The `r1-gamma-xF` rows multiply the R1 weight by F: a tenth (chairs' preset uses a tenth of the others') and ten
 times (a smoother discriminator, which may let a faster learning rate stay stable)."""
 
+R1_INTERVAL = 4
+"""The `r1-every-4` row applies R1 every this many iterations instead of the method's 16 (weighted by 4 instead of
+16, the same average weight): StyleGAN2's lazy regularisation adds 16 times the penalty's gradient to one step in
+16, and Adam, whose second-moment average spans about 100 steps at beta2 0.99, then scales every step by a norm those
+spikes inflate."""
+
 FEW_OCTAVES = 4
 """Positional-encoding octaves of the `octaves-4` row: a highest frequency of 2^3, whose period (0.8 units) spans
 several pixels at every resolution the methods train at, where 6 or 10 octaves reach the pixel scale."""
@@ -122,6 +128,14 @@ ANNEALING_LENGTH_FACTORS = (0.5, 2.0)
 """The `frequency-annealing-xF` rows fade the octaves in over F times the method's annealing images: on
 `hypernerfgan-tiny`, whose 5,000 images were set at half the 10,000-image budget and not tuned, 2,500 (the finest
 octave from a quarter of the budget on) and 10,000 (coarse to fine over the whole budget)."""
+
+INPUT_BLUR_SIGMA_FRACTION = 1 / 32
+"""The `discriminator-blur` row blurs the discriminator's input with a Gaussian of this fraction of the patch's side
+at the start (`hypernerfgan-tiny`'s 32 px: 1 px; the paper's 64 px patches: 2 px), fading out over the first part of
+the budget. EG3D starts at 10 px of 512, a fiftieth of the side, over 200,000 images of its 25 million."""
+
+INPUT_BLUR_SIGMA_FACTORS = (2.0,)
+"""The `discriminator-blur-xF` rows start the blur F times as wide (`hypernerfgan-tiny`: 2 px)."""
 
 PATCH_SCALE_NEVER_SHRINKS = 1 << 60
 """Patch-scale annealing images of the `whole-image-patches` row: more than any study sees, so the smallest footprint
@@ -273,6 +287,18 @@ def scale_frequency_annealing(factor: float) -> Callable[[HyperNeRFGANTrainerCon
 def remove_frequency_annealing(config: HyperNeRFGANTrainerConfig) -> None:
     """Every octave of the positional encoding from the first image (the reference's field)."""
     config.pipeline.model.frequency_annealing_images = 0
+
+
+def blur_discriminator_input(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """EG3D's blur of the discriminator's input, `factor` times the row's sigma, faded out over the first part of
+    the budget."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        blur = config.pipeline.input_blur
+        blur.initial_sigma = factor * INPUT_BLUR_SIGMA_FRACTION * config.pipeline.datamanager.patch_size
+        blur.fade_images = max(1, round(ANNEALING_FRACTION * study_images(config)))
+
+    return change
 
 
 def anneal_patch_scale(config: HyperNeRFGANTrainerConfig) -> None:
@@ -437,6 +463,15 @@ def remove_density_noise(config: HyperNeRFGANTrainerConfig) -> None:
     config.pipeline.model.density_noise_std = 0.0
 
 
+def set_r1_interval(interval: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """R1 (and R2) every `interval` iterations, weighted by `interval`: the same average weight, more often."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        config.pipeline.loss.r1_interval = interval
+
+    return change
+
+
 def scale_r1_gamma(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
     """R1 weight times `factor`: of the config's gamma, or of the dataset preset's when the config leaves it unset."""
 
@@ -573,6 +608,18 @@ ROWS: Dict[str, AblationRow] = {
     "no-frequency-annealing": AblationRow(
         "every positional-encoding octave from the start (the reference)", remove_frequency_annealing
     ),
+    "discriminator-blur": AblationRow(
+        f"EG3D's blur of the discriminator's input: a Gaussian of {INPUT_BLUR_SIGMA_FRACTION:.3g} of the patch's side "
+        f"fading out over the first {ANNEALING_FRACTION:.0%} of the images",
+        blur_discriminator_input(1.0),
+    ),
+    **{
+        f"discriminator-blur-x{factor:g}": AblationRow(
+            f"that blur of the discriminator's input {factor:g} times as wide",
+            blur_discriminator_input(factor),
+        )
+        for factor in INPUT_BLUR_SIGMA_FACTORS
+    },
     "patch-scale-annealing": AblationRow(
         f"GRAF's patch scale: whole-image patches shrinking over the first {ANNEALING_FRACTION:.0%} of the images",
         anneal_patch_scale,
@@ -593,6 +640,10 @@ ROWS: Dict[str, AblationRow] = {
         f"r1-gamma-x{factor:g}": AblationRow(f"R1 weight x{factor:g}", scale_r1_gamma(factor))
         for factor in R1_GAMMA_FACTORS
     },
+    f"r1-every-{R1_INTERVAL}": AblationRow(
+        f"R1 every {R1_INTERVAL} iterations instead of the method's, the same average weight",
+        set_r1_interval(R1_INTERVAL),
+    ),
     "relativistic": AblationRow(
         "R3GAN's objective: each fake's logit against a paired real's (RpGAN), R1 and R2 at one weight",
         pair_reals_with_fakes,

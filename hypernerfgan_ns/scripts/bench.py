@@ -230,6 +230,10 @@ VARIANTS: Dict[str, BenchVariant] = {
         "the method as registered, with R3GAN's objective: the G phase scores the D phase's reals too, R2 beside R1",
         study_rows("relativistic"),
     ),
+    "discriminator-blur": BenchVariant(
+        "the method as registered, with EG3D's blur of the discriminator's input (the study row's, not faded yet)",
+        study_rows("discriminator-blur"),
+    ),
     "whole-images": BenchVariant(
         "the method as registered on whole images: patches as large as the training resolution",
         study_rows("whole-images"),

@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from hypernerfgan_ns.errors import ConfigError
+from hypernerfgan_ns.pipelines import adversarial_pipeline as pipeline_module
 from hypernerfgan_ns.pipelines.adversarial_pipeline import FAKE_OPACITY, AdversarialPipeline
 from hypernerfgan_ns.cameras.camera_prior import look_at_origin_poses
+from hypernerfgan_ns.training.input_blur import blur_images
 from tests.helpers import micro_config, points_queried
 
 
@@ -407,3 +409,53 @@ def test_a_target_field_that_does_not_compile_says_how_to_train_without_compilin
     with torch._inductor.config.patch(no_compiler), pytest.raises(ConfigError, match="compile-target-field False"):
         pipeline.get_train_loss_dict(step=1)
     torch._dynamo.reset()
+
+
+# ------------------------------------------------------------------------------------------- the discriminator's blur
+
+
+def test_the_discriminator_sees_blurred_patches_until_the_blur_fades(tmp_path: Path, monkeypatch) -> None:
+    """EG3D's input blur: fakes and reals blurred with the schedule's kernel in both phases (and R1's), before the
+    augmentation; after the fade's images, the patches as they are."""
+    pipeline = pipeline_from_seed(tmp_path, {"input_blur.initial_sigma": 1.0, "input_blur.fade_images": 8})
+    blurred: List[Tuple[torch.Tensor, Any, torch.Tensor]] = []
+    augmented: List[torch.Tensor] = []
+
+    def recording_blur(images: torch.Tensor, kernel: Any) -> torch.Tensor:
+        blurred.append((images, kernel, blur_images(images, kernel)))
+        return blurred[-1][2]
+
+    augment = pipeline.augment.forward
+    monkeypatch.setattr(pipeline_module, "blur_images", recording_blur)
+    monkeypatch.setattr(pipeline.augment, "forward", lambda images: augmented.append(images) or augment(images))
+    renders = recorded_renders(pipeline)
+    pipeline.get_discriminator_loss_dict(step=1)  # fakes and reals in one call
+    pipeline.get_discriminator_loss_dict(step=2)  # R1: each alone
+    pipeline.get_train_loss_dict(step=2)
+    assert len(blurred) == len(augmented) == 4
+    for (_, kernel, output), augment_input in zip(blurred, augmented):
+        assert kernel is pipeline.input_blur_kernel and kernel is not None
+        assert augment_input is output, "blurred first, then augmented"
+    fakes = blurred[-1][0]
+    assert fakes is renders[-1]["rgb"], "the G phase's fakes are blurred with their graph"
+    assert not torch.allclose(blurred[-1][2], fakes), "and changed by it"
+
+    pipeline.update_training_progress(step=1)  # 8 images seen: faded out
+    assert pipeline.input_blur_kernel is None
+    blurred.clear()
+    pipeline.get_train_loss_dict(step=3)
+    assert blurred[0][2] is blurred[0][0], "the patches as they are"
+
+
+def test_a_blur_that_changes_no_pixel_trains_as_no_blur(tmp_path: Path) -> None:
+    """A sigma so small that the kernel is a single 1: the same losses and gradients as without the blur, through a
+    plain step and an R1 step (whose double backward runs through the blur)."""
+    plain = losses_and_gradients(pipeline_from_seed(tmp_path, {}), steps=(1, 2))
+    vanishing = pipeline_from_seed(tmp_path, {"input_blur.initial_sigma": 0.01, "input_blur.fade_images": 10**6})
+    assert vanishing.input_blur_kernel is not None and vanishing.input_blur_kernel.shape[-1] == 3
+    assert_the_same_training(plain, losses_and_gradients(vanishing, steps=(1, 2)))
+
+
+def test_a_blur_wider_than_the_patches_is_refused_at_setup(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="reaches 18 px.*--pipeline.input-blur.initial-sigma"):
+        pipeline_from_seed(tmp_path, {"input_blur.initial_sigma": 6.0})

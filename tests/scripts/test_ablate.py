@@ -55,6 +55,7 @@ from hypernerfgan_ns.scripts.ablation_rows import (
     LR_WARMUP_IMAGES,
     MAPPING_LR_FACTOR,
     R1_GAMMA_FACTORS,
+    R1_INTERVAL,
     ROWS,
     SINGLE_NETWORK_LR_FACTORS,
 )
@@ -454,6 +455,12 @@ def test_rows_change_what_they_say(tiny) -> None:
         scaled = row_config(tiny, f"frequency-annealing-x{factor:g}").pipeline.model
         assert scaled.frequency_annealing_images == 5_000 * factor
         assert row_config(unannealed, f"frequency-annealing-x{factor:g}") == unannealed, "nothing to scale: skipped"
+    assert not tiny.pipeline.input_blur.enabled, "the paper's discriminator sees the images as they are"
+    for row, sigma in (("discriminator-blur", 1.0), ("discriminator-blur-x2", 2.0)):
+        blur = row_config(tiny, row).pipeline.input_blur
+        assert (blur.initial_sigma, blur.fade_images) == (sigma, half_budget), "1 px of 32, faded over half the budget"
+    assert row_config(paper, "discriminator-blur").pipeline.input_blur.initial_sigma == 2.0, "2 px of 64-pixel patches"
+    assert unfit_reason(row_config(row_config(tiny, "patch-8"), "discriminator-blur-x2")) is None, "6 px of 8 reach"
     annealed_first = row_config(row_config(tiny, "frequency-annealing"), "batch-x0.5")
     assert annealed_first.pipeline.model.frequency_annealing_images == half_budget, "the same images, annealed"
     assert (tiny.max_num_iterations, tiny.pipeline.datamanager.batch_size) == (10, 4), "rows change copies"
@@ -520,6 +527,9 @@ def test_rows_change_what_they_say(tiny) -> None:
         r1_row = f"r1-gamma-x{factor:g}"
         assert row_config(tiny, r1_row).pipeline.loss.r1_gamma == pytest.approx(cars * factor)
         assert row_config(on_chairs, r1_row).pipeline.loss.r1_gamma == pytest.approx(chairs * factor)
+    assert tiny.pipeline.loss.r1_interval == 16, "StyleGAN2's lazy regularisation"
+    assert row_config(tiny, f"r1-every-{R1_INTERVAL}").pipeline.loss.r1_interval == R1_INTERVAL == 4
+    assert row_config(tiny, "r1-every-4").pipeline.loss.r1_gamma is None, "the preset's weight: the loss scales it"
     tiny.pipeline.loss.r1_gamma = 2.0
     assert row_config(tiny, "r1-gamma-x10").pipeline.loss.r1_gamma == pytest.approx(20.0)
     assert tiny.pipeline.loss.r1_gamma == 2.0, "rows change copies"
