@@ -36,9 +36,9 @@ times (a smoother discriminator, which may let a faster learning rate stay stabl
 
 R1_INTERVAL = 4
 """The `r1-every-4` row applies R1 every this many iterations instead of the method's 16 (weighted by 4 instead of
-16, the same average weight): StyleGAN2's lazy regularisation adds 16 times the penalty's gradient to one step in
-16, and Adam, whose second-moment average spans about 100 steps at beta2 0.99, then scales every step by a norm those
-spikes inflate."""
+16, the same average weight): whether StyleGAN2's lazy doses, 16 times the penalty's gradient in one step of 16,
+inflate Adam's second-moment norm (an average over about 100 steps at beta2 0.99) and so slow the 15 steps between.
+On the tiny preset they do not (an R1 step's gradient is 1.4 times a plain step's: docs/ablations.md)."""
 
 FEW_OCTAVES = 4
 """Positional-encoding octaves of the `octaves-4` row: a highest frequency of 2^3, whose period (0.8 units) spans
@@ -609,8 +609,8 @@ ROWS: Dict[str, AblationRow] = {
         "every positional-encoding octave from the start (the reference)", remove_frequency_annealing
     ),
     "discriminator-blur": AblationRow(
-        f"EG3D's blur of the discriminator's input: a Gaussian of {INPUT_BLUR_SIGMA_FRACTION:.3g} of the patch's side "
-        f"fading out over the first {ANNEALING_FRACTION:.0%} of the images",
+        f"EG3D's blur of the discriminator's input: a Gaussian of sigma 1/{round(1 / INPUT_BLUR_SIGMA_FRACTION)} of "
+        f"the patch's side fading out over the first {ANNEALING_FRACTION:.0%} of the images",
         blur_discriminator_input(1.0),
     ),
     **{
