@@ -57,8 +57,9 @@ class DiscriminatorInputBlurConfig(DefaultsForMissingFields, PrintableConfig):
 
     @property
     def radius(self) -> int:
-        """Pixels the kernel reaches on each side of its centre: fixed for the whole fade, so the blurred batch's
-        arithmetic keeps one shape."""
+        """Pixels the kernel reaches on each side of its centre: fixed for the whole fade (the Gaussian narrows inside
+        it), so the blur is one convolution shape, which cuDNN's benchmark mode (on in `ns-train`) tunes once rather
+        than at every iteration."""
         return math.ceil(self.sigma_truncation * self.initial_sigma)
 
     def sigma(self, images_seen: int) -> float:
