@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Tuple
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from hypernerfgan_ns.errors import ConfigError
@@ -95,7 +95,6 @@ class LinspaceSampler(Sampler):
         last_delta = (
             torch.full_like(nears, FAR_PLANE_DELTA) if self.opaque_far_plane else (fars - nears) / (num_samples - 1)
         )
-        deltas = torch.cat([distances[..., 1:] - distances[..., :-1], last_delta], dim=-1)
 
         pdf_spacing: Dict[str, Any] = {}  # what a following PDFSampler places its samples by
         if self.spacing_bins:
@@ -111,8 +110,36 @@ class LinspaceSampler(Sampler):
                 spacing_ends=bin_edges[..., 1:, None],
                 spacing_to_euclidean_fn=spacing_to_euclidean_fn,
             )
-        ray_samples = ray_bundle.get_ray_samples(
-            bin_starts=distances[..., None], bin_ends=distances[..., None], **pdf_spacing
-        )
-        ray_samples.deltas = deltas[..., None]
-        return ray_samples
+        return point_samples(ray_bundle, distances, last_delta, **pdf_spacing)
+
+
+def point_samples(
+    ray_bundle: RayBundle,
+    distances: Float[Tensor, "*rays samples"],
+    last_delta: Float[Tensor, "*rays 1"],
+    **spacing: Any,
+) -> RaySamples:
+    """Samples at these sorted distances along the rays as zero-length frustums (positions exactly there), each with
+    the interval to the next sample and the last one with `last_delta`: the original NeRF code's convention."""
+    deltas = torch.cat([distances[..., 1:] - distances[..., :-1], last_delta], dim=-1)
+    ray_samples = ray_bundle.get_ray_samples(bin_starts=distances[..., None], bin_ends=distances[..., None], **spacing)
+    ray_samples.deltas = deltas[..., None]
+    return ray_samples
+
+
+def merged_samples(
+    ray_bundle: RayBundle, coarse: RaySamples, importance: RaySamples
+) -> Tuple[RaySamples, Int[Tensor, "*rays samples"]]:
+    """The coarse samples and the importance samples placed from them, as one set of point samples sorted by
+    distance, and the order that sorts what was computed at them (the coarse samples' values, then the importance
+    samples', along the samples' dimension).
+
+    pi-GAN's hierarchical sampling: every sample is evaluated once, and all of them are composited. nerfstudio's
+    `PDFSampler` with `include_original` instead returns intervals between the merged bin edges, whose centres are
+    new points, so the coarse samples would be evaluated a second time. An importance sample lies at the centre of
+    its interval (where the field is queried at it); the last sample keeps the coarse pass's last interval (the far
+    plane's convention: infinite where it is opaque)."""
+    importance_distances = 0.5 * (importance.frustums.starts + importance.frustums.ends)[..., 0]
+    distances = torch.cat([coarse.frustums.starts[..., 0], importance_distances], dim=-1)
+    distances, order = distances.sort(dim=-1)
+    return point_samples(ray_bundle, distances, coarse.deltas[..., -1, :]), order

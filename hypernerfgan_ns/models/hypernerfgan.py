@@ -40,7 +40,7 @@ from hypernerfgan_ns.data.dataset_presets import DatasetPreset
 from hypernerfgan_ns.fields.target_field import ObjectWeights, TargetField
 from hypernerfgan_ns.model_components.colliders import ObjectShellCollider
 from hypernerfgan_ns.model_components.object_bound import points_inside_first
-from hypernerfgan_ns.model_components.ray_samplers import FAR_PLANE_DELTA, LinspaceSampler
+from hypernerfgan_ns.model_components.ray_samplers import LinspaceSampler, merged_samples
 from hypernerfgan_ns.networks.generator import Generator
 from hypernerfgan_ns.utils.compiling import call_compiled
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
@@ -114,7 +114,9 @@ class HyperNeRFGANModelConfig(DefaultsForMissingFields, ModelConfig):
     num_coarse_samples: int = 64
     """Samples per ray, evenly spaced between near and far (stratified in training)."""
     num_importance_samples: int = 0
-    """Extra samples per ray placed by nerfstudio's PDFSampler where the coarse pass found density; 0: off."""
+    """Extra samples per ray placed by nerfstudio's PDFSampler where the coarse pass found density, and composited
+    with the coarse ones (pi-GAN's hierarchical sampling: each sample evaluated once, all of them trained through);
+    0: off."""
     opaque_far_plane: bool = False
     """Treat the last sample's interval as infinite, as the reference implementation does (on for imported
     checkpoints, and in the `no-density-bound` ablation). Off by default: with the density bound nothing lies beyond
@@ -205,7 +207,7 @@ class HyperNeRFGANModel(Model):
             spacing_bins=self.config.num_importance_samples > 0,
         )
         self.sampler_importance = (
-            PDFSampler(num_samples=self.config.num_importance_samples, include_original=True)
+            PDFSampler(num_samples=self.config.num_importance_samples, include_original=False)
             if self.config.num_importance_samples > 0
             else None
         )
@@ -214,8 +216,10 @@ class HyperNeRFGANModel(Model):
         self.renderer_depth = DepthRenderer(method="expected")
 
         self.training_query_capacity: Optional[int] = None
-        """Samples per object the target MLP runs at in training (`train_query_inside_bound_only`, set by the
+        """Coarse samples per object the target MLP runs at in training (`train_query_inside_bound_only`, set by the
         pipeline); None: all of them."""
+        self.training_importance_capacity: Optional[int] = None
+        """The same for the importance samples."""
 
         self.register_buffer("viewed_latent", self.latent_from_seed(self.config.viewed_seed))
         self.register_buffer("viewed_seed", torch.tensor(self.config.viewed_seed, dtype=torch.long))
@@ -390,15 +394,24 @@ class HyperNeRFGANModel(Model):
         and opacity, and outside training depth."""
         density_noise = self.config.density_noise_std if self.training else 0.0
         ray_samples = self.sampler_coarse(ray_bundle)
-        field_outputs = self.query_field(ray_samples, generator, weights, density_noise)
+        field_outputs = self.query_field(ray_samples, generator, weights, density_noise, self.training_query_capacity)
         outputs: Dict[str, Tensor] = {}
         if self.sampler_importance is not None:
-            coarse_weights = ray_samples.get_weights(field_outputs[FieldHeadNames.DENSITY])
-            outputs["rgb_coarse"] = self.renderer_rgb(rgb=field_outputs[FieldHeadNames.RGB], weights=coarse_weights)
-            ray_samples = self.sampler_importance(ray_bundle, ray_samples, coarse_weights)
-            if self.config.opaque_far_plane:  # the PDF sampler's last interval ends at the far plane
-                ray_samples.deltas[..., -1, :] = FAR_PLANE_DELTA
-            field_outputs = self.query_field(ray_samples, generator, weights, density_noise)
+            # Where to place more samples is not differentiated (the PDF sampler detaches its bins anyway).
+            coarse_weights = ray_samples.get_weights(field_outputs[FieldHeadNames.DENSITY].detach())
+            if not self.training:  # the coarse pass alone, for the viewer and ns-render; nothing trains on it
+                outputs["rgb_coarse"] = self.renderer_rgb(rgb=field_outputs[FieldHeadNames.RGB], weights=coarse_weights)
+            importance_samples = self.sampler_importance(ray_bundle, ray_samples, coarse_weights)
+            importance_outputs = self.query_field(
+                importance_samples, generator, weights, density_noise, self.training_importance_capacity
+            )
+            ray_samples, order = merged_samples(ray_bundle, ray_samples, importance_samples)
+            field_outputs = {
+                name: torch.cat([value, importance_outputs[name]], dim=1).gather(
+                    1, order[..., None].expand(-1, -1, value.shape[-1])
+                )
+                for name, value in field_outputs.items()
+            }
         sample_weights = ray_samples.get_weights(field_outputs[FieldHeadNames.DENSITY])
         outputs["rgb"] = self.renderer_rgb(rgb=field_outputs[FieldHeadNames.RGB], weights=sample_weights)
         outputs["accumulation"] = self.renderer_accumulation(weights=sample_weights)
@@ -407,9 +420,15 @@ class HyperNeRFGANModel(Model):
         return outputs
 
     def query_field(
-        self, ray_samples: RaySamples, generator: Generator, weights: ObjectWeights, density_noise_std: float
+        self,
+        ray_samples: RaySamples,
+        generator: Generator,
+        weights: ObjectWeights,
+        density_noise_std: float,
+        training_capacity: Optional[int] = None,
     ) -> Dict[FieldHeadNames, Tensor]:
-        """Evaluates each object's target field at its own rays' samples, batched over objects."""
+        """Evaluates each object's target field at its own rays' samples, batched over objects; in training at
+        `training_capacity` of each object's samples, those in the object sphere first (None: at all of them)."""
         num_objects = weights.num_objects
         positions = ray_samples.frustums.get_positions()  # [rays, samples, 3]
         num_rays, num_samples = positions.shape[:2]
@@ -417,7 +436,7 @@ class HyperNeRFGANModel(Model):
             self.check_rays_grouped_by_object(ray_samples.camera_indices[:, 0, 0], num_objects)
         points_per_object = (num_rays // num_objects) * num_samples
         grouped = positions.reshape(num_objects, points_per_object, 3)
-        queried = self.points_to_query(grouped, generator.field)
+        queried = self.points_to_query(grouped, generator.field, training_capacity)
         if queried is not None:
             grouped = grouped.gather(1, queried[..., None].expand(-1, -1, 3))
         field = self.field_to_run(generator)
@@ -431,20 +450,21 @@ class HyperNeRFGANModel(Model):
         return {name: value.reshape(num_rays, num_samples, -1) for name, value in outputs.items()}
 
     def points_to_query(
-        self, positions: Float[Tensor, "objects points 3"], field: TargetField
+        self, positions: Float[Tensor, "objects points 3"], field: TargetField, training_capacity: Optional[int]
     ) -> Optional[Int[Tensor, "objects queried"]]:
         """The indices of each object's points the target MLP runs at, those the density bound leaves density at
         first (`model_components.object_bound`); None: all of them.
 
         Outside training they are counted (the host waits for the device once per render); in training there are
-        `training_query_capacity`, which the patches' geometry guarantees, checked on the device without waiting.
+        `training_capacity` (the model's `training_query_capacity` for coarse samples, `training_importance_capacity`
+        for importance samples), which the patches' geometry guarantees, checked on the device without waiting.
         """
         if field.object_radius is None:
             return None
         if self.training:
-            capacity = self.training_query_capacity
-            if capacity is None or capacity >= positions.shape[1]:
+            if training_capacity is None or training_capacity >= positions.shape[1]:
                 return None
+            capacity = training_capacity
             inside = field.may_have_density(positions)
             message = (
                 f"More than {capacity} samples of an object's training patch lie inside the object sphere: its rays "

@@ -153,8 +153,12 @@ class AdversarialPipeline(VanillaPipeline):
         preset = self.model.dataset_preset
         self.r1_gamma = config.loss.r1_gamma if config.loss.r1_gamma is not None else preset.r1_gamma
         self.r2_gamma = config.loss.r2_gamma if config.loss.r2_gamma is not None else self.r1_gamma
-        self.query_capacities = {factor: self.training_query_capacity(factor) for factor in growing.downscales()}
-        """Per growing stage's downscale, the samples per object the training MLP runs at (None: all)."""
+        self.query_capacities = {
+            factor: (self.training_query_capacity(factor), self.training_importance_capacity(factor))
+            for factor in growing.downscales()
+        }
+        """Per growing stage's downscale, the coarse and the importance samples per object the training MLP runs at
+        (None: all)."""
         self.growth_stage = growing.stage(images_seen=0)
         """The growing stage of the next iteration (always the full resolution without growing)."""
         self.input_blur_kernel: Optional[Tensor] = None
@@ -245,10 +249,11 @@ class AdversarialPipeline(VanillaPipeline):
         )
         table.add_row("generator parameters", f"{sum(p.numel() for p in generator.parameters()):,}")
         table.add_row("discriminator parameters", f"{sum(p.numel() for p in self.discriminator.parameters()):,}")
-        capacity = model.training_query_capacity
         batch = f"{data.batch_size} objects x {data.patch_size}^2 rays: {points:,} field points per pass"
-        if capacity is not None:
-            batch += f", the MLP at the {data.batch_size * capacity:,} that can be in the object sphere"
+        if model.training_query_capacity is not None:
+            importance = data.patch_size**2 * model.config.num_importance_samples
+            queried = model.training_query_capacity + (model.training_importance_capacity or importance)
+            batch += f", the MLP at the {data.batch_size * queried:,} that can be in the object sphere"
         table.add_row("batch", batch)
         penalties = f"R1 gamma {self.r1_gamma}" + (f", R2 gamma {self.r2_gamma}" if self.r2_gamma > 0 else "")
         table.add_row("loss", f"{self.config.loss.objective}; {penalties} every {self.config.loss.r1_interval} steps")
@@ -263,32 +268,45 @@ class AdversarialPipeline(VanillaPipeline):
         CONSOLE.print(table)
 
     def training_query_capacity(self, downscale: int = 1) -> Optional[int]:
-        """The most samples of one object's training patch (`downscale` times coarser) that can lie inside the
-        object sphere: how many the target MLP runs at per object in training (`train_query_inside_bound_only`).
+        """The most coarse samples of one object's training patch (`downscale` times coarser) that can lie inside
+        the object sphere: how many the target MLP runs at per object in training (`train_query_inside_bound_only`).
         Counted once, from what every training camera shares (the prior's radius, near and far, looking at the
         origin), the pixel grid, the patch size and each sample's stratification interval. None where no such count
-        holds (scaled patches, with GRAF's annealing; importance samples, placed anywhere; an unbounded field), where
-        it leaves out too few samples (`train_query_min_saving`), or with the option off."""
+        holds (scaled patches, with GRAF's annealing; an unbounded field), where it leaves out too few samples
+        (`train_query_min_saving`), or with the option off."""
+        sampler = self.model.sampler_coarse
+        return self.most_samples_in_sphere(downscale, sampler.fraction_ranges(sampler.num_samples, training=True))
+
+    def training_importance_capacity(self, downscale: int = 1) -> Optional[int]:
+        """`training_query_capacity` of the importance samples: an importance sample can lie anywhere between near
+        and far, so the most a patch can hold in the sphere are all those of its rays that meet the sphere (a ray
+        that misses it places its importance samples where no density can be). None also without them."""
+        importance = self.model.config.num_importance_samples
+        if importance == 0:
+            return None
+        return self.most_samples_in_sphere(downscale, (torch.zeros(importance), torch.ones(importance)))
+
+    def most_samples_in_sphere(
+        self, downscale: int, fraction_ranges: Tuple[Float[Tensor, "samples"], Float[Tensor, "samples"]]
+    ) -> Optional[int]:
+        """The training capacity of samples lying within `fraction_ranges` of each ray's near-to-far span."""
         model, data = self.model, self.datamanager
         field = model.generator.field
         scaled = data.config.patch_scale_annealing_images > 0 and data.config.patch_size < data.resolution
         if not model.config.train_query_inside_bound_only or field.object_radius is None or scaled:
             return None
-        if model.sampler_importance is not None:
-            return None
         prior = model.dataset_preset.camera_prior
-        sampler = model.sampler_coarse
         resolution, patch = data.resolution // downscale, data.config.patch_size // downscale
         counts = bins_meeting_sphere(
             directions=data.pixel_rays(resolution)[:, :3].cpu(),
             camera_distance=prior.radius,
             near=prior.near,
             far=prior.far,
-            fraction_ranges=sampler.fraction_ranges(sampler.num_samples, training=True),
+            fraction_ranges=fraction_ranges,
             sphere_radius=field.object_radius,
         )
         capacity = most_in_a_patch(counts.view(resolution, resolution), patch)
-        samples = patch**2 * sampler.num_samples
+        samples = patch**2 * len(fraction_ranges[0])
         return capacity if capacity <= (1.0 - model.config.train_query_min_saving) * samples else None
 
     @property
@@ -449,7 +467,8 @@ class AdversarialPipeline(VanillaPipeline):
         self.progress_step = step
         self.model.set_training_progress(images_seen)
         self.growth_stage = self.config.progressive_growing.stage(images_seen)
-        self.model.training_query_capacity = self.query_capacities[self.growth_stage.downscale]
+        capacities = self.query_capacities[self.growth_stage.downscale]
+        self.model.training_query_capacity, self.model.training_importance_capacity = capacities
         self.input_blur_kernel = self.config.input_blur.kernel(images_seen, self.device)
 
     def update_augment_probability(self, step: int) -> None:

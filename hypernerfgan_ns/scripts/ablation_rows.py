@@ -22,10 +22,10 @@ from nerfstudio.engine.schedulers import CosineDecaySchedulerConfig, Exponential
 SAMPLES_PER_RAY = (8, 16, 32, 64)
 """Coarse samples per ray of the `samples-N` rows: the seeds' sweep, from too few for a solid surface to the paper's."""
 
-IMPORTANCE_ROW_COARSE, IMPORTANCE_ROW_IMPORTANCE = 16, 16
-"""The `samples-C+I` row: C coarse plus I importance samples placed where the coarse pass found the surface. The
-second pass evaluates C + I + 1 samples (nerfstudio's PDF sampler keeps the coarse ones and adds one), so 16+16 costs
-49 field evaluations per ray, about 1.5 times `samples-32`."""
+IMPORTANCE_SHARE = 0.5
+"""The `importance-half` row makes this share of the method's samples per ray importance samples, placed where the
+coarse rest found density: the same field evaluations per ray (each sample is evaluated once), more of them on the
+surface. pi-GAN trains with half and half."""
 
 PATCH_SIZES = (8, 16, 32, 64)
 """Patch sides of the `patch-N` rows; the discriminator is built for the patch, so it changes with it."""
@@ -180,6 +180,19 @@ def set_samples(coarse: int, importance: int) -> Callable[[HyperNeRFGANTrainerCo
     def change(config: HyperNeRFGANTrainerConfig) -> None:
         config.pipeline.model.num_coarse_samples = coarse
         config.pipeline.model.num_importance_samples = importance
+
+    return change
+
+
+def place_share_by_importance(share: float) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """`share` of the method's samples per ray (coarse plus importance) placed by importance, the rest coarse: as
+    many field evaluations per ray."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        model = config.pipeline.model
+        samples = model.num_coarse_samples + model.num_importance_samples
+        importance = round(share * samples)
+        set_samples(samples - importance, importance)(config)
 
     return change
 
@@ -496,9 +509,10 @@ ROWS: Dict[str, AblationRow] = {
         f"samples-{samples}": AblationRow(f"{samples} samples per ray, no importance sampling", set_samples(samples, 0))
         for samples in SAMPLES_PER_RAY
     },
-    f"samples-{IMPORTANCE_ROW_COARSE}+{IMPORTANCE_ROW_IMPORTANCE}": AblationRow(
-        f"{IMPORTANCE_ROW_COARSE} coarse + {IMPORTANCE_ROW_IMPORTANCE} importance samples per ray",
-        set_samples(IMPORTANCE_ROW_COARSE, IMPORTANCE_ROW_IMPORTANCE),
+    "importance-half": AblationRow(
+        f"{IMPORTANCE_SHARE:.0%} of the samples per ray placed where the coarse rest found density (pi-GAN's "
+        "hierarchical sampling), as many per ray",
+        place_share_by_importance(IMPORTANCE_SHARE),
     ),
     **{
         f"patch-{patch}": AblationRow(f"{patch}x{patch} patches (and a discriminator for them)", set_patch_size(patch))

@@ -234,6 +234,10 @@ VARIANTS: Dict[str, BenchVariant] = {
         "the method as registered, with EG3D's blur of the discriminator's input (the study row's, not faded yet)",
         study_rows("discriminator-blur"),
     ),
+    "importance-half": BenchVariant(
+        "the method as registered, half its samples per ray placed by importance (pi-GAN's hierarchical sampling)",
+        study_rows("importance-half"),
+    ),
     "whole-images": BenchVariant(
         "the method as registered on whole images: patches as large as the training resolution",
         study_rows("whole-images"),
@@ -456,13 +460,11 @@ def field_points_per_render(config: HyperNeRFGANTrainerConfig) -> int:
     """Samples one render of a batch of patches places (the target MLP runs at those that can be inside the object
     sphere: `mlp_points_per_iteration`).
 
-    With importance sampling the second pass evaluates the coarse samples again with the new ones and one more
-    (nerfstudio's PDFSampler merges the coarse and the new bin edges). Recomputed activations are not counted: they are
-    the same points again.
+    With importance sampling each coarse and each importance sample is evaluated once. Recomputed activations are not
+    counted: they are the same points again.
     """
     data, model = config.pipeline.datamanager, config.pipeline.model
-    coarse, importance = model.num_coarse_samples, model.num_importance_samples
-    samples = coarse + (coarse + importance + 1 if importance > 0 else 0)
+    samples = model.num_coarse_samples + model.num_importance_samples
     return data.batch_size * training_patch_size(config) ** 2 * samples
 
 
@@ -479,13 +481,14 @@ def field_points_per_iteration(config: HyperNeRFGANTrainerConfig) -> int:
 
 
 def mlp_points_per_iteration(trainer: HyperNeRFGANTrainer, field_points: int) -> int:
-    """Of an iteration's `field_points` samples, the ones the target MLP runs at: each object's training capacity
-    inside the object sphere when the model has one, else all of them."""
+    """Of an iteration's `field_points` samples, the ones the target MLP runs at: each object's training capacities
+    of coarse and of importance samples inside the object sphere when the model has them, else all of them."""
     model, config = trainer.pipeline.model, trainer.config
-    capacity = model.training_query_capacity
-    if capacity is None:
-        return field_points
-    return field_points // field_points_per_render(config) * config.pipeline.datamanager.batch_size * capacity
+    rays = training_patch_size(config) ** 2
+    coarse = model.training_query_capacity or rays * model.config.num_coarse_samples
+    importance = model.training_importance_capacity or rays * model.config.num_importance_samples
+    renders = field_points // field_points_per_render(config)
+    return renders * config.pipeline.datamanager.batch_size * (coarse + importance)
 
 
 def field_flops_per_point(field_module: TargetField) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from hypernerfgan_ns.model_components.colliders import ObjectShellCollider
-from hypernerfgan_ns.model_components.ray_samplers import FAR_PLANE_DELTA, LinspaceSampler
+from hypernerfgan_ns.model_components.ray_samplers import FAR_PLANE_DELTA, LinspaceSampler, merged_samples
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.model_components.ray_samplers import PDFSampler
 
@@ -76,6 +76,31 @@ def test_importance_sampler_concentrates_samples_where_the_density_is() -> None:
     near_peak = ((centres - 4.2).abs() < 0.3).float().mean()
     assert near_peak > 0.6, f"only {near_peak:.0%} of the importance samples lie near the density peak"
     assert ((coarse.frustums.starts[..., 0] - 4.2).abs() < 0.3).float().mean() < 0.4
+
+
+def test_merged_samples_keep_every_coarse_and_importance_sample_once_in_order_of_distance() -> None:
+    """pi-GAN's hierarchical sampling: the coarse samples where they were (not re-split into new intervals), the
+    importance samples at their intervals' centres, each interval reaching to the next sample of the merged set."""
+    for opaque, training in ((True, False), (False, True)):
+        bundle = rays(6)
+        coarse = LinspaceSampler(num_samples=8, opaque_far_plane=opaque).train(training)(bundle)
+        distances = coarse.frustums.starts[..., 0]
+        weights = coarse.get_weights(torch.exp(-((distances - 4.2) ** 2) / 0.02)[..., None] * 50)
+        importance = PDFSampler(num_samples=5, include_original=False).train(training)(bundle, coarse, weights)
+        merged, order = merged_samples(bundle, coarse, importance)
+
+        centres = (importance.frustums.starts + importance.frustums.ends)[..., 0] / 2
+        values = torch.cat([distances, centres], dim=-1)  # what a field computed, coarse pass first
+        merged_distances = merged.frustums.starts[..., 0]
+        assert merged_distances.shape == (6, 13) and torch.equal(merged.frustums.starts, merged.frustums.ends)
+        assert torch.equal(values.gather(1, order), merged_distances)
+        assert (merged_distances[:, 1:] >= merged_distances[:, :-1]).all()
+        assert torch.allclose(merged.frustums.get_positions(), bundle.origins[:, None] + bundle.directions[:, None]
+                              * merged_distances[..., None])
+        deltas = merged.deltas[..., 0]
+        assert torch.allclose(deltas[:, :-1], merged_distances[:, 1:] - merged_distances[:, :-1])
+        assert torch.equal(deltas[:, -1], coarse.deltas[:, -1, 0])
+        assert (deltas[:, -1] == FAR_PLANE_DELTA).all() == opaque
 
 
 def test_collider_keeps_the_training_shell_for_cameras_at_any_distance() -> None:

@@ -11,9 +11,11 @@ import torchvision
 
 from hypernerfgan_ns.data.dataset_presets import DatasetPreset
 from hypernerfgan_ns.method_configs import METHODS, hypernerfgan_tiny
-from hypernerfgan_ns.model_components.ray_samplers import FAR_PLANE_DELTA
+from hypernerfgan_ns.model_components.ray_samplers import FAR_PLANE_DELTA, merged_samples
+from hypernerfgan_ns.models import hypernerfgan as hypernerfgan_module
 from hypernerfgan_ns.scripts.bench import OperationCounter
 from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.field_components.field_heads import FieldHeadNames
 from tests.conftest import make_model
 
 
@@ -210,16 +212,61 @@ def test_importance_sampling_renders_with_both_passes(preset: DatasetPreset) -> 
     assert {"rgb", "rgb_coarse", "accumulation", "depth"} <= set(outputs)
 
 
-def test_an_opaque_far_plane_holds_for_the_importance_samples_too(preset: DatasetPreset) -> None:
+def test_an_opaque_far_plane_holds_for_the_importance_samples_too(
+    preset: DatasetPreset, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model = make_model(preset, num_importance_samples=8, bound_density_to_object=False, opaque_far_plane=True)
-    queried = []
-    query_field = model.query_field
-    model.query_field = lambda ray_samples, *args: queried.append(ray_samples.deltas) or query_field(ray_samples, *args)
+    rendered = []
+
+    def recorded(*args):
+        rendered.append(merged_samples(*args)[0].deltas)
+        return merged_samples(*args)
+
+    monkeypatch.setattr(hypernerfgan_module, "merged_samples", recorded)
     camera = preset.camera_prior.cameras(preset.camera_prior.orbit_poses(1), resolution=4)
     model.eval().get_outputs_for_camera(camera)
-    coarse, fine = queried
-    assert (coarse[:, -1] == FAR_PLANE_DELTA).all() and (fine[:, -1] == FAR_PLANE_DELTA).all()
-    assert (fine[:, :-1] < 1.0).all()
+    (deltas,) = rendered
+    assert (deltas[:, -1] == FAR_PLANE_DELTA).all() and (deltas[:, :-1] < 1.0).all()
+
+
+def test_importance_sampling_evaluates_each_sample_once_and_trains_through_all_of_them(
+    preset: DatasetPreset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A training render queries the field at the coarse and the importance samples once each and composites them
+    all, so the coarse samples' colours reach the image with their gradients; it equals one pass of the field over
+    the merged samples."""
+    torch.manual_seed(0)
+    model = make_model(preset, num_coarse_samples=6, num_importance_samples=4, density_noise_std=0.0).train()
+    queries, merges = [], []
+    query_field = model.query_field
+
+    def recorded_query(ray_samples, *args, **kwargs):
+        queries.append((ray_samples, args, query_field(ray_samples, *args, **kwargs)))
+        return queries[-1][-1]
+
+    def recorded_merge(*args):
+        merges.append(merged_samples(*args)[0])
+        return merged_samples(*args)
+
+    monkeypatch.setattr(model, "query_field", recorded_query)
+    monkeypatch.setattr(hypernerfgan_module, "merged_samples", recorded_merge)
+    prior = preset.camera_prior
+    cameras = prior.cameras(prior.sample_poses(2), resolution=4)
+    indices = torch.arange(2).view(2, 1, 1, 1).expand(2, 4, 4, 1)
+    bundle = cameras.generate_rays(camera_indices=indices, coords=torch.rand(2, 4, 4, 2) * 4).flatten()
+    outputs = model(bundle, latents=torch.randn(2, 128))
+
+    (coarse, args, coarse_outputs), (importance, _, _) = queries
+    assert (coarse.shape, importance.shape) == ((32, 6), (32, 4)), "each sample is queried once"
+    assert "rgb_coarse" not in outputs, "nothing trains on the coarse pass's own image"
+    (gradient,) = torch.autograd.grad(outputs["rgb"].sum(), coarse_outputs[FieldHeadNames.RGB])
+    assert gradient.abs().sum() > 0, "the coarse samples are trained through"
+    (merged,) = merges
+    with torch.no_grad():
+        one_pass = query_field(merged, *args)
+        weights = merged.get_weights(one_pass[FieldHeadNames.DENSITY])
+        expected = model.renderer_rgb(rgb=one_pass[FieldHeadNames.RGB], weights=weights)
+    assert torch.allclose(outputs["rgb"], expected, atol=1e-6)
 
 
 def test_recomputed_activations_give_the_same_outputs_and_gradients(preset: DatasetPreset) -> None:

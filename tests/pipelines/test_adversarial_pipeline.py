@@ -270,6 +270,57 @@ def test_no_training_patch_holds_more_samples_in_the_sphere_than_the_capacity(sm
     assert capacity is not None and 0.8 * capacity <= most <= capacity
 
 
+@pytest.fixture
+def whole_images_with_importance(tmp_path: Path) -> AdversarialPipeline:
+    """The micro pipeline (whole 16 x 16 images) with 4 importance samples per ray after its 8 coarse ones. (An
+    8 x 8 patch can lie wholly inside the sphere's image, so on `small_patches` the importance capacity is all.)"""
+    torch.manual_seed(0)
+    config = micro_config(tmp_path)
+    config.pipeline.model.num_importance_samples = 4
+    return config.pipeline.setup(device="cpu", test_mode="val").train()
+
+
+def test_importance_samples_run_the_mlp_at_their_capacity_with_the_same_images_and_gradients(
+    whole_images_with_importance: AdversarialPipeline,
+) -> None:
+    """The importance samples of the rays that miss the object sphere are not queried: the same render."""
+    pipeline = whole_images_with_importance
+    model = pipeline.model
+    model.config.density_noise_std = 0.0
+    coarse, importance = model.training_query_capacity, model.training_importance_capacity
+    assert coarse is not None and importance is not None and importance < 0.9 * 16 * 16 * 4
+    ray_bundle, latents = pipeline.datamanager.next_train_rays(0), torch.randn(4, 16)
+    results = []
+    for capacities in ((coarse, importance), (None, None)):
+        model.training_query_capacity, model.training_importance_capacity = capacities
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(1)  # the same stratification and importance draws
+        rgb = model(ray_bundle, latents=latents)["rgb"]
+        rgb.square().sum().backward()
+        results.append((rgb.detach(), [p.grad.clone() for p in model.generator.parameters()]))
+    (rgb_packed, grads_packed), (rgb_full, grads_full) = results
+    assert (rgb_full < 0.9).any(), "something is drawn"
+    assert torch.allclose(rgb_packed, rgb_full, atol=1e-6)
+    for packed, full in zip(grads_packed, grads_full):
+        assert torch.allclose(packed, full, atol=1e-6, rtol=1e-4)
+
+
+def test_no_training_patch_has_more_rays_meeting_the_sphere_than_the_importance_capacity_holds(
+    whole_images_with_importance: AdversarialPipeline,
+) -> None:
+    pipeline = whole_images_with_importance
+    capacity, radius = pipeline.model.training_importance_capacity, pipeline.model.generator.field.object_radius
+    most = 0
+    for step in range(40):
+        bundle = pipeline.model.collider(pipeline.datamanager.next_train_rays(step))
+        # A ray meets the sphere between near and far where its point closest to the centre, clamped to that
+        # span, lies inside.
+        closest = (-(bundle.origins * bundle.directions).sum(-1, keepdim=True)).clamp(bundle.nears, bundle.fars)
+        meets = (bundle.origins + bundle.directions * closest).norm(dim=-1) <= radius
+        most = max(most, int(meets.view(4, -1).sum(dim=1).max()))
+    assert capacity is not None and 0.8 * capacity <= 4 * most <= capacity, "4 importance samples per ray"
+
+
 def test_rays_of_a_camera_off_the_prior_fail_loudly_instead_of_losing_samples(small_patches: AdversarialPipeline) -> None:
     prior = small_patches.model.dataset_preset.camera_prior
     closer = prior.cameras(look_at_origin_poses(torch.zeros(4), torch.zeros(4), radius=0.6 * prior.radius), 16)

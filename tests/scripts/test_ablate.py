@@ -381,8 +381,8 @@ def test_every_row_applies_to_the_tiny_method_except_patches_beyond_or_as_large_
 
 
 def test_rows_change_what_they_say(tiny) -> None:
-    importance = row_config(tiny, "samples-16+16").pipeline.model
-    assert (importance.num_coarse_samples, importance.num_importance_samples) == (16, 16)
+    importance = row_config(tiny, "importance-half").pipeline.model
+    assert (importance.num_coarse_samples, importance.num_importance_samples) == (12, 12), "the preset's 24 in all"
     coarse = row_config(tiny, "samples-8").pipeline.model
     assert (coarse.num_coarse_samples, coarse.num_importance_samples) == (8, 0)
     assert row_config(tiny, "patch-16").pipeline.datamanager.patch_size == 16

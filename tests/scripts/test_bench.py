@@ -10,6 +10,7 @@ import re
 import time
 import weakref
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -33,6 +34,7 @@ from hypernerfgan_ns.scripts.bench import (
     device_busy_seconds,
     field_points_per_iteration,
     field_points_per_render,
+    mlp_points_per_iteration,
     naive_field_forward,
     naive_target_fields,
     waits_for_device,
@@ -255,12 +257,20 @@ def test_a_benchmark_of_the_tiny_method_measures_every_figure() -> None:
 
 
 def test_field_points_are_the_samples_a_render_queries_with_importance_sampling(tmp_path: Path) -> None:
+    """Each coarse and each importance sample is evaluated once; the MLP runs at those that can lie in the object
+    sphere (the training capacities: of the coarse samples, and of the importance samples of the rays meeting it)."""
     config = micro_config(tmp_path)
-    config.pipeline.model.num_importance_samples = 4  # then the MLP runs at every sample (no bound selection)
+    config.pipeline.model.num_importance_samples = 4
     pipeline = config.pipeline.setup(device="cpu", test_mode="val").train()
+    capacity, importance = pipeline.model.training_query_capacity, pipeline.model.training_importance_capacity
+    assert capacity is not None and capacity < 16 * 16 * 8
+    assert importance is not None and importance < 16 * 16 * 4
     ray_bundle, latents = pipeline.datamanager.next_train_rays(0), torch.randn(4, 16)
     per_object = points_queried(pipeline.model.generator.field, lambda: pipeline.model(ray_bundle, latents=latents))
-    assert field_points_per_render(config) == 4 * per_object == 4 * 16 * 16 * (8 + 8 + 4 + 1)
+    assert per_object == capacity + importance
+    assert field_points_per_render(config) == 4 * 16 * 16 * (8 + 4)
+    trainer = SimpleNamespace(pipeline=pipeline, config=config)
+    assert mlp_points_per_iteration(trainer, field_points_per_iteration(config)) == 2 * 4 * per_object
 
 
 def test_a_growing_stage_is_measured_at_its_patch_size() -> None:
