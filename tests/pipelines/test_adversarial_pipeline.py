@@ -222,10 +222,7 @@ def test_the_grad_scale_is_read_only_in_iterations_a_penalty_runs(relativistic: 
 @pytest.fixture
 def small_patches(tmp_path: Path) -> AdversarialPipeline:
     """The micro pipeline with 8 x 8 patches of its 16 x 16 images, so that patches lie anywhere in the frame."""
-    torch.manual_seed(0)
-    config = micro_config(tmp_path)
-    config.pipeline.datamanager.patch_size = 8
-    return config.pipeline.setup(device="cpu", test_mode="val").train()
+    return pipeline_from_seed(tmp_path, {"datamanager.patch_size": 8})
 
 
 def test_training_renders_run_the_mlp_at_the_patch_capacity_with_the_same_images_and_gradients(
@@ -274,10 +271,7 @@ def test_no_training_patch_holds_more_samples_in_the_sphere_than_the_capacity(sm
 def whole_images_with_importance(tmp_path: Path) -> AdversarialPipeline:
     """The micro pipeline (whole 16 x 16 images) with 4 importance samples per ray after its 8 coarse ones. (An
     8 x 8 patch can lie wholly inside the sphere's image, so on `small_patches` the importance capacity is all.)"""
-    torch.manual_seed(0)
-    config = micro_config(tmp_path)
-    config.pipeline.model.num_importance_samples = 4
-    return config.pipeline.setup(device="cpu", test_mode="val").train()
+    return pipeline_from_seed(tmp_path, {"model.num_importance_samples": 4})
 
 
 def test_importance_samples_run_the_mlp_at_their_capacity_with_the_same_images_and_gradients(
