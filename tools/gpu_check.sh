@@ -129,7 +129,7 @@ if [ "$BENCH_SECONDS" -gt 0 ]; then
     timeout -s INT -k 10 "$BENCH_SECONDS" "${hypernerfgan[@]}" bench --methods "$METHOD" \
         --variants preset discriminator-channels-last pytorch-double-backward compiled-target-field \
         compiled-discriminator whole-images whole-images-discriminator-base-x0.5 eval-fp32 query-every-sample \
-        shared-fakes \
+        shared-fakes importance-half \
         --json "$summary/bench.json" --profile-dir "$summary/profiles" \
         > "$summary/bench.log" 2>&1 || log "bench stopped early (exit $?): see bench.log"
 fi
