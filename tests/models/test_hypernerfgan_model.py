@@ -219,14 +219,14 @@ def test_an_opaque_far_plane_holds_for_the_importance_samples_too(
     rendered = []
 
     def recorded(*args):
-        rendered.append(merged_samples(*args)[0].deltas)
-        return merged_samples(*args)
+        rendered.append(merged_samples(*args))
+        return rendered[-1]
 
     monkeypatch.setattr(hypernerfgan_module, "merged_samples", recorded)
     camera = preset.camera_prior.cameras(preset.camera_prior.orbit_poses(1), resolution=4)
     model.eval().get_outputs_for_camera(camera)
-    (deltas,) = rendered
-    assert (deltas[:, -1] == FAR_PLANE_DELTA).all() and (deltas[:, :-1] < 1.0).all()
+    ((samples, _),) = rendered
+    assert (samples.deltas[:, -1] == FAR_PLANE_DELTA).all() and (samples.deltas[:, :-1] < 1.0).all()
 
 
 def test_importance_sampling_evaluates_each_sample_once_and_trains_through_all_of_them(
@@ -245,8 +245,8 @@ def test_importance_sampling_evaluates_each_sample_once_and_trains_through_all_o
         return queries[-1][-1]
 
     def recorded_merge(*args):
-        merges.append(merged_samples(*args)[0])
-        return merged_samples(*args)
+        merges.append(merged_samples(*args))
+        return merges[-1]
 
     monkeypatch.setattr(model, "query_field", recorded_query)
     monkeypatch.setattr(hypernerfgan_module, "merged_samples", recorded_merge)
@@ -261,7 +261,7 @@ def test_importance_sampling_evaluates_each_sample_once_and_trains_through_all_o
     assert "rgb_coarse" not in outputs, "nothing trains on the coarse pass's own image"
     (gradient,) = torch.autograd.grad(outputs["rgb"].sum(), coarse_outputs[FieldHeadNames.RGB])
     assert gradient.abs().sum() > 0, "the coarse samples are trained through"
-    (merged,) = merges
+    ((merged, _),) = merges
     with torch.no_grad():
         one_pass = query_field(merged, *args)
         weights = merged.get_weights(one_pass[FieldHeadNames.DENSITY])
