@@ -251,8 +251,10 @@ class AdversarialPipeline(VanillaPipeline):
         table.add_row("discriminator parameters", f"{sum(p.numel() for p in self.discriminator.parameters()):,}")
         batch = f"{data.batch_size} objects x {data.patch_size}^2 rays: {points:,} field points per pass"
         if model.training_query_capacity is not None:
-            importance = data.patch_size**2 * model.config.num_importance_samples
-            queried = model.training_query_capacity + (model.training_importance_capacity or importance)
+            importance = model.training_importance_capacity
+            if importance is None:
+                importance = data.patch_size**2 * model.config.num_importance_samples
+            queried = model.training_query_capacity + importance
             batch += f", the MLP at the {data.batch_size * queried:,} that can be in the object sphere"
         table.add_row("batch", batch)
         penalties = f"R1 gamma {self.r1_gamma}" + (f", R2 gamma {self.r2_gamma}" if self.r2_gamma > 0 else "")

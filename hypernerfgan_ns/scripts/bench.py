@@ -485,8 +485,9 @@ def mlp_points_per_iteration(trainer: HyperNeRFGANTrainer, field_points: int) ->
     of coarse and of importance samples inside the object sphere when the model has them, else all of them."""
     model, config = trainer.pipeline.model, trainer.config
     rays = training_patch_size(config) ** 2
-    coarse = model.training_query_capacity or rays * model.config.num_coarse_samples
-    importance = model.training_importance_capacity or rays * model.config.num_importance_samples
+    coarse, importance = model.training_query_capacity, model.training_importance_capacity
+    coarse = rays * model.config.num_coarse_samples if coarse is None else coarse
+    importance = rays * model.config.num_importance_samples if importance is None else importance
     renders = field_points // field_points_per_render(config)
     return renders * config.pipeline.datamanager.batch_size * (coarse + importance)
 
