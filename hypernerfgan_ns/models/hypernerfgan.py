@@ -479,6 +479,16 @@ class HyperNeRFGANModel(Model):
             return None
         return points_inside_first(inside)[:, :capacity]
 
+    def training_points_per_object(self, rays_per_object: int) -> int:
+        """Samples per object the target MLP runs at in a training render of `rays_per_object` rays: the coarse and
+        the importance samples' capacities where they are set, else all of their samples."""
+        coarse, importance = self.training_query_capacity, self.training_importance_capacity
+        if coarse is None:
+            coarse = rays_per_object * self.config.num_coarse_samples
+        if importance is None:
+            importance = rays_per_object * self.config.num_importance_samples
+        return coarse + importance
+
     def field_to_run(self, generator: Generator) -> Callable[..., Dict[FieldHeadNames, Tensor]]:
         """`generator.field` as this render runs it: compiled for the trained generator in training with
         `compile_target_field`, else eager."""

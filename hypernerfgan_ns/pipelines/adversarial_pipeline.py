@@ -147,7 +147,7 @@ class AdversarialPipeline(VanillaPipeline):
         self.check_minibatch_groups()
         self.check_input_blur()
         self.discriminator = config.discriminator.setup(
-            resolution=patch, smallest_resolution=patch // growing.start_downscale
+            resolution=patch, smallest_resolution=growing.first_patch_size(patch)
         ).to(device)
         self.augment: AdaptiveAugment = config.augment.setup().to(device)
         preset = self.model.dataset_preset
@@ -222,7 +222,7 @@ class AdversarialPipeline(VanillaPipeline):
 
     def check_input_blur(self) -> None:
         """Refuses a blur wider than the smallest patches the discriminator sees, before anything is built."""
-        smallest = self.config.datamanager.patch_size // self.config.progressive_growing.start_downscale
+        smallest = self.config.progressive_growing.first_patch_size(self.config.datamanager.patch_size)
         reason = self.config.input_blur.unfit_reason(smallest_patch=smallest)
         if reason is not None:
             raise ConfigError(f"Input blur: {reason}. Lower --pipeline.input-blur.initial-sigma (0: off).")
@@ -251,11 +251,8 @@ class AdversarialPipeline(VanillaPipeline):
         table.add_row("discriminator parameters", f"{sum(p.numel() for p in self.discriminator.parameters()):,}")
         batch = f"{data.batch_size} objects x {data.patch_size}^2 rays: {points:,} field points per pass"
         if model.training_query_capacity is not None:
-            importance = model.training_importance_capacity
-            if importance is None:
-                importance = data.patch_size**2 * model.config.num_importance_samples
-            queried = model.training_query_capacity + importance
-            batch += f", the MLP at the {data.batch_size * queried:,} that can be in the object sphere"
+            queried = data.batch_size * model.training_points_per_object(data.patch_size**2)
+            batch += f", the MLP at the {queried:,} that can be in the object sphere"
         table.add_row("batch", batch)
         penalties = f"R1 gamma {self.r1_gamma}" + (f", R2 gamma {self.r2_gamma}" if self.r2_gamma > 0 else "")
         table.add_row("loss", f"{self.config.loss.objective}; {penalties} every {self.config.loss.r1_interval} steps")

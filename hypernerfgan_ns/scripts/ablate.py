@@ -154,7 +154,7 @@ def unfit_reason(config: HyperNeRFGANTrainerConfig) -> Optional[str]:
         smallest_patch=smallest,
         patch_scale_annealing=config.pipeline.datamanager.patch_scale_annealing_images > 0,
     )
-    return reason or config.pipeline.input_blur.unfit_reason(smallest_patch=patch // growing.start_downscale)
+    return reason or config.pipeline.input_blur.unfit_reason(smallest_patch=growing.first_patch_size(patch))
 
 
 def config_values(value: Any, prefix: str = "") -> Dict[str, Any]:

@@ -470,7 +470,7 @@ def field_points_per_render(config: HyperNeRFGANTrainerConfig) -> int:
 
 def training_patch_size(config: HyperNeRFGANTrainerConfig) -> int:
     """Side of the patches the bench's iterations train on: the method's, or its first growing stage's."""
-    return config.pipeline.datamanager.patch_size // config.pipeline.progressive_growing.stage(0).downscale
+    return config.pipeline.progressive_growing.first_patch_size(config.pipeline.datamanager.patch_size)
 
 
 def field_points_per_iteration(config: HyperNeRFGANTrainerConfig) -> int:
@@ -484,12 +484,9 @@ def mlp_points_per_iteration(trainer: HyperNeRFGANTrainer, field_points: int) ->
     """Of an iteration's `field_points` samples, the ones the target MLP runs at: each object's training capacities
     of coarse and of importance samples inside the object sphere when the model has them, else all of them."""
     model, config = trainer.pipeline.model, trainer.config
-    rays = training_patch_size(config) ** 2
-    coarse, importance = model.training_query_capacity, model.training_importance_capacity
-    coarse = rays * model.config.num_coarse_samples if coarse is None else coarse
-    importance = rays * model.config.num_importance_samples if importance is None else importance
     renders = field_points // field_points_per_render(config)
-    return renders * config.pipeline.datamanager.batch_size * (coarse + importance)
+    per_object = model.training_points_per_object(training_patch_size(config) ** 2)
+    return renders * config.pipeline.datamanager.batch_size * per_object
 
 
 def field_flops_per_point(field_module: TargetField) -> int:

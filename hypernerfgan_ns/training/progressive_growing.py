@@ -71,6 +71,11 @@ class ProgressiveGrowingConfig(DefaultsForMissingFields, PrintableConfig):
         """Whether training starts below the full resolution."""
         return self.start_downscale > 1
 
+    def first_patch_size(self, patch_size: int) -> int:
+        """The side of the first stage's patches, the smallest the discriminator judges: `patch_size` without
+        growing."""
+        return patch_size // self.start_downscale
+
     def downscales(self) -> List[int]:
         """The stages' downscale factors in order: start_downscale, ..., 2, 1."""
         factors, factor = [], self.start_downscale
