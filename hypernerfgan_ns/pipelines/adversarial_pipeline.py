@@ -146,6 +146,7 @@ class AdversarialPipeline(VanillaPipeline):
         self.check_progressive_growing()
         self.check_minibatch_groups()
         self.check_input_blur()
+        self.check_patch_scale_conditioning()
         self.discriminator = config.discriminator.setup(
             resolution=patch, smallest_resolution=growing.first_patch_size(patch)
         ).to(device)
@@ -173,9 +174,9 @@ class AdversarialPipeline(VanillaPipeline):
             self.describe()
         self._shared_fakes: Optional[Tuple[int, Dict[str, Tensor]]] = None
         """The D phase's render with its graph and the step it belongs to, until the G phase of that step takes it."""
-        self._paired_reals: Optional[Tuple[int, Tensor]] = None
-        """The D phase's real patches and their step, until the G phase of that step pairs its fakes with them (the
-        relativistic objective)."""
+        self._paired_reals: Optional[Tuple[int, Tensor, Optional[Tensor]]] = None
+        """The D phase's real patches, the scales the discriminator is told of them and their step, until the G phase
+        of that step pairs its fakes with them (the relativistic objective)."""
         self._ddp: Dict[str, nn.Module] = {}
         if world_size > 1:
             device_ids = [local_rank] if torch.device(device).type == "cuda" else None
@@ -203,6 +204,16 @@ class AdversarialPipeline(VanillaPipeline):
             raise ConfigError(
                 f"Progressive growing: {reason}. Lower --pipeline.progressive-growing.start-downscale (1: off), or "
                 "turn patch-scale annealing off (--pipeline.datamanager.patch-scale-annealing-images 0)."
+            )
+
+    def check_patch_scale_conditioning(self) -> None:
+        """Refuses a discriminator told each patch's scale where every patch has the same (unscaled patches)."""
+        if self.config.discriminator.patch_scale_conditioning and not self.datamanager.scaled_patches:
+            raise ConfigError(
+                "The discriminator is conditioned on patch scales (--pipeline.discriminator.patch-scale-conditioning), "
+                f"but the patches ({self.config.datamanager.patch_size} px of {self.datamanager.resolution} px images) "
+                "are not scaled: turn on GRAF's patch-scale annealing on patches smaller than the images "
+                "(--pipeline.datamanager.patch-scale-annealing-images N), or the conditioning off."
             )
 
     def check_minibatch_groups(self) -> None:
@@ -258,6 +269,14 @@ class AdversarialPipeline(VanillaPipeline):
         table.add_row("loss", f"{self.config.loss.objective}; {penalties} every {self.config.loss.r1_interval} steps")
         if self.config.progressive_growing.enabled:
             table.add_row("progressive growing", self.config.progressive_growing.describe(data.patch_size))
+        if self.datamanager.scaled_patches:
+            conditioned = self.config.discriminator.patch_scale_conditioning
+            told = ", the discriminator told each one's scale" if conditioned else ""
+            table.add_row(
+                "patch scale",
+                f"GRAF's: from whole images to {data.patch_size} px crops of {self.datamanager.resolution} px over "
+                f"{data.patch_scale_annealing_images:,} images{told}",
+            )
         blur = self.config.input_blur
         if blur.enabled:
             table.add_row(
@@ -291,8 +310,7 @@ class AdversarialPipeline(VanillaPipeline):
         """The training capacity of samples lying within `fraction_ranges` of each ray's near-to-far span."""
         model, data = self.model, self.datamanager
         field = model.generator.field
-        scaled = data.config.patch_scale_annealing_images > 0 and data.config.patch_size < data.resolution
-        if not model.config.train_query_inside_bound_only or field.object_radius is None or scaled:
+        if not model.config.train_query_inside_bound_only or field.object_radius is None or data.scaled_patches:
             return None
         prior = model.dataset_preset.camera_prior
         resolution, patch = data.resolution // downscale, data.config.patch_size // downscale
@@ -333,11 +351,13 @@ class AdversarialPipeline(VanillaPipeline):
         return self.config.datamanager.patch_size // self.growth_stage.downscale
 
     def render_patches(self, renderer: nn.Module, ray_bundle: RayBundle, latents: Tensor) -> Dict[str, Tensor]:
-        """Renders each latent's training patch; `rgb` comes back as [objects, 3, P, P] in [-1, 1]."""
+        """Renders each latent's training patch; `rgb` comes back as [objects, 3, P, P] in [-1, 1], with the
+        patches' scales under "patch_scale" where the patches are scaled."""
         outputs = renderer(ray_bundle, latents=latents)
         patch = self.training_patch_size
         rgb = outputs["rgb"].reshape(latents.shape[0], patch, patch, 3).permute(0, 3, 1, 2)
-        return {**outputs, "rgb": to_discriminator_range(rgb)}
+        scales = self.datamanager.patch_scales(ray_bundle, latents.shape[0])
+        return {**outputs, "rgb": to_discriminator_range(rgb), **({} if scales is None else {"patch_scale": scales})}
 
     # ------------------------------------------------------------------ the two phases
 
@@ -354,24 +374,26 @@ class AdversarialPipeline(VanillaPipeline):
         if self.config.shared_fakes:
             outputs = self.render_patches(self.trained("model"), ray_bundle, self.sample_latents(self.batch_size))
             self._shared_fakes = (step, outputs)
-            fake = outputs["rgb"].detach()
         else:
             with torch.no_grad():
-                fake = self.render_patches(self.model, ray_bundle, self.sample_latents(self.batch_size))["rgb"]
+                outputs = self.render_patches(self.model, ray_bundle, self.sample_latents(self.batch_size))
+        fake = outputs["rgb"].detach()
+        fake_scales, real_scales = self.scales_judged(outputs), self.scales_judged(batch)
         regularised = step % self.config.loss.r1_interval == 0
         apply_r1, apply_r2 = regularised and self.r1_gamma > 0, regularised and self.r2_gamma > 0
         fake = fake.requires_grad_(apply_r2)
         real = to_discriminator_range(batch["image"].permute(0, 3, 1, 2)).detach().requires_grad_(apply_r1)
         relativistic = self.config.loss.objective == "relativistic"
         if relativistic:
-            self._paired_reals = (step, real.detach())
+            self._paired_reals = (step, real.detach(), real_scales)
         discriminator = self.trained("discriminator")
         if apply_r1 or apply_r2:  # eager: a penalty's double backward runs through these calls
-            fake_logits = discriminator(self.discriminator_input(fake), fade=stage.fade)
-            real_logits = discriminator(self.discriminator_input(real), fade=stage.fade)
+            fake_logits = discriminator(self.discriminator_input(fake), fade=stage.fade, patch_scales=fake_scales)
+            real_logits = discriminator(self.discriminator_input(real), fade=stage.fade, patch_scales=real_scales)
         else:  # augmented together too: one host draw, and each applied transform launched once for both
             both = self.discriminator_input(torch.cat([fake, real]))
-            fake_logits, real_logits = self.discriminate(discriminator, both, num_batches=2).chunk(2)
+            both_scales = None if fake_scales is None else torch.cat([fake_scales, real_scales])
+            fake_logits, real_logits = self.discriminate(discriminator, both, 2, both_scales).chunk(2)
         # Under the relativistic objective the logits' level means nothing, only each pair's difference does.
         self.augment.accumulate(real_logits - fake_logits if relativistic else real_logits)
 
@@ -395,12 +417,12 @@ class AdversarialPipeline(VanillaPipeline):
         no D phase ran at this step."""
         paired, self._paired_reals = self._paired_reals, None
         if paired is not None and paired[0] == step:
-            real = paired[1]
+            _, real, scales = paired
         else:
-            patches = self.datamanager.next_train_reals(step, downscale=self.growth_stage.downscale)
-            real = to_discriminator_range(patches.permute(0, 3, 1, 2))
+            batch = self.datamanager.next_train_reals(step, downscale=self.growth_stage.downscale)
+            real, scales = to_discriminator_range(batch["image"].permute(0, 3, 1, 2)), self.scales_judged(batch)
         with torch.no_grad():
-            return self.discriminate(self.discriminator, self.discriminator_input(real))
+            return self.discriminate(self.discriminator, self.discriminator_input(real), patch_scales=scales)
 
     def get_train_loss_dict(self, step: int) -> Tuple[Dict[str, Tensor], Dict[str, Tensor], Dict[str, Tensor]]:
         """G phase: render fakes with a graph (or take the D phase's, `shared_fakes`) and make the (frozen)
@@ -412,7 +434,9 @@ class AdversarialPipeline(VanillaPipeline):
             ray_bundle = self.datamanager.next_train_rays(step, downscale=self.growth_stage.downscale)
             outputs = self.render_patches(self.trained("model"), ray_bundle, self.sample_latents(self.batch_size))
         with frozen(self.discriminator):
-            fake_logits = self.discriminate(self.discriminator, self.discriminator_input(outputs["rgb"]))
+            fake_logits = self.discriminate(
+                self.discriminator, self.discriminator_input(outputs["rgb"]), patch_scales=self.scales_judged(outputs)
+            )
         objective = self.config.loss.objective
         real_logits = self.paired_real_logits(step) if objective == "relativistic" else None
         loss_dict = {"generator": generator_loss(fake_logits, real_logits, objective)}
@@ -427,18 +451,36 @@ class AdversarialPipeline(VanillaPipeline):
         """What the discriminator sees of training patches: blurred (`input_blur`, while it fades), then augmented."""
         return self.augment(blur_images(images, self.input_blur_kernel))
 
-    def discriminate(self, discriminator: nn.Module, images: Tensor, num_batches: int = 1) -> Float[Tensor, "batch 1"]:
-        """The logits of `images` in the current growth stage, from a call differentiated at most once: compiled with
-        `discriminator.compile` (unless DDP wraps the discriminator, whose forward must run), else eager."""
+    def scales_judged(self, patches: Dict[str, Tensor]) -> Optional[Float[Tensor, "batch"]]:
+        """The scales of a batch of patches (a render's outputs, a real batch) that the discriminator is told: None
+        unless it is conditioned on them (`patch_scale_conditioning`)."""
+        return patches["patch_scale"] if self.config.discriminator.patch_scale_conditioning else None
+
+    def discriminate(
+        self,
+        discriminator: nn.Module,
+        images: Tensor,
+        num_batches: int = 1,
+        patch_scales: Optional[Float[Tensor, "batch"]] = None,
+    ) -> Float[Tensor, "batch 1"]:
+        """The logits of `images` (of these scales, for a discriminator conditioned on them) in the current growth
+        stage, from a call differentiated at most once: compiled with `discriminator.compile` (unless DDP wraps the
+        discriminator, whose forward must run), else eager."""
         fade = self.growth_stage.fade
         if self.config.discriminator.compile and discriminator is self.discriminator:
             # One layout whatever the augmentation did: compiled code is specialised to its inputs' strides, and each
             # new layout would compile another graph (a rendered batch is a permuted view, an augmented one is not).
             images = images.contiguous(memory_format=self.discriminator.memory_format)
             return call_compiled(
-                Discriminator.forward, COMPILE_DISCRIMINATOR_OPTION, discriminator, images, num_batches, fade
+                Discriminator.forward,
+                COMPILE_DISCRIMINATOR_OPTION,
+                discriminator,
+                images,
+                num_batches,
+                fade,
+                patch_scales,
             )
-        return discriminator(images, num_batches=num_batches, fade=fade)
+        return discriminator(images, num_batches=num_batches, fade=fade, patch_scales=patch_scales)
 
     def augment_metrics(self) -> Dict[str, Tensor]:
         """The adaptive augmentation's state, for the logs."""

@@ -16,7 +16,14 @@ on the machine) and renders a sheet of seeds x views. Per row, in `DIR/<row>/`:
                             row is finished
 
 and for the study `DIR/ablation.md` (the table) and `DIR/ablation.json`, rewritten after every row, and
-`DIR/curves.png`, the rows' quality curves (`metrics.quality_curve`) side by side. A row that does
+`DIR/curves.png`, the rows' quality curves (`metrics.quality_curve`) side by side.
+
+With several seeds (`--seed 0 1 2`) the study runs once per seed, into `DIR/seed-S/` each, and `DIR/seeds.md` and
+`DIR/seeds.json` set the seeds side by side: each row's FID per seed (SWD where a row has no FID), their mean, and on
+how many seeds the row beats the baseline trained from the same seed, the rule a change is kept by. A seed's study is
+an ordinary one: `--jobs N` trains N seeds at once, each in a process of its own (its log in `DIR/seed-S/ablate.log`),
+and seeds trained by commands of their own (`--seed 1 --output DIR/seed-1`) are reused by the command with all of
+them, which then writes the comparison. A row that does
 not fit the method (a patch larger than its images) is skipped with the reason; a row whose training fails is
 recorded as failed and the study goes on. Rerunning the same command continues an interrupted study: finished rows
 are reused, an unfinished row continues from its last checkpoint (Ctrl-C and a time limit's SIGTERM save one; a lost
@@ -33,7 +40,11 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +119,21 @@ FID_NOT_ASKED = "n/a: not in the evaluation's metrics"
 
 NOT_APPLICABLE = "-"
 """Cell of a value a skipped or failed row does not have."""
+
+SEED_FOLDER = "seed-{seed}"
+"""A seed's study, inside the study folder, when the study has several seeds."""
+
+SEEDS_MARKDOWN = "seeds.md"
+"""The rows compared across seeds."""
+
+SEEDS_JSON = "seeds.json"
+"""The rows compared across seeds, machine-readable."""
+
+SEED_POLL_SECONDS = 1.0
+"""How often the command looks whether a seed's process has ended (`--jobs`)."""
+
+SEED_LOG = "ablate.log"
+"""The output of a seed's study trained in a process of its own (`--jobs`), in its folder."""
 
 RowStatus = Literal["done", "failed", "skipped", "pending"]
 
@@ -274,6 +300,130 @@ def console_table(results: Sequence[RowResult], title: str) -> Table:
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Running rows.
+
+
+@dataclass
+class SeedComparison:
+    """One row across the seeds of a study: its score per seed, and against the baseline of each seed."""
+
+    row: str
+    """The row's name."""
+    metric: Literal["fid", "swd"]
+    """The score compared: FID where every finished row has one, else SWD (x1000). Lower is better."""
+    scores: Dict[int, Optional[float]]
+    """The row's score per seed; None where it did not finish (skipped, failed, pending)."""
+    baseline_scores: Dict[int, Optional[float]]
+    """The baseline's score per seed (None without a finished baseline)."""
+    train_seconds: Dict[int, Optional[float]]
+    """Training seconds per seed."""
+
+    @property
+    def mean(self) -> Optional[float]:
+        """The mean score over the seeds the row finished on; None if it finished on none."""
+        values = [value for value in self.scores.values() if value is not None]
+        return sum(values) / len(values) if values else None
+
+    @property
+    def differences(self) -> Dict[int, float]:
+        """Score minus the baseline's, per seed where both finished (negative: the row is better)."""
+        return {
+            seed: value - baseline
+            for seed, value in self.scores.items()
+            if value is not None and (baseline := self.baseline_scores.get(seed)) is not None
+        }
+
+    def verdict(self) -> str:
+        """On how many seeds the row beats the baseline, by how much."""
+        if self.row == "baseline":
+            return NOT_APPLICABLE
+        differences = self.differences
+        if not differences:
+            return "no baseline to compare with"
+        better = sum(difference < 0 for difference in differences.values())
+        by = ", ".join(f"{difference:+.1f}" for difference in differences.values())
+        if better == len(differences):
+            summary = "better on every seed"
+        elif better == 0:
+            summary = "worse on every seed" if all(d > 0 for d in differences.values()) else "not better on any seed"
+        else:
+            summary = f"better on {better} of {len(differences)} seeds"
+        if len(differences) < len(self.scores):
+            summary += f" compared ({len(differences)} of {len(self.scores)})"
+        return f"{summary} ({by})"
+
+    def cells(self) -> List[str]:
+        """The comparison table's row: row, score per seed, mean, against the baseline, mean training seconds."""
+        per_seed = " / ".join(NOT_APPLICABLE if value is None else f"{value:.1f}" for value in self.scores.values())
+        seconds = [value for value in self.train_seconds.values() if value is not None]
+        mean = self.mean
+        return [
+            self.row,
+            per_seed,
+            NOT_APPLICABLE if mean is None else f"{mean:.1f}",
+            self.verdict(),
+            f"{sum(seconds) / len(seconds):.0f}" if seconds else NOT_APPLICABLE,
+        ]
+
+
+def compare_seeds(results_by_seed: Dict[int, Sequence[RowResult]]) -> List[SeedComparison]:
+    """Each row's results across the seeds, in the rows' order; FID is compared where every finished row has it."""
+    finished = [result for results in results_by_seed.values() for result in results if result.status == "done"]
+    metric: Literal["fid", "swd"] = "fid" if all("fid" in result.metrics for result in finished) else "swd"
+
+    def scores(row: str) -> Dict[int, Optional[float]]:
+        found = {seed: {result.row: result for result in results}.get(row) for seed, results in results_by_seed.items()}
+        return {
+            seed: result.metrics[metric] if result is not None and result.status == "done" else None
+            for seed, result in found.items()
+        }
+
+    studied = {result.row for results in results_by_seed.values() for result in results}
+    names = [row for row in ROWS if row in studied]
+    return [
+        SeedComparison(
+            row=row,
+            metric=metric,
+            scores=scores(row),
+            baseline_scores=scores("baseline"),
+            train_seconds={
+                seed: next((result.train_seconds for result in results if result.row == row), None)
+                for seed, results in results_by_seed.items()
+            },
+        )
+        for row in names
+    ]
+
+
+def seed_comparison_header(comparisons: Sequence[SeedComparison], seeds: Sequence[int]) -> List[str]:
+    """Columns of the comparison table."""
+    metric = comparisons[0].metric.upper() if comparisons else "FID"
+    return ["row", f"{metric}, seeds {' / '.join(map(str, seeds))}", "mean", "against the baseline", "seconds"]
+
+
+def write_seed_comparison(output: Path, comparisons: Sequence[SeedComparison], seeds: Sequence[int]) -> None:
+    """DIR/seeds.md and DIR/seeds.json."""
+    header = seed_comparison_header(comparisons, seeds)
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for comparison in comparisons:
+        lines.append("| " + " | ".join(markdown_cell(cell) for cell in comparison.cells()) + " |")
+    notes = (
+        f"Seeds {', '.join(map(str, seeds))}, each study in {SEED_FOLDER.format(seed='S')}/. Lower is better. Against "
+        "the baseline: the row's score minus the baseline's from the same seed, per seed; a change is kept where it is "
+        "better on every seed. seconds: mean training wall-clock.\n"
+    )
+    with atomic_output(output / SEEDS_MARKDOWN) as temporary:
+        table = "\n".join(lines)
+        temporary.write_text(f"# Ablation across seeds\n\n{notes}\n{table}\n", encoding="utf8")
+    write_json(
+        output / SEEDS_JSON,
+        {
+            "seeds": list(seeds),
+            "rows": [
+                {**dataclasses.asdict(comparison), "mean": comparison.mean, "verdict": comparison.verdict()}
+                for comparison in comparisons
+            ],
+        },
+    )
 
 
 def training_failure(error: SystemExit) -> Optional[str]:
@@ -713,8 +863,9 @@ class AblateCommand:
     """Rows to run, by name; default: all of them."""
     num_generated: int = DEFAULT_NUM_GENERATED
     """EMA samples scored per row, against all training images (the papers use 1k to 50k)."""
-    seed: int = 0
-    """Seed of every row's training (as ns-train seeds it) and of the scored samples."""
+    seed: Tuple[int, ...] = (0,)
+    """Seed of every row's training (as ns-train seeds it) and of the scored samples; several seeds run the study once
+    per seed (DIR/seed-S/) and compare the rows across them (DIR/seeds.md)."""
     sample_seeds: int = DEFAULT_SAMPLE_SEEDS
     """Objects (rows) on each row's sample sheet."""
     sample_views: int = DEFAULT_SAMPLE_VIEWS
@@ -725,15 +876,105 @@ class AblateCommand:
     on_top_of: Tuple[RowName, ...] = ()
     """Rows whose changes every row starts from, the baseline included (e.g. lr-x4: the other candidates with the
     faster learning rate); default: none, every row changes the method alone."""
+    jobs: int = 1
+    """Seeds trained at once (with several seeds), each in a process of its own with its share of the CPU's threads
+    (OMP_NUM_THREADS, unless set), as the studies of docs/ablations.md trained two one-thread runs side by side on 2
+    cores; a large GPU holds several small trainings. 1: one seed after another in this process."""
 
-    def main(self) -> None:
-        """Runs the study and prints its table."""
-        study = AblationStudy(
-            base=study_config(self.method, self.data, self.iterations, self.seed, self.curve_interval_images),
-            output=self.output,
+    def command_line(self, seed: int, output: Path) -> List[str]:
+        """The `hypernerfgan ablate` arguments of this study for one seed into `output`, as a process of its own."""
+        arguments = ["--method", self.method, "--data", str(self.data), "--iterations", str(self.iterations)]
+        arguments += ["--output", str(output), "--rows", *self.rows, "--num-generated", str(self.num_generated)]
+        arguments += ["--seed", str(seed), "--sample-seeds", str(self.sample_seeds)]
+        arguments += ["--sample-views", str(self.sample_views)]
+        if self.curve_interval_images is not None:
+            arguments += ["--curve-interval-images", str(self.curve_interval_images)]
+        if self.on_top_of:
+            arguments += ["--on-top-of", *self.on_top_of]
+        return arguments
+
+    def train_side_by_side(self, seeds: Sequence[int]) -> None:
+        """Each seed's study in a process of its own, `jobs` at a time; refuses to go on if any did not finish (a
+        rerun of the same command continues them)."""
+        threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // self.jobs))
+        environment = {**os.environ, "OMP_NUM_THREADS": threads}
+        waiting, running, failed = list(seeds), {}, []
+        CONSOLE.print(f"Training seeds {', '.join(map(str, seeds))}, {self.jobs} at a time, {threads} threads each.")
+
+        def forward(signum: int, _frame: Any) -> None:  # a time limit's SIGTERM reaches this process only
+            for process, _ in running.values():
+                process.send_signal(signum)
+
+        previous = signal.signal(signal.SIGTERM, forward)
+        try:
+            while waiting or running:
+                while waiting and len(running) < self.jobs:
+                    seed = waiting.pop(0)
+                    folder = Path(self.output).expanduser().resolve() / SEED_FOLDER.format(seed=seed)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    log = open(folder / SEED_LOG, "a", encoding="utf8")
+                    command = [sys.executable, "-m", "hypernerfgan_ns.scripts.cli", "ablate"]
+                    process = subprocess.Popen(
+                        command + self.command_line(seed, folder), stdout=log, stderr=subprocess.STDOUT, env=environment
+                    )
+                    running[seed] = (process, log)
+                    CONSOLE.print(f"Seed {seed}: started, its log in {folder / SEED_LOG}")
+                for seed, (process, log) in list(running.items()):
+                    if process.poll() is not None:
+                        log.close()
+                        del running[seed]
+                        if process.returncode == 0:
+                            CONSOLE.print(f"Seed {seed}: finished")
+                        else:
+                            CONSOLE.print(f"Seed {seed}: stopped (exit status {process.returncode})")
+                            failed.append(seed)
+                time.sleep(SEED_POLL_SECONDS)
+        except KeyboardInterrupt:  # Ctrl-C reached the seeds' processes too: they save checkpoints and stop
+            for process, log in running.values():
+                process.wait()
+                log.close()
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        if failed:
+            logs = ", ".join(str(Path(self.output) / SEED_FOLDER.format(seed=seed) / SEED_LOG) for seed in failed)
+            raise AblationError(
+                f"The studies of seeds {', '.join(map(str, failed))} did not finish (see {logs}). Run the same command "
+                "again to continue them; finished rows are reused."
+            )
+
+    def study(self, seed: int, output: Path) -> AblationStudy:
+        """The study of one seed."""
+        return AblationStudy(
+            base=study_config(self.method, self.data, self.iterations, seed, self.curve_interval_images),
+            output=output,
             num_generated=self.num_generated,
             sample_seeds=self.sample_seeds,
             sample_views=self.sample_views,
             on_top_of=self.on_top_of,
         )
-        study.run(self.rows)
+
+    def main(self) -> None:
+        """Runs the study (once per seed) and prints its table (and the seeds' comparison)."""
+        seeds = tuple(dict.fromkeys(self.seed))
+        if not seeds:
+            raise AblationError("--seed needs at least one seed.")
+        if self.jobs < 1:
+            raise AblationError(f"--jobs must be at least 1, got {self.jobs}.")
+        if len(seeds) == 1:
+            self.study(seeds[0], self.output).run(self.rows)
+            return
+        studies = {seed: self.study(seed, self.output / SEED_FOLDER.format(seed=seed)) for seed in seeds}
+        if self.jobs > 1:
+            self.train_side_by_side(seeds)  # then the studies below reuse every row
+        results = {seed: study.run(self.rows) for seed, study in studies.items()}
+        comparisons = compare_seeds(results)
+        output = Path(self.output).expanduser().resolve()
+        write_seed_comparison(output, comparisons, seeds)
+        table = Table(title=f"Ablation of {self.method} across seeds {', '.join(map(str, seeds))}")
+        for name in seed_comparison_header(comparisons, seeds):
+            table.add_column(name, justify="left" if name in ("row", "against the baseline") else "right")
+        for comparison in comparisons:
+            table.add_row(*(escape(cell) for cell in comparison.cells()))
+        CONSOLE.print(table)
+        CONSOLE.print(f"[bold green]Wrote[/bold green] {output / SEEDS_MARKDOWN} and {output / SEEDS_JSON}")

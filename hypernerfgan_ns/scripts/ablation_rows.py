@@ -319,6 +319,12 @@ def anneal_patch_scale(config: HyperNeRFGANTrainerConfig) -> None:
     config.pipeline.datamanager.patch_scale_annealing_images = max(1, round(ANNEALING_FRACTION * study_images(config)))
 
 
+def condition_discriminator_on_patch_scale(config: HyperNeRFGANTrainerConfig) -> None:
+    """EpiGRAF's scale-aware discriminator on GRAF's annealed patches: each patch's logit conditioned on its scale."""
+    anneal_patch_scale(config)
+    config.pipeline.discriminator.patch_scale_conditioning = True
+
+
 def spread_patches_over_whole_image(config: HyperNeRFGANTrainerConfig) -> None:
     """GRAF's scaled patches at their largest scale only: each patch's P x P rays spread over the whole image (the
     object seen whole, at the patch's resolution), the real patches sampled at the same points."""
@@ -637,6 +643,10 @@ ROWS: Dict[str, AblationRow] = {
     "patch-scale-annealing": AblationRow(
         f"GRAF's patch scale: whole-image patches shrinking over the first {ANNEALING_FRACTION:.0%} of the images",
         anneal_patch_scale,
+    ),
+    "patch-scale-conditioning": AblationRow(
+        "GRAF's patch-scale annealing with EpiGRAF's discriminator told each patch's scale",
+        condition_discriminator_on_patch_scale,
     ),
     "whole-image-patches": AblationRow(
         "each patch's rays spread over the whole image (GRAF's largest scale, never sharpened)",

@@ -251,6 +251,17 @@ def test_patch_scale_annealing_spreads_patches_over_the_image_then_shrinks_them(
     never = datamanager.patch_footprints(1000, step=10**6)
     assert torch.equal(never, torch.full_like(never, RESOLUTION)), "every patch spread over the whole image"
 
+    # Each patch's scale goes with its rays and with the real patches, for a discriminator told it.
+    footprints = torch.tensor([float(PATCH), 0.75 * RESOLUTION, float(RESOLUTION)])
+    bundle = datamanager.sample_patch_rays(datamanager.sample_cameras(3), footprints)
+    assert torch.equal(datamanager.patch_scales(bundle, 3), footprints / RESOLUTION)
+    rays, batch = datamanager.next_train(5)
+    assert batch["patch_scale"].shape == (3,) and datamanager.patch_scales(rays, 3).shape == (3,)
+    for scales in (batch["patch_scale"], datamanager.patch_scales(rays, 3)):
+        assert scales.min() >= PATCH / RESOLUTION and scales.max() <= 1.0
+    rays, batch = make_datamanager(image_folder).next_train(5)
+    assert "patch_scale" not in batch and make_datamanager(image_folder).patch_scales(rays, 3) is None, "unscaled"
+
     # A whole-image patch of the real photo is the photo averaged over 2x2 blocks (P = R / 2).
     store = torch.from_numpy(datamanager.training_images().array().copy()).float() / 255
     torch.manual_seed(1)

@@ -217,3 +217,31 @@ def test_a_channels_last_discriminator_runs_its_blocks_on_channels_last_maps() -
         (gradient,) = torch.autograd.grad(discriminator(reals).sum(), reals, create_graph=True)
         gradient.square().sum().backward()
     assert len(layouts) > 20 and set(layouts) == {torch.channels_last}
+
+
+def test_a_scale_conditioned_discriminator_judges_each_patch_by_its_own_scale() -> None:
+    """EpiGRAF's conditioning: the same patch scores differently at another scale, a patch's scale moves its logit
+    alone, R1 differentiates through it, and the reference's unconditioned discriminator is unchanged."""
+    torch.manual_seed(0)
+    config = DiscriminatorConfig(channel_base=256, channel_max=32, patch_scale_conditioning=True)
+    discriminator = Discriminator(config, resolution=16)
+    images = torch.randn(4, 3, 16, 16, requires_grad=True)
+    scales = torch.tensor([0.5, 0.6, 0.8, 1.0])
+    logits = discriminator(images, patch_scales=scales)
+    assert logits.shape == (4, 1) and torch.isfinite(logits).all()
+    moved = discriminator(images, patch_scales=scales.index_put((torch.tensor([2]),), torch.tensor(0.55)))
+    assert not torch.allclose(moved[2], logits[2], atol=1e-5), "another scale, another judgement"
+    assert torch.allclose(moved[[0, 1, 3]], logits[[0, 1, 3]], atol=1e-6), "each patch by its own scale"
+
+    (r1,) = torch.autograd.grad(logits.sum(), images, create_graph=True)
+    r1.square().sum().backward()
+    embedding = discriminator.patch_scale_embedding
+    assert embedding is not None and all(p.grad is not None and p.grad.abs().sum() > 0 for p in embedding.parameters())
+    with pytest.raises(ValueError, match="pass `patch_scales`"):
+        discriminator(images)
+
+    plain = Discriminator(DiscriminatorConfig(channel_base=256, channel_max=32), resolution=16)
+    assert plain.patch_scale_embedding is None and plain.out.weight.shape[0] == 1
+    assert not any("patch_scale" in name for name in plain.state_dict()), "reference checkpoints still load"
+    with pytest.raises(ValueError, match="not conditioned"):
+        plain(images, patch_scales=scales)

@@ -504,3 +504,41 @@ def test_a_blur_that_changes_no_pixel_trains_as_no_blur(tmp_path: Path) -> None:
 def test_a_blur_wider_than_the_patches_is_refused_at_setup(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="reaches 18 px.*--pipeline.input-blur.initial-sigma"):
         pipeline_from_seed(tmp_path, {"input_blur.initial_sigma": 6.0})
+
+
+@pytest.mark.parametrize("objective", ["logistic", "relativistic"])
+def test_a_scale_conditioned_discriminator_is_told_the_scale_of_every_patch_it_judges(
+    tmp_path: Path, objective: str, monkeypatch
+) -> None:
+    """EpiGRAF's conditioning on GRAF's scaled patches: every call of the discriminator, plain and R1 steps of both
+    phases, gets the scales of the patches it judges, and the scale mapping trains with the discriminator."""
+    options = {
+        "datamanager.patch_size": 8,
+        "datamanager.patch_scale_annealing_images": 8,
+        "discriminator.patch_scale_conditioning": True,
+        "loss.objective": objective,
+    }
+    pipeline = pipeline_from_seed(tmp_path, options)
+    told: List[torch.Tensor] = []
+    forward = type(pipeline.discriminator).forward
+
+    def recording(self, images, num_batches=1, fade=1.0, patch_scales=None):  # type: ignore[no-untyped-def]
+        assert patch_scales is not None and patch_scales.shape == (images.shape[0],)
+        told.append(patch_scales)
+        return forward(self, images, num_batches, fade, patch_scales)
+
+    monkeypatch.setattr(type(pipeline.discriminator), "forward", recording)
+    for step in (1, 2):  # a plain step, then an R1 step (r1_interval = 2)
+        losses, _ = pipeline.get_discriminator_loss_dict(step)
+        sum(losses.values()).backward()
+        embedding = pipeline.discriminator.patch_scale_embedding
+        assert embedding is not None and has_gradients(embedding)
+        pipeline.discriminator.zero_grad()
+        pipeline.get_train_loss_dict(step)[1]["generator"].backward()
+    scales = torch.cat(told)
+    assert scales.min() >= 0.5 and scales.max() <= 1.0 and scales.min() < 0.99, "8 of 16 px: scales from 1/2 to 1"
+
+
+def test_a_scale_conditioned_discriminator_needs_scaled_patches(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="patch-scale-annealing-images"):
+        pipeline_from_seed(tmp_path, {"datamanager.patch_size": 8, "discriminator.patch_scale_conditioning": True})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -29,11 +30,15 @@ from hypernerfgan_ns.scripts.ablate import (
     REPORT_MARKDOWN,
     RESULT_FILENAME,
     SAMPLES_FILENAME,
+    SEED_LOG,
+    SEEDS_JSON,
+    SEEDS_MARKDOWN,
     STUDY_FILENAME,
     AblateCommand,
     AblationError,
     AblationStudy,
     RowResult,
+    compare_seeds,
     config_changes,
     machines_note,
     row_config,
@@ -369,7 +374,7 @@ def tiny() -> HyperNeRFGANTrainerConfig:
 
 def test_every_row_applies_to_the_tiny_method_except_patches_beyond_or_as_large_as_its_images(tiny) -> None:
     reasons = {row: unfit_reason(row_config(tiny, row)) for row in ROWS}
-    scaled = {"patch-scale-annealing", "whole-image-patches"}
+    scaled = {"patch-scale-annealing", "patch-scale-conditioning", "whole-image-patches"}
     assert {row for row, reason in reasons.items() if reason} == {"patch-64"} | scaled
     assert "larger than the method's 32x32 images" in reasons["patch-64"]
     assert all("already cover" in reasons[row] for row in scaled)
@@ -405,6 +410,9 @@ def test_rows_change_what_they_say(tiny) -> None:
     assert row_config(tiny, "frequency-annealing").pipeline.model.frequency_annealing_images == half_budget
     assert row_config(tiny, "no-frequency-annealing").pipeline.model.frequency_annealing_images == 0
     assert row_config(tiny, "patch-scale-annealing").pipeline.datamanager.patch_scale_annealing_images == half_budget
+    told = row_config(row_config(tiny, "patch-16"), "patch-scale-conditioning").pipeline
+    assert told.datamanager.patch_scale_annealing_images == half_budget and told.discriminator.patch_scale_conditioning
+    assert not tiny.pipeline.discriminator.patch_scale_conditioning
     assert unfit_reason(row_config(row_config(tiny, "patch-16"), "whole-image-patches")) is None
     assert not tiny.pipeline.progressive_growing.enabled
     assert set(GROWING_START_DOWNSCALES) == {2, 4}
@@ -619,7 +627,7 @@ def test_the_command_line(tmp_path: Path) -> None:
     common = [*method, "--iterations", "3"]
     command = parse([*common, "--rows", *ROWS, "--num-generated", "16", "--seed", "5"])
     assert isinstance(command, AblateCommand)
-    assert command.rows == tuple(ROWS) and command.num_generated == 16 and command.seed == 5
+    assert command.rows == tuple(ROWS) and command.num_generated == 16 and command.seed == (5,)
     assert parse(common).rows == tuple(ROWS), "all rows by default"
     assert parse([*common, "--on-top-of", "lr-x4"]).on_top_of == ("lr-x4",)
     assert parse(common).on_top_of == (), "every row changes the method alone by default"
@@ -639,3 +647,74 @@ def test_a_study_with_a_curve_interval_spaces_every_rows_points_evenly() -> None
     assert study_config("hypernerfgan-tiny", Path("cars"), 10, 3).quality_curve.interval_growth == 2.0, "the preset's"
     curve = study_config("hypernerfgan-tiny", Path("cars"), 10, 3, curve_interval_images=2_500).quality_curve
     assert (curve.interval_images, curve.interval_growth) == (2_500, 1.0)
+
+
+# ------------------------------------------------------------------------------------------------------ several seeds
+
+
+def finished(row: str, fid: float, swd: float = 10.0, seconds: float = 100.0) -> RowResult:
+    metrics = {"swd": swd} if math.isnan(fid) else {"swd": swd, "fid": fid}
+    return RowResult(row, "", "done", {}, iterations=4, train_seconds=seconds, metrics=metrics)
+
+
+def test_rows_are_compared_with_the_baseline_of_their_own_seed() -> None:
+    skipped = RowResult("patch-64", "", "skipped", {}, message="larger than the images")
+    results = {
+        0: [finished("baseline", 60.0), finished("samples-16", 55.0), finished("lr-x2", 70.0, seconds=50.0), skipped],
+        1: [finished("baseline", 50.0), finished("samples-16", 49.0), finished("lr-x2", 45.0, seconds=70.0), skipped],
+        2: [finished("baseline", 70.0), finished("samples-16", 60.0), finished("lr-x2", 80.0, seconds=60.0), skipped],
+    }
+    comparisons = {comparison.row: comparison for comparison in compare_seeds(results)}
+    assert list(comparisons) == ["baseline", "samples-16", "patch-64", "lr-x2"], "in the table's order"
+    assert comparisons["samples-16"].verdict() == "better on every seed (-5.0, -1.0, -10.0)"
+    assert comparisons["lr-x2"].verdict() == "better on 1 of 3 seeds (+10.0, -5.0, +10.0)"
+    assert comparisons["lr-x2"].cells() == ["lr-x2", "70.0 / 45.0 / 80.0", "65.0", comparisons["lr-x2"].verdict(), "60"]
+    assert comparisons["baseline"].verdict() == "-" and comparisons["baseline"].mean == 60.0
+    assert comparisons["patch-64"].mean is None and comparisons["patch-64"].cells()[1] == "- / - / -"
+    assert comparisons["patch-64"].verdict() == "no baseline to compare with"
+
+    worse = {seed: [finished("baseline", 50.0), finished("samples-16", 51.0)] for seed in (0, 1)}
+    assert compare_seeds(worse)[1].verdict() == "worse on every seed (+1.0, +1.0)"
+    worse[1][1] = RowResult("samples-16", "", "failed", {}, message="diverged")
+    assert compare_seeds(worse)[1].verdict() == "worse on every seed compared (1 of 2) (+1.0)"
+    no_fid = {0: [finished("baseline", math.nan, swd=12.0), finished("samples-16", 40.0, swd=9.0)]}
+    assert [comparison.metric for comparison in compare_seeds(no_fid)] == ["swd", "swd"], "FID only where all have it"
+    assert compare_seeds(no_fid)[1].verdict() == "better on every seed (-3.0)"
+
+
+def test_several_seeds_run_a_study_each_and_compare_them(tmp_path: Path) -> None:
+    method = ["ablate", "--method", "hypernerfgan-tiny", "--data", "cars", "--output", str(tmp_path)]
+    command = parse([*method, "--iterations", "3", "--rows", "patch-64", "--seed", "3", "1"])
+    assert command.seed == (3, 1)
+    run(command)  # skipped on 32x32 images: nothing to train
+    for seed in (3, 1):
+        report = json.loads((tmp_path / f"seed-{seed}" / REPORT_JSON).read_text())
+        assert report["study"]["seed"] == seed and report["rows"][0]["status"] == "skipped"
+    comparison = json.loads((tmp_path / SEEDS_JSON).read_text())
+    assert comparison["seeds"] == [3, 1] and [row["row"] for row in comparison["rows"]] == ["patch-64"]
+    assert "| patch-64 | - / - | - | no baseline to compare with | - |" in (tmp_path / SEEDS_MARKDOWN).read_text()
+
+
+def test_a_seeds_process_gets_the_whole_study_on_its_command_line(tmp_path: Path) -> None:
+    """Every option reaches a seed trained in a process of its own: its arguments parse back to the same study."""
+    command = AblateCommand(
+        method="hypernerfgan-tiny", data=Path("chairs"), iterations=7, output=tmp_path, rows=("baseline", "samples-8"),
+        num_generated=9, seed=(1, 2), sample_seeds=3, sample_views=5, curve_interval_images=40, on_top_of=("lr-x2",),
+        jobs=2,
+    )
+    again = parse(["ablate", *command.command_line(2, tmp_path / "seed-2")])
+    assert again == dataclasses.replace(command, seed=(2,), output=tmp_path / "seed-2", jobs=1)
+
+
+def test_seeds_train_side_by_side_in_processes_of_their_own(tmp_path: Path, monkeypatch) -> None:
+    method = ["ablate", "--method", "hypernerfgan-tiny", "--data", "cars", "--output", str(tmp_path)]
+    common = [*method, "--iterations", "3", "--rows", "patch-64", "--seed", "3", "1", "--jobs", "2"]
+    run(parse(common))  # skipped on 32x32 images: each process has nothing to train
+    for seed in (3, 1):
+        assert "Wrote" in (tmp_path / f"seed-{seed}" / SEED_LOG).read_text(), "each seed's study ran in its process"
+    assert json.loads((tmp_path / SEEDS_JSON).read_text())["seeds"] == [3, 1]
+
+    monkeypatch.setattr(AblateCommand, "command_line", lambda self, seed, output: ["--no-such-option"])
+    with pytest.raises(SystemExit) as failed:
+        run(parse(common))
+    assert failed.value.code == AblationError.exit_code

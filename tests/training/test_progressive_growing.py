@@ -58,8 +58,8 @@ def test_a_run_grows_from_4_to_16_pixel_patches_and_trains(tmp_path: Path) -> No
     pipeline = trainer.pipeline
     seen: List[Tuple[int, float]] = []
     forward = pipeline.discriminator.forward
-    pipeline.discriminator.forward = lambda images, num_batches=1, fade=1.0: (
-        seen.append((images.shape[-1], fade)) or forward(images, num_batches, fade)
+    pipeline.discriminator.forward = lambda images, num_batches=1, fade=1.0, patch_scales=None: (
+        seen.append((images.shape[-1], fade)) or forward(images, num_batches, fade, patch_scales)
     )
     real_sides = []
     next_train = pipeline.datamanager.next_train

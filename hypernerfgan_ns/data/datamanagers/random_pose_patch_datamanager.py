@@ -8,7 +8,9 @@ camera, which is the object each ray belongs to: `camera_indices` 0..B-1.
 With GRAF's patch-scale annealing (`patch_scale_annealing_images`), a patch instead covers a square of F >= P
 pixels, its P x P rays spread evenly over it, and the real patch is the photo sampled bilinearly at the same points.
 F is drawn uniformly between a smallest footprint and the whole image, and the smallest footprint shrinks from the
-whole image to P over the annealing: the discriminator judges whole objects first and detail later.
+whole image to P over the annealing: the discriminator judges whole objects first and detail later. Each patch's
+scale, F / R, goes with it (the rays' `metadata["patch_scale"]`, the reals' batch "patch_scale"), for a
+discriminator told the scale (`patch_scale_conditioning`).
 
 With progressive growing (`training.progressive_growing`), a batch can be `downscale` = d times coarser: P / d x P / d
 patches of the cameras' and the photos' grids at resolution R / d, the photos sampled at the coarse pixels' centres
@@ -264,12 +266,24 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         """Full-resolution cameras drawn from the camera prior, on the CPU (where batches are prepared)."""
         return self.camera_prior.cameras(self.camera_prior.sample_poses(num_cameras), self.resolution)
 
+    @property
+    def scaled_patches(self) -> bool:
+        """Whether training patches are GRAF's scaled ones: patch-scale annealing, on patches smaller than the
+        images."""
+        return self.config.patch_scale_annealing_images > 0 and self.config.patch_size < self.resolution
+
+    @staticmethod
+    def patch_scales(ray_bundle: RayBundle, num_patches: int) -> Optional[Float[Tensor, "patches"]]:
+        """Each patch's scale, from the rays of `num_patches` patches (None for unscaled patches)."""
+        scales = ray_bundle.metadata.get("patch_scale")
+        return None if scales is None else scales.view(num_patches, -1)[:, 0]
+
     def patch_footprints(self, num_patches: int, step: int) -> Optional[Float[Tensor, "patches"]]:
         """Side in pixels of the image square each patch covers, drawn as GRAF does at iteration `step`; None for
         unscaled patches (no annealing)."""
-        annealing, patch, resolution = self.config.patch_scale_annealing_images, self.config.patch_size, self.resolution
-        if annealing <= 0 or patch == resolution:
+        if not self.scaled_patches:
             return None
+        annealing, patch, resolution = self.config.patch_scale_annealing_images, self.config.patch_size, self.resolution
         images_seen = step * self.config.batch_size * self.world_size
         smallest = resolution - (resolution - patch) * min(1.0, images_seen / annealing)
         return smallest + torch.rand(num_patches) * (resolution - smallest)
@@ -311,6 +325,9 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
             rays = to_device(self.camera_space_rays(coords.flatten(1, 2)), self.device)
         bundle = posed_rays(rays, to_device(cameras.camera_to_worlds, self.device))
         bundle.nears, bundle.fars = self.prior_depth_range(len(bundle))
+        if footprints is not None:
+            scales = to_device(footprints / self.resolution, self.device)
+            bundle.metadata["patch_scale"] = scales[:, None].expand(num_cameras, patch * patch).reshape(-1, 1)
         return bundle
 
     def prior_depth_range(self, num_rays: int) -> Tuple[Float[Tensor, "rays 1"], Float[Tensor, "rays 1"]]:
@@ -402,17 +419,21 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         footprints = self.patch_footprints(self.config.batch_size, step)
         return self.sample_patch_rays(self.sample_cameras(self.config.batch_size), footprints, downscale)
 
-    def next_train_reals(self, step: int, downscale: int = 1) -> Float[Tensor, "batch patch patch 3"]:
-        """B real patches (`downscale` times coarser), with the footprints of the patch-scale schedule at `step`."""
+    def next_train_reals(self, step: int, downscale: int = 1) -> Dict[str, Tensor]:
+        """B real patches (`downscale` times coarser) under "image", with the footprints of the patch-scale schedule at
+        `step`; scaled patches also have their scales, F / R, under "patch_scale"."""
         footprints = self.patch_footprints(self.config.batch_size, step)
-        return self.sample_real_patches(self.config.batch_size, footprints, downscale)
+        batch = {"image": self.sample_real_patches(self.config.batch_size, footprints, downscale)}
+        if footprints is not None:
+            batch["patch_scale"] = to_device(footprints / self.resolution, self.device)
+        return batch
 
     def next_train(self, step: int, downscale: int = 1) -> Tuple[RayBundle, Dict]:
-        """Rays of B random camera patches, and B real patches under "image" (both `downscale` times coarser): what
-        the discriminator phase sees."""
+        """Rays of B random camera patches, and the batch of B real patches (`next_train_reals`; both `downscale`
+        times coarser): what the discriminator phase sees."""
         self.train_count += 1
         rays = self.next_train_rays(step, downscale)
-        return rays, {"image": self.next_train_reals(step, downscale)}
+        return rays, self.next_train_reals(step, downscale)
 
     # ------------------------------------------------------------------ evaluation
 
