@@ -57,6 +57,7 @@ from rich.table import Table
 from hypernerfgan_ns.data.cache import atomic_output
 from hypernerfgan_ns.engine.in_process import own_event_writers, release_memory
 from hypernerfgan_ns.engine.trainer import (
+    INTERRUPTED_EXIT_CODE,
     INTERRUPTED_EXIT_CODES,
     HyperNeRFGANTrainer,
     HyperNeRFGANTrainerConfig,
@@ -893,6 +894,15 @@ class AblateCommand:
             arguments += ["--on-top-of", *self.on_top_of]
         return arguments
 
+    @property
+    def folder(self) -> Path:
+        """The study folder, absolute."""
+        return Path(self.output).expanduser().resolve()
+
+    def seed_folder(self, seed: int) -> Path:
+        """Where the study of one of several seeds goes."""
+        return self.folder / SEED_FOLDER.format(seed=seed)
+
     def train_side_by_side(self, seeds: Sequence[int]) -> None:
         """Each seed's study in a process of its own, `jobs` at a time; refuses to go on if any did not finish (a
         rerun of the same command continues them)."""
@@ -910,7 +920,7 @@ class AblateCommand:
             while waiting or running:
                 while waiting and len(running) < self.jobs:
                     seed = waiting.pop(0)
-                    folder = Path(self.output).expanduser().resolve() / SEED_FOLDER.format(seed=seed)
+                    folder = self.seed_folder(seed)
                     folder.mkdir(parents=True, exist_ok=True)
                     log = open(folder / SEED_LOG, "a", encoding="utf8")
                     command = [sys.executable, "-m", "hypernerfgan_ns.scripts.cli", "ablate"]
@@ -933,11 +943,12 @@ class AblateCommand:
             for process, log in running.values():
                 process.wait()
                 log.close()
-            raise
+            CONSOLE.print("[yellow]Interrupted. Run the same command again to continue the seeds' studies.[/yellow]")
+            sys.exit(INTERRUPTED_EXIT_CODE)
         finally:
             signal.signal(signal.SIGTERM, previous)
         if failed:
-            logs = ", ".join(str(Path(self.output) / SEED_FOLDER.format(seed=seed) / SEED_LOG) for seed in failed)
+            logs = ", ".join(str(self.seed_folder(seed) / SEED_LOG) for seed in failed)
             raise AblationError(
                 f"The studies of seeds {', '.join(map(str, failed))} did not finish (see {logs}). Run the same command "
                 "again to continue them; finished rows are reused."
@@ -962,19 +973,18 @@ class AblateCommand:
         if self.jobs < 1:
             raise AblationError(f"--jobs must be at least 1, got {self.jobs}.")
         if len(seeds) == 1:
-            self.study(seeds[0], self.output).run(self.rows)
+            self.study(seeds[0], self.folder).run(self.rows)
             return
-        studies = {seed: self.study(seed, self.output / SEED_FOLDER.format(seed=seed)) for seed in seeds}
+        studies = {seed: self.study(seed, self.seed_folder(seed)) for seed in seeds}
         if self.jobs > 1:
             self.train_side_by_side(seeds)  # then the studies below reuse every row
         results = {seed: study.run(self.rows) for seed, study in studies.items()}
         comparisons = compare_seeds(results)
-        output = Path(self.output).expanduser().resolve()
-        write_seed_comparison(output, comparisons, seeds)
+        write_seed_comparison(self.folder, comparisons, seeds)
         table = Table(title=f"Ablation of {self.method} across seeds {', '.join(map(str, seeds))}")
         for name in seed_comparison_header(comparisons, seeds):
             table.add_column(name, justify="left" if name in ("row", "against the baseline") else "right")
         for comparison in comparisons:
             table.add_row(*(escape(cell) for cell in comparison.cells()))
         CONSOLE.print(table)
-        CONSOLE.print(f"[bold green]Wrote[/bold green] {output / SEEDS_MARKDOWN} and {output / SEEDS_JSON}")
+        CONSOLE.print(f"[bold green]Wrote[/bold green] {self.folder / SEEDS_MARKDOWN} and {self.folder / SEEDS_JSON}")

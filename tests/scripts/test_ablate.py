@@ -22,6 +22,7 @@ from hypernerfgan_ns.metrics.inception import INCEPTION_ENV_VARIABLE
 from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurveConfig, read_curve
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel
 from hypernerfgan_ns.networks.discriminator import Discriminator, DiscriminatorConfig
+from hypernerfgan_ns.scripts import ablate as ablate_module
 from hypernerfgan_ns.scripts.ablate import (
     CURVES_FILENAME,
     FID_UNAVAILABLE,
@@ -717,4 +718,12 @@ def test_seeds_train_side_by_side_in_processes_of_their_own(tmp_path: Path, monk
     monkeypatch.setattr(AblateCommand, "command_line", lambda self, seed, output: ["--no-such-option"])
     with pytest.raises(SystemExit) as failed:
         run(parse(common))
-    assert failed.value.code == AblationError.exit_code
+    assert failed.value.code == AblationError.exit_code, "a seed that did not finish stops the comparison"
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ablate_module.time, "sleep", interrupted)  # Ctrl-C while the seeds' processes run
+    with pytest.raises(SystemExit) as stopped:
+        run(parse(common))
+    assert stopped.value.code == INTERRUPTED_EXIT_CODE
