@@ -879,8 +879,9 @@ class AblateCommand:
     faster learning rate); default: none, every row changes the method alone."""
     jobs: int = 1
     """Seeds trained at once (with several seeds), each in a process of its own with its share of the CPU's threads
-    (OMP_NUM_THREADS, unless set), as the studies of docs/ablations.md trained two one-thread runs side by side on 2
-    cores; a large GPU holds several small trainings. 1: one seed after another in this process."""
+    (OMP_NUM_THREADS, unless set): for a GPU one small training leaves mostly idle, or cores one tiny model does not
+    fill. A seed ends at other figures with another thread count, so rows compare under the same jobs. 1: one seed
+    after another in this process."""
 
     def command_line(self, seed: int, output: Path) -> List[str]:
         """The `hypernerfgan ablate` arguments of this study for one seed into `output`, as a process of its own."""
