@@ -800,11 +800,12 @@ def device_name(config: HyperNeRFGANTrainerConfig) -> str:
 
 
 def trained_on(config: HyperNeRFGANTrainerConfig) -> str:
-    """The machine a row trains on, as precisely as it changes the row's figures: the GPU's name or the CPU's model,
-    and torch's version."""
+    """The machine a row trains on, as precisely as it changes the row's figures: the GPU's name or the CPU's model
+    and the threads torch computes with (the same seed ends elsewhere with another count), and torch's version."""
     device = device_name(config)
     if device == "cpu":
-        device = f"cpu ({cpu_description()})"
+        threads = torch.get_num_threads()
+        device = f"cpu ({cpu_description()}, {threads} thread{'s' if threads > 1 else ''})"
     return f"{device}, torch {torch.__version__}"
 
 

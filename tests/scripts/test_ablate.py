@@ -44,6 +44,7 @@ from hypernerfgan_ns.scripts.ablate import (
     machines_note,
     row_config,
     study_config,
+    trained_on,
     unfit_reason,
 )
 from hypernerfgan_ns.scripts.ablation_rows import (
@@ -175,6 +176,15 @@ def test_the_report_says_which_rows_trained_on_which_machine() -> None:
     note = machines_note([row("baseline", first), row("lr-x4", second), row("lr-x2", first)])
     assert note.startswith("The rows trained on 2 machines")
     assert f"{first}: baseline, lr-x2; {second}: lr-x4." in note
+
+
+def test_a_cpu_row_records_the_threads_it_trained_with(monkeypatch) -> None:
+    """The same seed ends elsewhere with another thread count (`--jobs` shares the cores out)."""
+    config = micro_config(Path("unused"))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    one = trained_on(config)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert one.startswith("cpu (") and ", 1 thread)" in one and ", 2 threads)" in trained_on(config)
 
 
 def test_rows_with_quality_curves_are_drawn_together(tmp_path: Path) -> None:
