@@ -896,6 +896,11 @@ class AblateCommand:
             arguments += ["--on-top-of", *self.on_top_of]
         return arguments
 
+    def seed_process(self, seed: int) -> List[str]:
+        """The command that trains one seed's study in a process of its own."""
+        cli = [sys.executable, "-m", "hypernerfgan_ns.scripts.cli", "ablate"]
+        return cli + self.command_line(seed, self.seed_folder(seed))
+
     @property
     def folder(self) -> Path:
         """The study folder, absolute."""
@@ -925,9 +930,8 @@ class AblateCommand:
                     folder = self.seed_folder(seed)
                     folder.mkdir(parents=True, exist_ok=True)
                     log = open(folder / SEED_LOG, "a", encoding="utf8")
-                    command = [sys.executable, "-m", "hypernerfgan_ns.scripts.cli", "ablate"]
                     process = subprocess.Popen(
-                        command + self.command_line(seed, folder), stdout=log, stderr=subprocess.STDOUT, env=environment
+                        self.seed_process(seed), stdout=log, stderr=subprocess.STDOUT, env=environment
                     )
                     running[seed] = (process, log)
                     CONSOLE.print(f"Seed {seed}: started, its log in {folder / SEED_LOG}")

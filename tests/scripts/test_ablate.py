@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 import signal
+import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -713,8 +714,11 @@ def test_a_seeds_process_gets_the_whole_study_on_its_command_line(tmp_path: Path
         num_generated=9, seed=(1, 2), sample_seeds=3, sample_views=5, curve_interval_images=40, on_top_of=("lr-x2",),
         jobs=2,
     )
-    again = parse(["ablate", *command.command_line(2, tmp_path / "seed-2")])
-    assert again == dataclasses.replace(command, seed=(2,), output=tmp_path / "seed-2", jobs=1)
+    process = command.seed_process(2)
+    assert process[1:4] == ["-m", "hypernerfgan_ns.scripts.cli", "ablate"]
+    again = parse(process[3:])
+    assert again == dataclasses.replace(command, seed=(2,), output=command.seed_folder(2), jobs=1)
+    assert command.seed_folder(2) == tmp_path.resolve() / "seed-2"
 
 
 def test_seeds_train_side_by_side_in_processes_of_their_own(tmp_path: Path, monkeypatch) -> None:
@@ -725,7 +729,8 @@ def test_seeds_train_side_by_side_in_processes_of_their_own(tmp_path: Path, monk
         assert "Wrote" in (tmp_path / f"seed-{seed}" / SEED_LOG).read_text(), "each seed's study ran in its process"
     assert json.loads((tmp_path / SEEDS_JSON).read_text())["seeds"] == [3, 1]
 
-    monkeypatch.setattr(AblateCommand, "command_line", lambda self, seed, output: ["--no-such-option"])
+    failing = [sys.executable, "-c", "raise SystemExit(3)"]
+    monkeypatch.setattr(AblateCommand, "seed_process", lambda self, seed: failing)
     with pytest.raises(SystemExit) as failed:
         run(parse(common))
     assert failed.value.code == AblationError.exit_code, "a seed that did not finish stops the comparison"
