@@ -6,8 +6,11 @@ import dataclasses
 import importlib.util
 import json
 import math
+import os
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -742,3 +745,18 @@ def test_seeds_train_side_by_side_in_processes_of_their_own(tmp_path: Path, monk
     with pytest.raises(SystemExit) as stopped:
         run(parse(common))
     assert stopped.value.code == INTERRUPTED_EXIT_CODE
+
+
+def test_a_time_limits_sigterm_reaches_the_seeds_processes(tmp_path: Path, monkeypatch) -> None:
+    """A SIGTERM reaches the command alone (`timeout` signals its child); the seeds' trainings must stop with it."""
+    command = parse(["ablate", "--method", "hypernerfgan-tiny", "--data", "cars", "--output", str(tmp_path),
+                     "--iterations", "3", "--seed", "0", "1", "--jobs", "2"])
+    sleeping = [sys.executable, "-c", "import time; time.sleep(60)"]
+    monkeypatch.setattr(AblateCommand, "seed_process", lambda self, seed: sleeping)
+    handler = signal.getsignal(signal.SIGTERM)
+    threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    started = time.monotonic()
+    with pytest.raises(AblationError, match="did not finish"):
+        command.train_side_by_side((0, 1))
+    assert time.monotonic() - started < 30, "the seeds' processes stopped with the command"
+    assert signal.getsignal(signal.SIGTERM) == handler, "the previous handler is back"
