@@ -317,6 +317,8 @@ class SeedComparison:
     """The baseline's score per seed (None without a finished baseline)."""
     train_seconds: Dict[int, Optional[float]]
     """Training seconds per seed."""
+    baseline_train_seconds: Dict[int, Optional[float]]
+    """The baseline's training seconds per seed."""
 
     @property
     def mean(self) -> Optional[float]:
@@ -352,17 +354,32 @@ class SeedComparison:
             summary += f" compared ({len(differences)} of {len(self.scores)})"
         return f"{summary} ({by})"
 
+    @property
+    def seconds_ratio(self) -> Optional[float]:
+        """The row's training seconds over the baseline's, summed over the seeds where both finished: what the change
+        costs per image on this machine."""
+        pairs = [
+            (seconds, baseline)
+            for seed, seconds in self.train_seconds.items()
+            if self.scores[seed] is not None
+            and seconds is not None
+            and (baseline := self.baseline_train_seconds.get(seed)) is not None
+        ]
+        return sum(seconds for seconds, _ in pairs) / sum(baseline for _, baseline in pairs) if pairs else None
+
     def cells(self) -> List[str]:
-        """The comparison table's row: row, score per seed, mean, against the baseline, mean training seconds."""
+        """The comparison table's row: row, score per seed, mean, against the baseline, mean training seconds and
+        their ratio to the baseline's."""
         per_seed = " / ".join(NOT_APPLICABLE if value is None else f"{value:.1f}" for value in self.scores.values())
         seconds = [value for value in self.train_seconds.values() if value is not None]
-        mean = self.mean
+        mean, ratio = self.mean, self.seconds_ratio
         return [
             self.row,
             per_seed,
             NOT_APPLICABLE if mean is None else f"{mean:.1f}",
             self.verdict(),
             f"{sum(seconds) / len(seconds):.0f}" if seconds else NOT_APPLICABLE,
+            NOT_APPLICABLE if ratio is None or self.row == "baseline" else f"{ratio:.2f}x",
         ]
 
 
@@ -370,6 +387,12 @@ def compare_seeds(results_by_seed: Dict[int, Sequence[RowResult]]) -> List[SeedC
     """Each row's results across the seeds, in the rows' order; FID is compared where every finished row has it."""
     finished = [result for results in results_by_seed.values() for result in results if result.status == "done"]
     metric: Literal["fid", "swd"] = "fid" if all("fid" in result.metrics for result in finished) else "swd"
+
+    def seconds(row: str) -> Dict[int, Optional[float]]:
+        return {
+            seed: next((result.train_seconds for result in results if result.row == row), None)
+            for seed, results in results_by_seed.items()
+        }
 
     def scores(row: str) -> Dict[int, Optional[float]]:
         found = {seed: {result.row: result for result in results}.get(row) for seed, results in results_by_seed.items()}
@@ -386,10 +409,8 @@ def compare_seeds(results_by_seed: Dict[int, Sequence[RowResult]]) -> List[SeedC
             metric=metric,
             scores=scores(row),
             baseline_scores=scores("baseline"),
-            train_seconds={
-                seed: next((result.train_seconds for result in results if result.row == row), None)
-                for seed, results in results_by_seed.items()
-            },
+            train_seconds=seconds(row),
+            baseline_train_seconds=seconds("baseline"),
         )
         for row in names
     ]
@@ -398,7 +419,8 @@ def compare_seeds(results_by_seed: Dict[int, Sequence[RowResult]]) -> List[SeedC
 def seed_comparison_header(comparisons: Sequence[SeedComparison], seeds: Sequence[int]) -> List[str]:
     """Columns of the comparison table."""
     metric = comparisons[0].metric.upper() if comparisons else "FID"
-    return ["row", f"{metric}, seeds {' / '.join(map(str, seeds))}", "mean", "against the baseline", "seconds"]
+    scores = f"{metric}, seeds {' / '.join(map(str, seeds))}"
+    return ["row", scores, "mean", "against the baseline", "seconds", "seconds against the baseline"]
 
 
 def write_seed_comparison(output: Path, comparisons: Sequence[SeedComparison], seeds: Sequence[int]) -> None:
@@ -410,7 +432,8 @@ def write_seed_comparison(output: Path, comparisons: Sequence[SeedComparison], s
     notes = (
         f"Seeds {', '.join(map(str, seeds))}, each study in {SEED_FOLDER.format(seed='S')}/. Lower is better. Against "
         "the baseline: the row's score minus the baseline's from the same seed, per seed; a change is kept where it is "
-        "better on every seed. seconds: mean training wall-clock.\n"
+        "better on every seed. seconds: mean training wall-clock; against the baseline's, over the seeds both "
+        "finished: what the change costs per image on this machine.\n"
     )
     with atomic_output(output / SEEDS_MARKDOWN) as temporary:
         table = "\n".join(lines)

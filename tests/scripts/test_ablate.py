@@ -683,7 +683,9 @@ def test_rows_are_compared_with_the_baseline_of_their_own_seed() -> None:
     assert list(comparisons) == ["baseline", "samples-16", "patch-64", "lr-x2"], "in the table's order"
     assert comparisons["samples-16"].verdict() == "better on every seed (-5.0, -1.0, -10.0)"
     assert comparisons["lr-x2"].verdict() == "better on 1 of 3 seeds (+10.0, -5.0, +10.0)"
-    assert comparisons["lr-x2"].cells() == ["lr-x2", "70.0 / 45.0 / 80.0", "65.0", comparisons["lr-x2"].verdict(), "60"]
+    verdict = comparisons["lr-x2"].verdict()
+    assert comparisons["lr-x2"].cells() == ["lr-x2", "70.0 / 45.0 / 80.0", "65.0", verdict, "60", "0.60x"]
+    assert comparisons["baseline"].cells()[-1] == "-" and comparisons["patch-64"].seconds_ratio is None
     assert comparisons["baseline"].verdict() == "-" and comparisons["baseline"].mean == 60.0
     assert comparisons["patch-64"].mean is None and comparisons["patch-64"].cells()[1] == "- / - / -"
     assert comparisons["patch-64"].verdict() == "no baseline to compare with"
@@ -707,7 +709,7 @@ def test_several_seeds_run_a_study_each_and_compare_them(tmp_path: Path) -> None
         assert report["study"]["seed"] == seed and report["rows"][0]["status"] == "skipped"
     comparison = json.loads((tmp_path / SEEDS_JSON).read_text())
     assert comparison["seeds"] == [3, 1] and [row["row"] for row in comparison["rows"]] == ["patch-64"]
-    assert "| patch-64 | - / - | - | no baseline to compare with | - |" in (tmp_path / SEEDS_MARKDOWN).read_text()
+    assert "| patch-64 | - / - | - | no baseline to compare with | - | - |" in (tmp_path / SEEDS_MARKDOWN).read_text()
 
 
 def test_a_seeds_process_gets_the_whole_study_on_its_command_line(tmp_path: Path) -> None:
