@@ -316,7 +316,7 @@ class SeedComparison:
     baseline_scores: Dict[int, Optional[float]]
     """The baseline's score per seed (None without a finished baseline)."""
     train_seconds: Dict[int, Optional[float]]
-    """Training seconds per seed."""
+    """Training seconds per seed (a failed row's too; the table counts the seeds the row finished on)."""
     baseline_train_seconds: Dict[int, Optional[float]]
     """The baseline's training seconds per seed."""
 
@@ -371,7 +371,8 @@ class SeedComparison:
         """The comparison table's row: row, score per seed, mean, against the baseline, mean training seconds and
         their ratio to the baseline's."""
         per_seed = " / ".join(NOT_APPLICABLE if value is None else f"{value:.1f}" for value in self.scores.values())
-        seconds = [value for value in self.train_seconds.values() if value is not None]
+        finished = [seed for seed, score in self.scores.items() if score is not None]
+        seconds = [self.train_seconds[seed] for seed in finished if self.train_seconds.get(seed) is not None]
         mean, ratio = self.mean, self.seconds_ratio
         return [
             self.row,

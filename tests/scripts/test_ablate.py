@@ -692,8 +692,9 @@ def test_rows_are_compared_with_the_baseline_of_their_own_seed() -> None:
 
     worse = {seed: [finished("baseline", 50.0), finished("samples-16", 51.0)] for seed in (0, 1)}
     assert compare_seeds(worse)[1].verdict() == "worse on every seed (+1.0, +1.0)"
-    worse[1][1] = RowResult("samples-16", "", "failed", {}, message="diverged")
+    worse[1][1] = RowResult("samples-16", "", "failed", {}, train_seconds=7.0, message="diverged")
     assert compare_seeds(worse)[1].verdict() == "worse on every seed compared (1 of 2) (+1.0)"
+    assert compare_seeds(worse)[1].cells()[4:] == ["100", "1.00x"], "the seconds of the seeds it finished on"
     no_fid = {0: [finished("baseline", math.nan, swd=12.0), finished("samples-16", 40.0, swd=9.0)]}
     assert [comparison.metric for comparison in compare_seeds(no_fid)] == ["swd", "swd"], "FID only where all have it"
     assert compare_seeds(no_fid)[1].verdict() == "better on every seed (-3.0)"
