@@ -940,7 +940,8 @@ class AblateCommand:
         threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // self.jobs))
         environment = {**os.environ, "OMP_NUM_THREADS": threads}
         waiting, running, failed = list(seeds), {}, []
-        CONSOLE.print(f"Training seeds {', '.join(map(str, seeds))}, {self.jobs} at a time, {threads} threads each.")
+        each = f"{threads} thread{'' if threads == '1' else 's'} each"
+        CONSOLE.print(f"Training seeds {', '.join(map(str, seeds))}, {self.jobs} at a time, {each}.")
 
         def forward(signum: int, _frame: Any) -> None:  # a time limit's SIGTERM reaches this process only
             for process, _ in running.values():
