@@ -389,21 +389,18 @@ def compare_seeds(results_by_seed: Dict[int, Sequence[RowResult]]) -> List[SeedC
     finished = [result for results in results_by_seed.values() for result in results if result.status == "done"]
     metric: Literal["fid", "swd"] = "fid" if all("fid" in result.metrics for result in finished) else "swd"
 
+    by_row = {seed: {result.row: result for result in results} for seed, results in results_by_seed.items()}
+
     def seconds(row: str) -> Dict[int, Optional[float]]:
-        return {
-            seed: next((result.train_seconds for result in results if result.row == row), None)
-            for seed, results in results_by_seed.items()
-        }
+        return {seed: rows[row].train_seconds if row in rows else None for seed, rows in by_row.items()}
 
     def scores(row: str) -> Dict[int, Optional[float]]:
-        found = {seed: {result.row: result for result in results}.get(row) for seed, results in results_by_seed.items()}
         return {
-            seed: result.metrics[metric] if result is not None and result.status == "done" else None
-            for seed, result in found.items()
+            seed: rows[row].metrics[metric] if row in rows and rows[row].status == "done" else None
+            for seed, rows in by_row.items()
         }
 
-    studied = {result.row for results in results_by_seed.values() for result in results}
-    names = [row for row in ROWS if row in studied]
+    names = [row for row in ROWS if any(row in rows for rows in by_row.values())]
     return [
         SeedComparison(
             row=row,
