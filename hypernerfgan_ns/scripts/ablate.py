@@ -952,9 +952,13 @@ class AblateCommand:
                     folder = self.seed_folder(seed)
                     folder.mkdir(parents=True, exist_ok=True)
                     log = open(folder / SEED_LOG, "a", encoding="utf8")
-                    process = subprocess.Popen(
-                        self.seed_process(seed), stdout=log, stderr=subprocess.STDOUT, env=environment
-                    )
+                    try:
+                        process = subprocess.Popen(
+                            self.seed_process(seed), stdout=log, stderr=subprocess.STDOUT, env=environment
+                        )
+                    except BaseException:
+                        log.close()
+                        raise
                     running[seed] = (process, log)
                     CONSOLE.print(f"Seed {seed}: started, its log in {folder / SEED_LOG}")
                 for seed, (process, log) in list(running.items()):
@@ -967,10 +971,17 @@ class AblateCommand:
                             CONSOLE.print(f"Seed {seed}: stopped (exit status {process.returncode})")
                             failed.append(seed)
                 time.sleep(SEED_POLL_SECONDS)
-        except KeyboardInterrupt:  # Ctrl-C reached the seeds' processes too: they save checkpoints and stop
+        except BaseException as error:
+            # Ctrl-C reached the seeds' processes too; any other error (a process that could not start) stops them
+            # as Ctrl-C does, so that none trains on unwatched: each saves a checkpoint and stops.
+            interrupted = isinstance(error, KeyboardInterrupt)
             for process, log in running.values():
+                if not interrupted:
+                    process.send_signal(signal.SIGINT)
                 process.wait()
                 log.close()
+            if not interrupted:
+                raise
             CONSOLE.print("[yellow]Interrupted. Run the same command again to continue the seeds' studies.[/yellow]")
             sys.exit(INTERRUPTED_EXIT_CODE)
         finally:

@@ -763,3 +763,29 @@ def test_a_time_limits_sigterm_reaches_the_seeds_processes(tmp_path: Path, monke
         command.train_side_by_side((0, 1))
     assert time.monotonic() - started < 30, "the seeds' processes stopped with the command"
     assert signal.getsignal(signal.SIGTERM) == handler, "the previous handler is back"
+
+
+def test_a_seed_that_cannot_start_stops_the_seeds_already_running(tmp_path: Path, monkeypatch) -> None:
+    """A process that fails to start (no such interpreter, no memory to fork) ends the command with its error; the
+    seeds already training are stopped as by Ctrl-C rather than left to train unwatched, and their logs closed."""
+    command = parse(["ablate", "--method", "hypernerfgan-tiny", "--data", "cars", "--output", str(tmp_path),
+                     "--iterations", "3", "--seed", "0", "1", "--jobs", "2"])
+    sleeping = [sys.executable, "-c", "import time; time.sleep(60)"]
+    monkeypatch.setattr(AblateCommand, "seed_process", lambda self, seed: sleeping)
+    started, logs = [], []
+    real_popen = ablate_module.subprocess.Popen
+
+    def popen(arguments, stdout, **kwargs):
+        logs.append(stdout)
+        if started:
+            raise OSError("cannot start a second process")
+        started.append(real_popen(arguments, stdout=stdout, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(ablate_module.subprocess, "Popen", popen)
+    begun = time.monotonic()
+    with pytest.raises(OSError, match="second process"):
+        command.train_side_by_side((0, 1))
+    assert time.monotonic() - begun < 30
+    assert started[0].returncode is not None, "the running seed was stopped"
+    assert all(log.closed for log in logs), "both seeds' logs are closed"
