@@ -198,12 +198,13 @@ class AdversarialPipeline(VanillaPipeline):
             patch_size=data.patch_size,
             resolution=self.datamanager.resolution,
             smallest_patch=self.config.discriminator.final_resolution,
-            patch_scale_annealing=data.patch_scale_annealing_images > 0,
+            scaled_patches=data.scales_patches,
         )
         if reason is not None:
             raise ConfigError(
                 f"Progressive growing: {reason}. Lower --pipeline.progressive-growing.start-downscale (1: off), or "
-                "turn patch-scale annealing off (--pipeline.datamanager.patch-scale-annealing-images 0)."
+                "turn scaled patches off (--pipeline.datamanager.patch-scale-annealing-images 0, "
+                "--pipeline.datamanager.whole-image-patches False)."
             )
 
     def check_patch_scale_conditioning(self) -> None:
@@ -213,7 +214,8 @@ class AdversarialPipeline(VanillaPipeline):
                 "The discriminator is conditioned on patch scales (--pipeline.discriminator.patch-scale-conditioning), "
                 f"but the patches ({self.config.datamanager.patch_size} px of {self.datamanager.resolution} px images) "
                 "are not scaled: turn on GRAF's patch-scale annealing on patches smaller than the images "
-                "(--pipeline.datamanager.patch-scale-annealing-images N), or the conditioning off."
+                "(--pipeline.datamanager.patch-scale-annealing-images N; whole-image patches have one scale), or the "
+                "conditioning off."
             )
 
     def check_minibatch_groups(self) -> None:
@@ -272,11 +274,15 @@ class AdversarialPipeline(VanillaPipeline):
         if self.datamanager.scaled_patches:
             conditioned = self.config.discriminator.patch_scale_conditioning
             told = ", the discriminator told each one's scale" if conditioned else ""
-            table.add_row(
-                "patch scale",
-                f"GRAF's: from whole images to {data.patch_size} px crops of {self.datamanager.resolution} px over "
-                f"{data.patch_scale_annealing_images:,} images{told}",
-            )
+            resolution, reals = self.datamanager.resolution, f"real pixels read {data.scaled_real_patches}"
+            if data.whole_image_patches:
+                scales = f"GRAF's largest: whole {resolution} px images at {data.patch_size} px, {reals}{told}"
+            else:
+                scales = (
+                    f"GRAF's: from whole images to {data.patch_size} px crops of {resolution} px over "
+                    f"{data.patch_scale_annealing_images:,} images, {reals}{told}"
+                )
+            table.add_row("patch scale", scales)
         blur = self.config.input_blur
         if blur.enabled:
             table.add_row(
@@ -289,8 +295,9 @@ class AdversarialPipeline(VanillaPipeline):
         """The most coarse samples of one object's training patch (`downscale` times coarser) that can lie inside
         the object sphere: how many the target MLP runs at per object in training (`train_query_inside_bound_only`).
         Counted once, from what every training camera shares (the prior's radius, near and far, looking at the
-        origin), the pixel grid, the patch size and each sample's stratification interval. None where no such count
-        holds (scaled patches, with GRAF's annealing; an unbounded field), where it leaves out too few samples
+        origin), the pixel grid, the patch size and each sample's stratification interval (whole-image patches:
+        the whole grid at the patch's resolution). None where no such count holds (patches annealed by GRAF's
+        schedule, which cover any square; an unbounded field), where it leaves out too few samples
         (`train_query_min_saving`), or with the option off."""
         sampler = self.model.sampler_coarse
         return self.most_samples_in_sphere(downscale, sampler.fraction_ranges(sampler.num_samples, training=True))
@@ -310,10 +317,13 @@ class AdversarialPipeline(VanillaPipeline):
         """The training capacity of samples lying within `fraction_ranges` of each ray's near-to-far span."""
         model, data = self.model, self.datamanager
         field = model.generator.field
-        if not model.config.train_query_inside_bound_only or field.object_radius is None or data.scaled_patches:
+        annealed = data.scaled_patches and not data.config.whole_image_patches
+        if not model.config.train_query_inside_bound_only or field.object_radius is None or annealed:
             return None
         prior = model.dataset_preset.camera_prior
         resolution, patch = data.resolution // downscale, data.config.patch_size // downscale
+        if data.scaled_patches:  # whole-image patches: the whole grid at the patch's resolution
+            resolution = patch
         counts = bins_meeting_sphere(
             directions=data.pixel_rays(resolution)[:, :3].cpu(),
             camera_distance=prior.radius,

@@ -169,8 +169,8 @@ def unfit_reason(config: HyperNeRFGANTrainerConfig) -> Optional[str]:
     resolution = dataparser_config(config).resolution
     if patch > resolution:
         return f"patch {patch} is larger than the method's {resolution}x{resolution} images"
-    if config.pipeline.datamanager.patch_scale_annealing_images > 0 and patch == resolution:
-        return f"patches already cover the method's whole {resolution}x{resolution} images: no scale to anneal"
+    if config.pipeline.datamanager.scales_patches and patch == resolution:
+        return f"patches already cover the method's whole {resolution}x{resolution} images: nothing to scale"
     smallest = config.pipeline.discriminator.final_resolution
     if patch < smallest or patch & (patch - 1):
         return f"the discriminator takes power-of-two patches of at least {smallest}, not {patch}"
@@ -179,7 +179,7 @@ def unfit_reason(config: HyperNeRFGANTrainerConfig) -> Optional[str]:
         patch_size=patch,
         resolution=resolution,
         smallest_patch=smallest,
-        patch_scale_annealing=config.pipeline.datamanager.patch_scale_annealing_images > 0,
+        scaled_patches=config.pipeline.datamanager.scales_patches,
     )
     return reason or config.pipeline.input_blur.unfit_reason(smallest_patch=growing.first_patch_size(patch))
 

@@ -137,10 +137,6 @@ the budget. EG3D starts at 10 px of 512, a fiftieth of the side, over 200,000 im
 INPUT_BLUR_SIGMA_FACTORS = (2.0,)
 """The `discriminator-blur-xF` rows start the blur F times as wide (`hypernerfgan-tiny`: 2 px)."""
 
-PATCH_SCALE_NEVER_SHRINKS = 1 << 60
-"""Patch-scale annealing images of the `whole-image-patches` row: more than any study sees, so the smallest footprint
-stays the whole image (to float precision) and every patch's rays spread over the whole image."""
-
 GROWING_START_DOWNSCALES = (2, 4)
 """The `progressive-growing-xD` rows start at 1/D of the patch's side and double it until the full patch
 (`hypernerfgan-tiny` x4: 8 x 8 whole images, then 16 and 32; the paper configuration x4: 16 x 16 patches of 32 x 32
@@ -328,7 +324,19 @@ def condition_discriminator_on_patch_scale(config: HyperNeRFGANTrainerConfig) ->
 def spread_patches_over_whole_image(config: HyperNeRFGANTrainerConfig) -> None:
     """GRAF's scaled patches at their largest scale only: each patch's P x P rays spread over the whole image (the
     object seen whole, at the patch's resolution), the real patches sampled at the same points."""
-    config.pipeline.datamanager.patch_scale_annealing_images = PATCH_SCALE_NEVER_SHRINKS
+    config.pipeline.datamanager.whole_image_patches = True
+
+
+def read_scaled_reals_at_nearest_pixels(
+    row: Callable[[HyperNeRFGANTrainerConfig], None],
+) -> Callable[[HyperNeRFGANTrainerConfig], None]:
+    """`row`'s scaled patches with each real pixel the photo pixel its point falls in, not a bilinear blend."""
+
+    def change(config: HyperNeRFGANTrainerConfig) -> None:
+        row(config)
+        config.pipeline.datamanager.scaled_real_patches = "nearest"
+
+    return change
 
 
 def grow_progressively(start_downscale: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
@@ -651,6 +659,14 @@ ROWS: Dict[str, AblationRow] = {
     "whole-image-patches": AblationRow(
         "each patch's rays spread over the whole image (GRAF's largest scale, never sharpened)",
         spread_patches_over_whole_image,
+    ),
+    "patch-scale-annealing-nearest": AblationRow(
+        "GRAF's patch-scale annealing with each real pixel the photo pixel its ray's point falls in, not a blend",
+        read_scaled_reals_at_nearest_pixels(anneal_patch_scale),
+    ),
+    "whole-image-patches-nearest": AblationRow(
+        "each patch's rays spread over the whole image, each real pixel the photo pixel its point falls in",
+        read_scaled_reals_at_nearest_pixels(spread_patches_over_whole_image),
     ),
     **{
         f"progressive-growing-x{start}": AblationRow(

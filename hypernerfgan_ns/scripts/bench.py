@@ -249,6 +249,11 @@ VARIANTS: Dict[str, BenchVariant] = {
         "whole-images with the discriminator's channel_base halved: half its channels at the high resolutions",
         study_rows("whole-images", "discriminator-base-x0.5"),
     ),
+    "whole-image-patches": BenchVariant(
+        "the method as registered, each patch's rays spread over the whole image, real pixels read at the nearest "
+        "photo pixel",
+        study_rows("whole-image-patches-nearest"),
+    ),
     **{
         f"growing-stage-x{downscale}": BenchVariant(
             f"the method as registered, in progressive growing's stage of patches {downscale}x smaller on a side",

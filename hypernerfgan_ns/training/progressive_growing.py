@@ -94,10 +94,10 @@ class ProgressiveGrowingConfig(DefaultsForMissingFields, PrintableConfig):
         return GrowthStage(factors[index], min(1.0, into_stage / self.fade_images))
 
     def unfit_reason(
-        self, patch_size: int, resolution: int, smallest_patch: int, patch_scale_annealing: bool
+        self, patch_size: int, resolution: int, smallest_patch: int, scaled_patches: bool
     ) -> Optional[str]:
         """Why this schedule cannot train patches of `patch_size` px of `resolution` px images with a discriminator
-        whose smallest input is `smallest_patch` px (and GRAF's patch-scale annealing, if on), or None."""
+        whose smallest input is `smallest_patch` px (and GRAF's scaled patches, if asked for), or None."""
         if not self.enabled:
             return None
         start = self.start_downscale
@@ -106,8 +106,10 @@ class ProgressiveGrowingConfig(DefaultsForMissingFields, PrintableConfig):
                 f"patches of {patch_size} px of {resolution} px images cannot start {start}x smaller: both must "
                 f"divide by {start}, and the discriminator needs patches of at least {smallest_patch} px"
             )
-        if patch_scale_annealing and patch_size < resolution:
-            return "progressive growing and patch-scale annealing both start with coarse patches: choose one"
+        if scaled_patches and patch_size < resolution:
+            return (
+                "progressive growing and scaled patches (annealed or whole-image) both make coarse patches: choose one"
+            )
         return None
 
     def describe(self, patch_size: int) -> str:

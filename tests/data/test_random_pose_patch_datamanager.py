@@ -15,9 +15,8 @@ from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import (
     RandomPosePatchDataManagerConfig,
 )
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
-from hypernerfgan_ns.errors import DatasetError
+from hypernerfgan_ns.errors import ConfigError, DatasetError
 from hypernerfgan_ns.model_components.colliders import ObjectShellCollider
-from hypernerfgan_ns.scripts.ablation_rows import PATCH_SCALE_NEVER_SHRINKS
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 
@@ -247,9 +246,16 @@ def test_patch_scale_annealing_spreads_patches_over_the_image_then_shrinks_them(
     assert torch.allclose(start, torch.full_like(start, RESOLUTION)), "at first every patch covers the whole image"
     later = datamanager.patch_footprints(1000, step=20)  # annealed: anywhere between P and the whole image
     assert later.min() >= PATCH and later.max() <= RESOLUTION and later.min() < PATCH + 1
-    datamanager.config.patch_scale_annealing_images = PATCH_SCALE_NEVER_SHRINKS  # ablate's whole-image-patches
-    never = datamanager.patch_footprints(1000, step=10**6)
+    whole = make_datamanager(image_folder)
+    whole.config.whole_image_patches = True
+    assert whole.scaled_patches
+    never = whole.patch_footprints(1000, step=10**6)
     assert torch.equal(never, torch.full_like(never, RESOLUTION)), "every patch spread over the whole image"
+    both = RandomPosePatchDataManagerConfig(
+        dataparser=whole.config.dataparser, patch_size=PATCH, whole_image_patches=True, patch_scale_annealing_images=30
+    )
+    with pytest.raises(ConfigError, match="choose one"):
+        both.setup(device="cpu", test_mode="val")
 
     # Each patch's scale goes with its rays and with the real patches, for a discriminator told it.
     footprints = torch.tensor([float(PATCH), 0.75 * RESOLUTION, float(RESOLUTION)])
@@ -277,3 +283,48 @@ def test_patch_scale_annealing_spreads_patches_over_the_image_then_shrinks_them(
     full = cameras.generate_rays(camera_indices=0, coords=torch.stack(torch.meshgrid(
         torch.arange(PATCH) * 2.0 + 1.0, torch.arange(PATCH) * 2.0 + 1.0, indexing="ij"), dim=-1))
     assert_same_rays(bundle, full.flatten(), datamanager.camera_prior)
+    # Whole-image patches take them from the table of the grid at the patch's resolution: the same directions,
+    # each with a coarse pixel's area.
+    table = whole.sample_patch_rays(cameras, whole.patch_footprints(1, step=0))
+    coarse = whole.camera_prior.cameras(cameras.camera_to_worlds, PATCH).generate_rays(
+        camera_indices=0, coords=torch.stack(torch.meshgrid(
+            torch.arange(PATCH) + 0.5, torch.arange(PATCH) + 0.5, indexing="ij"), dim=-1))
+    assert_same_rays(table, coarse.flatten(), whole.camera_prior)
+    torch.testing.assert_close(table.directions, bundle.directions, atol=1e-6, rtol=1e-5)
+    assert torch.equal(whole.patch_scales(table, 1), torch.ones(1))
+
+
+def test_scaled_real_patches_can_be_read_at_the_photo_pixels_their_points_fall_in(image_folder: Path) -> None:
+    """With "nearest", every real pixel of a scaled patch is a photo pixel: a whole-image patch at half resolution
+    is every other pixel of the photo (the fakes' rays pass at the corners between them, the same lattice), where
+    "bilinear" averages 2x2 of them; an unscaled patch at a fractional offset is a crop of whole pixels."""
+    datamanager = make_datamanager(image_folder)
+    datamanager.config.whole_image_patches = True
+    datamanager.config.mirror_real_images = False
+    datamanager.config.scaled_real_patches = "nearest"
+    store = torch.from_numpy(datamanager.training_images().array().copy()).float() / 255
+    torch.manual_seed(1)
+    whole = datamanager.sample_real_patches(3, torch.full((3,), float(RESOLUTION)))
+    strided = store[:, 1::2, 1::2]
+    for patch in whole:
+        assert (strided - patch).abs().amax(dim=(1, 2, 3)).min() == 0, "every other photo pixel, unblended"
+
+    torch.manual_seed(2)
+    crops = datamanager.sample_real_patches(3, torch.full((3,), float(PATCH)))  # at fractional offsets
+    for patch in crops:
+        distances = [(store[i, r : r + PATCH, c : c + PATCH] - patch).abs().max()
+                     for i in range(len(store)) for r in range(RESOLUTION - PATCH + 1)
+                     for c in range(RESOLUTION - PATCH + 1)]
+        assert min(distances) == 0, "a crop of whole pixels"
+    datamanager.config.scaled_real_patches = "bilinear"
+    torch.manual_seed(2)
+    blended = datamanager.sample_real_patches(3, torch.full((3,), float(PATCH)))
+    assert not torch.equal(blended, crops), "bilinear blends neighbours at the same fractional offsets"
+
+    unscaled = {}
+    for reading in ("bilinear", "nearest"):  # unscaled patches are crops of pixels either way
+        plain = make_datamanager(image_folder)
+        plain.config.scaled_real_patches = reading
+        torch.manual_seed(3)
+        unscaled[reading] = plain.next_train_reals(step=5)["image"]
+    assert torch.equal(unscaled["bilinear"], unscaled["nearest"])

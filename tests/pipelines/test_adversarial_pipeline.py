@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -225,9 +226,24 @@ def small_patches(tmp_path: Path) -> AdversarialPipeline:
     return pipeline_from_seed(tmp_path, {"datamanager.patch_size": 8})
 
 
+@pytest.fixture
+def whole_image_patches(tmp_path: Path) -> AdversarialPipeline:
+    """The micro pipeline with 8 x 8 patches spread over its whole 16 x 16 images (every other pixel)."""
+    return pipeline_from_seed(
+        tmp_path,
+        {
+            "datamanager.patch_size": 8,
+            "datamanager.whole_image_patches": True,
+            "datamanager.scaled_real_patches": "nearest",
+        },
+    )
+
+
+@pytest.mark.parametrize("patches", ["small_patches", "whole_image_patches"])
 def test_training_renders_run_the_mlp_at_the_patch_capacity_with_the_same_images_and_gradients(
-    small_patches: AdversarialPipeline,
+    patches: str, request: pytest.FixtureRequest
 ) -> None:
+    small_patches: AdversarialPipeline = request.getfixturevalue(patches)
     model = small_patches.model
     model.config.density_noise_std = 0.0  # its draws follow the number of points queried
     capacity, points = model.training_query_capacity, 8 * 8 * 8
@@ -256,7 +272,11 @@ def test_training_renders_run_the_mlp_at_the_patch_capacity_with_the_same_images
             assert torch.allclose(packed, full, atol=1e-6, rtol=1e-4)
 
 
-def test_no_training_patch_holds_more_samples_in_the_sphere_than_the_capacity(small_patches: AdversarialPipeline) -> None:
+@pytest.mark.parametrize("patches", ["small_patches", "whole_image_patches"])
+def test_no_training_patch_holds_more_samples_in_the_sphere_than_the_capacity(
+    patches: str, request: pytest.FixtureRequest
+) -> None:
+    small_patches: AdversarialPipeline = request.getfixturevalue(patches)
     model, capacity = small_patches.model, small_patches.model.training_query_capacity
     most = 0
     for step in range(40):
@@ -542,3 +562,15 @@ def test_a_scale_conditioned_discriminator_is_told_the_scale_of_every_patch_it_j
 def test_a_scale_conditioned_discriminator_needs_scaled_patches(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="patch-scale-annealing-images"):
         pipeline_from_seed(tmp_path, {"datamanager.patch_size": 8, "discriminator.patch_scale_conditioning": True})
+
+
+def test_the_architecture_table_says_how_patches_are_scaled(small_patches: AdversarialPipeline, capsys) -> None:
+    def table_text() -> str:  # the table's words in order, its cells' wrapped lines joined
+        small_patches.describe()
+        return " ".join(re.sub("[│┌┐└┘├┤┬┴┼─]", " ", capsys.readouterr().out).split())
+
+    data = small_patches.datamanager.config
+    data.whole_image_patches, data.scaled_real_patches = True, "nearest"
+    assert "whole 16 px images at 8 px, real pixels read nearest" in table_text()
+    data.whole_image_patches, data.patch_scale_annealing_images, data.scaled_real_patches = False, 100, "bilinear"
+    assert "from whole images to 8 px crops of 16 px over 100 images, real pixels read bilinear" in table_text()

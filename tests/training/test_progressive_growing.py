@@ -90,3 +90,8 @@ def test_growing_is_refused_where_the_patches_cannot_shrink(tmp_path: Path, caps
     with pytest.raises(SystemExit):
         config.setup(local_rank=0, world_size=1).setup()
     assert "choose one" in " ".join(capsys.readouterr().out.split())
+    config.pipeline.datamanager.patch_scale_annealing_images = 0
+    config.pipeline.datamanager.whole_image_patches = True  # scaled too, as coarse as growing's first patches
+    with pytest.raises(SystemExit):
+        config.setup(local_rank=0, world_size=1).setup()
+    assert "choose one" in " ".join(capsys.readouterr().out.split())
