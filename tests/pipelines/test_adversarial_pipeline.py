@@ -243,12 +243,12 @@ def whole_image_patches(tmp_path: Path) -> AdversarialPipeline:
 def test_training_renders_run_the_mlp_at_the_patch_capacity_with_the_same_images_and_gradients(
     patches: str, request: pytest.FixtureRequest
 ) -> None:
-    small_patches: AdversarialPipeline = request.getfixturevalue(patches)
-    model = small_patches.model
+    pipeline: AdversarialPipeline = request.getfixturevalue(patches)
+    model = pipeline.model
     model.config.density_noise_std = 0.0  # its draws follow the number of points queried
     capacity, points = model.training_query_capacity, 8 * 8 * 8
     assert capacity is not None and capacity < 0.9 * points
-    ray_bundle, latents = small_patches.datamanager.next_train_rays(0), torch.randn(4, 16)
+    ray_bundle, latents = pipeline.datamanager.next_train_rays(0), torch.randn(4, 16)
     results = []
     for queried_per_object, recompute_ray_chunk in ((capacity, None), (capacity, 5), (None, None)):
         model.training_query_capacity = queried_per_object
@@ -276,11 +276,11 @@ def test_training_renders_run_the_mlp_at_the_patch_capacity_with_the_same_images
 def test_no_training_patch_holds_more_samples_in_the_sphere_than_the_capacity(
     patches: str, request: pytest.FixtureRequest
 ) -> None:
-    small_patches: AdversarialPipeline = request.getfixturevalue(patches)
-    model, capacity = small_patches.model, small_patches.model.training_query_capacity
+    pipeline: AdversarialPipeline = request.getfixturevalue(patches)
+    model, capacity = pipeline.model, pipeline.model.training_query_capacity
     most = 0
     for step in range(40):
-        samples = model.sampler_coarse(model.collider(small_patches.datamanager.next_train_rays(step)))
+        samples = model.sampler_coarse(model.collider(pipeline.datamanager.next_train_rays(step)))
         inside = model.generator.field.may_have_density(samples.frustums.get_positions()).view(4, -1)
         most = max(most, int(inside.sum(dim=1).max()))
     # Not far below: the count takes a sample whose interval meets the sphere as inside (8 wide intervals here).
