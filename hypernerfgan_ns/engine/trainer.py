@@ -178,6 +178,15 @@ def restore_random_states(states: Dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def flush_event_files() -> None:
+    """Writes tensorboard's pending events to disk: its writer queues them for a background thread and flushes every
+    two minutes, so a session's last scalars could reach the file after a reader (a test, `hypernerfgan plot` in the
+    same process, ablate's next row) looked."""
+    for event_writer in writer.EVENT_WRITERS:
+        if isinstance(event_writer, writer.TensorboardWriter):
+            event_writer.tb_writer.flush()
+
+
 def purge_logs_after(step: int) -> None:
     """Training went back to after iteration `step` (-1: before the first): tensorboard shows one trajectory, the one
     trained on. The dead branch's events not yet written are dropped, and each tensorboard writer goes on in a new
@@ -547,6 +556,7 @@ class HyperNeRFGANTrainer(Trainer):
         if self.last_completed_step is None:  # no iteration to run (--max-num-iterations 0, or resumed at the end)
             self.write_scalars_without_an_iteration()
         super()._after_train()
+        flush_event_files()  # the session's last scalars (the curve's final point) are on disk when train() returns
         if self.interrupted:
             datamanager = self.config.pipeline.datamanager
             data = datamanager.data or datamanager.dataparser.data
@@ -560,16 +570,13 @@ class HyperNeRFGANTrainer(Trainer):
     def write_scalars_without_an_iteration() -> None:
         """Writes the scalars a session left pending without running an iteration (the curve's first point) to
         tensorboard and the other event writers. nerfstudio's `write_out_storage` fails then: its console writer
-        prints the stats of the last iteration, and there is none. The session ends next, so tensorboard's file is
-        flushed (its writer keeps up to 2 minutes of events in memory). Nothing is left for whatever trains next in
-        this process."""
+        prints the stats of the last iteration, and there is none. Nothing is left for whatever trains next in this
+        process; `_after_train` flushes the files."""
         for event_writer in writer.EVENT_WRITERS:
             if isinstance(event_writer, writer.LocalWriter):
                 continue
             for event in writer.EVENT_STORAGE:
                 getattr(event_writer, event["write_type"].value)(event["name"], event["event"], event["step"])
-            if isinstance(event_writer, writer.TensorboardWriter):
-                event_writer.tb_writer.flush()
         writer.EVENT_STORAGE.clear()
 
     def _train_complete_viewer(self) -> None:
