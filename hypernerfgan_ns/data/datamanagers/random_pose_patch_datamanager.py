@@ -104,29 +104,22 @@ def resample_patches(
     indices: Int[Tensor, "batch"],
     rows: Float[Tensor, "batch patch"],
     columns: Float[Tensor, "batch patch"],
+    reading: Literal["bilinear", "nearest"] = "bilinear",
 ) -> Float[Tensor, "batch patch patch 3"]:
-    """Image `indices[i]` sampled bilinearly at the points (rows[i, u], columns[i, v]), in pixel units with pixel
-    centres at k + 0.5, as values in [0, 1]."""
+    """Image `indices[i]` sampled at the points (rows[i, u], columns[i, v]), in pixel units with pixel centres at
+    k + 0.5, as values in [0, 1]: "bilinear" blends the four nearest pixels; "nearest" takes the pixel each point falls
+    in (pixel k spans [k, k + 1)), every value a photo pixel, none a blend of neighbours."""
+    if reading == "nearest":
+        height, width = images.shape[1:3]
+        pixel_rows = rows.floor().long().clamp_(0, height - 1)[:, :, None]  # [batch, patch, 1]
+        pixel_columns = columns.floor().long().clamp_(0, width - 1)[:, None, :]  # [batch, 1, patch]
+        return images[indices[:, None, None], pixel_rows, pixel_columns].float() / UINT8_MAX
     chosen = images[indices].permute(0, 3, 1, 2).float() / UINT8_MAX  # [batch, 3, H, W]
     height, width = chosen.shape[-2:]
     y = (2.0 * rows / height - 1.0)[:, :, None].expand(-1, -1, columns.shape[1])
     x = (2.0 * columns / width - 1.0)[:, None, :].expand(-1, rows.shape[1], -1)
     grid = torch.stack([x, y], dim=-1)  # grid_sample's (x, y) order
     return F.grid_sample(chosen, grid, mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
-
-
-def nearest_patches(
-    images: UInt8[Tensor, "images height width 3"],
-    indices: Int[Tensor, "batch"],
-    rows: Float[Tensor, "batch patch"],
-    columns: Float[Tensor, "batch patch"],
-) -> Float[Tensor, "batch patch patch 3"]:
-    """Image `indices[i]`'s pixel that each point (rows[i, u], columns[i, v]) falls in, in pixel units (pixel k
-    spans [k, k + 1)), as values in [0, 1]: every value a photo pixel, none a blend of neighbours."""
-    height, width = images.shape[1:3]
-    pixel_rows = rows.floor().long().clamp_(0, height - 1)[:, :, None]  # [batch, patch, 1]
-    pixel_columns = columns.floor().long().clamp_(0, width - 1)[:, None, :]  # [batch, 1, patch]
-    return images[indices[:, None, None], pixel_rows, pixel_columns].float() / UINT8_MAX
 
 
 def crop_patches(
@@ -456,8 +449,8 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
                 patches = F.avg_pool2d(patches.permute(0, 3, 1, 2), downscale).permute(0, 2, 3, 1)
         else:
             rows, columns = to_device(torch.stack(points), self.device)
-            nearest = footprints is not None and self.config.scaled_real_patches == "nearest"
-            patches = (nearest_patches if nearest else resample_patches)(images, indices, rows, columns)
+            reading = self.config.scaled_real_patches if footprints is not None else "bilinear"
+            patches = resample_patches(images, indices, rows, columns, reading)
         if flip is not None:
             patches = torch.where(to_device(flip, self.device).view(-1, 1, 1, 1), patches.flip(2), patches)
         return patches
