@@ -570,14 +570,16 @@ class HyperNeRFGANTrainer(Trainer):
     def write_scalars_without_an_iteration() -> None:
         """Writes the scalars a session left pending without running an iteration (the curve's first point) to
         tensorboard and the other event writers. nerfstudio's `write_out_storage` fails then: its console writer
-        prints the stats of the last iteration, and there is none. Nothing is left for whatever trains next in this
-        process; `_after_train` flushes the files."""
+        prints the stats of the last iteration, and there is none. The session ends next (also where it was
+        interrupted before its first iteration, which does not pass `_after_train`), so the files are flushed.
+        Nothing is left for whatever trains next in this process."""
         for event_writer in writer.EVENT_WRITERS:
             if isinstance(event_writer, writer.LocalWriter):
                 continue
             for event in writer.EVENT_STORAGE:
                 getattr(event_writer, event["write_type"].value)(event["name"], event["event"], event["step"])
         writer.EVENT_STORAGE.clear()
+        flush_event_files()
 
     def _train_complete_viewer(self) -> None:
         if not self.interrupted:
