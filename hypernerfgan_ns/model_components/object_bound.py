@@ -54,8 +54,12 @@ def bins_meeting_sphere(
     return (torch.linalg.vector_norm(points - centre, dim=-1) <= sphere_radius * (1 + CAPACITY_MARGIN)).sum(1)
 
 
-def most_in_a_patch(counts: Int[Tensor, "height width"], patch: int) -> int:
-    """The largest sum of `counts` over any patch x patch square of the grid."""
+def most_in_a_patch(counts: Int[Tensor, "height width"], patch: int, stride: int = 1) -> int:
+    """The largest sum of `counts` over any patch x patch square of the grid, or, with `stride` s, over any patch x
+    patch lattice of its pixels s apart (a square of one of the s x s grids of every s-th pixel)."""
+    if stride > 1:
+        phases = [counts[row::stride, column::stride] for row in range(stride) for column in range(stride)]
+        return max(most_in_a_patch(phase, patch) for phase in phases if min(phase.shape) >= patch)
     table = torch.nn.functional.pad(counts.long().cumsum(0).cumsum(1), (1, 0, 1, 0))
     sums = table[patch:, patch:] - table[:-patch, patch:] - table[patch:, :-patch] + table[:-patch, :-patch]
     return int(sums.max())

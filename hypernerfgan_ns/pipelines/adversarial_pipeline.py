@@ -275,7 +275,13 @@ class AdversarialPipeline(VanillaPipeline):
             conditioned = self.config.discriminator.patch_scale_conditioning
             told = ", the discriminator told each one's scale" if conditioned else ""
             resolution, reals = self.datamanager.resolution, f"real pixels read {data.scaled_real_patches}"
-            if data.whole_image_patches:
+            if data.whole_image_patches and self.datamanager.patch_stride > 1:
+                stride = self.datamanager.patch_stride
+                scales = (
+                    f"GRAF's largest: whole {resolution} px images at {data.patch_size} px, one pixel in {stride} "
+                    f"along each axis from a random first one per patch (real pixels the photo's){told}"
+                )
+            elif data.whole_image_patches:
                 scales = f"GRAF's largest: whole {resolution} px images at {data.patch_size} px, {reals}{told}"
             else:
                 scales = (
@@ -322,7 +328,7 @@ class AdversarialPipeline(VanillaPipeline):
             return None
         prior = model.dataset_preset.camera_prior
         resolution, patch = data.resolution // downscale, data.config.patch_size // downscale
-        if data.scaled_patches:  # whole-image patches: the whole grid at the patch's resolution
+        if data.scaled_patches and data.patch_stride == 1:  # whole-image patches: the grid at the patch's resolution
             resolution = patch
         counts = bins_meeting_sphere(
             directions=data.pixel_rays(resolution)[:, :3].cpu(),
@@ -332,7 +338,7 @@ class AdversarialPipeline(VanillaPipeline):
             fraction_ranges=fraction_ranges,
             sphere_radius=field.object_radius,
         )
-        capacity = most_in_a_patch(counts.view(resolution, resolution), patch)
+        capacity = most_in_a_patch(counts.view(resolution, resolution), patch, data.patch_stride)
         samples = patch**2 * len(fraction_ranges[0])
         return capacity if capacity <= (1.0 - model.config.train_query_min_saving) * samples else None
 

@@ -171,6 +171,8 @@ def unfit_reason(config: HyperNeRFGANTrainerConfig) -> Optional[str]:
         return f"patch {patch} is larger than the method's {resolution}x{resolution} images"
     if config.pipeline.datamanager.scales_patches and patch == resolution:
         return f"patches already cover the method's whole {resolution}x{resolution} images: nothing to scale"
+    if config.pipeline.datamanager.whole_image_patch_phase == "random" and resolution % patch:
+        return f"patch {patch} does not divide the method's {resolution} px images: no lattice of pixel centres"
     smallest = config.pipeline.discriminator.final_resolution
     if patch < smallest or patch & (patch - 1):
         return f"the discriminator takes power-of-two patches of at least {smallest}, not {patch}"

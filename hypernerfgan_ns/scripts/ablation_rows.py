@@ -327,6 +327,13 @@ def spread_patches_over_whole_image(config: HyperNeRFGANTrainerConfig) -> None:
     config.pipeline.datamanager.whole_image_patches = True
 
 
+def spread_patches_over_whole_image_at_random_phase(config: HyperNeRFGANTrainerConfig) -> None:
+    """Whole-image patches whose rays pass through photo pixels' centres, every s-th pixel from a random first one per
+    patch: each real pixel the photo pixel its ray passes through, every pixel of the frame some patch's ray."""
+    spread_patches_over_whole_image(config)
+    config.pipeline.datamanager.whole_image_patch_phase = "random"
+
+
 def read_scaled_reals_at_nearest_pixels(
     row: Callable[[HyperNeRFGANTrainerConfig], None],
 ) -> Callable[[HyperNeRFGANTrainerConfig], None]:
@@ -667,6 +674,11 @@ ROWS: Dict[str, AblationRow] = {
     "whole-image-patches-nearest": AblationRow(
         "each patch's rays spread over the whole image, each real pixel the photo pixel its point falls in",
         read_scaled_reals_at_nearest_pixels(spread_patches_over_whole_image),
+    ),
+    "whole-image-patches-random-phase": AblationRow(
+        "each patch's rays spread over the whole image through every s-th pixel's centre from a random first one, "
+        "each real pixel the photo pixel its ray passes through",
+        spread_patches_over_whole_image_at_random_phase,
     ),
     **{
         f"progressive-growing-x{start}": AblationRow(

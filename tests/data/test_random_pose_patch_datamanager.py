@@ -294,6 +294,53 @@ def test_patch_scale_annealing_spreads_patches_over_the_image_then_shrinks_them(
     assert torch.equal(whole.patch_scales(table, 1), torch.ones(1))
 
 
+def test_whole_image_patches_at_a_random_phase_are_lattices_of_pixel_centres(image_folder: Path) -> None:
+    """At a random phase a whole-image patch is every other pixel (P = R / 2) from a random first one: its real
+    pixels are the photo's pixels, its rays pass through the centres of the same lattice of the camera's full grid,
+    and over many patches every phase, so every pixel, is drawn."""
+    datamanager = make_datamanager(image_folder)
+    datamanager.config.whole_image_patches, datamanager.config.whole_image_patch_phase = True, "random"
+    datamanager.config.mirror_real_images = False
+    assert datamanager.patch_stride == 2 and make_datamanager(image_folder).patch_stride == 1
+    store = torch.from_numpy(datamanager.training_images().array().copy()).float() / 255
+    phases = {(row, column): store[:, row::2, column::2] for row in range(2) for column in range(2)}
+    seen = []
+    torch.manual_seed(1)
+    for _ in range(10):
+        for patch in datamanager.next_train_reals(step=0)["image"]:
+            distances = {phase: (lattice - patch).abs().amax((1, 2, 3)).min() for phase, lattice in phases.items()}
+            seen.append({phase for phase, distance in distances.items() if distance == 0})
+    assert all(len(phase) == 1 for phase in seen), "each real patch is one lattice of photo pixels, unblended"
+    assert set().union(*seen) == set(phases), "every phase drawn"
+
+    cameras = datamanager.sample_cameras(8)
+    bundle = datamanager.sample_patch_rays(cameras, datamanager.patch_footprints(8, step=0))
+    assert torch.equal(datamanager.patch_scales(bundle, 8), torch.ones(8))
+    ray_phases = set()
+    for index in range(8):
+        full = cameras.generate_rays(camera_indices=index, keep_shape=True)  # nerfstudio's rays of the whole image
+        patch = bundle.directions.view(8, PATCH, PATCH, 3)[index]
+        matching = [
+            phase for phase in phases
+            if (full.directions[phase[0] :: 2, phase[1] :: 2] - patch).norm(dim=-1).max() < 1e-6
+        ]
+        assert len(matching) == 1, "the centres of one lattice of the full grid's pixels"
+        assert torch.allclose(bundle.origins.view(8, PATCH, PATCH, 3)[index], full.origins[::2, ::2])
+        ray_phases.update(matching)
+    assert len(ray_phases) > 1, "the fakes' phases drawn per patch too"
+
+    for options, message in (({"whole_image_patches": False}, "add --pipeline.datamanager.whole-image-patches"),
+                             ({"patch_size": 16 // 3 + 1}, "divide the images' side")):
+        config = RandomPosePatchDataManagerConfig(
+            dataparser=datamanager.config.dataparser, patch_size=PATCH, whole_image_patches=True,
+            whole_image_patch_phase="random",
+        )
+        for name, value in options.items():
+            setattr(config, name, value)
+        with pytest.raises(ConfigError, match=message):
+            config.setup(device="cpu", test_mode="val")
+
+
 def test_scaled_real_patches_can_be_read_at_the_photo_pixels_their_points_fall_in(image_folder: Path) -> None:
     """With "nearest", every real pixel of a scaled patch is a photo pixel: a whole-image patch at half resolution
     is every other pixel of the photo (the fakes' rays pass at the corners between them, the same lattice), where

@@ -58,6 +58,14 @@ def test_the_most_in_a_patch_is_the_largest_window_sum() -> None:
             for column in range(13 - patch + 1)
         )
         assert most_in_a_patch(counts, patch) == brute
+    for patch, stride in ((5, 2), (4, 3), (3, 4)):  # a lattice of pixels `stride` apart, from any first pixel
+        steps = torch.arange(patch) * stride
+        brute = max(
+            int(counts[(row + steps)[:, None], (column + steps)[None, :]].sum())
+            for row in range(11 - steps[-1])
+            for column in range(13 - steps[-1])
+        )
+        assert most_in_a_patch(counts, patch, stride) == brute
 
 
 def test_points_inside_come_first_in_their_order() -> None:

@@ -239,7 +239,20 @@ def whole_image_patches(tmp_path: Path) -> AdversarialPipeline:
     )
 
 
-@pytest.mark.parametrize("patches", ["small_patches", "whole_image_patches"])
+@pytest.fixture
+def random_phase_patches(tmp_path: Path) -> AdversarialPipeline:
+    """The micro pipeline with 8 x 8 patches of every other pixel of its 16 x 16 images, from a random first one."""
+    return pipeline_from_seed(
+        tmp_path,
+        {
+            "datamanager.patch_size": 8,
+            "datamanager.whole_image_patches": True,
+            "datamanager.whole_image_patch_phase": "random",
+        },
+    )
+
+
+@pytest.mark.parametrize("patches", ["small_patches", "whole_image_patches", "random_phase_patches"])
 def test_training_renders_run_the_mlp_at_the_patch_capacity_with_the_same_images_and_gradients(
     patches: str, request: pytest.FixtureRequest
 ) -> None:
@@ -272,7 +285,7 @@ def test_training_renders_run_the_mlp_at_the_patch_capacity_with_the_same_images
             assert torch.allclose(packed, full, atol=1e-6, rtol=1e-4)
 
 
-@pytest.mark.parametrize("patches", ["small_patches", "whole_image_patches"])
+@pytest.mark.parametrize("patches", ["small_patches", "whole_image_patches", "random_phase_patches"])
 def test_no_training_patch_holds_more_samples_in_the_sphere_than_the_capacity(
     patches: str, request: pytest.FixtureRequest
 ) -> None:
@@ -572,5 +585,8 @@ def test_the_architecture_table_says_how_patches_are_scaled(small_patches: Adver
     data = small_patches.datamanager.config
     data.whole_image_patches, data.scaled_real_patches = True, "nearest"
     assert "whole 16 px images at 8 px, real pixels read nearest" in table_text()
+    data.whole_image_patch_phase = "random"
+    assert "at 8 px, one pixel in 2 along each axis from a random first one per patch (real pixels" in table_text()
+    data.whole_image_patch_phase = "centre"
     data.whole_image_patches, data.patch_scale_annealing_images, data.scaled_real_patches = False, 100, "bilinear"
     assert "from whole images to 8 px crops of 16 px over 100 images, real pixels read bilinear" in table_text()

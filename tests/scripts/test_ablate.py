@@ -390,7 +390,7 @@ def tiny() -> HyperNeRFGANTrainerConfig:
 def test_every_row_applies_to_the_tiny_method_except_patches_beyond_or_as_large_as_its_images(tiny) -> None:
     reasons = {row: unfit_reason(row_config(tiny, row)) for row in ROWS}
     scaled = {"patch-scale-annealing", "patch-scale-conditioning", "whole-image-patches"}
-    scaled |= {"patch-scale-annealing-nearest", "whole-image-patches-nearest"}
+    scaled |= {"patch-scale-annealing-nearest", "whole-image-patches-nearest", "whole-image-patches-random-phase"}
     assert {row for row, reason in reasons.items() if reason} == {"patch-64"} | scaled
     assert "larger than the method's 32x32 images" in reasons["patch-64"]
     assert all("already cover" in reasons[row] for row in scaled)
@@ -438,6 +438,14 @@ def test_rows_change_what_they_say(tiny) -> None:
         scaled_as = row_config(tiny, plain).pipeline.datamanager
         assert nearest.patch_scale_annealing_images == scaled_as.patch_scale_annealing_images
         assert nearest.whole_image_patches == scaled_as.whole_image_patches == (plain == "whole-image-patches")
+    phased = row_config(row_config(tiny, "patch-16"), "whole-image-patches-random-phase")
+    assert phased.pipeline.datamanager.whole_image_patches
+    assert tiny.pipeline.datamanager.whole_image_patch_phase == "centre"
+    assert phased.pipeline.datamanager.whole_image_patch_phase == "random" and unfit_reason(phased) is None
+    phased.pipeline.datamanager.dataparser.resolution = 48  # 16-pixel patches divide it: a lattice of pixel centres
+    assert unfit_reason(phased) is None
+    phased.pipeline.datamanager.patch_size = 32
+    assert "does not divide" in unfit_reason(phased)
     assert not tiny.pipeline.progressive_growing.enabled
     assert set(GROWING_START_DOWNSCALES) == {2, 4}
     growing = row_config(tiny, "progressive-growing-x4").pipeline.progressive_growing

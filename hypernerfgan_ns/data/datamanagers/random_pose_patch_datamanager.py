@@ -28,7 +28,9 @@ patches' pixels and one rotation per camera. Generating them per batch on the CP
 per iteration of the paper's configuration on 2 CPU cores (two batches of 16,384 rays, `hypernerfgan bench`'s
 "batch ms"): host time a GPU waits for. Annealed patches fall between pixel centres; their camera-space rays are
 generated per batch. A whole-image patch's rays are the pixel centres of the grid at the patch's resolution (at
-(i + 0.5) R / P, the points its real pixels are read at), from that grid's table.
+(i + 0.5) R / P, the points its real pixels are read at), from that grid's table; at a random phase
+(`whole_image_patch_phase`) they are every s-th pixel of the full grid from a random first one, gathered from its
+table as a crop's are, and the real patch is the same lattice of photo pixels.
 
 The evaluation side is nerfstudio's: a dataset of orbit cameras for the viewer, `ns-render` and `ns-eval`.
 `ns-export pointcloud` and `poisson` render the viewed object along the rays of training batches, as many cameras per
@@ -127,9 +129,11 @@ def crop_patches(
     indices: Int[Tensor, "batch"],
     offsets: Int[Tensor, "batch 2"],
     patch: int,
+    stride: int = 1,
 ) -> UInt8[Tensor, "batch patch patch 3"]:
-    """The patch x patch crop at (row, column) `offsets[i]` of image `indices[i]`, all in one gather."""
-    steps = torch.arange(patch, device=images.device)
+    """The patch x patch crop at (row, column) `offsets[i]` of image `indices[i]` (every `stride`-th pixel from there),
+    all in one gather."""
+    steps = torch.arange(patch, device=images.device) * stride
     rows = (offsets[:, :1] + steps)[:, :, None]  # [batch, patch, 1]
     columns = (offsets[:, 1:] + steps)[:, None, :]  # [batch, 1, patch]
     return images[indices[:, None, None], rows, columns]
@@ -163,6 +167,13 @@ class RandomPosePatchDataManagerConfig(DefaultsForMissingFields, VanillaDataMana
     (3 seeds, better on each) in three quarters of the minutes, where read bilinearly 147 (docs/ablations.md, "Real
     pixels for scaled patches"). The MLP runs only where the object sphere can be, as for crops. Not with patch-scale
     annealing."""
+    whole_image_patch_phase: Literal["centre", "random"] = "centre"
+    """Where a whole-image patch's rays pass within each s x s block of photo pixels (s = R / P, the rays' spacing):
+    "centre", at the block's centre, the same points in every batch (at s = 2 a corner of four photo pixels, so each
+    real pixel is read at a point between pixels, as `scaled_real_patches` says); "random", at the centre of one of
+    the block's pixels, the same one in every block of a patch and drawn per patch, so that every real pixel is
+    exactly the photo pixel its ray passes through (no reading to choose) and over training every pixel of the frame
+    is some patch's ray, as in the evaluation's full-resolution renders. "random" needs P to divide R."""
     scaled_real_patches: Literal["bilinear", "nearest"] = "bilinear"
     """How a scaled patch's real pixels are read from the photo at the points its rays pass through (GRAF's patches:
     patch-scale annealing). "bilinear" blends the four nearest pixels, as GRAF's grid_sample does: a patch that
@@ -264,10 +275,21 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
                 "Whole-image patches (--pipeline.datamanager.whole-image-patches) never change scale, and patch-scale "
                 "annealing (--pipeline.datamanager.patch-scale-annealing-images) changes it: choose one."
             )
+        if config.whole_image_patch_phase == "random" and not config.whole_image_patches:
+            raise ConfigError(
+                "A random phase (--pipeline.datamanager.whole-image-patch-phase random) places whole-image patches' "
+                "rays; add --pipeline.datamanager.whole-image-patches True, or leave the phase at centre."
+            )
+        if config.whole_image_patch_phase == "random" and self.resolution % config.patch_size:
+            raise ConfigError(
+                f"Whole-image patches at a random phase need the patch size ({config.patch_size}) to divide the "
+                f"images' side ({self.resolution}), so that their rays pass through pixel centres: choose a divisor "
+                "for --pipeline.datamanager.patch-size, or --pipeline.datamanager.whole-image-patch-phase centre."
+            )
         self.train_pixel_sampler = PatchBatchRays(config)  # type: ignore[assignment]  # where exporters set rays
         self._device_images: Optional[Tensor] = None
         self._pixel_rays: Dict[int, Tensor] = {}
-        self._patch_pixel_offsets: Dict[Tuple[int, int], Tensor] = {}
+        self._patch_pixel_offsets: Dict[Tuple[int, int, int], Tensor] = {}
         self._prior_depth_range: Optional[Tensor] = None
         DataManager.__init__(self)
 
@@ -306,6 +328,14 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         """Whether training patches are GRAF's scaled ones: annealed or spread over the whole image, on patches
         smaller than the images."""
         return self.config.scales_patches and self.config.patch_size < self.resolution
+
+    @property
+    def patch_stride(self) -> int:
+        """Pixels between neighbouring rays of a patch, for patches whose rays pass through pixel centres: 1 for crops,
+        R / P for whole-image patches at a random phase (the photo's every s-th pixel, from a random first one)."""
+        if self.scaled_patches and self.config.whole_image_patch_phase == "random":
+            return self.resolution // self.config.patch_size
+        return 1
 
     @staticmethod
     def patch_scales(ray_bundle: RayBundle, num_patches: int) -> Optional[Float[Tensor, "patches"]]:
@@ -351,14 +381,15 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         given; P / d x P / d of the grid at R / d with `downscale` d), grouped per camera, on the training device."""
         self.check_downscale(downscale, footprints)
         num_cameras, patch = cameras.shape[0], self.config.patch_size // downscale
-        if footprints is not None and self.config.whole_image_patches:
+        if footprints is not None and self.config.whole_image_patches and self.patch_stride == 1:
             # The whole image at the patch's resolution: every pixel centre of that grid, from the table.
             rays = self.pixel_rays(patch)[None].expand(num_cameras, -1, -1)
-        elif footprints is None:
-            resolution = self.resolution // downscale
-            offsets = torch.randint(0, resolution - patch + 1, (num_cameras, 2))  # (row, column) of each patch
+        elif footprints is None or self.patch_stride > 1:
+            # Pixels of the grid s apart from a random first one: a crop (s = 1), or a random phase of the lattice.
+            resolution, stride = self.resolution // downscale, self.patch_stride
+            offsets = self.lattice_offsets(num_cameras, resolution, patch)
             corners = to_device(offsets[:, 0] * resolution + offsets[:, 1], self.device)
-            rays = self.pixel_rays(resolution)[corners[:, None] + self.patch_pixel_offsets(patch, resolution)]
+            rays = self.pixel_rays(resolution)[corners[:, None] + self.patch_pixel_offsets(patch, resolution, stride)]
         else:
             rows, columns = self.patch_points(footprints)
             coords = torch.stack(torch.broadcast_tensors(rows[:, :, None], columns[:, None, :]), dim=-1)
@@ -400,14 +431,20 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
             self._pixel_rays[resolution] = self.camera_space_rays(centres, resolution).to(self.device)
         return self._pixel_rays[resolution]
 
-    def patch_pixel_offsets(self, patch: int, resolution: int) -> Int[Tensor, "patch_pixels"]:
-        """Indices into `pixel_rays(resolution)` of a patch x patch block's pixels, relative to its top-left pixel,
-        on the device."""
-        if (patch, resolution) not in self._patch_pixel_offsets:
-            steps = torch.arange(patch)
+    def lattice_offsets(self, num_patches: int, resolution: int, patch: int) -> Int[Tensor, "patches 2"]:
+        """Random (row, column) of each patch's top-left pixel on the grid at `resolution`: anywhere a crop fits, or,
+        for a lattice of pixels `patch_stride` apart, its phase (one of the first s x s pixels)."""
+        stride = self.patch_stride
+        return torch.randint(0, resolution - patch + 1 if stride == 1 else stride, (num_patches, 2))
+
+    def patch_pixel_offsets(self, patch: int, resolution: int, stride: int = 1) -> Int[Tensor, "patch_pixels"]:
+        """Indices into `pixel_rays(resolution)` of a patch's pixels (patch x patch of them, `stride` apart) relative
+        to its top-left pixel, on the device."""
+        if (patch, resolution, stride) not in self._patch_pixel_offsets:
+            steps = torch.arange(patch) * stride
             offsets = (steps[:, None] * resolution + steps[None, :]).flatten()
-            self._patch_pixel_offsets[patch, resolution] = offsets.to(self.device)
-        return self._patch_pixel_offsets[patch, resolution]
+            self._patch_pixel_offsets[patch, resolution, stride] = offsets.to(self.device)
+        return self._patch_pixel_offsets[patch, resolution, stride]
 
     def device_images(self) -> Optional[UInt8[Tensor, "images height width 3"]]:
         """Every training image on the training device, loaded on first use, if they fit `max_device_images_gb`."""
@@ -429,7 +466,9 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         store, patch = self.training_images(), self.config.patch_size
         indices = torch.randint(0, store.num_images, (num_images,))
         points: Optional[Tuple[Tensor, Tensor]] = None  # (rows, columns) to sample at; None: a crop of pixels
-        if footprints is None:
+        if footprints is not None and self.patch_stride > 1:  # a lattice of photo pixels at a random phase
+            offsets = self.lattice_offsets(num_images, self.resolution, patch)
+        elif footprints is None:
             # On the coarse grid: a crop of the downscaled photo starts at d times a coarse offset.
             offsets = torch.randint(0, (self.resolution - patch) // downscale + 1, (num_images, 2)) * downscale
             if downscale > 1 and self.config.coarse_real_patches == "point":
@@ -444,7 +483,8 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
             indices = torch.arange(num_images)
         indices = to_device(indices, self.device)
         if points is None:
-            patches = crop_patches(images, indices, to_device(offsets, self.device), patch).float() / UINT8_MAX
+            offsets = to_device(offsets, self.device)
+            patches = crop_patches(images, indices, offsets, patch, self.patch_stride).float() / UINT8_MAX
             if downscale > 1:
                 patches = F.avg_pool2d(patches.permute(0, 3, 1, 2), downscale).permute(0, 2, 3, 1)
         else:
