@@ -250,9 +250,9 @@ VARIANTS: Dict[str, BenchVariant] = {
         study_rows("whole-images", "discriminator-base-x0.5"),
     ),
     "whole-image-patches": BenchVariant(
-        "the method as registered, each patch's rays spread over the whole image, real pixels read at the nearest "
-        "photo pixel",
-        study_rows("whole-image-patches-nearest"),
+        "the method as registered, each patch's rays spread over the whole image: every s-th pixel from a random "
+        "first one, the real patches the same photo pixels",
+        study_rows("whole-image-patches-random-phase"),
     ),
     **{
         f"growing-stage-x{downscale}": BenchVariant(

@@ -226,30 +226,23 @@ def small_patches(tmp_path: Path) -> AdversarialPipeline:
     return pipeline_from_seed(tmp_path, {"datamanager.patch_size": 8})
 
 
+def whole_image_patch_pipeline(tmp_path: Path, name: str, value: str) -> AdversarialPipeline:
+    """The micro pipeline with 8 x 8 patches spread over its whole 16 x 16 images (every other pixel), with the
+    datamanager's option `name` set to `value`."""
+    options = {"datamanager.patch_size": 8, "datamanager.whole_image_patches": True, f"datamanager.{name}": value}
+    return pipeline_from_seed(tmp_path, options)
+
+
 @pytest.fixture
 def whole_image_patches(tmp_path: Path) -> AdversarialPipeline:
-    """The micro pipeline with 8 x 8 patches spread over its whole 16 x 16 images (every other pixel)."""
-    return pipeline_from_seed(
-        tmp_path,
-        {
-            "datamanager.patch_size": 8,
-            "datamanager.whole_image_patches": True,
-            "datamanager.scaled_real_patches": "nearest",
-        },
-    )
+    """Rays at the coarse grid's pixel centres, real pixels read at the nearest photo pixel."""
+    return whole_image_patch_pipeline(tmp_path, "scaled_real_patches", "nearest")
 
 
 @pytest.fixture
 def random_phase_patches(tmp_path: Path) -> AdversarialPipeline:
-    """The micro pipeline with 8 x 8 patches of every other pixel of its 16 x 16 images, from a random first one."""
-    return pipeline_from_seed(
-        tmp_path,
-        {
-            "datamanager.patch_size": 8,
-            "datamanager.whole_image_patches": True,
-            "datamanager.whole_image_patch_phase": "random",
-        },
-    )
+    """Rays through every other pixel's centre from a random first one."""
+    return whole_image_patch_pipeline(tmp_path, "whole_image_patch_phase", "random")
 
 
 @pytest.mark.parametrize("patches", ["small_patches", "whole_image_patches", "random_phase_patches"])
