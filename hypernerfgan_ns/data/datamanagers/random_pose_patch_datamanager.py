@@ -165,8 +165,8 @@ class RandomPosePatchDataManagerConfig(DefaultsForMissingFields, VanillaDataMana
     divisor of the image's side the rays pass at a regular lattice of the photo's pixels, which `scaled_real_patches`
     "nearest" reads exactly: on 16-pixel patches of the tiny preset's 32-pixel cars, FID 107 against 133 for crops
     (3 seeds, better on each) in three quarters of the minutes, where read bilinearly 147 (docs/ablations.md, "Real
-    pixels for scaled patches"). The MLP runs only where the object sphere can be, as for crops. Not with patch-scale
-    annealing."""
+    pixels for scaled patches"), and 77 at a random phase (`whole_image_patch_phase`; "Whole-image patches at a random
+    phase"). The MLP runs only where the object sphere can be, as for crops. Not with patch-scale annealing."""
     whole_image_patch_phase: Literal["centre", "random"] = "centre"
     """Where a whole-image patch's rays pass within each s x s block of photo pixels (s = R / P, the rays' spacing):
     "centre", at the block's centre, the same points in every batch (at s = 2 a corner of four photo pixels, so each
