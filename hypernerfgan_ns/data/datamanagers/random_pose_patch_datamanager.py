@@ -466,11 +466,9 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         store, patch = self.training_images(), self.config.patch_size
         indices = torch.randint(0, store.num_images, (num_images,))
         points: Optional[Tuple[Tensor, Tensor]] = None  # (rows, columns) to sample at; None: a crop of pixels
-        if footprints is not None and self.patch_stride > 1:  # a lattice of photo pixels at a random phase
-            offsets = self.lattice_offsets(num_images, self.resolution, patch)
-        elif footprints is None:
+        if footprints is None or self.patch_stride > 1:  # a crop, or a lattice of photo pixels at a random phase
             # On the coarse grid: a crop of the downscaled photo starts at d times a coarse offset.
-            offsets = torch.randint(0, (self.resolution - patch) // downscale + 1, (num_images, 2)) * downscale
+            offsets = self.lattice_offsets(num_images, self.resolution // downscale, patch // downscale) * downscale
             if downscale > 1 and self.config.coarse_real_patches == "point":
                 centres = (torch.arange(patch // downscale) + 0.5) * downscale  # the coarse pixels' centres
                 points = offsets[:, :1] + centres, offsets[:, 1:] + centres
