@@ -105,6 +105,21 @@ class DiscriminatorConfig(DefaultsForMissingFields, InstantiateConfig):
     patch_scale_mapping_layers: int = 2
     """Fully connected layers from the scale's features to the embedding the logit is projected on."""
 
+    def unfit_reason(self, side: int) -> Optional[str]:
+        """Why patches of `side` px cannot be judged, with the sides that fit, or None: the blocks halve a patch down
+        to `final_resolution`. Refused as the discriminator is built, skipped by `hypernerfgan ablate` before any
+        work."""
+        final = self.final_resolution
+        if side >= final and not side & (side - 1):
+            return None
+        below = max(final, 1 << (max(side, 1).bit_length() - 1))
+        above = below * 2 if below < side else below
+        return (
+            f"The discriminator halves its patches down to {final}x{final}, so their side must be a power of two >= "
+            f"{final}, got {side} (--pipeline.datamanager.patch-size, or a stage of progressive growing): try "
+            + (f"{below} or {above}" if above != below else f"{below}")
+        )
+
 
 class EqualizedConv2d(nn.Module):
     """Conv2d with an equalized learning rate, optional 2x downsampling after a low-pass filter, and a clamp."""
@@ -274,15 +289,9 @@ class Discriminator(nn.Module):
         super().__init__()
         smallest = resolution if smallest_resolution is None else smallest_resolution
         for side in (resolution, smallest):
-            if side < config.final_resolution or side & (side - 1):
-                below = max(config.final_resolution, 1 << (max(side, 1).bit_length() - 1))
-                above = below * 2 if below < side else below
-                raise ConfigError(
-                    f"The discriminator halves its patches down to {config.final_resolution}x{config.final_resolution}, "
-                    f"so their side must be a power of two >= {config.final_resolution}, got {side} "
-                    f"(--pipeline.datamanager.patch-size, or a stage of progressive growing): try "
-                    + (f"{below} or {above}." if above != below else f"{below}.")
-                )
+            reason = config.unfit_reason(side)
+            if reason is not None:
+                raise ConfigError(f"{reason}.")
         if smallest > resolution:
             raise ConfigError(f"The smallest patch ({smallest}) is larger than the patch ({resolution}).")
         self.resolution = resolution

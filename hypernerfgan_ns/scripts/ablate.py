@@ -165,23 +165,20 @@ def row_config(base: HyperNeRFGANTrainerConfig, row: str) -> HyperNeRFGANTrainer
 
 def unfit_reason(config: HyperNeRFGANTrainerConfig) -> Optional[str]:
     """Why a row's config cannot be trained with this method, or None: checked before any work, so it is skipped."""
-    patch = config.pipeline.datamanager.patch_size
-    resolution = dataparser_config(config).resolution
-    if patch > resolution:
-        return f"patch {patch} is larger than the method's {resolution}x{resolution} images"
-    if config.pipeline.datamanager.scales_patches and patch == resolution:
+    data = config.pipeline.datamanager
+    patch, resolution = data.patch_size, dataparser_config(config).resolution
+    if data.scales_patches and patch == resolution:
         return f"patches already cover the method's whole {resolution}x{resolution} images: nothing to scale"
-    if config.pipeline.datamanager.whole_image_patch_phase == "random" and resolution % patch:
-        return f"patch {patch} does not divide the method's {resolution} px images: no lattice of pixel centres"
+    reason = data.unfit_reason(resolution) or config.pipeline.discriminator.unfit_reason(patch)
+    if reason is not None:
+        return reason
     smallest = config.pipeline.discriminator.final_resolution
-    if patch < smallest or patch & (patch - 1):
-        return f"the discriminator takes power-of-two patches of at least {smallest}, not {patch}"
     growing = config.pipeline.progressive_growing
     reason = growing.unfit_reason(
         patch_size=patch,
         resolution=resolution,
         smallest_patch=smallest,
-        scaled_patches=config.pipeline.datamanager.scales_patches,
+        scaled_patches=data.scales_patches,
     )
     return reason or config.pipeline.input_blur.unfit_reason(smallest_patch=growing.first_patch_size(patch))
 

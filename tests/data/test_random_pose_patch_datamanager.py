@@ -227,7 +227,7 @@ def test_patches_larger_than_the_images_are_refused(image_folder: Path) -> None:
         dataparser=UnposedImagesDataParserConfig(data=image_folder, resolution=RESOLUTION, min_image_size=8),
         patch_size=32,
     )
-    with pytest.raises(DatasetError, match="patch size"):
+    with pytest.raises(ConfigError, match="patch size \\(32\\) is larger.*--pipeline.datamanager.patch-size"):
         config.setup(device="cpu", test_mode="val")
 
 

@@ -61,9 +61,12 @@ def test_one_call_on_fakes_then_reals_scores_each_as_its_own_call(batch: int) ->
         discriminator(torch.randn(5, 3, 16, 16), num_batches=2)
 
 
-def test_non_power_of_two_patches_are_refused() -> None:
-    with pytest.raises(ValueError, match="power of two"):
+def test_non_power_of_two_patches_are_refused_with_the_sides_that_fit() -> None:
+    with pytest.raises(ValueError, match="power of two >= 4, got 48 .*try 32 or 64"):
         Discriminator(DiscriminatorConfig(), resolution=48)
+    config = DiscriminatorConfig()
+    assert config.unfit_reason(64) is None and config.unfit_reason(4) is None
+    assert config.unfit_reason(2).endswith("try 4"), "below the epilogue's 4x4: the smallest side that fits"
 
 
 @pytest.mark.parametrize("kernel_size", [1, 3])

@@ -207,7 +207,7 @@ def test_a_patch_larger_than_the_images_is_skipped_with_its_reason(study: Tuple[
     assert skipped.status == "skipped" and "larger than" in (skipped.message or "")
     assert not (output / TOO_LARGE_PATCH).exists(), "nothing is trained for a skipped row"
     line = next(line for line in (output / REPORT_MARKDOWN).read_text().splitlines() if TOO_LARGE_PATCH in line)
-    assert "skipped: patch 32 is larger than" in line
+    assert "skipped: The patch size (32) is larger than the training resolution (16)" in line
 
 
 def test_a_row_that_changes_nothing_is_skipped(study: Tuple[Path, Dict[str, RowResult]]) -> None:
@@ -392,7 +392,7 @@ def test_every_row_applies_to_the_tiny_method_except_patches_beyond_or_as_large_
     scaled = {"patch-scale-annealing", "patch-scale-conditioning", "whole-image-patches"}
     scaled |= {"patch-scale-annealing-nearest", "whole-image-patches-nearest", "whole-image-patches-random-phase"}
     assert {row for row, reason in reasons.items() if reason} == {"patch-64"} | scaled
-    assert "larger than the method's 32x32 images" in reasons["patch-64"]
+    assert "larger than the training resolution (32)" in reasons["patch-64"]
     assert all("already cover" in reasons[row] for row in scaled)
     small_and_growing = row_config(row_config(tiny, "patch-8"), "progressive-growing-x4")
     assert "cannot start 4x smaller" in unfit_reason(small_and_growing), "8-pixel patches would start at 2"
@@ -445,7 +445,7 @@ def test_rows_change_what_they_say(tiny) -> None:
     phased.pipeline.datamanager.dataparser.resolution = 48  # 16-pixel patches divide it: a lattice of pixel centres
     assert unfit_reason(phased) is None
     phased.pipeline.datamanager.patch_size = 32
-    assert "does not divide" in unfit_reason(phased)
+    assert "to divide the images' side (48)" in unfit_reason(phased)
     assert not tiny.pipeline.progressive_growing.enabled
     assert set(GROWING_START_DOWNSCALES) == {2, 4}
     growing = row_config(tiny, "progressive-growing-x4").pipeline.progressive_growing

@@ -196,6 +196,33 @@ class RandomPosePatchDataManagerConfig(DefaultsForMissingFields, VanillaDataMana
         """Whether patches smaller than the images are scaled (GRAF's): annealed or spread over the whole image."""
         return self.patch_scale_annealing_images > 0 or self.whole_image_patches
 
+    def unfit_reason(self, resolution: int) -> Optional[str]:
+        """Why these patches cannot be cut from `resolution` px images, with the flags that fit, or None: refused as
+        the run is set up, and skipped by `hypernerfgan ablate` before any work."""
+        patch = self.patch_size
+        if patch > resolution:
+            return (
+                f"The patch size ({patch}) is larger than the training resolution ({resolution}): lower "
+                "--pipeline.datamanager.patch-size or raise the dataparser's --resolution"
+            )
+        if self.whole_image_patches and self.patch_scale_annealing_images > 0:
+            return (
+                "Whole-image patches (--pipeline.datamanager.whole-image-patches) never change scale, and patch-scale "
+                "annealing (--pipeline.datamanager.patch-scale-annealing-images) changes it: choose one"
+            )
+        if self.whole_image_patch_phase == "random" and not self.whole_image_patches:
+            return (
+                "A random phase (--pipeline.datamanager.whole-image-patch-phase random) places whole-image patches' "
+                "rays; add --pipeline.datamanager.whole-image-patches True, or leave the phase at centre"
+            )
+        if self.whole_image_patch_phase == "random" and resolution % patch:
+            return (
+                f"Whole-image patches at a random phase need the patch size ({patch}) to divide the images' side "
+                f"({resolution}), so that their rays pass through pixel centres: choose a divisor for "
+                "--pipeline.datamanager.patch-size, or --pipeline.datamanager.whole-image-patch-phase centre"
+            )
+        return None
+
 
 class PatchBatchRays:
     """The rays per training batch, where nerfstudio's exporters set them: `ns-export pointcloud` and `poisson` set
@@ -245,6 +272,9 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
                 f"HyperNeRFGAN trains on unposed image collections; the {type(config.dataparser).__name__} dataparser "
                 "is not supported. Use the `unposed-images` dataparser (the default)."
             )
+        reason = config.unfit_reason(config.dataparser.resolution)  # before any image is read
+        if reason is not None:
+            raise ConfigError(f"{reason}.")
         self.config = config
         self.device = device
         self.world_size = world_size
@@ -265,27 +295,6 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         self.exclude_batch_keys_from_device = self.train_dataset.exclude_batch_keys_from_device
         self.camera_prior: CameraPriorConfig = self.train_dataparser_outputs.metadata["dataset_preset"].camera_prior
         self.resolution = config.dataparser.resolution
-        if config.patch_size > self.resolution:
-            raise DatasetError(
-                f"The patch size ({config.patch_size}) is larger than the training resolution ({self.resolution}). "
-                "Lower --pipeline.datamanager.patch-size or raise the dataparser's --resolution."
-            )
-        if config.whole_image_patches and config.patch_scale_annealing_images > 0:
-            raise ConfigError(
-                "Whole-image patches (--pipeline.datamanager.whole-image-patches) never change scale, and patch-scale "
-                "annealing (--pipeline.datamanager.patch-scale-annealing-images) changes it: choose one."
-            )
-        if config.whole_image_patch_phase == "random" and not config.whole_image_patches:
-            raise ConfigError(
-                "A random phase (--pipeline.datamanager.whole-image-patch-phase random) places whole-image patches' "
-                "rays; add --pipeline.datamanager.whole-image-patches True, or leave the phase at centre."
-            )
-        if config.whole_image_patch_phase == "random" and self.resolution % config.patch_size:
-            raise ConfigError(
-                f"Whole-image patches at a random phase need the patch size ({config.patch_size}) to divide the "
-                f"images' side ({self.resolution}), so that their rays pass through pixel centres: choose a divisor "
-                "for --pipeline.datamanager.patch-size, or --pipeline.datamanager.whole-image-patch-phase centre."
-            )
         self.train_pixel_sampler = PatchBatchRays(config)  # type: ignore[assignment]  # where exporters set rays
         self._device_images: Optional[Tensor] = None
         self._pixel_rays: Dict[int, Tensor] = {}
