@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
 from hypernerfgan_ns.engine.in_process import own_event_writers
 from nerfstudio.utils import writer
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
 def test_a_training_writes_out_its_events_and_leaves_no_writer_event_or_step_to_the_next(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from hypernerfgan_ns.engine.trainer import (
     INTERRUPTED_EXIT_CODE,
@@ -27,12 +28,11 @@ from hypernerfgan_ns.engine.trainer import (
 from hypernerfgan_ns.errors import CheckpointError
 from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurve, QualityCurveConfig, read_curve
 from hypernerfgan_ns.pipelines.adversarial_pipeline import FAKE_OPACITY, AdversarialPipeline
-from hypernerfgan_ns.utils.precision import GradScalerWithHostScale
 from hypernerfgan_ns.training.progressive_growing import ProgressiveGrowingConfig
+from hypernerfgan_ns.utils.precision import GradScalerWithHostScale
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.utils import writer
 from nerfstudio.utils.eval_utils import eval_setup
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tests.helpers import latest_checkpoint, micro_config, replaced, train
 
 

@@ -14,8 +14,8 @@ import scipy.linalg
 import torch
 
 from hypernerfgan_ns.data.cache import default_cache_root
-from hypernerfgan_ns.errors import InceptionUnavailableError
 from hypernerfgan_ns.data.image_collection import ImageStore
+from hypernerfgan_ns.errors import InceptionUnavailableError
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, inception_distances, summarize_real_images
 from hypernerfgan_ns.metrics.feature_cache import FEATURES_SUBFOLDER, features_entry
 from hypernerfgan_ns.metrics.inception import (

@@ -12,6 +12,7 @@ from typing import List
 
 import pytest
 from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import nerfstudio.engine.trainer
 from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTrainer
@@ -29,10 +30,9 @@ from hypernerfgan_ns.metrics.quality_curve import (
 from hypernerfgan_ns.metrics.sample_archive import SampleArchive
 from hypernerfgan_ns.scripts.plot_curves import PlotCommand
 from hypernerfgan_ns.scripts.score_samples import RenderSamplesCommand, ScoreCommand, ScoreCurveCommand, training_images
-from nerfstudio.utils.eval_utils import eval_setup
 from nerfstudio.utils import profiler, writer
+from nerfstudio.utils.eval_utils import eval_setup
 from nerfstudio.utils.writer import EventName, TimeWriter
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tests.helpers import latest_checkpoint, micro_config, replaced, train
 
 CURVE = QualityCurveConfig(interval_images=8, num_generated=8)

@@ -9,10 +9,10 @@ from typing import Any, Dict, List, Sequence, Tuple
 import pytest
 import torch
 
+from hypernerfgan_ns.cameras.camera_prior import look_at_origin_poses
 from hypernerfgan_ns.errors import ConfigError
 from hypernerfgan_ns.pipelines import adversarial_pipeline as pipeline_module
 from hypernerfgan_ns.pipelines.adversarial_pipeline import FAKE_OPACITY, AdversarialPipeline
-from hypernerfgan_ns.cameras.camera_prior import look_at_origin_poses
 from hypernerfgan_ns.training.input_blur import blur_images
 from tests.helpers import micro_config, points_queried
 

@@ -23,12 +23,12 @@ from hypernerfgan_ns.method_configs import METHODS, method_config
 from hypernerfgan_ns.networks.discriminator import Discriminator
 from hypernerfgan_ns.networks.generator import Generator
 from hypernerfgan_ns.scripts.bench import (
+    DEFAULT_AUGMENT_PROBABILITY,
     BatchPreparationTimer,
-    BenchResult,
     BenchError,
     Benchmark,
+    BenchResult,
     BenchSettings,
-    DEFAULT_AUGMENT_PROBABILITY,
     OperationCounter,
     SavedTensorBytes,
     device_busy_seconds,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
 from hypernerfgan_ns.training.ema import EMAConfig, update_ema
-import pytest
-
 from hypernerfgan_ns.training.losses import discriminator_loss, generator_loss, gradient_penalty
 
 

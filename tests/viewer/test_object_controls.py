@@ -12,12 +12,12 @@ import torch
 
 from hypernerfgan_ns.data.dataset_presets import DatasetPreset
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel
+from hypernerfgan_ns.utils.latents import slerp
 from hypernerfgan_ns.viewer.object_controls import (
     RANDOM_SEED_LIMIT,
     SEED_B_OFFSET,
     ObjectViewerControls,
 )
-from hypernerfgan_ns.utils.latents import slerp
 from nerfstudio.viewer.utils import parse_object
 from nerfstudio.viewer.viewer_elements import ViewerButton, ViewerElement, ViewerParameter
 from tests.conftest import make_model
