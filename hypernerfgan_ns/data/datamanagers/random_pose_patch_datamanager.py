@@ -174,9 +174,10 @@ class RandomPosePatchDataManagerConfig(DefaultsForMissingFields, VanillaDataMana
     the block's pixels, the same one in every block of a patch and drawn per patch, so that every real pixel is
     exactly the photo pixel its ray passes through (no reading to choose) and over training every pixel of the frame
     is some patch's ray, as in the evaluation's full-resolution renders. "random" needs P to divide R. On the tiny
-    preset "random" was better at s = 2 on the cars (FID 77 against 107, 3 seeds); at s = 4 worse on the cars and
-    the planes (157 against 119 and 165 against 134, 5 seeds each) and better on the chairs (175 against 199):
-    docs/ablations.md, "Whole-image patches against whole images, at equal arithmetic"."""
+    preset (FID, 5 seeds) "random" was better on the chairs at s = 2 and 4 (87 against 97, 175 against 199), worse
+    on the planes at both (65 against 62, 165 against 134), and on the cars better at s = 2 (77 against 107, 3
+    seeds) and worse at s = 4 (157 against 119): docs/ablations.md, "Whole-image patches at a random phase" and
+    "Whole-image patches against whole images, at equal arithmetic"."""
     scaled_real_patches: Literal["bilinear", "nearest"] = "bilinear"
     """How a scaled patch's real pixels are read from the photo at the points its rays pass through (GRAF's patches:
     patch-scale annealing). "bilinear" blends the four nearest pixels, as GRAF's grid_sample does: a patch that
