@@ -68,6 +68,24 @@ def batched_affine(
     return torch.baddbmm(bias, inputs, weights)
 
 
+def skip_affine(
+    encoded: Float[Tensor, "objects points encoded_features"],
+    hidden: Float[Tensor, "objects points hidden_features"],
+    weights: Float[Tensor, "objects in_features out_features"],
+    bias: Float[Tensor, "out_features"],
+) -> Float[Tensor, "objects points out_features"]:
+    """[encoded, hidden] @ weights + bias, per object, without concatenating the inputs: the layer after the skip
+    connection as two matmuls into one output, the encoding's rows of the weights, then the hidden rows'. The
+    concatenation would write every point's encoding again (63 of the paper's 191 input features), and its output is
+    what the layer saves for backward, besides the encoding and the hidden activations already saved for their own
+    layers; split, the layer saves those two and nothing new, and its backward computes no gradient for the encoding
+    of rendered points, which need none. Eager, the second matmul accumulates into the first's output in place."""
+    encoded_weights, hidden_weights = weights.split([encoded.shape[-1], hidden.shape[-1]], dim=-2)
+    if torch.compiler.is_compiling():
+        return torch.bmm(encoded, encoded_weights) + torch.bmm(hidden, hidden_weights) + bias
+    return torch.baddbmm(bias, encoded, encoded_weights).baddbmm_(hidden, hidden_weights)
+
+
 @dataclass
 class ObjectWeights:
     """Every target layer's weights for a batch of objects, as the field multiplies by them: what the hypernetwork
@@ -208,18 +226,19 @@ class TargetField(nn.Module):
             RGB in [0, 1] as [objects, points, 3] and density >= 0 as [objects, points, 1].
         """
         dtype = autocast_dtype(positions) or positions.dtype
-        encoded = self.encoding(positions).to(dtype)
+        encoded = self.encoding(positions, dtype)
         biases = (torch.cat([layer.bias for layer in self.layers]) * self.bias_gains).to(dtype)
         biases = biases.split([layer.out_features for layer in self.layers])
         h = encoded
         last = len(self.layers) - 1
         for index, (weight, bias) in enumerate(zip(weights.layers_in(dtype), biases)):
-            h = batched_affine(h, weight, bias)
+            if self.skip_layer is not None and index == self.skip_layer + 1:  # its input: [encoding, hidden]
+                h = skip_affine(encoded, h, weight, bias)
+            else:
+                h = batched_affine(h, weight, bias)
             if index == last:
                 break
             h = F.relu(h, inplace=True)  # the affine map does not need its output for backward
-            if index == self.skip_layer:
-                h = torch.cat([encoded, h], dim=-1)
         return self.output_heads(h, positions, density_noise_std)
 
     def may_have_density(self, positions: Float[Tensor, "*points 3"]) -> Bool[Tensor, "*points"]:

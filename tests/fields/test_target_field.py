@@ -13,7 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from hypernerfgan_ns.field_components.encodings import PositionalEncoding
 from hypernerfgan_ns.field_components.fmm import FMMFactors, modulated_weight
-from hypernerfgan_ns.fields.target_field import HIDDEN_ACTIVATION_GAIN, ObjectWeights, TargetField
+from hypernerfgan_ns.fields.target_field import HIDDEN_ACTIVATION_GAIN, ObjectWeights, TargetField, skip_affine
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel
 from hypernerfgan_ns.utils.compiling import compiled
 from nerfstudio.cameras.rays import RayBundle
@@ -31,6 +31,23 @@ def test_positional_encoding_layout_is_the_reference_one() -> None:
     assert torch.allclose(encoded[0, 3:6], torch.sin(x[0]))  # octave 0: sines, then cosines
     assert torch.allclose(encoded[0, 6:9], torch.cos(x[0]))
     assert torch.allclose(encoded[0, -3:], torch.cos(x[0] * 2**9))
+
+
+def test_the_encoding_written_in_place_equals_the_differentiable_one_in_either_precision() -> None:
+    """Rendered points need no gradient, so their sines and cosines are written straight into the encoding (in the
+    target MLP's precision); points that need one take the general path. Both give the same channels, and the fp16
+    encoding is the float32 one rounded once."""
+    torch.manual_seed(0)
+    encoding = PositionalEncoding(num_octaves=10)
+    points = torch.rand(2, 300, 3) * 4 - 2
+    differentiable = points.clone().requires_grad_()
+    general = encoding(differentiable)
+    for dtype, last_bit in ((torch.float32, 1e-6), (torch.float16, 1e-3)):  # a sine's last bit may differ
+        written = encoding(points, dtype)
+        assert written.dtype == dtype
+        assert torch.allclose(written.float(), general.detach().to(dtype).float(), rtol=0, atol=last_bit)
+    (gradient,) = torch.autograd.grad(general.sum(), differentiable)
+    assert torch.isfinite(gradient).all() and gradient.abs().sum() > 0
 
 
 def test_layer_shapes_with_skip_match_the_reference_mlp() -> None:
@@ -118,6 +135,41 @@ def test_a_hidden_layer_shaped_like_the_output_layer_keeps_its_own_gain() -> Non
     assert torch.allclose(output_layer, modulated_weight(field.layers[-1].weight, factors[-1]).transpose(1, 2))
 
 
+def test_the_layer_after_the_skip_is_the_concatenated_layer_and_saves_no_concatenation() -> None:
+    """Split into the encoding's rows and the hidden rows, the layer after the skip computes what the reference's
+    concatenated input does (values and gradients to float rounding), and nothing it saves for backward is as wide
+    as that input: the field saves no concatenation of the encoding and the hidden activations."""
+    torch.manual_seed(0)
+    encoded, hidden = torch.randn(2, 50, 27), torch.randn(2, 50, 16, requires_grad=True)
+    weights, bias = torch.randn(2, 27 + 16, 16, requires_grad=True), torch.randn(16, requires_grad=True)
+    split = skip_affine(encoded, hidden, weights, bias)
+    concatenated = torch.baddbmm(bias, torch.cat([encoded, hidden], dim=-1), weights)
+    assert torch.allclose(split, concatenated, atol=1e-5)
+    cotangent = torch.randn_like(split)
+    for a, b in zip(
+        torch.autograd.grad(split, [hidden, weights, bias], cotangent),
+        torch.autograd.grad(concatenated, [hidden, weights, bias], cotangent),
+    ):
+        assert torch.allclose(a, b, atol=1e-4)
+
+    field = TargetField(num_hidden_layers=3, hidden_width=16, skip_layer=1, num_octaves=4)
+    assert field.layer_shapes()[2] == (16, 27 + 16)
+    factors = [
+        FMMFactors(left=torch.randn(2, o, 3, requires_grad=True), right=torch.randn(2, 3, i))
+        for o, i in field.layer_shapes()
+    ]
+    saved_widths: List[int] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.dim() == 3 and tensor.shape[1] == 50:  # the points' tensors, not the weights
+            saved_widths.append(tensor.shape[-1])
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        field(torch.rand(2, 50, 3) * 2 - 1, field.object_weights(factors))
+    assert 16 in saved_widths and 27 + 16 not in saved_widths
+
+
 class OperationNames(TorchDispatchMode):
     """Counts the operations dispatched while active, by name."""
 
@@ -131,8 +183,8 @@ class OperationNames(TorchDispatchMode):
 
 
 def test_fp16_autocast_runs_the_layers_in_fp16_and_casts_each_group_once() -> None:
-    """Under autocast the field casts its inputs up front: a cast per group of layers, not per layer, and the
-    colours of a fp32 run to fp16 rounding."""
+    """Under autocast the field casts its inputs up front: a cast per group of layers, not per layer, the encoding
+    written in fp16, and the colours of a fp32 run to fp16 rounding."""
     torch.manual_seed(0)
     field = TargetField(num_hidden_layers=8, hidden_width=32, skip_layer=4, num_octaves=4, object_radius=1.0)
     factors = [FMMFactors(left=torch.randn(2, o, 3), right=torch.randn(2, 3, i)) for o, i in field.layer_shapes()]
@@ -142,7 +194,8 @@ def test_fp16_autocast_runs_the_layers_in_fp16_and_casts_each_group_once() -> No
     with torch.autocast("cpu", dtype=torch.float16), OperationNames() as operations:
         half = field(positions, weights)[FieldHeadNames.RGB]
     groups, layers = len(field.layer_groups()), len(field.layers)
-    assert operations.counts["aten._to_copy.default"] == groups + 2, "a cast per group, the biases' and the inputs'"
+    assert operations.counts["aten._to_copy.default"] == groups + 1, "a cast per group and the biases'"
+    assert operations.counts["aten.sin.out"] == 1, "the encoding is written in fp16, not made in fp32 and cast"
     assert operations.counts["aten.baddbmm.default"] == layers
     assert (half.float() - reference).abs().max() < 1e-2
 

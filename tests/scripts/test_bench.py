@@ -32,8 +32,10 @@ from hypernerfgan_ns.scripts.bench import (
     OperationCounter,
     SavedTensorBytes,
     device_busy_seconds,
+    field_flops_per_point,
     field_points_per_iteration,
     field_points_per_render,
+    flop_counter,
     mlp_points_per_iteration,
     naive_field_forward,
     naive_target_fields,
@@ -72,6 +74,18 @@ def test_the_naive_baseline_computes_the_same_field_and_gradients(generator: Gen
     assert len(naive_grads) == len(batched_grads) > 0
     for naive_grad, batched_grad in zip(naive_grads, batched_grads):
         torch.testing.assert_close(naive_grad, batched_grad, atol=1e-4, rtol=1e-4)
+
+
+def test_the_flop_counter_counts_every_layer_of_a_field_with_a_skip(generator: Generator) -> None:
+    """The layer after the skip accumulates its second matmul in place (`baddbmm_`), which torch's counter alone
+    misses: the bench's counts the field's forward as its layers' multiply-adds, skip included."""
+    field = generator.field
+    assert field.skip_layer is not None
+    weights = generator.object_weights(torch.randn(2, 8))
+    positions = torch.rand(2, 50, 3) * 2 - 1
+    with flop_counter() as flops:
+        field(positions, weights)
+    assert flops.get_total_flops() == field_flops_per_point(field) * 2 * 50
 
 
 def test_naive_fields_are_swapped_in_only_inside_the_block(generator: Generator) -> None:
