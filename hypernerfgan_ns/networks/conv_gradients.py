@@ -189,15 +189,17 @@ class _Conv2dWeightGrad(torch.autograd.Function):
 
 
 class _DepthwiseFilter(torch.autograd.Function):
-    """y = the same fixed 2D filter applied to every channel, keeping every `stride`-th output; no weight gradient."""
+    """y = the same fixed 2D filter applied to every channel of the zero-padded input, keeping every `stride`-th
+    output; no weight gradient."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, kernel: Tensor, stride: int) -> Tensor:
+    def forward(ctx: Any, x: Tensor, kernel: Tensor, stride: int, padding: int) -> Tensor:
         ctx.save_for_backward(kernel)
-        ctx.stride, ctx.input_size = stride, x.shape[-2:]
+        ctx.stride, ctx.padding, ctx.input_size = stride, padding, x.shape[-2:]
         channels = x.shape[1]
         with _no_autocast(x):
-            return F.conv2d(x, kernel.expand(channels, 1, *kernel.shape[-2:]), stride=stride, groups=channels)
+            weight = kernel.expand(channels, 1, *kernel.shape[-2:])
+            return F.conv2d(x, weight, stride=stride, padding=padding, groups=channels)
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> Tuple[Optional[Tensor], ...]:
@@ -215,30 +217,33 @@ class _DepthwiseFilter(torch.autograd.Function):
             )
             with _no_autocast(grad_output):
                 grad_x, _, _ = torch.ops.aten.convolution_backward(
-                    grad_output, layout, weight, None, [ctx.stride] * 2, [0, 0], [1, 1], False, [0, 0], channels,
-                    [True, False, False],
+                    grad_output, layout, weight, None, [ctx.stride] * 2, [ctx.padding] * 2, [1, 1], False, [0, 0],
+                    channels, [True, False, False],
                 )
-            return grad_x, None, None
-        output_padding = _output_padding(ctx.input_size, grad_output.shape, kernel.shape, ctx.stride, 0)
-        return _DepthwiseFilterTranspose.apply(grad_output, kernel, ctx.stride, output_padding), None, None
+            return grad_x, None, None, None
+        output_padding = _output_padding(ctx.input_size, grad_output.shape, kernel.shape, ctx.stride, ctx.padding)
+        grad_x = _DepthwiseFilterTranspose.apply(grad_output, kernel, ctx.stride, ctx.padding, output_padding)
+        return grad_x, None, None, None
 
 
 class _DepthwiseFilterTranspose(torch.autograd.Function):
     """The adjoint of `_DepthwiseFilter`: its input gradient, itself differentiable."""
 
     @staticmethod
-    def forward(ctx: Any, grad: Tensor, kernel: Tensor, stride: int, output_padding: Pair) -> Tensor:
+    def forward(ctx: Any, grad: Tensor, kernel: Tensor, stride: int, padding: int, output_padding: Pair) -> Tensor:
         ctx.save_for_backward(kernel)
-        ctx.stride = stride
+        ctx.stride, ctx.padding = stride, padding
         channels = grad.shape[1]
         weight = kernel.expand(channels, 1, *kernel.shape[-2:])
         with _no_autocast(grad):
-            return F.conv_transpose2d(grad, weight, stride=stride, output_padding=output_padding, groups=channels)
+            return F.conv_transpose2d(
+                grad, weight, stride=stride, padding=padding, output_padding=output_padding, groups=channels
+            )
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> Tuple[Optional[Tensor], ...]:
         (kernel,) = ctx.saved_tensors
-        return _DepthwiseFilter.apply(grad_output, kernel, ctx.stride), None, None, None
+        return _DepthwiseFilter.apply(grad_output, kernel, ctx.stride, ctx.padding), None, None, None, None
 
 
 def conv2d(
@@ -259,9 +264,12 @@ def conv2d(
 
 
 def depthwise_filter(
-    x: Float[Tensor, "batch channels height width"], kernel: Float[Tensor, "1 1 kh kw"], stride: int = 1
+    x: Float[Tensor, "batch channels height width"],
+    kernel: Float[Tensor, "1 1 kh kw"],
+    stride: int = 1,
+    padding: int = 0,
 ) -> Float[Tensor, "batch channels out_height out_width"]:
-    """The fixed `kernel` convolved with every channel (no padding), keeping every `stride`-th output; its
-    derivatives of every order are ordinary depthwise convolutions."""
+    """The fixed `kernel` convolved with every channel, zero-padded by `padding` on every side, keeping every
+    `stride`-th output; its derivatives of every order are ordinary depthwise convolutions."""
     dtype = autocast_dtype(x) or x.dtype
-    return _DepthwiseFilter.apply(x.to(dtype), kernel.to(dtype), stride)
+    return _DepthwiseFilter.apply(x.to(dtype), kernel.to(dtype), stride, padding)

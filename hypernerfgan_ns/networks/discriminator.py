@@ -157,14 +157,20 @@ class EqualizedConv2d(nn.Module):
     def blur(self, x: Tensor, stride: int, border: int) -> Tensor:
         """Depthwise low-pass filter before a 2x subsampling, keeping every `stride`-th output, with the convolution's
         zero padding `border` added to the image first, as StyleGAN2-ADA's `conv2d_resample` does: padding the
-        filtered map instead would weigh the first row and column unlike the last ones."""
+        filtered map instead would weigh the first row and column unlike the last ones.
+
+        An even filter (the default [1, 3, 3, 1]) pads as much on each side, which the filter's convolution does
+        itself: no padded copy of the maps forward, and no cropped copy of their gradient backward."""
         taps = self.lowpass.shape[-1]
         before, after = border + (taps - 1) // 2, border + (taps - 2) // 2
-        x = F.pad(x, [before, after, before, after], mode="constant")
+        padding = before
+        if before != after:
+            x, padding = F.pad(x, [before, after, before, after], mode="constant"), 0
         if self.fast_double_backward:
-            return depthwise_filter(x, self.lowpass, stride=stride)
+            return depthwise_filter(x, self.lowpass, stride=stride, padding=padding)
         channels = x.shape[1]
-        return F.conv2d(x, self.lowpass.to(x.dtype).expand(channels, 1, taps, taps), stride=stride, groups=channels)
+        weight = self.lowpass.to(x.dtype).expand(channels, 1, taps, taps)
+        return F.conv2d(x, weight, stride=stride, padding=padding, groups=channels)
 
     def forward(self, x: Float[Tensor, "batch in_channels height width"]) -> Tensor:
         weight = self.weight.to(x.dtype) * self.weight_gain

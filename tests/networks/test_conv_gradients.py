@@ -31,16 +31,16 @@ def test_conv2d_has_pytorchs_derivatives_to_second_order(kernel_size: int, strid
     torch.testing.assert_close(ours(x, weight, bias), F.conv2d(x, weight, bias, stride=stride, padding=padding))
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_depthwise_filter_has_pytorchs_derivatives_to_second_order(stride: int) -> None:
+@pytest.mark.parametrize("stride,padding", [(1, 0), (2, 0), (1, 2), (2, 1)])
+def test_depthwise_filter_has_pytorchs_derivatives_to_second_order(stride: int, padding: int) -> None:
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(2, 3, 8, 8, dtype=torch.float64, generator=generator, requires_grad=True)
     taps = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=torch.float64)
     kernel = (torch.outer(taps, taps) / 64)[None, None]
-    torch.autograd.gradcheck(lambda x: depthwise_filter(x, kernel, stride), (x,))
-    torch.autograd.gradgradcheck(lambda x: depthwise_filter(x, kernel, stride), (x,))
-    native = F.conv2d(x, kernel.expand(3, 1, 4, 4), stride=stride, groups=3)
-    torch.testing.assert_close(depthwise_filter(x, kernel, stride), native)
+    torch.autograd.gradcheck(lambda x: depthwise_filter(x, kernel, stride, padding), (x,))
+    torch.autograd.gradgradcheck(lambda x: depthwise_filter(x, kernel, stride, padding), (x,))
+    native = F.conv2d(F.pad(x, [padding] * 4), kernel.expand(3, 1, 4, 4), stride=stride, groups=3)
+    torch.testing.assert_close(depthwise_filter(x, kernel, stride, padding), native)
 
 
 @pytest.mark.parametrize("create_graph", [False, True])

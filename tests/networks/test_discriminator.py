@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Tuple
 
 import pytest
 import torch
@@ -69,20 +70,38 @@ def test_non_power_of_two_patches_are_refused_with_the_sides_that_fit() -> None:
     assert config.unfit_reason(2).endswith("try 4"), "below the epilogue's 4x4: the smallest side that fits"
 
 
+class PaddingCopies(TorchDispatchMode):
+    """Counts the padded (or, backward, cropped) copies dispatched while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.count += func is torch.ops.aten.constant_pad_nd.default
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("taps", [(1, 3, 3, 1), (1, 2, 1)])
 @pytest.mark.parametrize("kernel_size", [1, 3])
-def test_downsampling_convolutions_equal_blur_then_strided_conv(kernel_size: int) -> None:
+def test_downsampling_convolutions_equal_blur_then_strided_conv(kernel_size: int, taps: Tuple[int, ...]) -> None:
     """The 1x1 skip lets its filter subsample, every activation runs in place and the clamp is a hardtanh: the same
     values, gradients and second derivatives (R1's) as the textbook order, StyleGAN2-ADA's `conv2d_resample` (the
     image padded by the convolution's padding plus the filter's, a full-size blur, a strided conv without padding),
-    then an out-of-place leaky ReLU and a clamp."""
+    then an out-of-place leaky ReLU and a clamp. An even filter pads alike on both sides, which its convolution
+    does without a padded copy."""
     torch.manual_seed(0)
-    conv = EqualizedConv2d(8, 16, kernel_size, activation="lrelu", downsample=True, conv_clamp=1.0)
+    conv = EqualizedConv2d(
+        8, 16, kernel_size, activation="lrelu", downsample=True, conv_clamp=1.0, downsample_filter=taps
+    )
     conv.bias.data.normal_()
     x = torch.randn(2, 8, 16, 16, requires_grad=True)
+    size = len(taps)
 
     def textbook(inputs: torch.Tensor) -> torch.Tensor:
-        padded = F.pad(inputs, [kernel_size // 2 + 1] * 4)  # the 4-tap filter's (4 - 2) // 2 on each side
-        blurred = F.conv2d(padded, conv.lowpass.expand(8, 1, 4, 4), groups=8)
+        before, after = kernel_size // 2 + (size - 1) // 2, kernel_size // 2 + (size - 2) // 2
+        padded = F.pad(inputs, [before, after, before, after])
+        blurred = F.conv2d(padded, conv.lowpass.expand(8, 1, size, size), groups=8)
         out = F.conv2d(blurred, conv.weight * conv.weight_gain, conv.bias * conv.bias_gain, stride=2)
         return F.leaky_relu(out, 0.2).clamp(-1.0, 1.0)
 
@@ -93,7 +112,10 @@ def test_downsampling_convolutions_equal_blur_then_strided_conv(kernel_size: int
         r1_grads = torch.autograd.grad(grad.square().sum(), [x, conv.weight, conv.bias])
         return out, grad, *r1_grads
 
-    for actual, expected in zip(value_gradient_and_r1_gradient(conv), value_gradient_and_r1_gradient(textbook)):
+    with PaddingCopies() as copies:
+        ours = value_gradient_and_r1_gradient(conv)
+    assert (copies.count == 0) == (size % 2 == 0), "an even filter pads in its convolution, an odd one copies"
+    for actual, expected in zip(ours, value_gradient_and_r1_gradient(textbook)):
         torch.testing.assert_close(actual, expected)
 
 
