@@ -97,20 +97,6 @@ from nerfstudio.utils.rich_utils import CONSOLE
 GIB = float(1 << 30)
 """Bytes per GiB."""
 
-def inplace_baddbmm_flop(
-    self_shape: Sequence[int], batch1_shape: Sequence[int], batch2_shape: Sequence[int], *args: Any, **kwargs: Any
-) -> int:
-    """FLOPs of `baddbmm_` (in place), which `torch.utils.flop_counter` counts only out of place: the matmul's, as
-    for `baddbmm` (the layer after the target MLP's skip accumulates its second matmul in place)."""
-    batch, rows, inner = batch1_shape
-    return 2 * batch * rows * inner * batch2_shape[-1]
-
-
-def flop_counter() -> FlopCounterMode:
-    """`FlopCounterMode` counting every matmul and convolution the project runs (with `inplace_baddbmm_flop`)."""
-    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.baddbmm_: inplace_baddbmm_flop})
-
-
 DEFAULT_AUGMENT_PROBABILITY = 0.02
 """ADA's p in the timed iterations: the most it reaches in the first 10,000 images at its default reaction time. At
 p = 0, where training starts, no image is augmented and the augmentation costs nothing."""
@@ -363,6 +349,20 @@ def distinct_bytes(tensor: Tensor) -> int:
         return min(size, tensor.untyped_storage().nbytes())
     except (RuntimeError, NotImplementedError):  # a tensor without a plain storage
         return size
+
+
+def inplace_baddbmm_flop(
+    self_shape: Sequence[int], batch1_shape: Sequence[int], batch2_shape: Sequence[int], *args: Any, **kwargs: Any
+) -> int:
+    """FLOPs of `baddbmm_` (in place), which `torch.utils.flop_counter` counts only out of place: the matmul's, as
+    for `baddbmm` (the layer after the target MLP's skip accumulates its second matmul in place)."""
+    batch, rows, inner = batch1_shape
+    return 2 * batch * rows * inner * batch2_shape[-1]
+
+
+def flop_counter() -> FlopCounterMode:
+    """`FlopCounterMode` counting every matmul and convolution the project runs (with `inplace_baddbmm_flop`)."""
+    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.baddbmm_: inplace_baddbmm_flop})
 
 
 class OperationCounter(TorchDispatchMode):
