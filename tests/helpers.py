@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 import torch
 import yaml
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from hypernerfgan_ns.data.datamanagers.random_pose_patch_datamanager import RandomPosePatchDataManagerConfig
 from hypernerfgan_ns.data.dataparsers.unposed_images_dataparser import UnposedImagesDataParserConfig
@@ -121,3 +123,15 @@ def own_preset(folder: Path, prior_changes: Optional[Dict[str, Any]] = None, **c
     path = folder / "mine.yml"
     path.write_text(yaml.safe_dump(values), encoding="utf8")
     return path
+
+
+class OperationNames(TorchDispatchMode):
+    """Counts the operations dispatched while active (below autograd: backward's too), by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter = Counter()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.counts[str(func)] += 1
+        return func(*args, **(kwargs or {}))

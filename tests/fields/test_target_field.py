@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import inspect
-from collections import Counter
 from typing import Any, List
 
 import pytest
 import torch
 import torch.utils.checkpoint
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from hypernerfgan_ns.field_components.encodings import PositionalEncoding
 from hypernerfgan_ns.field_components.fmm import FMMFactors, modulated_weight
@@ -19,7 +17,7 @@ from hypernerfgan_ns.utils.compiling import compiled
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from tests.conftest import make_model
-from tests.helpers import points_queried
+from tests.helpers import OperationNames, points_queried
 
 
 def test_positional_encoding_layout_is_the_reference_one() -> None:
@@ -168,18 +166,6 @@ def test_the_layer_after_the_skip_is_the_concatenated_layer_and_saves_no_concate
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         field(torch.rand(2, 50, 3) * 2 - 1, field.object_weights(factors))
     assert 16 in saved_widths and 27 + 16 not in saved_widths
-
-
-class OperationNames(TorchDispatchMode):
-    """Counts the operations dispatched while active, by name."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.counts: Counter = Counter()
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        self.counts[str(func)] += 1
-        return func(*args, **(kwargs or {}))
 
 
 def test_fp16_autocast_runs_the_layers_in_fp16_and_casts_each_group_once() -> None:
