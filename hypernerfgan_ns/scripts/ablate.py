@@ -848,10 +848,15 @@ def machines_note(results: Sequence[RowResult]) -> str:
 
 
 def study_config(
-    method: str, data: Path, iterations: int, seed: int, curve_interval_images: Optional[int] = None
+    method: str,
+    data: Path,
+    iterations: int,
+    seed: int,
+    curve_interval_images: Optional[int] = None,
+    curve_num_generated: Optional[int] = None,
 ) -> HyperNeRFGANTrainerConfig:
     """A registered method's config set up for a study: its data, its fixed budget, its seed, and how often its
-    quality curve is scored (None: as the method does)."""
+    quality curve is scored and on how many samples (None: as the method does)."""
     config = method_config(method)
     config.pipeline.datamanager.data = None
     config.pipeline.datamanager.dataparser.data = data
@@ -861,6 +866,8 @@ def study_config(
         config.quality_curve = dataclasses.replace(
             config.quality_curve, interval_images=curve_interval_images, interval_growth=1.0
         )  # evenly spaced: rows compare point by point
+    if curve_num_generated is not None:
+        config.quality_curve = dataclasses.replace(config.quality_curve, num_generated=curve_num_generated)
     return config
 
 
@@ -895,6 +902,9 @@ class AblateCommand:
     curve_interval_images: Optional[int] = None
     """Score each row's quality curve (metrics.jsonl in its run folder) every this many images, evenly spaced; None:
     as the method does; 0: no curve."""
+    curve_num_generated: Optional[int] = None
+    """EMA samples each point of a row's curve scores; None: as the method does (1,000 for the GPU presets, whose
+    points on a CPU take minutes each; 128 for the tiny preset). The table's scores use --num-generated."""
     on_top_of: Tuple[RowName, ...] = ()
     """Rows whose changes every row starts from, the baseline included (e.g. lr-x4: the other candidates with the
     faster learning rate); default: none, every row changes the method alone."""
@@ -912,6 +922,8 @@ class AblateCommand:
         arguments += ["--sample-views", str(self.sample_views)]
         if self.curve_interval_images is not None:
             arguments += ["--curve-interval-images", str(self.curve_interval_images)]
+        if self.curve_num_generated is not None:
+            arguments += ["--curve-num-generated", str(self.curve_num_generated)]
         if self.on_top_of:
             arguments += ["--on-top-of", *self.on_top_of]
         return arguments
@@ -995,7 +1007,9 @@ class AblateCommand:
     def study(self, seed: int, output: Path) -> AblationStudy:
         """The study of one seed."""
         return AblationStudy(
-            base=study_config(self.method, self.data, self.iterations, seed, self.curve_interval_images),
+            base=study_config(
+                self.method, self.data, self.iterations, seed, self.curve_interval_images, self.curve_num_generated
+            ),
             output=output,
             num_generated=self.num_generated,
             sample_seeds=self.sample_seeds,
