@@ -62,6 +62,9 @@ TENSORBOARD_GROUP = "Quality"
 CURVE_METRICS = ("fid", "kid", "swd")
 """The scores a point may hold, in the order they are printed and plotted."""
 
+POINT_PROGRESS_FIELDS = ("step", "images_seen", "wall_seconds", "train_seconds")
+"""What a point says of training's progress, beside the evaluation's results (and "samples", when it keeps them)."""
+
 CURVE_SAMPLES_DIRNAME = "curve_samples"
 """Folder of the run folder where points keep their samples."""
 
@@ -172,6 +175,12 @@ class TrainingClock:
     @classmethod
     def from_state_dict(cls, state: Dict[str, float]) -> "TrainingClock":
         return cls(wall_seconds=float(state["wall_seconds"]), eval_seconds=float(state["eval_seconds"]))
+
+
+def point_scores(point: Dict[str, Any]) -> Dict[str, Any]:
+    """What the evaluation returned at a point (its scores and the samples' counts, as `evaluate_generator` gives
+    them), without training's progress or the kept samples' path."""
+    return {name: value for name, value in point.items() if name not in (*POINT_PROGRESS_FIELDS, "samples")}
 
 
 def read_curve(path: Path) -> List[Dict[str, Any]]:

@@ -5,12 +5,14 @@ reproducible study.
 
 Every row (`ablation_rows.py`) changes one thing of the method, trains it in-process on the same number of images
 from the same seed (as ns-train seeds), scores its EMA generator (SWD always; FID and KID when Inception weights are
-on the machine) and renders a sheet of seeds x views. Per row, in `DIR/<row>/`:
+on the machine) and renders a sheet of seeds x views. Its quality curve is scored by the same protocol, so a last
+point on as many samples is the row's score. Per row, in `DIR/<row>/`:
 
     <method>/<timestamp>/   a normal nerfstudio run: config.yml, nerfstudio_models/, tensorboard logs
                             (open it with ns-viewer, ns-render, ns-eval, hypernerfgan samples)
     samples.png             the sample sheet
     scored_samples.zip      without the Inception weights only: the scored samples, for FID where the weights are
+                            (those of the curve's last point instead, when that is the row's score)
     study.json              the study's settings, written when the row starts
     result.json             scores, timings and the machine it trained on, written last: its presence means the
                             row is finished
@@ -67,7 +69,7 @@ from hypernerfgan_ns.errors import ConfigError, HyperNeRFGANError, InceptionUnav
 from hypernerfgan_ns.method_configs import METHODS, method_config
 from hypernerfgan_ns.metrics.evaluation import GANEvaluationConfig, evaluate_generator, without_inception_metrics
 from hypernerfgan_ns.metrics.inception import find_inception_weights
-from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME
+from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, point_scores, read_curve
 from hypernerfgan_ns.metrics.sample_archive import evaluate_keeping_samples
 from hypernerfgan_ns.scripts.ablation_rows import ROWS, dataparser_config
 from hypernerfgan_ns.scripts.plot_curves import PlotCommand
@@ -516,14 +518,18 @@ class AblationStudy:
             **({"on_top_of": list(self.on_top_of)} if self.on_top_of else {}),
         }
 
-    def evaluation_config(self) -> Tuple[GANEvaluationConfig, Optional[str]]:
-        """The scoring protocol of every row, and why FID is left out (None when it is computed)."""
+    def protocol(self) -> GANEvaluationConfig:
+        """How every row is scored: the method's evaluation with SWD, on the study's samples from its seed. Each
+        row's run scores its quality curve so too (on the curve's own number of samples), and ns-eval on its folder."""
         base = self.base.pipeline.evaluation
         metrics = tuple(base.metrics) + (() if "swd" in base.metrics else ("swd",))
-        evaluation = dataclasses.replace(
-            base, metrics=metrics, num_generated=self.num_generated, seed=self.base.machine.seed
-        )
-        if "fid" not in metrics:
+        return dataclasses.replace(base, metrics=metrics, num_generated=self.num_generated, seed=self.base.machine.seed)
+
+    def evaluation_config(self) -> Tuple[GANEvaluationConfig, Optional[str]]:
+        """The scoring protocol of every row, as this machine can run it, and why FID is left out (None when it is
+        computed)."""
+        evaluation = self.protocol()
+        if "fid" not in evaluation.metrics:
             return evaluation, FID_NOT_ASKED
         try:
             find_inception_weights(evaluation.inception_weights)
@@ -687,6 +693,7 @@ class AblationStudy:
     def run_row(self, row: str, evaluation: GANEvaluationConfig, fid_note: Optional[str]) -> RowResult:
         """Trains, scores and draws one row; returns its result (also stored, last, when it is finished)."""
         config = row_config(self.base, row)
+        config.pipeline.evaluation = self.protocol()
         result = self.pending(row)
         reason = unfit_reason(config)
         if reason is None and row != "baseline" and not result.changes:
@@ -729,9 +736,16 @@ class AblationStudy:
                 result.train_seconds = trainer.clock.train_seconds  # without the quality curve's scoring
                 result.iterations = config.max_num_iterations
                 scoring_start = time.perf_counter()
-                result.metrics = self.score_row(trainer, evaluation, fid_note, row_folder / KEPT_SAMPLES_FILENAME)
-                if fid_note == FID_UNAVAILABLE:
-                    result.kept_samples = str((row_folder / KEPT_SAMPLES_FILENAME).relative_to(self.output))
+                final_point = self.final_curve_point(config, evaluation, fid_note)
+                if final_point is not None:
+                    result.metrics = point_scores(final_point)
+                    if fid_note == FID_UNAVAILABLE:
+                        kept = config.get_base_dir() / final_point["samples"]
+                        result.kept_samples = Path(os.path.relpath(kept, self.output)).as_posix()
+                else:
+                    result.metrics = self.score_row(trainer, evaluation, fid_note, row_folder / KEPT_SAMPLES_FILENAME)
+                    if fid_note == FID_UNAVAILABLE:
+                        result.kept_samples = str((row_folder / KEPT_SAMPLES_FILENAME).relative_to(self.output))
             trainer = None
             release_memory()
             swd = result.metrics.get("swd", math.nan)
@@ -764,6 +778,26 @@ class AblationStudy:
         write_json(row_folder / RESULT_FILENAME, dataclasses.asdict(result))
         CONSOLE.print(f"[bold green]{row} done[/bold green]: SWD {result.metrics['swd']:.2f}.")
         return result
+
+    @staticmethod
+    def final_curve_point(
+        config: HyperNeRFGANTrainerConfig, evaluation: GANEvaluationConfig, fid_note: Optional[str]
+    ) -> Optional[Dict[str, Any]]:
+        """The last point of the row's quality curve if it scored the trained generator as the row is scored: after
+        the last iteration, on as many samples, with every metric (and, without the Inception weights, keeping its
+        samples for a later FID). It is then the row's score, which a second scoring would only repeat."""
+        curve = config.get_base_dir() / METRICS_FILENAME
+        points = read_curve(curve) if curve.is_file() else []
+        if not points:
+            return None
+        point = points[-1]
+        if point["step"] != config.max_num_iterations or point.get("num_generated") != evaluation.num_generated:
+            return None
+        if any(name not in point for name in evaluation.metrics):
+            return None
+        if fid_note == FID_UNAVAILABLE and "samples" not in point:
+            return None
+        return point
 
     @staticmethod
     def score_row(

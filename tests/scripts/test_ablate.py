@@ -17,13 +17,14 @@ from typing import Dict, List, Tuple
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from hypernerfgan_ns.data.dataset_presets import load_preset
 from hypernerfgan_ns.engine.trainer import INTERRUPTED_EXIT_CODE, HyperNeRFGANTrainer, HyperNeRFGANTrainerConfig
 from hypernerfgan_ns.errors import TrainingDivergedError
 from hypernerfgan_ns.metrics.inception import INCEPTION_ENV_VARIABLE
-from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurveConfig, read_curve
+from hypernerfgan_ns.metrics.quality_curve import METRICS_FILENAME, QualityCurveConfig, point_scores, read_curve
 from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel
 from hypernerfgan_ns.networks.discriminator import Discriminator, DiscriminatorConfig
 from hypernerfgan_ns.scripts import ablate as ablate_module
@@ -199,6 +200,39 @@ def test_rows_with_quality_curves_are_drawn_together(tmp_path: Path) -> None:
     assert len(read_curve(curve)) == MICRO_ITERATIONS + 1, "a point at the start and after each iteration"
     with Image.open(tmp_path / CURVES_FILENAME) as picture:
         assert picture.width > picture.height > 0
+
+
+def test_a_rows_curve_is_scored_as_the_row_and_its_last_point_on_as_many_samples_is_the_rows_score(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The curve's last point scores the trained generator; on the table's number of samples it is the row's score,
+    which a second scoring would only repeat (no Inception weights here: its kept samples serve a later FID)."""
+    monkeypatch.delenv(INCEPTION_ENV_VARIABLE, raising=False)
+    study = micro_study(tmp_path)
+    study.base.machine.seed = 5
+    study.base.quality_curve = QualityCurveConfig(interval_images=4, num_generated=NUM_GENERATED)
+
+    def no_second_scoring(*args, **kwargs):
+        raise AssertionError("the row was scored again after its curve's last point")
+
+    monkeypatch.setattr(AblationStudy, "score_row", staticmethod(no_second_scoring))
+    (result,) = study.run(["baseline"])
+    run_folder = tmp_path / Path(result.config).parent
+    last = read_curve(run_folder / METRICS_FILENAME)[-1]
+    assert last["step"] == MICRO_ITERATIONS and result.metrics == point_scores(last)
+    assert set(result.metrics) == {"swd", "num_generated", "num_real"} and result.fid_note == FID_UNAVAILABLE
+    assert (tmp_path / result.kept_samples).resolve() == (run_folder / last["samples"]).resolve()
+    saved = yaml.load((run_folder / "config.yml").read_text(encoding="utf8"), Loader=yaml.Loader)
+    assert saved.pipeline.evaluation == study.protocol(), "the curve's and ns-eval's protocol is the table's"
+    assert (study.protocol().seed, study.protocol().num_generated) == (5, NUM_GENERATED)
+
+    monkeypatch.undo()
+    monkeypatch.delenv(INCEPTION_ENV_VARIABLE, raising=False)
+    fewer = micro_study(tmp_path / "fewer")
+    fewer.base.quality_curve = QualityCurveConfig(interval_images=4, num_generated=NUM_GENERATED // 2)
+    (scored,) = fewer.run(["baseline"])
+    assert scored.metrics["num_generated"] == NUM_GENERATED, "a curve on fewer samples: the row is scored apart"
+    assert scored.kept_samples == f"baseline/{KEPT_SAMPLES_FILENAME}"
 
 
 def test_a_patch_larger_than_the_images_is_skipped_with_its_reason(study: Tuple[Path, Dict[str, RowResult]]) -> None:
