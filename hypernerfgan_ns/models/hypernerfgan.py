@@ -156,7 +156,8 @@ class HyperNeRFGANModelConfig(DefaultsForMissingFields, ModelConfig):
     train_query_min_saving: float = 0.1
     """Run the training MLP inside the bound only when that leaves out at least this fraction of a patch's samples:
     below it the selection (a sort, a gather and a scatter per render: 42 more operations per iteration) costs what
-    it saves. `hypernerfgan-lite`'s 32-pixel patches can all lie on the sphere's image, which leaves out 4%."""
+    it saves. 32-pixel crops of 128-pixel images (`hypernerfgan-lite` with the `crops` row) can all lie on the
+    sphere's image, which leaves out 4%."""
     eval_mixed_precision: bool = False
     """Outside training, run the target MLP in fp16 autocast on CUDA, as training does with mixed precision (the
     presets that train in fp16 set it): a view of the paper's model is 72 GFLOP of target-MLP matmuls, which a

@@ -204,8 +204,21 @@ def set_patch_size(patch: int) -> Callable[[HyperNeRFGANTrainerConfig], None]:
 
 def train_on_whole_images(config: HyperNeRFGANTrainerConfig) -> None:
     """Patches as large as the training images: every object seen whole at the full resolution, by a discriminator
-    built for it (one block more than for the paper's 64-pixel crops of 128-pixel images)."""
+    built for it (one block more than for the paper's 64-pixel crops of 128-pixel images). Nothing is left to scale,
+    so a method's whole-image patches become whole images."""
+    cut_unscaled_crops(config)
     config.pipeline.datamanager.patch_size = dataparser_config(config).resolution
+
+
+def cut_unscaled_crops(config: HyperNeRFGANTrainerConfig) -> None:
+    """The reference's patches: each a crop of the photo at its own resolution, never scaled, each real pixel the
+    photo pixel (whole-image patches, patch-scale annealing and how scaled patches read their reals back to their
+    defaults). Takes `hypernerfgan-lite` back to the crops it trained on before its whole-image patches."""
+    datamanager = config.pipeline.datamanager
+    defaults = type(datamanager)()
+    scaling = ("whole_image_patches", "whole_image_patch_phase", "scaled_real_patches", "patch_scale_annealing_images")
+    for name in scaling:
+        setattr(datamanager, name, getattr(defaults, name))
 
 
 def scale_discriminator_width(factor: float, at_every_resolution: bool) -> Callable[[HyperNeRFGANTrainerConfig], None]:
@@ -663,6 +676,7 @@ ROWS: Dict[str, AblationRow] = {
         "GRAF's patch-scale annealing with EpiGRAF's discriminator told each patch's scale",
         condition_discriminator_on_patch_scale,
     ),
+    "crops": AblationRow("unscaled crops of the photos, the reference's patches", cut_unscaled_crops),
     "whole-image-patches": AblationRow(
         "each patch's rays spread over the whole image (GRAF's largest scale, never sharpened)",
         spread_patches_over_whole_image,

@@ -679,6 +679,38 @@ def test_the_papers_recipe_and_the_old_tiny_preset_are_rows_away(tiny, tmp_path:
     assert recipe.pipeline.discriminator == tiny.pipeline.discriminator
 
 
+def test_the_lite_presets_crops_and_the_papers_recipe_are_rows_away(tmp_path: Path) -> None:
+    """`hypernerfgan-lite` trained on 32x32 crops with the paper's recipe until the 10,000-image study of
+    docs/ablations.md; `--on-top-of crops lr-x0.25 discriminator-lr-x2 no-frequency-annealing` gives that preset back,
+    and the rows that need unscaled patches still apply to it."""
+    lite = study_config("hypernerfgan-lite", Path("cars"), iterations=10, seed=0)
+    patches = lite.pipeline.datamanager
+    assert (patches.patch_size, patches.whole_image_patches, patches.scaled_real_patches) == (32, True, "nearest")
+    assert patches.whole_image_patch_phase == "centre", "every fourth pixel's block centre: the cars' better phase"
+    assert learning_rates(lite) == [0.01, 0.005], "the tiny rate, the discriminator's scaled to its width"
+    assert lite.pipeline.model.frequency_annealing_images == 5_000
+
+    then = ("crops", "lr-x0.25", "discriminator-lr-x2", "no-frequency-annealing")
+    old = AblationStudy(base=lite, output=tmp_path, on_top_of=then).base
+    assert learning_rates(old) == [0.0025, 0.0025]
+    assert old.pipeline.model.frequency_annealing_images == 0
+    crops = old.pipeline.datamanager
+    assert not crops.scales_patches and crops.scaled_real_patches == "bilinear" and crops.patch_size == 32
+    candidate = ("whole-image-patches-nearest", "lr-x4", "frequency-annealing", "discriminator-lr-x0.5")
+    studied = AblationStudy(base=study_config("hypernerfgan-lite", Path("cars"), 2500, 0), output=tmp_path,
+                            on_top_of=then + candidate).base
+    assert config_changes(study_config("hypernerfgan-lite", Path("cars"), 2500, 0), studied) == {}, (
+        "the study's candidate on the old preset is today's preset"
+    )
+
+    whole = row_config(lite, "whole-images")
+    assert whole.pipeline.datamanager.patch_size == 128 and not whole.pipeline.datamanager.scales_patches
+    assert unfit_reason(whole) is None, "whole images replace whole-image patches rather than conflict with them"
+    assert config_changes(lite, row_config(lite, "whole-image-patches-nearest")) == {}, "skipped: nothing to change"
+    paper = study_config("hypernerfgan", Path("cars"), iterations=10, seed=0)
+    assert config_changes(paper, row_config(paper, "crops")) == {}, "the paper's preset already trains on crops"
+
+
 def test_the_discriminator_is_built_for_the_rows_patch(tmp_path: Path) -> None:
     config = row_config(micro_config(tmp_path), "patch-8")
     pipeline = config.pipeline.setup(device="cpu", test_mode="test")
