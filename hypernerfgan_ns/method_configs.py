@@ -13,8 +13,9 @@ at a budget of 10,000 images it halves FID against the paper's recipe on cars, c
 `hypernerfgan-lite` takes that recipe with its discriminator's rate scaled to its width (0.005: at 0.01 the
 512-channel discriminator's logits blew up) and spreads its 32x32 rays over the whole image at every fourth pixel's
 block centre (whole-image patches, real pixels read at the nearest photo pixel): on the built-in cars, seed 0, on the
-CPU, it reached FID 209 at 10,000 images against the paper's recipe on 32x32 crops' 3xx, with car bodies where the
-crops made none, in 0.56 of the training minutes (docs/ablations.md, "The paper's networks at 10,000 images").
+CPU, it reached FID 209 at 10,000 images against 312 for the paper's recipe on 32x32 crops (one seed), with car
+bodies where the crops made faint specks, in 0.57 of the training minutes (docs/ablations.md, "The paper's networks
+at 10,000 images").
 
 `hypernerfgan` keeps the paper's recipe and crops until a GPU run says otherwise: on crops of a quarter of the image,
 its 64x64 patches of 128x128 images, the tiny preset's recipe changed nothing; whole images and whole-image patches
