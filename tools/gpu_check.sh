@@ -2,8 +2,8 @@
 # The README's GPU figures in one call of at most ten minutes: the bench of the paper configuration, then five
 # trainings on the built-in cars side by side (the paper's recipe on its crops, then whole images under the paper's
 # recipe, the fallback and the tiny preset's recipe scaled to the wide discriminator, then the crops' rays spread
-# over the whole image under hypernerfgan-lite's recipe) for a fixed budget of images or of minutes, whichever ends first, with
-# their quality curves, then a sample sheet of each. Everything comes back as a few files of at most 15 MB, ready to
+# over the whole image under hypernerfgan-lite's recipe) for a fixed budget of images or of minutes, whichever ends
+# first, with their quality curves, then a sample sheet of each. Everything comes back as a few files of at most 15 MB, ready to
 # be scored where the Inception weights are (a GPU machine may have neither them nor a package index), written as
 # each stage ends (the bench, the runs, the sheets), so that a call cut short brings back the stages it finished.
 #
