@@ -3,9 +3,10 @@
 # trainings on the built-in cars side by side (the paper's recipe on its crops, then whole images under the paper's
 # recipe, the fallback and the tiny preset's recipe scaled to the wide discriminator, then the crops' rays spread
 # over the whole image under hypernerfgan-lite's recipe) for a fixed budget of images or of minutes, whichever ends
-# first, with their quality curves, then a sample sheet of each. Everything comes back as a few files of at most 15 MB, ready to
-# be scored where the Inception weights are (a GPU machine may have neither them nor a package index), written as
-# each stage ends (the bench, the runs, the sheets), so that a call cut short brings back the stages it finished.
+# first, with their quality curves, then a sample sheet of each. Everything comes back as a few files of at most
+# 15 MB, ready to be scored where the Inception weights are (a GPU machine may have neither them nor a package index),
+# written as each stage ends (the bench, the runs, the sheets), so that a call cut short brings back the stages it
+# finished.
 #
 # On the GPU machine, in the project's root, with the project installed (on a machine without a package index, bring
 # wheels and an installer as `.gpu/whl` and `.gpu/install.sh`: the script sources it first):
@@ -79,13 +80,13 @@ WHOLE=--pipeline.datamanager.patch-size=$WHOLE_IMAGE
 WHOLE_IMAGE_PATCHES=--pipeline.datamanager.whole-image-patches=True
 WHOLE_IMAGE_PATCHES=$WHOLE_IMAGE_PATCHES,--pipeline.datamanager.whole-image-patch-phase=random
 FASTER=--optimizers.generator.optimizer.lr=0.01,--pipeline.model.frequency-annealing-images=5000
-SCALED_RECIPE=$FASTER,--optimizers.discriminator.optimizer.lr=$SCALED_D_LR
-SCALED_RECIPE=$SCALED_RECIPE,--pipeline.discriminator.channel-base=$HALF_BASE
+LITE_RECIPE=$FASTER,--optimizers.discriminator.optimizer.lr=$SCALED_D_LR  # hypernerfgan-lite's
+SCALED_RECIPE=$LITE_RECIPE,--pipeline.discriminator.channel-base=$HALF_BASE
 RUNS=${RUNS:-"paper-recipe= \
 whole-images=$WHOLE \
 whole-images-fallback=$WHOLE,$FASTER \
 whole-images-scaled-recipe=$WHOLE,$SCALED_RECIPE \
-whole-image-patches-lite-recipe=$WHOLE_IMAGE_PATCHES,$FASTER,--optimizers.discriminator.optimizer.lr=$SCALED_D_LR"}
+whole-image-patches-lite-recipe=$WHOLE_IMAGE_PATCHES,$LITE_RECIPE"}
 
 start=$(date +%s)
 mkdir -p "$OUT"
