@@ -53,7 +53,9 @@ class CameraPriorConfig(PrintableConfig):
             raise ValueError(f"The camera prior's field of view must be in (0, pi) radians, got {self.fov}.")
         low, high = self.elevation_range
         if not -90.0 <= low <= high <= 90.0:
-            raise ValueError(f"elevation_range must satisfy -90 <= low <= high <= 90 degrees, got {self.elevation_range}.")
+            raise ValueError(
+                f"elevation_range must satisfy -90 <= low <= high <= 90 degrees, got {self.elevation_range}."
+            )
         if self.azimuth_range[0] > self.azimuth_range[1]:
             raise ValueError(f"azimuth_range must be (low, high) with low <= high, got {self.azimuth_range}.")
 

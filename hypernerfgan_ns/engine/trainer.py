@@ -537,7 +537,8 @@ class HyperNeRFGANTrainer(Trainer):
             self.stop_training = True
         if signum == signal.SIGINT:
             CONSOLE.print(
-                "[bold yellow]Stopping after this iteration and saving a checkpoint. Press Ctrl-C again to quit at once."
+                "[bold yellow]Stopping after this iteration and saving a checkpoint. "
+                "Press Ctrl-C again to quit at once."
             )
         else:
             CONSOLE.print(

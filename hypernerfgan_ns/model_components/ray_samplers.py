@@ -46,7 +46,8 @@ class LinspaceSampler(Sampler):
         super().__init__(num_samples=num_samples)
         if num_samples < 2:
             raise ConfigError(
-                f"A ray needs at least 2 samples to be rendered, got {num_samples} (--pipeline.model.num-coarse-samples)."
+                f"A ray needs at least 2 samples to be rendered, got {num_samples} "
+                "(--pipeline.model.num-coarse-samples)."
             )
         self.train_stratified = train_stratified
         self.opaque_far_plane = opaque_far_plane
@@ -80,7 +81,9 @@ class LinspaceSampler(Sampler):
             self._fraction_ranges[key] = (lower, upper - lower)
         return self._fraction_ranges[key]
 
-    def generate_ray_samples(self, ray_bundle: Optional[RayBundle] = None, num_samples: Optional[int] = None) -> RaySamples:
+    def generate_ray_samples(
+        self, ray_bundle: Optional[RayBundle] = None, num_samples: Optional[int] = None
+    ) -> RaySamples:
         assert ray_bundle is not None and ray_bundle.nears is not None and ray_bundle.fars is not None
         num_samples = num_samples or self.num_samples
         assert num_samples is not None

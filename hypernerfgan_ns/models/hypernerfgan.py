@@ -230,7 +230,9 @@ class HyperNeRFGANModel(Model):
     @staticmethod
     def resolve_architecture(config: HyperNeRFGANModelConfig, preset: DatasetPreset) -> Tuple[int, Optional[int]]:
         """Target-MLP depth and skip layer: the config's where given, else the dataset preset's."""
-        num_hidden_layers = config.num_hidden_layers if config.num_hidden_layers is not None else preset.num_hidden_layers
+        num_hidden_layers = (
+            config.num_hidden_layers if config.num_hidden_layers is not None else preset.num_hidden_layers
+        )
         skip_layer = config.skip_layer if config.skip_layer is not None else preset.skip_layer
         if skip_layer == NO_SKIP:
             skip_layer = None

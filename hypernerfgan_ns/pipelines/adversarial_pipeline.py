@@ -139,7 +139,9 @@ class AdversarialPipeline(VanillaPipeline):
         grad_scaler: Optional[GradScaler] = None,
     ) -> None:
         # VanillaPipeline would wrap only the model, with CUDA-only arguments; we wrap both networks ourselves.
-        super().__init__(config, device, test_mode=test_mode, world_size=1, local_rank=local_rank, grad_scaler=grad_scaler)
+        super().__init__(
+            config, device, test_mode=test_mode, world_size=1, local_rank=local_rank, grad_scaler=grad_scaler
+        )
         self.world_size = world_size
         self.grad_scaler = grad_scaler
         growing, patch = config.progressive_growing, config.datamanager.patch_size
@@ -181,7 +183,9 @@ class AdversarialPipeline(VanillaPipeline):
         if world_size > 1:
             device_ids = [local_rank] if torch.device(device).type == "cuda" else None
             # Buffers stay identical by construction (w_avg is averaged over processes), so none are broadcast.
-            self._ddp["model"] = DDP(self._model, device_ids=device_ids, find_unused_parameters=True, broadcast_buffers=False)
+            self._ddp["model"] = DDP(
+                self._model, device_ids=device_ids, find_unused_parameters=True, broadcast_buffers=False
+            )
             # A growing stage leaves the other stages' input layers and blocks out of its graph.
             self._ddp["discriminator"] = DDP(
                 self.discriminator,
@@ -247,7 +251,8 @@ class AdversarialPipeline(VanillaPipeline):
         shapes = generator.field.layer_shapes()
         full = sum(out_features * in_features for out_features, in_features in shapes)
         generated = generator.hypernetwork.num_generated()
-        points = data.batch_size * data.patch_size**2 * (model.config.num_coarse_samples + model.config.num_importance_samples)
+        samples_per_ray = model.config.num_coarse_samples + model.config.num_importance_samples
+        points = data.batch_size * data.patch_size**2 * samples_per_ray
         table = Table(title="HyperNeRFGAN", show_header=False)
         skip = "no skip" if model.skip_layer is None else f"skip after {model.skip_layer}"
         table.add_row(
@@ -532,7 +537,9 @@ class AdversarialPipeline(VanillaPipeline):
         """ADA: raises p when the discriminator overfits the reals, lowers it otherwise."""
         self.augment.update(step, self.batch_size)
 
-    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> List[TrainingCallback]:
         after_iteration = [TrainingCallbackLocation.AFTER_TRAIN_ITERATION]
         return super().get_training_callbacks(training_callback_attributes) + [
             TrainingCallback(after_iteration, self.update_generator_ema, update_every_num_iters=1),

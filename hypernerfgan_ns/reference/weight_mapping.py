@@ -62,7 +62,9 @@ def require(state: Dict[str, Tensor], name: str, dims: int) -> Tensor:
 def detect_architecture(state: Dict[str, Tensor]) -> ReferenceArchitecture:
     """Reads the architecture from the shapes of a reference G / G_ema state dict."""
     mapping_layers = len({m.group(1) for key in state if (m := re.fullmatch(r"mapping\.fc(\d+)\.weight", key))})
-    hidden_layers = len({m.group(1) for key in state if (m := re.fullmatch(r"synthesis\.pts_linears\.(\d+)\.weight", key))})
+    hidden_layers = len(
+        {m.group(1) for key in state if (m := re.fullmatch(r"synthesis\.pts_linears\.(\d+)\.weight", key))}
+    )
     if mapping_layers == 0 or hidden_layers == 0:
         raise CheckpointError(
             "The reference generator has no mapping.fc*/synthesis.pts_linears.* tensors; is this a NeRFGenerator?"
@@ -77,7 +79,9 @@ def detect_architecture(state: Dict[str, Tensor]) -> ReferenceArchitecture:
         if require(state, f"synthesis.pts_linears.{index}.weight", 2).shape[1] == width + encoded
     ]
     if len(skip_layers) > 1:
-        raise CheckpointError(f"The reference generator has several skip connections ({skip_layers}); one is supported.")
+        raise CheckpointError(
+            f"The reference generator has several skip connections ({skip_layers}); one is supported."
+        )
     affine_out = require(state, "synthesis.pts_linears.0.affine.weight", 2).shape[0]
     if affine_out % (width + encoded) != 0:
         raise CheckpointError(
@@ -100,9 +104,10 @@ def reference_to_ours(state: Dict[str, Tensor], architecture: ReferenceArchitect
     """Renames the reference tensors to our Generator's state-dict keys (without w_avg)."""
     mapped: Dict[str, Tensor] = {}
     for index in range(architecture.mapping_layers):
-        for kind in ("weight", "bias"):
-            mapped[f"hypernetwork.mapping.layers.{index}.{kind}"] = require(state, f"mapping.fc{index}.{kind}", 2 if kind == "weight" else 1)
-    sources = [f"synthesis.pts_linears.{i}" for i in range(architecture.num_hidden_layers)] + ["synthesis.output_linear"]
+        for kind, dims in (("weight", 2), ("bias", 1)):
+            mapped[f"hypernetwork.mapping.layers.{index}.{kind}"] = require(state, f"mapping.fc{index}.{kind}", dims)
+    hidden = [f"synthesis.pts_linears.{i}" for i in range(architecture.num_hidden_layers)]
+    sources = hidden + ["synthesis.output_linear"]
     for index, source in enumerate(sources):
         for kind, dims in (("weight", 2), ("bias", 1)):
             mapped[f"field.layers.{index}.{kind}"] = require(state, f"{source}.{kind}", dims)
@@ -138,10 +143,9 @@ def estimate_w_avg(
 ) -> Tensor:
     """Mean of w over `W_AVG_SAMPLES` latents, computed with the imported mapping network."""
     mapping = generator.hypernetwork.mapping
-    mapping.load_state_dict(
-        {**{k.removeprefix("hypernetwork.mapping."): v for k, v in mapped.items() if k.startswith("hypernetwork.mapping.")},
-         "w_avg": torch.zeros(architecture.w_dim)}
-    )
+    prefix = "hypernetwork.mapping."
+    mapping_state = {key.removeprefix(prefix): value for key, value in mapped.items() if key.startswith(prefix)}
+    mapping.load_state_dict({**mapping_state, "w_avg": torch.zeros(architecture.w_dim)})
     was_training = mapping.training
     mapping.eval()
     latents = torch.randn(W_AVG_SAMPLES, architecture.latent_dim, generator=torch.Generator().manual_seed(seed))

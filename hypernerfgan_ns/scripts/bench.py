@@ -195,8 +195,12 @@ VARIANTS: Dict[str, BenchVariant] = {
     "savers-on": BenchVariant(
         "fp16 autocast (CUDA) + recomputed target-MLP activations", set_savers(mixed_precision=True, recompute=True)
     ),
-    "fp16": BenchVariant("fp16 autocast (CUDA), all activations kept", set_savers(mixed_precision=True, recompute=False)),
-    "recompute": BenchVariant("fp32, recomputed target-MLP activations", set_savers(mixed_precision=False, recompute=True)),
+    "fp16": BenchVariant(
+        "fp16 autocast (CUDA), all activations kept", set_savers(mixed_precision=True, recompute=False)
+    ),
+    "recompute": BenchVariant(
+        "fp32, recomputed target-MLP activations", set_savers(mixed_precision=False, recompute=True)
+    ),
     "pytorch-double-backward": BenchVariant(
         "fp32, all activations kept, the discriminator differentiated twice by PyTorch's own convolution derivatives",
         native_double_backward,
@@ -845,7 +849,9 @@ class Benchmark:
                     trainer = config.setup(local_rank=0, world_size=1)
                     trainer.setup()
                     result.precision = "fp16" if trainer.mixed_precision else "fp32"
-                    result.mlp_points_per_iteration = mlp_points_per_iteration(trainer, result.field_points_per_iteration)
+                    result.mlp_points_per_iteration = mlp_points_per_iteration(
+                        trainer, result.field_points_per_iteration
+                    )
                     result.saved_for_backward_bytes = self.count_saved_bytes(trainer)
                     plain_steps, r1_steps = self.timed_steps(trainer)
                     device = torch.device(trainer.device)
@@ -1153,5 +1159,7 @@ class BenchCommand:
                 f"{total / GIB:.1f} GiB."
             )
         torch.cuda.set_per_process_memory_fraction(fraction, index)
-        CONSOLE.print(f"CUDA memory capped at {self.simulate_memory_gb:g} GiB ({fraction:.1%} of {total / GIB:.1f} GiB).")
+        CONSOLE.print(
+            f"CUDA memory capped at {self.simulate_memory_gb:g} GiB ({fraction:.1%} of {total / GIB:.1f} GiB)."
+        )
         return self.simulate_memory_gb

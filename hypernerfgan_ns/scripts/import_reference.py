@@ -48,7 +48,8 @@ def imported_run_config(
     """The `hypernerfgan` configuration with the reference's architecture and rendering conventions."""
     config = method_config("hypernerfgan")
     model = config.pipeline.model
-    model.latent_dim, model.w_dim, model.mapping_layers = architecture.latent_dim, architecture.w_dim, architecture.mapping_layers
+    model.latent_dim, model.w_dim = architecture.latent_dim, architecture.w_dim
+    model.mapping_layers = architecture.mapping_layers
     model.hidden_width, model.num_hidden_layers = architecture.hidden_width, architecture.num_hidden_layers
     model.skip_layer = architecture.skip_layer if architecture.skip_layer is not None else -1
     model.num_octaves, model.fmm_rank = architecture.num_octaves, architecture.fmm_rank

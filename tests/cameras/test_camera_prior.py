@@ -50,7 +50,8 @@ def test_sampled_cameras_are_uniform_over_the_sphere_area_within_the_ranges() ->
     histogram = torch.histc(sin_elevation, bins=10, min=0.0, max=1.0) / len(sin_elevation)
     assert torch.allclose(histogram, torch.full((10,), 0.1), atol=0.015)
     azimuth = torch.atan2(poses[:, 1, 3], poses[:, 0, 3])
-    assert torch.allclose(torch.histc(azimuth, bins=8, min=-math.pi, max=math.pi) / len(azimuth), torch.full((8,), 0.125), atol=0.015)
+    shares = torch.histc(azimuth, bins=8, min=-math.pi, max=math.pi) / len(azimuth)
+    assert torch.allclose(shares, torch.full((8,), 0.125), atol=0.015)
 
 
 def test_restricted_ranges_are_respected() -> None:

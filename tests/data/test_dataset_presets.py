@@ -42,7 +42,12 @@ def test_a_preset_file_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "name, images, notice",
-    [("shoes", "required", True), ("shoes", "optional", False), ("shoes", "none", False), ("cars_train", "required", False)],
+    [
+        ("shoes", "required", True),
+        ("shoes", "optional", False),
+        ("shoes", "none", False),
+        ("cars_train", "required", False),
+    ],
 )
 def test_data_named_like_no_preset_is_told_which_it_gets_and_how_to_choose(
     tmp_path: Path, capsys, name: str, images: str, notice: bool

@@ -18,4 +18,5 @@ def test_a_training_writes_out_its_events_and_leaves_no_writer_event_or_step_to_
         writer.put_scalar("loss", 0.5, step=7)
     assert writer.EVENT_WRITERS == writers_before and not writer.EVENT_STORAGE
     assert "step" not in writer.GLOBAL_BUFFER, "a next row failing in its first iteration would log at step 7"
-    assert [(event.step, event.value) for event in EventAccumulator(str(tmp_path)).Reload().Scalars("loss")] == [(7, 0.5)]
+    logged = EventAccumulator(str(tmp_path)).Reload().Scalars("loss")
+    assert [(event.step, event.value) for event in logged] == [(7, 0.5)]

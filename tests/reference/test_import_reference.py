@@ -72,11 +72,13 @@ def reference_layout(state: Dict[str, torch.Tensor]) -> Dict[str, Any]:
             module_state({k: state[f"{prefix}.affine.{k}"] for k in ("weight", "bias")}, {}, activation="linear"),
         )
         return Persistent(
-            "NerfSynthesisLayer", module_state({k: state[f"{prefix}.{k}"] for k in ("weight", "bias")}, {"affine": affine})
+            "NerfSynthesisLayer",
+            module_state({k: state[f"{prefix}.{k}"] for k in ("weight", "bias")}, {"affine": affine}),
         )
 
     count = len({key.split(".")[2] for key in state if key.startswith("synthesis.pts_linears.")})
-    layers = plain(torch.nn.ModuleList, module_state({}, {str(i): layer(f"synthesis.pts_linears.{i}") for i in range(count)}))
+    hidden = {str(i): layer(f"synthesis.pts_linears.{i}") for i in range(count)}
+    layers = plain(torch.nn.ModuleList, module_state({}, hidden))
     synthesis = Persistent(
         "NerfSynthesisNetwork",
         module_state({}, {"pts_linears": layers, "output_linear": layer("synthesis.output_linear")}, fov=0.69),
@@ -115,7 +117,9 @@ def trapped_persistence(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
 
 def write_network_pickle(path: Path, state: Dict[str, torch.Tensor]) -> Path:
     generator = reference_layout(state)
-    content = {"G": generator, "D": None, "G_ema": generator, "augment_pipe": None, "training_set_kwargs": {"xflip": True}}
+    content = {
+        "G": generator, "D": None, "G_ema": generator, "augment_pipe": None, "training_set_kwargs": {"xflip": True}
+    }
     path.write_bytes(pickle.dumps(content, protocol=4))
     return path
 

@@ -1,4 +1,5 @@
-"""nerfstudio's own commands on our method, as a user runs them: ns-train (bad data, Ctrl-C, resume), ns-render, ns-eval."""
+"""nerfstudio's own commands on our method, as a user runs them: ns-train (bad data, Ctrl-C, resume), ns-render,
+ns-eval."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def test_ns_train_with_a_missing_folder_says_so_without_a_traceback(tmp_path: Pa
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes_renders_and_evaluates(tmp_path: Path) -> None:
     process = ns_train(
-        ["--data", "cars", "--max-num-iterations", "100000", "--experiment-name", "interrupted", *MICRO_MODEL, *MICRO_DATA],
+        ["--data", "cars", "--max-num-iterations", "100000", "--experiment-name", "interrupted"]
+        + [*MICRO_MODEL, *MICRO_DATA],
         cwd=tmp_path,
     )
     lines: List[str] = []
@@ -97,7 +99,8 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_renders_and_evaluates(tmp_path: 
     assert final["step"] == state["step"] + 2
 
     evaluation = subprocess.run(
-        [str(NS_BIN / "ns-eval"), "--load-config", str(run / "config.yml"), "--output-path", str(tmp_path / "eval.json")],
+        [str(NS_BIN / "ns-eval"), "--load-config", str(run / "config.yml")]
+        + ["--output-path", str(tmp_path / "eval.json")],
         cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
     )
     assert evaluation.returncode == 0, evaluation.stdout + evaluation.stderr
@@ -148,7 +151,8 @@ def test_ns_render_spiral_and_a_camera_path_from_the_viewer(tmp_path: Path) -> N
     }
     for name, arguments in commands.items():
         result = subprocess.run(
-            [str(NS_BIN / "ns-render"), *arguments, "--load-config", str(config_path), "--output-path", str(tmp_path / name)],
+            [str(NS_BIN / "ns-render"), *arguments, "--load-config", str(config_path)]
+            + ["--output-path", str(tmp_path / name)],
             cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
         )
         assert result.returncode == 0, result.stdout + result.stderr

@@ -24,7 +24,8 @@ def test_stages_halve_the_downscale_and_fade_each_new_block_in() -> None:
     assert growing.stage(140) == GrowthStage(2, 1.0)
     assert growing.stage(210) == GrowthStage(1, 0.25)
     assert growing.stage(10**7) == GrowthStage(1, 1.0)
-    assert ProgressiveGrowingConfig(start_downscale=2, images_per_stage=10, fade_images=0).stage(10) == GrowthStage(1, 1.0)
+    no_fade = ProgressiveGrowingConfig(start_downscale=2, images_per_stage=10, fade_images=0)
+    assert no_fade.stage(10) == GrowthStage(1, 1.0)
 
 
 def test_without_growing_every_stage_is_the_full_resolution() -> None:

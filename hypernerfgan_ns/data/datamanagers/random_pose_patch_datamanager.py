@@ -314,10 +314,10 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
         store = self.train_dataset.image_store
         if store is None:
             raise DatasetError(
-                f"The training images are not at {self.config.dataparser.data}, where the run found them, and comparing "
-                "samples with them (ns-eval, `hypernerfgan score --load-config`) needs them. Put them back there, or "
-                "render the samples and score them against a copy: `hypernerfgan render-samples --load-config "
-                "RUN/config.yml --output samples.zip`, then `hypernerfgan score samples.zip --data COPY`."
+                f"The training images are not at {self.config.dataparser.data}, where the run found them, and "
+                "comparing samples with them (ns-eval, `hypernerfgan score --load-config`) needs them. Put them back "
+                "there, or render the samples and score them against a copy: `hypernerfgan render-samples "
+                "--load-config RUN/config.yml --output samples.zip`, then `hypernerfgan score samples.zip --data COPY`."
             )
         return store
 
@@ -462,7 +462,8 @@ class RandomPosePatchDataManager(VanillaDataManager[UnposedImagesDataset]):
     def device_images(self) -> Optional[UInt8[Tensor, "images height width 3"]]:
         """Every training image on the training device, loaded on first use, if they fit `max_device_images_gb`."""
         store = self.training_images()
-        if self._device_images is None and store.num_images * store.resolution**2 * 3 <= self.config.max_device_images_gb * GIB:
+        image_bytes = store.num_images * store.resolution**2 * 3
+        if self._device_images is None and image_bytes <= self.config.max_device_images_gb * GIB:
             self._device_images = torch.from_numpy(np.array(store.array(), copy=True)).to(self.device)
         return self._device_images
 

@@ -157,7 +157,9 @@ class UnposedImagesDataParser(DataParser):
         table = Table(title=f"Dataset preset [bold]{preset.name}[/bold]: {preset.description}", show_header=False)
         table.add_row("preset file", str(preset.source))
         table.add_row("images", f"{store.num_images} at {store.resolution}x{store.resolution}" if store else "none")
-        table.add_row("camera prior", f"radius {prior.radius}, fov {prior.fov:.4f} rad, near {prior.near}, far {prior.far}")
+        table.add_row(
+            "camera prior", f"radius {prior.radius}, fov {prior.fov:.4f} rad, near {prior.near}, far {prior.far}"
+        )
         table.add_row("azimuth / elevation", f"{prior.azimuth_range} / {prior.elevation_range} degrees")
         skip = "no skip" if preset.skip_layer is None else f"skip after {preset.skip_layer}"
         table.add_row("preset's target MLP", f"{preset.num_hidden_layers} hidden layers, {skip}")
