@@ -217,8 +217,8 @@ if [ "$(stat -c %s "$work/runs.tar")" -gt 56000000 ]; then
     tar -C "$work/runs" --exclude nerfstudio_models --exclude images_000000000.zip -cf "$work/runs.tar" .
 fi
 split -b 15M "$work/runs.tar" "$OUT/runs.tar."
-log "runs: $(du -h "$work/runs.tar" | cut -f1) in $(ls "$OUT"/runs.tar.* | wc -l) pieces (a device call brings back 8 files of
-    16 MiB, 64 MiB in all: fewer runs or CURVE_SAMPLES if this is more)"
+log "runs: $(du -h "$work/runs.tar" | cut -f1) in $(ls "$OUT"/runs.tar.* | wc -l) pieces" \
+    "(a device call brings back 8 files of 16 MiB, 64 MiB in all: fewer runs or CURVE_SAMPLES if this is more)"
 save_summary
 
 sheet_seconds=$((LIMIT - $(elapsed) - 10))
