@@ -40,9 +40,12 @@ R1_INTERVAL = 4
 inflate Adam's second-moment norm (an average over about 100 steps at beta2 0.99) and so slow the 15 steps between.
 On the tiny preset they do not (an R1 step's gradient is 1.4 times a plain step's: docs/ablations.md)."""
 
-FEW_OCTAVES = 4
-"""Positional-encoding octaves of the `octaves-4` row: a highest frequency of 2^3, whose period (0.8 units) spans
-several pixels at every resolution the methods train at, where 6 or 10 octaves reach the pixel scale."""
+FEWER_OCTAVES = (4, 6)
+"""Positional-encoding octaves of the `octaves-N` rows, against the paper's 10. Octave k's period is 2pi / 2^k units;
+on the cars (0.0225 units a pixel at the origin) 4 octaves end at 0.79 units, several pixels at every resolution the
+methods train at, and 6 at 0.20 units, 2.2 times the spacing of `hypernerfgan-lite`'s rays (every fourth pixel): just
+above their Nyquist limit, where octaves 6 to 9 streak between the rays (docs/ablations.md, "Four octaves on the
+paper's networks"). 6 is the tiny preset's own count."""
 
 LEARNING_RATE_FACTORS = (0.25, 2.0, 4.0, 8.0)
 """The `lr-xF` rows multiply both networks' learning rates by F. The paper's 0.0025 (StyleGAN's) is tuned for runs
@@ -587,9 +590,13 @@ ROWS: Dict[str, AblationRow] = {
         speed_up_augmentation_adjustment,
     ),
     "no-density-bound": AblationRow("density not bounded to the object sphere (the reference field)", unbound_density),
-    f"octaves-{FEW_OCTAVES}": AblationRow(
-        f"{FEW_OCTAVES} positional-encoding octaves (no stripes at the pixel scale)", set_octaves(FEW_OCTAVES)
-    ),
+    **{
+        f"octaves-{octaves}": AblationRow(
+            f"{octaves} positional-encoding octaves (the finest period {2 * math.pi / 2 ** (octaves - 1):.2f} units)",
+            set_octaves(octaves),
+        )
+        for octaves in FEWER_OCTAVES
+    },
     **{
         f"lr-x{factor:g}": AblationRow(f"both learning rates x{factor:g}", scale_learning_rates(factor))
         for factor in LEARNING_RATE_FACTORS
