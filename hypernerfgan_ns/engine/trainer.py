@@ -39,13 +39,14 @@ import re
 import signal
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
 
 import numpy as np
 import torch
 import torch.distributed as dist
+import yaml
 from rich.markup import escape
 from torch import Tensor
 from torch.amp import GradScaler
@@ -294,10 +295,11 @@ def read_checkpoint(path: Path) -> Dict[str, Any]:
     return state
 
 
-def mismatch_message(path: Path, error: Exception) -> str:
+def mismatch_message(path: Path, error: Exception, config: Optional[HyperNeRFGANTrainerConfig] = None) -> str:
     """What to do when a checkpoint's networks or optimizers are not the ones this run builds: torch's message is a
-    screen of key names and shapes, so it is counted here, with one example of each kind, and the method the
-    checkpoint's run was started with."""
+    screen of key names and shapes, so it is counted here, with one example of each kind, the method the
+    checkpoint's run was started with and, given this run's `config`, the network options that run set otherwise
+    (a preset whose default changed since the run began resumes with the old value given on the command line)."""
     text = str(error)
     differences = []
     shapes = re.findall(
@@ -315,14 +317,42 @@ def mismatch_message(path: Path, error: Exception) -> str:
             differences.append(f"{len(keys)} tensors {kind} (e.g. {keys[0]})")
     if not differences:
         differences.append(text.strip().splitlines()[0] if text.strip() else type(error).__name__)
-    config = path.parent.parent / "config.yml"
-    config_text = config.read_text(encoding="utf8") if config.is_file() else ""
+    config_path = path.parent.parent / "config.yml"
+    config_text = config_path.read_text(encoding="utf8") if config_path.is_file() else ""
     method = re.search(r"^method_name: (\S+)", config_text, re.MULTILINE)
-    started = f" ({config} says ns-train {method.group(1)})" if method else ""
+    started = f" ({config_path} says ns-train {method.group(1)})" if method else ""
+    options = network_options_set_otherwise(config_text, config) if config is not None else []
+    otherwise = f" Network options of that run that this one sets otherwise: {', '.join(options)}." if options else ""
     return (
         f"{path} does not fit the networks this run builds: {'; '.join(differences)}. Resume with the method and the "
-        f"architecture options the run was started with{started}."
+        f"architecture options the run was started with{started}.{otherwise}"
     )
+
+
+NETWORK_OPTION_GROUPS = ("model", "discriminator")
+"""The pipeline's config groups whose options shape the networks a checkpoint holds (the generator's, the
+discriminator's); a resumed run that differs from its checkpoint's run in one of them cannot load it."""
+
+
+def network_options_set_otherwise(config_text: str, config: HyperNeRFGANTrainerConfig) -> List[str]:
+    """The `--pipeline.model.*` and `--pipeline.discriminator.*` options that a run's config.yml (`config_text`) sets
+    otherwise than this run's `config`, as "--option saved-value (here value)"; none where it cannot be read."""
+    try:
+        saved = yaml.load(config_text, Loader=yaml.Loader).pipeline
+    except (yaml.YAMLError, AttributeError, ImportError, TypeError):  # not a HyperNeRFGAN config.yml we can read
+        return []
+    options = []
+    for group in NETWORK_OPTION_GROUPS:
+        saved_group, built_group = getattr(saved, group, None), getattr(config.pipeline, group)
+        if type(saved_group) is not type(built_group):
+            continue
+        for option in fields(built_group):
+            if not hasattr(saved_group, option.name):
+                continue  # an option newer than the saved run
+            value, here = getattr(saved_group, option.name), getattr(built_group, option.name)
+            if value != here and isinstance(value, (bool, int, float, str, type(None))):
+                options.append(f"--pipeline.{group}.{option.name.replace('_', '-')} {value} (here {here})")
+    return options
 
 
 class HyperNeRFGANTrainer(Trainer):
@@ -816,7 +846,7 @@ class HyperNeRFGANTrainer(Trainer):
         except (RuntimeError, ValueError, KeyError) as error:
             if source is None:
                 raise
-            raise CheckpointError(mismatch_message(source, error)) from error
+            raise CheckpointError(mismatch_message(source, error, self.config)) from error
         if self.config.load_scheduler:
             self.optimizers.load_schedulers(state["schedulers"])
         self.grad_scaler.load_state_dict(state["scalers"])

@@ -594,7 +594,8 @@ def test_a_gpu_preset_on_the_cpu_says_what_to_expect_without_a_grad_scaler_warni
 
 def test_resuming_from_a_checkpoint_that_does_not_fit_says_why_and_what_to_do(tmp_path: Path, capsys) -> None:
     """Another method's checkpoint was a screen of tensor shapes in a traceback; a cut-short or foreign file another
-    traceback. Each is now one message naming the file and the fix."""
+    traceback. Each is now one message naming the file and the fix: for the first, the network options its run set
+    otherwise (a preset's default that changed since it began, given on the command line again)."""
     first = micro_config(tmp_path, max_num_iterations=2, timestamp="first")
     checkpoints = train(first)
     wider = micro_config(tmp_path, timestamp="wider", load_dir=checkpoints)
@@ -604,7 +605,8 @@ def test_resuming_from_a_checkpoint_that_does_not_fit_says_why_and_what_to_do(tm
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"step": 3, "pipeline": {}}, foreign)
     cases = [
-        (wider, ["does not fit the networks this run", "tensors of another shape", "says ns-train hypernerfgan-tiny"]),
+        (wider, ["does not fit the networks this run", "tensors of another shape", "says ns-train hypernerfgan-tiny",
+                 "sets otherwise: --pipeline.model.hidden-width 16 (here 32)."]),
         (micro_config(tmp_path, timestamp="cut", load_checkpoint=cut_short), ["cannot be read", "--load-step"]),
         (micro_config(tmp_path, timestamp="foreign", load_checkpoint=foreign), ["not a checkpoint of a HyperNeRFGAN"]),
     ]
