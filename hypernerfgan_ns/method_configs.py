@@ -129,7 +129,7 @@ hypernerfgan_lite = MethodSpecification(
                 whole_image_patches=True,
                 scaled_real_patches="nearest",
             ),
-            model=HyperNeRFGANModelConfig(num_coarse_samples=32, frequency_annealing_images=5_000),
+            model=HyperNeRFGANModelConfig(num_coarse_samples=32, num_octaves=6, frequency_annealing_images=5_000),
             discriminator=DiscriminatorConfig(channel_base=16384, channel_max=512),
         ),
         max_num_iterations=500_000,
@@ -141,7 +141,7 @@ hypernerfgan_lite = MethodSpecification(
         learning_rate=0.01,
         discriminator_learning_rate=0.005,
     ),
-    description="HyperNeRFGAN's networks on 32x32 rays over the whole image, 32 samples per ray, the faster recipe",
+    description="HyperNeRFGAN's networks on 32x32 rays over the whole image, 32 samples, 6 octaves, the faster recipe",
 )
 
 hypernerfgan_tiny = MethodSpecification(

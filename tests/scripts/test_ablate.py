@@ -449,6 +449,8 @@ def test_rows_change_what_they_say(tiny) -> None:
     assert row_config(tiny, "octaves-4").pipeline.model.num_octaves == 4 != tiny.pipeline.model.num_octaves
     assert row_config(paper, "octaves-6").pipeline.model.num_octaves == 6 != paper.pipeline.model.num_octaves
     assert config_changes(tiny, row_config(tiny, "octaves-6")) == {}, "the tiny preset's own 6 octaves"
+    assert row_config(tiny, "octaves-10").pipeline.model.num_octaves == 10, "the paper's, on a method with fewer"
+    assert config_changes(paper, row_config(paper, "octaves-10")) == {}, "the paper's own 10"
     assert set(LEARNING_RATE_FACTORS) == {0.25, 2.0, 4.0, 8.0}, "the paper's rate and three faster ones"
     assert learning_rates(row_config(tiny, "lr-x0.25")) == [0.0025, 0.0025]
     assert learning_rates(row_config(tiny, "lr-x2")) == [0.02, 0.02]
@@ -682,26 +684,27 @@ def test_the_papers_recipe_and_the_old_tiny_preset_are_rows_away(tiny, tmp_path:
 
 
 def test_the_lite_presets_crops_and_the_papers_recipe_are_rows_away(tmp_path: Path) -> None:
-    """`hypernerfgan-lite` trained on 32x32 crops with the paper's recipe until the 10,000-image study of
-    docs/ablations.md; `--on-top-of crops lr-x0.25 discriminator-lr-x2 no-frequency-annealing` gives that preset back,
-    and the rows that need unscaled patches still apply to it."""
+    """`hypernerfgan-lite` trained on 32x32 crops with the paper's recipe and 10 octaves until the 10,000-image studies
+    of docs/ablations.md; `--on-top-of crops lr-x0.25 discriminator-lr-x2 no-frequency-annealing octaves-10` gives that
+    preset back, and the rows that need unscaled patches still apply to it."""
     lite = study_config("hypernerfgan-lite", Path("cars"), iterations=10, seed=0)
     patches = lite.pipeline.datamanager
     assert (patches.patch_size, patches.whole_image_patches, patches.scaled_real_patches) == (32, True, "nearest")
     assert patches.whole_image_patch_phase == "centre", "every fourth pixel's block centre: the cars' better phase"
     assert learning_rates(lite) == [0.01, 0.005], "the tiny rate, the discriminator's scaled to its width"
     assert lite.pipeline.model.frequency_annealing_images == 5_000
+    assert lite.pipeline.model.num_octaves == 6, "none finer than its rays, one every fourth pixel, resolve"
 
-    then = ("crops", "lr-x0.25", "discriminator-lr-x2", "no-frequency-annealing")
+    then = ("crops", "lr-x0.25", "discriminator-lr-x2", "no-frequency-annealing", "octaves-10")
     old = AblationStudy(base=lite, output=tmp_path, on_top_of=then).base
     assert learning_rates(old) == [0.0025, 0.0025]
-    assert old.pipeline.model.frequency_annealing_images == 0
+    assert (old.pipeline.model.frequency_annealing_images, old.pipeline.model.num_octaves) == (0, 10)
     crops = old.pipeline.datamanager
     assert not crops.scales_patches and crops.scaled_real_patches == "bilinear" and crops.patch_size == 32
-    candidate = ("whole-image-patches-nearest", "lr-x4", "frequency-annealing", "discriminator-lr-x0.5")
+    candidate = ("whole-image-patches-nearest", "lr-x4", "frequency-annealing", "discriminator-lr-x0.5", "octaves-6")
     at_the_budget = study_config("hypernerfgan-lite", Path("cars"), iterations=2500, seed=0)  # 10,000 images
     studied = AblationStudy(base=at_the_budget, output=tmp_path, on_top_of=then + candidate).base
-    assert config_changes(at_the_budget, studied) == {}, "the study's candidate on the old preset is today's preset"
+    assert config_changes(at_the_budget, studied) == {}, "the studies' candidates on the old preset are today's preset"
 
     whole = row_config(lite, "whole-images")
     assert whole.pipeline.datamanager.patch_size == 128 and not whole.pipeline.datamanager.scales_patches
