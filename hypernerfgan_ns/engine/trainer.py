@@ -39,7 +39,7 @@ import re
 import signal
 import time
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
 
@@ -70,6 +70,7 @@ from hypernerfgan_ns.metrics.quality_curve import (
 )
 from hypernerfgan_ns.pipelines.adversarial_pipeline import FAKE_OPACITY, AdversarialPipeline
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
+from hypernerfgan_ns.utils.config_diff import config_changes
 from hypernerfgan_ns.utils.precision import GradScalerWithHostScale
 from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import TRAIN_INTERATION_OUTPUT, Trainer, TrainerConfig
@@ -346,12 +347,10 @@ def network_options_set_otherwise(config_text: str, config: HyperNeRFGANTrainerC
         saved_group, built_group = getattr(saved, group, None), getattr(config.pipeline, group)
         if type(saved_group) is not type(built_group):
             continue
-        for option in fields(built_group):
-            if not hasattr(saved_group, option.name):
-                continue  # an option newer than the saved run
-            value, here = getattr(saved_group, option.name), getattr(built_group, option.name)
-            if value != here and isinstance(value, (bool, int, float, str, type(None))):
-                options.append(f"--pipeline.{group}.{option.name.replace('_', '-')} {value} (here {here})")
+        # Options newer than the saved run were filled with their defaults as it loaded (`DefaultsForMissingFields`).
+        for name, (value, here) in config_changes(saved_group, built_group).items():
+            if isinstance(value, (bool, int, float, str, type(None))):  # what a command line can give
+                options.append(f"--pipeline.{group}.{name.replace('_', '-')} {value} (here {here})")
     return options
 
 

@@ -75,6 +75,7 @@ from hypernerfgan_ns.scripts.ablation_rows import ROWS, dataparser_config
 from hypernerfgan_ns.scripts.plot_curves import PlotCommand
 from hypernerfgan_ns.scripts.samples import SamplesCommand
 from hypernerfgan_ns.scripts.score_samples import RealSummaries, score_kept_samples
+from hypernerfgan_ns.utils.config_diff import config_changes
 from hypernerfgan_ns.utils.machine import cpu_description
 from nerfstudio.scripts.train import _set_random_seed
 from nerfstudio.utils.rich_utils import CONSOLE
@@ -183,22 +184,6 @@ def unfit_reason(config: HyperNeRFGANTrainerConfig) -> Optional[str]:
         scaled_patches=data.scales_patches,
     )
     return reason or config.pipeline.input_blur.unfit_reason(smallest_patch=growing.first_patch_size(patch))
-
-
-def config_values(value: Any, prefix: str = "") -> Dict[str, Any]:
-    """Every leaf field of a nested config by dotted name."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        values: Dict[str, Any] = {}
-        for config_field in dataclasses.fields(value):
-            values.update(config_values(getattr(value, config_field.name), f"{prefix}{config_field.name}."))
-        return values
-    return {prefix.rstrip("."): value}
-
-
-def config_changes(before: HyperNeRFGANTrainerConfig, after: HyperNeRFGANTrainerConfig) -> Dict[str, List[Any]]:
-    """The fields a row changed, as {dotted name: [method's value, row's value]}: what was really trained."""
-    old, new = config_values(before), config_values(after)
-    return {name: [old.get(name), value] for name, value in new.items() if old.get(name) != value}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
