@@ -253,6 +253,11 @@ VARIANTS: Dict[str, BenchVariant] = {
         "whole-images with the discriminator's channel_base halved: half its channels at the high resolutions",
         study_rows("whole-images", "discriminator-base-x0.5"),
     ),
+    "discriminator-base-x0.5": BenchVariant(
+        "the method as registered with the discriminator's channel_base halved: half its channels at the high "
+        "resolutions",
+        study_rows("discriminator-base-x0.5"),
+    ),
     "whole-image-patches": BenchVariant(
         "the method as registered, each patch's rays spread over the whole image: every s-th pixel from a random "
         "first one, the real patches the same photo pixels",

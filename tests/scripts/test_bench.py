@@ -332,6 +332,24 @@ def test_whole_images_with_half_the_discriminator_base_keep_the_crops_channels_a
     assert method_config("hypernerfgan").pipeline.discriminator.channel_base == 32768, "the preset is unchanged"
 
 
+def test_half_the_discriminator_base_halves_only_the_blocks_below_the_channel_cap() -> None:
+    """`discriminator-base-x0.5`: `hypernerfgan-lite`'s 512 channels at 32 pixels become 256, where most of its
+    discriminator's arithmetic is; from 16 pixels down `channel_max` keeps 512."""
+    bench = Benchmark(num_images=NUM_IMAGES)
+    preset, halved = (
+        bench.config("hypernerfgan-lite", variant, Path("unused")) for variant in ("preset", "discriminator-base-x0.5")
+    )
+    assert halved.pipeline.datamanager.patch_size == preset.pipeline.datamanager.patch_size == 32
+    widths = {}
+    for name, config in (("preset", preset), ("halved", halved)):
+        discriminator = Discriminator(config.pipeline.discriminator, resolution=32)
+        widths[name] = [discriminator.from_rgb.weight.shape[0]] + [
+            block.skip.weight.shape[0] for block in discriminator.blocks
+        ]
+    assert widths == {"preset": [512, 512, 512, 512], "halved": [256, 512, 512, 512]}
+    assert method_config("hypernerfgan-lite").pipeline.discriminator.channel_base == 16384, "the preset is unchanged"
+
+
 def test_the_command_prints_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     output = tmp_path / "bench.json"
     run(parse([
