@@ -684,9 +684,10 @@ def test_the_papers_recipe_and_the_old_tiny_preset_are_rows_away(tiny, tmp_path:
 
 
 def test_the_lite_presets_crops_and_the_papers_recipe_are_rows_away(tmp_path: Path) -> None:
-    """`hypernerfgan-lite` trained on 32x32 crops with the paper's recipe and 10 octaves until the 10,000-image studies
-    of docs/ablations.md; `--on-top-of crops lr-x0.25 discriminator-lr-x2 no-frequency-annealing octaves-10` gives that
-    preset back, and the rows that need unscaled patches still apply to it."""
+    """`hypernerfgan-lite` trained on 32x32 crops with the paper's recipe, 10 octaves and the paper's discriminator
+    until the 10,000-image studies of docs/ablations.md; `--on-top-of crops lr-x0.25 discriminator-lr-x2
+    no-frequency-annealing octaves-10 discriminator-base-x2` gives that preset back, and the rows that need unscaled
+    patches still apply to it."""
     lite = study_config("hypernerfgan-lite", Path("cars"), iterations=10, seed=0)
     patches = lite.pipeline.datamanager
     assert (patches.patch_size, patches.whole_image_patches, patches.scaled_real_patches) == (32, True, "nearest")
@@ -694,14 +695,19 @@ def test_the_lite_presets_crops_and_the_papers_recipe_are_rows_away(tmp_path: Pa
     assert learning_rates(lite) == [0.01, 0.005], "the tiny rate, the discriminator's scaled to its width"
     assert lite.pipeline.model.frequency_annealing_images == 5_000
     assert lite.pipeline.model.num_octaves == 6, "none finer than its rays, one every fourth pixel, resolve"
+    assert lite.pipeline.discriminator.channel_base == 8192, "256 channels at 32 pixels, where its arithmetic is"
 
-    then = ("crops", "lr-x0.25", "discriminator-lr-x2", "no-frequency-annealing", "octaves-10")
+    then = ("crops", "lr-x0.25", "discriminator-lr-x2", "no-frequency-annealing", "octaves-10", "discriminator-base-x2")
     old = AblationStudy(base=lite, output=tmp_path, on_top_of=then).base
     assert learning_rates(old) == [0.0025, 0.0025]
     assert (old.pipeline.model.frequency_annealing_images, old.pipeline.model.num_octaves) == (0, 10)
+    assert (old.pipeline.discriminator.channel_base, old.pipeline.discriminator.channel_max) == (16384, 512)
     crops = old.pipeline.datamanager
     assert not crops.scales_patches and crops.scaled_real_patches == "bilinear" and crops.patch_size == 32
-    candidate = ("whole-image-patches-nearest", "lr-x4", "frequency-annealing", "discriminator-lr-x0.5", "octaves-6")
+    candidate = (
+        "whole-image-patches-nearest", "lr-x4", "frequency-annealing", "discriminator-lr-x0.5", "octaves-6",
+        "discriminator-base-x0.5",
+    )
     at_the_budget = study_config("hypernerfgan-lite", Path("cars"), iterations=2500, seed=0)  # 10,000 images
     studied = AblationStudy(base=at_the_budget, output=tmp_path, on_top_of=then + candidate).base
     assert config_changes(at_the_budget, studied) == {}, "the studies' candidates on the old preset are today's preset"
