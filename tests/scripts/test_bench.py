@@ -334,8 +334,8 @@ def test_whole_images_with_half_the_discriminator_base_keep_the_crops_channels_a
 
 def test_half_the_discriminator_base_halves_only_the_blocks_below_the_channel_cap() -> None:
     """`discriminator-base-x0.5`: the channels halve where `channel_base / resolution` is below `channel_max` and
-    stay at the cap below that; on `hypernerfgan-lite` (256 channels at 32 pixels, 512 from 16 down) 128 at 32 and
-    256 at 16."""
+    stay at `channel_max` elsewhere: on `hypernerfgan-lite` (256 channels at 32 pixels, 512 from 16 down) 128 at 32
+    and 256 at 16."""
     bench = Benchmark(num_images=NUM_IMAGES)
     preset, halved = (
         bench.config("hypernerfgan-lite", variant, Path("unused")) for variant in ("preset", "discriminator-base-x0.5")
