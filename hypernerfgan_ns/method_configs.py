@@ -18,7 +18,7 @@ CPU, it reached FID 209 at 10,000 images against 312 for the paper's recipe on 3
 bodies where the crops made faint specks, in 0.57 of the training minutes (docs/ablations.md, "The paper's networks
 at 10,000 images"). Since then it encodes 6 octaves, none finer than its rays (FID 168 and 187 against 209 and 208 on
 two seeds), and its discriminator has 256 channels at 32 pixels instead of 512 (`channel_base` 8192, as
-`hypernerfgan-tiny` halved its own): 0.54 of the iteration's arithmetic, FID 163 against 168 on seed 0
+`hypernerfgan-tiny` halved its own): 0.54 of the iteration's arithmetic, FID 177 against 177 on two seeds' means
 (docs/ablations.md, "Six octaves on the paper's networks", "Half the discriminator's channels at 32 pixels").
 
 `hypernerfgan` keeps the paper's recipe and crops until a GPU run says otherwise: on crops of a quarter of the image,

@@ -76,8 +76,8 @@ SCALED_D_LR=${SCALED_D_LR:-0.005}       # the fourth and fifth runs' discriminat
 # halved, the octaves faded in over 5,000 images): on the paper's networks with 32 x 32 rays over the whole image,
 # every fourth pixel, that recipe made car bodies at 10,000 images where the paper's recipe on crops made specks (FID
 # 209 against 312 on the CPU, docs/ablations.md, "The paper's networks at 10,000 images"), its full-width
-# discriminator tame at 0.005; halving its channel_base there took 0.54 of the iteration's arithmetic for FID 163
-# against 168 ("Half the discriminator's channels at 32 pixels").
+# discriminator tame at 0.005; halving its channel_base there took 0.54 of the iteration's arithmetic at the same
+# FID (177 on two seeds' means, "Half the discriminator's channels at 32 pixels").
 WHOLE=--pipeline.datamanager.patch-size=$WHOLE_IMAGE
 WHOLE_IMAGE_PATCHES=--pipeline.datamanager.whole-image-patches=True
 WHOLE_IMAGE_PATCHES=$WHOLE_IMAGE_PATCHES,--pipeline.datamanager.whole-image-patch-phase=random
