@@ -301,6 +301,12 @@ def test_a_growing_stage_is_measured_at_its_patch_size() -> None:
     assert 0 < first_stage.flops_per_iteration < full.flops_per_iteration / 4
 
 
+def discriminator_widths(config: Any, resolution: int) -> list:
+    """The channels of a discriminator built from `config`: its input layer's, then each block's output."""
+    discriminator = Discriminator(config.pipeline.discriminator, resolution=resolution)
+    return [discriminator.from_rgb.weight.shape[0]] + [block.skip.weight.shape[0] for block in discriminator.blocks]
+
+
 def test_whole_images_are_patches_as_large_as_the_training_resolution() -> None:
     """`whole-images`: the GPU presets' crops become their whole 128 x 128 images; the tiny preset trains on whole
     images already, so its row is its preset."""
@@ -326,9 +332,7 @@ def test_whole_images_with_half_the_discriminator_base_keep_the_crops_channels_a
     )
     assert halved.pipeline.datamanager.patch_size == whole.pipeline.datamanager.patch_size == 128
     assert halved.pipeline.discriminator.channel_base * 2 == whole.pipeline.discriminator.channel_base
-    discriminator = Discriminator(halved.pipeline.discriminator, resolution=128)
-    widths = [discriminator.from_rgb.weight.shape[0]] + [block.skip.weight.shape[0] for block in discriminator.blocks]
-    assert widths == [128, 256, 512, 512, 512, 512]
+    assert discriminator_widths(halved, resolution=128) == [128, 256, 512, 512, 512, 512]
     assert method_config("hypernerfgan").pipeline.discriminator.channel_base == 32768, "the preset is unchanged"
 
 
@@ -341,13 +345,8 @@ def test_half_the_discriminator_base_halves_only_the_blocks_below_the_channel_ca
         bench.config("hypernerfgan-lite", variant, Path("unused")) for variant in ("preset", "discriminator-base-x0.5")
     )
     assert halved.pipeline.datamanager.patch_size == preset.pipeline.datamanager.patch_size == 32
-    widths = {}
-    for name, config in (("preset", preset), ("halved", halved)):
-        discriminator = Discriminator(config.pipeline.discriminator, resolution=32)
-        widths[name] = [discriminator.from_rgb.weight.shape[0]] + [
-            block.skip.weight.shape[0] for block in discriminator.blocks
-        ]
-    assert widths == {"preset": [256, 512, 512, 512], "halved": [128, 256, 512, 512]}
+    assert discriminator_widths(preset, resolution=32) == [256, 512, 512, 512]
+    assert discriminator_widths(halved, resolution=32) == [128, 256, 512, 512]
     assert method_config("hypernerfgan-lite").pipeline.discriminator.channel_base == 8192, "the preset is unchanged"
 
 
