@@ -85,11 +85,13 @@ class SampleArchive:
 
 
 def rendering_protocol(pipeline, evaluation: GANEvaluationConfig) -> Dict[str, Any]:
-    """What fixes the EMA samples `generated_image_batches` renders besides the weights: seed, truncation, size."""
+    """What fixes the EMA samples `generated_image_batches` renders besides the weights: seed, truncation, size,
+    samples per ray."""
     return {
         "seed": evaluation.seed,
         "truncation": evaluation.truncation,
         "resolution": pipeline.config.datamanager.dataparser.resolution,
+        "samples_per_ray": pipeline.model.render_samples,
     }
 
 

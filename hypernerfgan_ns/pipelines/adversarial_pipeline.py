@@ -272,6 +272,9 @@ class AdversarialPipeline(VanillaPipeline):
             queried = data.batch_size * model.training_points_per_object(data.patch_size**2)
             batch += f", the MLP at the {queried:,} that can be in the object sphere"
         table.add_row("batch", batch)
+        if model.render_samples != model.config.num_coarse_samples:
+            training = model.config.num_coarse_samples
+            table.add_row("renders", f"{model.render_samples} samples per ray (training: {training})")
         penalties = f"R1 gamma {self.r1_gamma}" + (f", R2 gamma {self.r2_gamma}" if self.r2_gamma > 0 else "")
         table.add_row("loss", f"{self.config.loss.objective}; {penalties} every {self.config.loss.r1_interval} steps")
         if self.config.progressive_growing.enabled:

@@ -43,16 +43,20 @@ class RenderedView(NamedTuple):
     """Its expected depth, colour-mapped between the prior's near and far planes, on white where empty; or None."""
 
 
-def load_model(load_config: Path) -> HyperNeRFGANModel:
-    """The run's model with its latest checkpoint, in evaluation mode (EMA generator, no noise, no jitter)."""
+def load_model(load_config: Path, num_render_samples: Optional[int] = None) -> HyperNeRFGANModel:
+    """The run's model with its latest checkpoint, in evaluation mode (EMA generator, no noise, no jitter), rendering
+    `num_render_samples` samples per ray (None: as the run does)."""
     # Imported here: loading a run imports every nerfstudio method, seconds that `hypernerfgan --help` need not pay.
     from hypernerfgan_ns.utils.trained_runs import load_trained_pipeline
 
-    _, pipeline, step = load_trained_pipeline(load_config)
+    _, pipeline, step = load_trained_pipeline(load_config, num_render_samples)
     model = pipeline.model
     model.eval()
     generator = "EMA" if model.config.render_with_ema else "trained (render_with_ema is off in this run)"
-    CONSOLE.print(f"Loaded step {step} of {escape(str(load_config))}; rendering with the {generator} generator.")
+    CONSOLE.print(
+        f"Loaded step {step} of {escape(str(load_config))}; rendering with the {generator} generator, "
+        f"{model.render_samples} samples per ray."
+    )
     return model
 
 
@@ -73,6 +77,12 @@ def require_at_least(option: str, value: float, minimum: float) -> None:
     """Rejects a too small option value before any slow work starts."""
     if value < minimum:
         raise ExportError(f"{option} must be at least {minimum}, got {value}.")
+
+
+def require_render_samples(num_render_samples: Optional[int]) -> None:
+    """Rejects a `--num-render-samples` too small to render before any slow work starts."""
+    if num_render_samples is not None:
+        require_at_least("--num-render-samples", num_render_samples, 2)
 
 
 def progress_bar(description: str) -> Progress:

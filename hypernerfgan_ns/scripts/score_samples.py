@@ -53,7 +53,12 @@ from hypernerfgan_ns.metrics.sample_archive import (
 )
 from hypernerfgan_ns.metrics.swd import SWDConfig
 from hypernerfgan_ns.scripts.plot_curves import METRIC_LABELS
-from hypernerfgan_ns.scripts.rendering import progress_bar, report_written, require_at_least
+from hypernerfgan_ns.scripts.rendering import (
+    progress_bar,
+    report_written,
+    require_at_least,
+    require_render_samples,
+)
 from nerfstudio.utils.rich_utils import CONSOLE
 
 
@@ -67,12 +72,16 @@ class RenderSamplesCommand:
     """A folder (created) or a file ending in .zip."""
     num_images: Optional[int] = None
     """Samples to render; default: the run's ns-eval count (--pipeline.evaluation.num-generated)."""
+    num_render_samples: Optional[int] = None
+    """Samples per ray; default: the run's, as ns-eval renders (--pipeline.model.num-render-samples, else its
+    training count). The count goes into the archive's samples.json."""
 
     def main(self) -> None:
         from hypernerfgan_ns.utils.trained_runs import load_trained_pipeline  # imports every nerfstudio method
 
+        require_render_samples(self.num_render_samples)
         archive = SampleArchive(self.output)  # refuses an existing output before the run is loaded
-        _, pipeline, step = load_trained_pipeline(self.load_config)
+        _, pipeline, step = load_trained_pipeline(self.load_config, self.num_render_samples)
         evaluation = pipeline.config.evaluation
         if self.num_images is not None:
             require_at_least("--num-images", self.num_images, 1)

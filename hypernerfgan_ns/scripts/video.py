@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 import mediapy
 import numpy as np
@@ -37,6 +37,7 @@ from hypernerfgan_ns.scripts.rendering import (
     rendered_views,
     report_written,
     require_at_least,
+    require_render_samples,
     tile,
 )
 from hypernerfgan_ns.utils.latents import slerp
@@ -175,12 +176,16 @@ class VideoOptions:
     """Side of each object's view in pixels."""
     truncation: float = 1.0
     """Truncation psi: 1 shows the generator's full variety; 0.5-0.7 pulls every object towards the average one."""
+    num_render_samples: Optional[int] = None
+    """Samples per ray; default: the run's (--pipeline.model.num-render-samples, else its training count). More
+    draw sloped surfaces without the stacked lines of training's fixed depths, for proportionally more time."""
 
     def prepare(self) -> Path:
         """Checks the output and the options before the (slow) loading and rendering; returns the output path."""
         output = self.output.expanduser()
         require_encoder(check_output(output, VIDEO_SUFFIXES, "the video"))
         require_at_least("--resolution", self.resolution, 1)
+        require_render_samples(self.num_render_samples)
         if self.fps <= 0:
             raise ExportError(f"--fps must be positive, got {self.fps}.")
         return output
@@ -204,7 +209,7 @@ class InterpolationVideo(VideoOptions):
                 "object, use `hypernerfgan video grid --num-seeds 1`."
             )
         require_at_least("--frames-per-transition", self.frames_per_transition, 1)
-        model = load_model(self.load_config)
+        model = load_model(self.load_config, self.num_render_samples)
         latents = interpolation_latents(model.latents_from_seeds(self.seeds), self.frames_per_transition)
         poses = model.dataset_preset.camera_prior.orbit_poses(len(latents))
         views = rendered_views(
@@ -228,7 +233,7 @@ class GridVideo(VideoOptions):
         output = self.prepare()
         require_at_least("--num-seeds", self.num_seeds, 1)
         require_at_least("--frames", self.frames, 1)
-        model = load_model(self.load_config)
+        model = load_model(self.load_config, self.num_render_samples)
         rows, columns = grid_shape(self.num_seeds)
         latents = model.latents_from_seeds(range(self.num_seeds)).repeat(self.frames, 1)  # frame by frame
         poses = model.dataset_preset.camera_prior.orbit_poses(self.frames).repeat_interleave(self.num_seeds, dim=0)

@@ -7,7 +7,7 @@ another method, a run without checkpoints) and picks "inference" mode, in which 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 import yaml
 
@@ -28,8 +28,11 @@ def located(config: HyperNeRFGANTrainerConfig, config_path: Path) -> HyperNeRFGA
     return config
 
 
-def load_trained_pipeline(config_path: Path) -> Tuple[HyperNeRFGANTrainerConfig, AdversarialPipeline, int]:
-    """The run's config, its pipeline in evaluation mode with the latest checkpoint loaded, and that step."""
+def load_trained_pipeline(
+    config_path: Path, num_render_samples: Optional[int] = None
+) -> Tuple[HyperNeRFGANTrainerConfig, AdversarialPipeline, int]:
+    """The run's config, its pipeline in evaluation mode with the latest checkpoint loaded, and that step;
+    `num_render_samples` overrides the run's samples per ray of renders (None: the run's own)."""
     config_path = Path(config_path).expanduser()
     if config_path.is_dir() and (config_path / "config.yml").is_file():
         config_path = config_path / "config.yml"  # the run's folder
@@ -49,8 +52,12 @@ def load_trained_pipeline(config_path: Path) -> Tuple[HyperNeRFGANTrainerConfig,
             f"The run {config_path.parent} has no checkpoint in {config.get_checkpoint_dir()}; checkpoints are "
             "written every --steps-per-save steps and when training ends or is interrupted."
         )
-    config, pipeline, _, step = eval_setup(
-        config_path, test_mode="inference", update_config_callback=lambda loaded: located(loaded, config_path)
-    )
+
+    def update(loaded: HyperNeRFGANTrainerConfig) -> HyperNeRFGANTrainerConfig:
+        if num_render_samples is not None:
+            loaded.pipeline.model.num_render_samples = num_render_samples
+        return located(loaded, config_path)
+
+    config, pipeline, _, step = eval_setup(config_path, test_mode="inference", update_config_callback=update)
     assert isinstance(pipeline, AdversarialPipeline)
     return config, pipeline, step

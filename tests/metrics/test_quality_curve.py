@@ -323,6 +323,7 @@ def test_samples_rendered_elsewhere_score_as_ns_eval_scores(tmp_path: Path, stan
         names = archive.namelist()
         protocol = json.loads(archive.read("samples.json"))
     assert len([name for name in names if name.endswith(".png")]) == 12 and protocol["num_images"] == 12
+    assert protocol["samples_per_ray"] == 8, "the run's training count, as ns-eval renders"
 
     _, pipeline, _, _ = eval_setup(config_path, test_mode="test")  # as ns-eval loads a run
     expected = pipeline.get_average_eval_image_metrics()
@@ -334,6 +335,13 @@ def test_samples_rendered_elsewhere_score_as_ns_eval_scores(tmp_path: Path, stan
     assert scored["swd"] == pytest.approx(expected["swd"], rel=0.05)
     assert scored["num_generated"] == 12 and scored["num_real"] == expected["num_real"] == 10
 
+    finer = tmp_path / "finer.zip"
+    RenderSamplesCommand(load_config=config_path, output=finer, num_images=2, num_render_samples=16).main()
+    with zipfile.ZipFile(finer) as archive, zipfile.ZipFile(samples) as default:
+        assert json.loads(archive.read("samples.json"))["samples_per_ray"] == 16
+        assert archive.read("000000.png") != default.read("000000.png"), "the same seed, sampled finer"
+    with pytest.raises(ExportError, match="--num-render-samples must be at least 2"):
+        RenderSamplesCommand(load_config=config_path, output=tmp_path / "one.zip", num_render_samples=1).main()
     with pytest.raises(ExportError, match="exactly one"):
         ScoreCommand(samples=samples).main()
     with pytest.raises(ExportError, match="already exists"):

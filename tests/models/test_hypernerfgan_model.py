@@ -10,6 +10,7 @@ import torch
 import torchvision
 
 from hypernerfgan_ns.data.dataset_presets import DatasetPreset
+from hypernerfgan_ns.errors import ConfigError
 from hypernerfgan_ns.method_configs import METHODS, hypernerfgan_tiny
 from hypernerfgan_ns.model_components.ray_samplers import FAR_PLANE_DELTA, merged_samples
 from hypernerfgan_ns.models import hypernerfgan as hypernerfgan_module
@@ -267,6 +268,37 @@ def test_importance_sampling_evaluates_each_sample_once_and_trains_through_all_o
         weights = merged.get_weights(one_pass[FieldHeadNames.DENSITY])
         expected = model.renderer_rgb(rgb=one_pass[FieldHeadNames.RGB], weights=weights)
     assert torch.allclose(outputs["rgb"], expected, atol=1e-6)
+
+
+def test_renders_outside_training_take_their_own_samples_per_ray(
+    preset: DatasetPreset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`num_render_samples` changes what views, ns-eval and the curve render, never what training renders: a finer
+    linspace over the same object, which draws it alike."""
+    torch.manual_seed(0)
+    default, finer = (make_model(preset, num_render_samples=count) for count in (None, 48))
+    finer.load_state_dict(default.state_dict())
+    counts = []
+    for model in (default, finer):
+        query_field = model.query_field
+
+        def recorded_query(ray_samples, *args, query_field=query_field, **kwargs):
+            counts.append(ray_samples.shape[-1])
+            return query_field(ray_samples, *args, **kwargs)
+
+        monkeypatch.setattr(model, "query_field", recorded_query)
+    prior = preset.camera_prior
+    camera = prior.cameras(prior.orbit_poses(8)[:1], resolution=16)
+    views = [model.eval().get_outputs_for_camera(camera) for model in (default, finer)]
+    assert counts == [16, 48] and (default.render_samples, finer.render_samples) == (16, 48)
+    coarse, fine = (view["rgb"] for view in views)
+    assert not torch.equal(coarse, fine) and (coarse - fine).abs().mean() < 0.02, "the same object, sampled finer"
+
+    bundle = prior.cameras(prior.sample_poses(1), resolution=4).generate_rays(camera_indices=0).flatten()
+    finer.train()(bundle, latents=torch.randn(1, 128))
+    assert counts[-1] == 16, "training keeps num_coarse_samples"
+    with pytest.raises(ConfigError, match="num-render-samples"):
+        make_model(preset, num_render_samples=1)
 
 
 def test_recomputed_activations_give_the_same_outputs_and_gradients(preset: DatasetPreset) -> None:

@@ -587,3 +587,14 @@ def test_the_architecture_table_says_how_patches_are_scaled(small_patches: Adver
     data.whole_image_patch_phase = "centre"
     data.whole_image_patches, data.patch_scale_annealing_images, data.scaled_real_patches = False, 100, "bilinear"
     assert "from whole images to 8 px crops of 16 px over 100 images, real pixels read bilinear" in table_text()
+
+
+def test_the_architecture_table_names_a_render_sample_count_apart_from_trainings(
+    small_patches: AdversarialPipeline, capsys
+) -> None:
+    small_patches.describe()
+    assert "renders" not in capsys.readouterr().out, "renders sample as training does"
+    training = small_patches.model.config.num_coarse_samples
+    small_patches.model.config.num_render_samples = 2 * training
+    small_patches.describe()
+    assert f"{2 * training} samples per ray (training: {training})" in capsys.readouterr().out

@@ -87,13 +87,14 @@ def test_samples_grid_has_a_row_per_seed_and_depth_and_a_column_per_view(run_con
     assert_only(output.parent, "samples.png")
 
 
-def test_samples_through_the_cli(run_config: Path, tmp_path: Path) -> None:
+def test_samples_through_the_cli(run_config: Path, tmp_path: Path, capsys) -> None:
     output = tmp_path / "samples.png"
     common = ["samples", "--load-config", str(run_config), "--output", str(output), "--resolution", str(RESOLUTION)]
     assert parse([*common, "--num-seeds", "5"]).seeds is None
-    command = parse([*common, "--seeds", "2", "0", "--views", "1"])
+    command = parse([*common, "--seeds", "2", "0", "--views", "1", "--num-render-samples", "12"])
     assert isinstance(command, SamplesCommand) and command.seeds == [2, 0]
     command.main()
+    assert "12 samples per ray" in " ".join(capsys.readouterr().out.split())
     with Image.open(output) as image:
         assert image.size == (grid_side(1), grid_side(2))
 
@@ -109,6 +110,9 @@ def test_a_wrong_output_is_refused_before_loading(tmp_path: Path) -> None:
     (tmp_path / "folder.png").mkdir()
     with pytest.raises(ExportError, match="is a folder"):
         SamplesCommand(load_config=missing_run, output=tmp_path / "folder.png").main()
+    for command, output in ((SamplesCommand, "samples.png"), (GridVideo, "grid.gif")):
+        with pytest.raises(ExportError, match="--num-render-samples must be at least 2"):
+            command(load_config=missing_run, output=tmp_path / output, num_render_samples=1).main()
     with pytest.raises(CheckpointError):
         SamplesCommand(load_config=missing_run, output=tmp_path / "samples.png").main()
 
