@@ -23,6 +23,9 @@ from nerfstudio.model_components.ray_samplers import Sampler
 FAR_PLANE_DELTA = 1e10
 """Interval length of the last sample on a ray when the far plane is opaque: effectively infinite."""
 
+MIN_SAMPLES_PER_RAY = 2
+"""The fewest samples a ray can be rendered with: near and far, the linspace's two ends."""
+
 
 class LinspaceSampler(Sampler):
     """N samples at linspace(near, far, N) per ray; stratified within midpoint intervals during training.
@@ -44,9 +47,9 @@ class LinspaceSampler(Sampler):
         self, num_samples: int, train_stratified: bool = True, opaque_far_plane: bool = True, spacing_bins: bool = True
     ) -> None:
         super().__init__(num_samples=num_samples)
-        if num_samples < 2:
+        if num_samples < MIN_SAMPLES_PER_RAY:
             raise ConfigError(
-                f"A ray needs at least 2 samples to be rendered, got {num_samples} "
+                f"A ray needs at least {MIN_SAMPLES_PER_RAY} samples to be rendered, got {num_samples} "
                 "(--pipeline.model.num-coarse-samples)."
             )
         self.train_stratified = train_stratified

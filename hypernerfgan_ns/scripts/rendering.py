@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor
 
 from hypernerfgan_ns.errors import ExportError
+from hypernerfgan_ns.model_components.ray_samplers import MIN_SAMPLES_PER_RAY
 from hypernerfgan_ns.utils.colors import to_uint8
 from nerfstudio.utils import colormaps
 from nerfstudio.utils.rich_utils import CONSOLE
@@ -82,7 +83,7 @@ def require_at_least(option: str, value: float, minimum: float) -> None:
 def require_render_samples(num_render_samples: Optional[int]) -> None:
     """Rejects a `--num-render-samples` too small to render before any slow work starts."""
     if num_render_samples is not None:
-        require_at_least("--num-render-samples", num_render_samples, 2)
+        require_at_least("--num-render-samples", num_render_samples, MIN_SAMPLES_PER_RAY)
 
 
 def progress_bar(description: str) -> Progress:
