@@ -873,9 +873,10 @@ def study_config(
     seed: int,
     curve_interval_images: Optional[int] = None,
     curve_num_generated: Optional[int] = None,
+    curve_at_start: bool = True,
 ) -> HyperNeRFGANTrainerConfig:
-    """A registered method's config set up for a study: its data, its fixed budget, its seed, and how often its
-    quality curve is scored and on how many samples (None: as the method does)."""
+    """A registered method's config set up for a study: its data, its fixed budget, its seed, how often its quality
+    curve is scored and on how many samples (None: as the method does), and whether its untrained generator is."""
     config = method_config(method)
     config.pipeline.datamanager.data = None
     config.pipeline.datamanager.dataparser.data = data
@@ -887,6 +888,8 @@ def study_config(
         )  # evenly spaced: rows compare point by point
     if curve_num_generated is not None:
         config.quality_curve = dataclasses.replace(config.quality_curve, num_generated=curve_num_generated)
+    if not curve_at_start:
+        config.quality_curve = dataclasses.replace(config.quality_curve, at_start=False)
     return config
 
 
@@ -924,6 +927,10 @@ class AblateCommand:
     curve_num_generated: Optional[int] = None
     """EMA samples each point of a row's curve scores; None: as the method does (1,000 for the GPU presets, whose
     points on a CPU take minutes each; 128 for the tiny preset). The table's scores use --num-generated."""
+    curve_at_start: bool = True
+    """Score each row's untrained generator as its curve's first point (0 images). Rows that change only how the
+    networks train (rates, R1, the EMA) start from the baseline's generator, so within a seed that point is the
+    baseline's; on a CPU it is one more evaluation per row, minutes at 1,000 samples."""
     on_top_of: Tuple[RowName, ...] = ()
     """Rows whose changes every row starts from, the baseline included (e.g. lr-x4: the other candidates with the
     faster learning rate); default: none, every row changes the method alone."""
@@ -943,6 +950,8 @@ class AblateCommand:
             arguments += ["--curve-interval-images", str(self.curve_interval_images)]
         if self.curve_num_generated is not None:
             arguments += ["--curve-num-generated", str(self.curve_num_generated)]
+        if not self.curve_at_start:
+            arguments += ["--no-curve-at-start"]
         if self.on_top_of:
             arguments += ["--on-top-of", *self.on_top_of]
         return arguments
@@ -1027,7 +1036,13 @@ class AblateCommand:
         """The study of one seed."""
         return AblationStudy(
             base=study_config(
-                self.method, self.data, self.iterations, seed, self.curve_interval_images, self.curve_num_generated
+                self.method,
+                self.data,
+                self.iterations,
+                seed,
+                self.curve_interval_images,
+                self.curve_num_generated,
+                self.curve_at_start,
             ),
             output=output,
             num_generated=self.num_generated,

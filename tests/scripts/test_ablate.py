@@ -750,7 +750,7 @@ def test_the_command_line(tmp_path: Path) -> None:
     assert refused.value.code == AblationError.exit_code
 
 
-def test_a_study_spaces_every_rows_curve_points_evenly_and_scores_them_on_the_samples_asked_for() -> None:
+def test_a_study_spaces_every_rows_curve_points_evenly_and_starts_and_scores_them_as_asked() -> None:
     assert study_config("hypernerfgan-tiny", Path("cars"), 10, 3).quality_curve.interval_growth == 2.0, "the preset's"
     curve = study_config("hypernerfgan-tiny", Path("cars"), 10, 3, curve_interval_images=2_500).quality_curve
     assert (curve.interval_images, curve.interval_growth) == (2_500, 1.0)
@@ -758,6 +758,9 @@ def test_a_study_spaces_every_rows_curve_points_evenly_and_scores_them_on_the_sa
     assert presets.num_generated == 1_000
     fewer = study_config("hypernerfgan-lite", Path("cars"), 10, 3, curve_num_generated=200).quality_curve
     assert fewer == dataclasses.replace(presets, num_generated=200), "only the points' samples change"
+    assert presets.at_start, "the untrained generator is the curve's first point unless asked otherwise"
+    later = study_config("hypernerfgan-lite", Path("cars"), 10, 3, curve_at_start=False).quality_curve
+    assert later == dataclasses.replace(presets, at_start=False)
 
 
 # ------------------------------------------------------------------------------------------------------ several seeds
@@ -814,7 +817,7 @@ def test_a_seeds_process_gets_the_whole_study_on_its_command_line(tmp_path: Path
     command = AblateCommand(
         method="hypernerfgan-tiny", data=Path("chairs"), iterations=7, output=tmp_path, rows=("baseline", "samples-8"),
         num_generated=9, seed=(1, 2), sample_seeds=3, sample_views=5, curve_interval_images=40, curve_num_generated=11,
-        on_top_of=("lr-x2",), jobs=2,
+        curve_at_start=False, on_top_of=("lr-x2",), jobs=2,
     )
     process = command.seed_process(2)
     assert process[1:4] == ["-m", "hypernerfgan_ns.scripts.cli", "ablate"]
