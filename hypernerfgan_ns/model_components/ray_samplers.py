@@ -27,6 +27,14 @@ MIN_SAMPLES_PER_RAY = 2
 """The fewest samples a ray can be rendered with: near and far, the linspace's two ends."""
 
 
+def require_samples_per_ray(num_samples: int, option: str) -> None:
+    """Refuses a count of samples per ray that cannot render, naming the `option` that set it (and its remedy)."""
+    if num_samples < MIN_SAMPLES_PER_RAY:
+        raise ConfigError(
+            f"A ray needs at least {MIN_SAMPLES_PER_RAY} samples to be rendered, got {num_samples} ({option})."
+        )
+
+
 class LinspaceSampler(Sampler):
     """N samples at linspace(near, far, N) per ray; stratified within midpoint intervals during training.
 
@@ -47,11 +55,7 @@ class LinspaceSampler(Sampler):
         self, num_samples: int, train_stratified: bool = True, opaque_far_plane: bool = True, spacing_bins: bool = True
     ) -> None:
         super().__init__(num_samples=num_samples)
-        if num_samples < MIN_SAMPLES_PER_RAY:
-            raise ConfigError(
-                f"A ray needs at least {MIN_SAMPLES_PER_RAY} samples to be rendered, got {num_samples} "
-                "(--pipeline.model.num-coarse-samples)."
-            )
+        require_samples_per_ray(num_samples, "--pipeline.model.num-coarse-samples")
         self.train_stratified = train_stratified
         self.opaque_far_plane = opaque_far_plane
         self.spacing_bins = spacing_bins

@@ -37,11 +37,10 @@ from torch import Tensor
 from torch.nn import Parameter
 
 from hypernerfgan_ns.data.dataset_presets import DatasetPreset
-from hypernerfgan_ns.errors import ConfigError
 from hypernerfgan_ns.fields.target_field import ObjectWeights, TargetField
 from hypernerfgan_ns.model_components.colliders import ObjectShellCollider
 from hypernerfgan_ns.model_components.object_bound import points_inside_first
-from hypernerfgan_ns.model_components.ray_samplers import MIN_SAMPLES_PER_RAY, LinspaceSampler, merged_samples
+from hypernerfgan_ns.model_components.ray_samplers import LinspaceSampler, merged_samples, require_samples_per_ray
 from hypernerfgan_ns.networks.generator import Generator
 from hypernerfgan_ns.utils.compiling import call_compiled
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
@@ -210,11 +209,10 @@ class HyperNeRFGANModel(Model):
         )
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
 
-        render_samples = self.config.num_render_samples
-        if render_samples is not None and render_samples < MIN_SAMPLES_PER_RAY:
-            raise ConfigError(
-                f"A ray needs at least {MIN_SAMPLES_PER_RAY} samples to be rendered, got {render_samples} "
-                "(--pipeline.model.num-render-samples; leave it unset to render with the training count)."
+        if self.config.num_render_samples is not None:
+            require_samples_per_ray(
+                self.config.num_render_samples,
+                "--pipeline.model.num-render-samples; leave it unset to render with the training count",
             )
         self.sampler_coarse = LinspaceSampler(
             num_samples=self.config.num_coarse_samples,
