@@ -42,6 +42,8 @@ INTERPOLATION_MAX = 1.0
 """Interpolation weight that shows object B."""
 INTERPOLATION_STEP = 0.01
 """Resolution of the interpolation slider."""
+
+
 class ObjectViewerControls(nn.Module):
     """The viewer's "which object" panel; parameter-free, so it adds nothing to checkpoints.
 
