@@ -9,7 +9,8 @@ Two ways in:
 - Viewing (`get_outputs_for_camera_ray_bundle`, used by the viewer, `ns-render` and `ns-eval`): the *viewed
   object* is model state (persistent buffers: its latent, seed and truncation), so a reloaded checkpoint shows the
   same object. Its weights are generated once per camera by the EMA generator, then the rays are rendered in
-  chunks of bounded memory.
+  chunks of bounded memory. The viewer's renders alone may take a count of samples per ray of their own
+  (`viewer_render_samples`, its "Samples per ray" slider).
 - Sampling (`render_latents`, used by the quality curve, `ns-eval`'s scores, `hypernerfgan samples` and
   `video`): many latents, one camera each, rendered several views per pass of the field.
 
@@ -45,6 +46,7 @@ from hypernerfgan_ns.networks.generator import Generator
 from hypernerfgan_ns.utils.compiling import call_compiled
 from hypernerfgan_ns.utils.config_compat import DefaultsForMissingFields
 from hypernerfgan_ns.viewer.object_controls import ObjectViewerControls
+from hypernerfgan_ns.viewer.render_controls import RenderViewerControls
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.field_components.field_heads import FieldHeadNames
@@ -115,11 +117,12 @@ class HyperNeRFGANModelConfig(DefaultsForMissingFields, ModelConfig):
     """Samples per ray, evenly spaced between near and far (stratified in training)."""
     num_render_samples: Optional[int] = None
     """Evenly spaced samples per ray for renders outside training (the quality curve, ns-eval, ns-render, the viewer,
-    `hypernerfgan samples` and videos), at their linspace points; None: `num_coarse_samples`. More than training's
-    draw surfaces between training's depths, where its fixed depths leave stacked lines on sloped sides, for
-    proportionally more field queries per view: `hypernerfgan-lite` after 10,000 images, FID 162.6 and 192.2 at its
-    32, 154.2 and 185.2 at 64 on two seeds (docs/ablations.md, "More samples per ray in renders"). Our commands take
-    `--num-render-samples` to render a trained run otherwise."""
+    `hypernerfgan samples` and videos), at their linspace points; None: `num_coarse_samples`. The viewer starts from it,
+    and its "Samples per ray" slider changes the viewer's own count. More than training's draw surfaces between
+    training's depths, where its fixed depths leave stacked lines on sloped sides, for proportionally more field queries
+    per view: `hypernerfgan-lite` after 10,000 images, FID 162.6 and 192.2 at its 32, 154.2 and 185.2 at 64 on two seeds
+    (docs/ablations.md, "More samples per ray in renders"). Our commands take `--num-render-samples` to render a trained
+    run otherwise."""
     num_importance_samples: int = 0
     """Extra samples per ray placed by nerfstudio's PDFSampler where the coarse pass found density, and composited
     with the coarse ones (pi-GAN's hierarchical sampling: each sample evaluated once, all of them trained through);
@@ -238,6 +241,11 @@ class HyperNeRFGANModel(Model):
         self.register_buffer("viewed_seed", torch.tensor(self.config.viewed_seed, dtype=torch.long))
         self.register_buffer("viewed_truncation", torch.tensor(self.config.viewed_truncation))
         self.object_controls = ObjectViewerControls(self)
+        self.viewer_render_samples: Optional[int] = None
+        """Samples per ray of the viewer's renders (its "Samples per ray" slider); None: `render_samples`. An
+        attribute, not a buffer or the config: not saved, and read by the viewer's renders alone, so that ns-render,
+        ns-eval and the quality curve keep the run's count while the viewer shows another during ns-train."""
+        self.render_controls = RenderViewerControls(self)
 
     @staticmethod
     def resolve_architecture(config: HyperNeRFGANModelConfig, preset: DatasetPreset) -> Tuple[int, Optional[int]]:
@@ -288,6 +296,11 @@ class HyperNeRFGANModel(Model):
         """Evenly spaced samples per ray of renders outside training (before any importance samples)."""
         return self.config.num_render_samples or self.config.num_coarse_samples
 
+    def set_viewer_render_samples(self, samples_per_ray: int) -> None:
+        """Renders the viewer's frames with `samples_per_ray` evenly spaced samples per ray from now on."""
+        require_samples_per_ray(samples_per_ray, "viewer_render_samples")
+        self.viewer_render_samples = int(samples_per_ray)
+
     def rendering_generator(self) -> Generator:
         """The generator whose objects are shown: the EMA one unless configured otherwise."""
         return self.generator_ema if self.config.render_with_ema else self.generator
@@ -320,7 +333,7 @@ class HyperNeRFGANModel(Model):
         """Renders a whole camera of the viewed object: weights once, rays in chunks of bounded memory."""
         generator = self.rendering_generator()
         weights = generator.object_weights(self.viewed_latent, float(self.viewed_truncation))
-        return self.render_camera(camera_ray_bundle, generator, weights)
+        return self.render_camera(camera_ray_bundle, generator, weights, self.viewer_render_samples)
 
     @torch.no_grad()
     def render_latent(
@@ -363,11 +376,17 @@ class HyperNeRFGANModel(Model):
 
     @torch.no_grad()
     def render_camera(
-        self, camera_ray_bundle: RayBundle, generator: Generator, weights: ObjectWeights
+        self,
+        camera_ray_bundle: RayBundle,
+        generator: Generator,
+        weights: ObjectWeights,
+        samples_per_ray: Optional[int] = None,
     ) -> Dict[str, Tensor]:
-        """Renders an [height, width] ray bundle of one object in chunks of `eval_num_rays_per_chunk` rays."""
+        """Renders an [height, width] ray bundle of one object in chunks of `eval_num_rays_per_chunk` rays, with
+        `samples_per_ray` evenly spaced samples (None: `render_samples`)."""
         image_height, image_width = camera_ray_bundle.origins.shape[:2]
-        outputs = self.render_views(camera_ray_bundle.reshape((1, image_height * image_width)), generator, weights)
+        rays = camera_ray_bundle.reshape((1, image_height * image_width))
+        outputs = self.render_views(rays, generator, weights, samples_per_ray)
         return {name: output.view(image_height, image_width, -1) for name, output in outputs.items()}
 
     def views_per_chunk(self, rays_per_view: int) -> int:
@@ -376,7 +395,11 @@ class HyperNeRFGANModel(Model):
 
     @torch.no_grad()
     def render_views(
-        self, ray_bundle: RayBundle, generator: Generator, weights: ObjectWeights
+        self,
+        ray_bundle: RayBundle,
+        generator: Generator,
+        weights: ObjectWeights,
+        samples_per_ray: Optional[int] = None,
     ) -> Dict[str, Tensor]:
         """Renders a [views, rays] ray bundle, view i of object i, `eval_num_rays_per_chunk` rays at a time: whole
         views together when they fit, else a view's rays in row-major chunks. Returns [views, rays, channels]."""
@@ -396,7 +419,9 @@ class HyperNeRFGANModel(Model):
                     chunk.camera_indices = torch.arange(last - first, device=self.device)[:, None, None].expand(
                         chunk.shape + (1,)
                     )  # each view's object in the group, as `render_rays` reads it
-                    outputs = self.render_rays(self.collider(chunk.flatten()), generator, group_weights)
+                    outputs = self.render_rays(
+                        self.collider(chunk.flatten()), generator, group_weights, samples_per_ray
+                    )
                     for name, output in outputs.items():
                         chunks[name].append(output.float().view(last - first, -1, output.shape[-1]))
                 view_groups.append({name: torch.cat(parts, dim=1) for name, parts in chunks.items()})
@@ -409,11 +434,19 @@ class HyperNeRFGANModel(Model):
             return torch.autocast(device_type="cuda", dtype=torch.float16)
         return contextlib.nullcontext()
 
-    def render_rays(self, ray_bundle: RayBundle, generator: Generator, weights: ObjectWeights) -> Dict[str, Tensor]:
+    def render_rays(
+        self,
+        ray_bundle: RayBundle,
+        generator: Generator,
+        weights: ObjectWeights,
+        samples_per_ray: Optional[int] = None,
+    ) -> Dict[str, Tensor]:
         """Volume-renders rays of `weights.num_objects` objects (sample, query the target field, composite): colour
-        and opacity, and outside training depth."""
+        and opacity, and outside training depth. Training samples `num_coarse_samples` per ray; other renders
+        `samples_per_ray` (None: `render_samples`)."""
         density_noise = self.config.density_noise_std if self.training else 0.0
-        ray_samples = self.sampler_coarse(ray_bundle, num_samples=None if self.training else self.render_samples)
+        render_count = samples_per_ray or self.render_samples
+        ray_samples = self.sampler_coarse(ray_bundle, num_samples=None if self.training else render_count)
         field_outputs = self.query_field(ray_samples, generator, weights, density_noise, self.training_query_capacity)
         outputs: Dict[str, Tensor] = {}
         if self.sampler_importance is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import random
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -19,9 +18,10 @@ from hypernerfgan_ns.viewer.object_controls import (
     ObjectViewerControls,
 )
 from nerfstudio.viewer.utils import parse_object
-from nerfstudio.viewer.viewer_elements import ViewerButton, ViewerElement, ViewerParameter
+from nerfstudio.viewer.viewer_elements import ViewerElement
 from tests.conftest import make_model
 from tests.helpers import micro_config
+from tests.viewer.user_actions import change, press
 
 SEED_A = 3
 """Object A of the interpolation tests."""
@@ -32,17 +32,6 @@ NORM_TOLERANCE = 0.15
 sqrt(128) ~ 11.3 (these two seeds' norms are 10.7 and 12.7)."""
 LINEAR_MIDPOINT_SHRINK = 0.8
 """A straight-line midpoint of two near-orthogonal latents has ~0.71 of their norm; slerp's must stay above this."""
-
-
-def change(element: ViewerParameter[Any], value: Any) -> None:
-    """What the viewer does when a user edits a field: the element takes the value, then its callback runs."""
-    element.value = value
-    element.cb_hook(element)
-
-
-def press(button: ViewerButton) -> None:
-    """What the viewer does when a user clicks a button."""
-    button.cb_hook(button)
 
 
 @pytest.fixture
@@ -129,7 +118,7 @@ def test_every_change_keeps_the_other_settings(small_model: HyperNeRFGANModel, c
 
 
 @pytest.mark.parametrize("images", ["present", "moved away"])
-def test_the_viewer_finds_all_five_controls_on_a_pipeline(tmp_path: Path, images: str) -> None:
+def test_the_viewer_finds_all_six_controls_on_a_pipeline(tmp_path: Path, images: str) -> None:
     """The viewer reads every attribute of the pipeline's parts; a run whose images moved away is shown too (its
     datamanager failed on reading them, and ns-viewer with it)."""
     config = micro_config(tmp_path)
@@ -140,8 +129,10 @@ def test_the_viewer_finds_all_five_controls_on_a_pipeline(tmp_path: Path, images
     pipeline = config.pipeline.setup(device="cpu", test_mode=test_mode)
     found = parse_object(pipeline, ViewerElement, "Custom Elements")
     names = [element.name for _, element in found]
-    assert names == ["Seed", "New object", "Truncation (psi)", "Seed B", "Interpolate A -> B"], "in display order"
-    assert all(path.startswith("Custom Elements/model/object_controls/") for path, _ in found)
+    objects = ["Seed", "New object", "Truncation (psi)", "Seed B", "Interpolate A -> B"]
+    assert names == objects + ["Samples per ray"], "in display order"
+    folders = [path.rsplit("/", 1)[0] for path, _ in found]
+    assert folders == ["Custom Elements/model/object_controls"] * 5 + ["Custom Elements/model/render_controls"]
 
 
 def test_the_controls_add_no_module_cycle_and_no_state(small_model: HyperNeRFGANModel) -> None:

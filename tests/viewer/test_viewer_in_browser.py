@@ -1,4 +1,5 @@
-"""The web viewer in a real browser: `ns-viewer` on a trained run draws an object, and typing a seed draws another.
+"""The web viewer in a real browser: `ns-viewer` on a trained run draws an object, typing a seed draws another, and
+the "Samples per ray" slider draws that object again with more samples.
 
 `ns-viewer` runs as a user starts it. Headless Chromium opens its page and is driven through the Chrome DevTools
 Protocol (CDP) as a user drives it: it clicks, scrolls the mouse wheel and types; nothing calls into the server's
@@ -11,6 +12,9 @@ Python objects. Screenshots decide what the user would see:
 - *The object changed* when, after the new seed's render has settled at full resolution, a clear share of the render
   area's pixels changed while everything outside it (title bar, control panel) is pixel-identical, apart from the
   Seed field that was typed into.
+- *Nothing is drawn* with the slider at its least, 2 samples per ray (the near and far planes, both outside the object
+  sphere): the whole render area is white. At its most the object is drawn again, with no pixel clearly changed from
+  its render at the run's count.
 
 Renders are asynchronous: every check polls screenshots until the render has settled (the page reports a
 full-resolution render and two screenshots in a row agree) or a deadline passes.
@@ -102,6 +106,8 @@ CHANGED_LEVEL = 30
 """A pixel changed when one of its channels moved by more than this."""
 MIN_CHANGED_SHARE = 0.02
 """Share of the render area that must change for a new object (the object covers ~15% of it at this zoom)."""
+MIN_WHITE_AREA = 0.99
+"""Share of the render area (the axes widget's corner left out) that must be white when nothing is drawn."""
 FIELD_MARGIN_PX = 4
 """Margin around the render area and the typed-in field (antialiased edges, focus ring) left out of the comparison
 of the interface."""
@@ -411,6 +417,14 @@ def object_drawn(image: np.ndarray, area: Box) -> bool:
     return white_border >= MIN_WHITE_BORDER and object_center >= MIN_OBJECT_CENTER
 
 
+def nothing_drawn(image: np.ndarray, area: Box) -> bool:
+    """White render background over the whole render area, the axes widget's corner left out."""
+    darkest = area.crop(image).min(axis=-1)
+    shown = np.ones_like(darkest, dtype=bool)
+    shown[darkest.shape[0] - AXES_CORNER_PX :, :AXES_CORNER_PX] = False
+    return float((darkest[shown] >= WHITE_LEVEL).mean()) >= MIN_WHITE_AREA
+
+
 def changed_share(before: np.ndarray, after: np.ndarray, area: Box) -> float:
     """Share of the render area's pixels that changed clearly."""
     difference = np.abs(area.crop(before).astype(np.int16) - area.crop(after).astype(np.int16)).max(axis=-1)
@@ -423,6 +437,18 @@ def outside(image: np.ndarray, boxes: List[Box]) -> np.ndarray:
     for box in boxes:
         kept[box.top : box.bottom, box.left : box.right] = 0
     return kept
+
+
+def pull_slider_to_end(page: DevToolsPage, label: str, end: str) -> str:
+    """Clicks the `end` ("min" or "max") of the slider's track, as a user pulls it there; returns the value it shows."""
+    slider = labelled_input(label)
+    thumb = f"({slider}).querySelector('[role=slider]')"
+    track = box_of(page, f"({slider}).querySelector('.mantine-Slider-track')")
+    page.click(track.left + 1 if end == "min" else track.right - 1, (track.top + track.bottom) / 2)
+    page.move_mouse(*TITLE_BAR_POINT)
+    value = page.evaluate(f"({thumb}).getAttribute('aria-value{end}')")
+    wait_until(lambda: page.evaluate(f"({thumb}).getAttribute('aria-valuenow')") == value, PAGE_TIMEOUT_S, label)
+    return value
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -465,7 +491,7 @@ def settled_render(
 # ---------------------------------------------------------------------------------------------------- the test
 
 
-def test_the_viewer_draws_the_object_and_a_typed_seed_draws_another(
+def test_the_viewer_draws_the_object_a_typed_seed_draws_another_and_the_samples_slider_redraws_it(
     viewer: RunningViewer, page: DevToolsPage, tmp_path: Path
 ) -> None:
     page.call("Page.navigate", url=viewer.url)
@@ -505,3 +531,26 @@ def test_the_viewer_draws_the_object_and_a_typed_seed_draws_another(
     interface_before, interface_after = outside(before, changing), outside(after, changing)
     changed_pixels = int(np.any(interface_before != interface_after, axis=-1).sum())
     assert changed_pixels == 0, f"{changed_pixels} interface pixels changed; see before.png, after.png in {tmp_path}"
+
+    # The slider at its least draws nothing; at its most the same object again.
+    least = pull_slider_to_end(page, "Samples per ray", "min")
+    blank = settled_render(
+        page,
+        area,
+        lambda shot: nothing_drawn(shot, area),
+        tmp_path / "failed_least.png",
+        f"nothing to be drawn at {least} samples per ray",
+    )
+    Image.fromarray(blank).save(tmp_path / "least.png")
+    most = pull_slider_to_end(page, "Samples per ray", "max")
+    finer = settled_render(
+        page,
+        area,
+        lambda shot: object_drawn(shot, area),
+        tmp_path / "failed_most.png",
+        f"seed {NEW_SEED}'s object to be drawn again at {most} samples per ray",
+    )
+    Image.fromarray(finer).save(tmp_path / "most.png")
+    same_object = changed_share(after, finer, area) == 0.0
+    assert same_object, f"the same object, sampled finer: see after.png and most.png in {tmp_path}"
+    assert page.evaluate(f"({labelled_input('Seed')}).value") == str(NEW_SEED)
