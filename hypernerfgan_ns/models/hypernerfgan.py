@@ -243,8 +243,9 @@ class HyperNeRFGANModel(Model):
         self.object_controls = ObjectViewerControls(self)
         self.viewer_render_samples: Optional[int] = None
         """Samples per ray of the viewer's renders (its "Samples per ray" slider); None: `render_samples`. An
-        attribute, not a buffer or the config: not saved, and read by the viewer's renders alone, so that ns-render,
-        ns-eval and the quality curve keep the run's count while the viewer shows another during ns-train."""
+        attribute, not a buffer or the config: not saved, and set by nothing but the slider, so that ns-render (the
+        viewer's way in too, with no slider moved), ns-eval and the quality curve keep the run's count while the viewer
+        shows another during ns-train."""
         self.render_controls = RenderViewerControls(self)
 
     @staticmethod

@@ -4,8 +4,9 @@ A run renders outside training at one count (`num_render_samples`, else training
 `ns-eval`, `ns-render` and the viewer, so that every score of a run is comparable. At training's count the fixed
 depths of the samples draw thin lines stacked along sloped sides (docs/ablations.md, "More samples per ray in
 renders"); twice the count draws them smooth. The slider sets the viewer's own count, the model's
-`viewer_render_samples`: not saved in checkpoints, and read by nothing but the viewer's renders, so moving it while
-`ns-train` runs changes no point of the quality curve.
+`viewer_render_samples`: not saved in checkpoints, and used only where a camera of the viewed object is rendered
+(`get_outputs_for_camera_ray_bundle`), never by the quality curve's or `ns-eval`'s samples, so moving it while
+`ns-train` runs changes no point of the curve; `ns-render`, which moves no slider, keeps the run's count.
 
 Like `ObjectViewerControls`, the module keeps a bound method of the model, not the model (see that module's
 docstring).
