@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
+import pytest
 import torch
 import yaml
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -18,7 +19,7 @@ from hypernerfgan_ns.engine.trainer import HyperNeRFGANTrainerConfig
 from hypernerfgan_ns.fields.target_field import TargetField
 from hypernerfgan_ns.method_configs import hypernerfgan_config
 from hypernerfgan_ns.metrics.quality_curve import QualityCurveConfig
-from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModelConfig
+from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel, HyperNeRFGANModelConfig
 from hypernerfgan_ns.networks.discriminator import DiscriminatorConfig
 from hypernerfgan_ns.pipelines.adversarial_pipeline import AdversarialPipelineConfig
 from hypernerfgan_ns.training.augment import AugmentConfig
@@ -111,6 +112,19 @@ def points_queried(field: TargetField, render: Callable[[], Any]) -> int:
     finally:
         del field.forward
     return sum(counts)
+
+
+def samples_per_ray_queried(model: HyperNeRFGANModel, monkeypatch: pytest.MonkeyPatch) -> List[int]:
+    """A list that records the samples per ray of every field query `model` makes from now on."""
+    counts: List[int] = []
+    query_field = model.query_field
+
+    def recorded_query(ray_samples, *args, **kwargs):
+        counts.append(ray_samples.shape[-1])
+        return query_field(ray_samples, *args, **kwargs)
+
+    monkeypatch.setattr(model, "query_field", recorded_query)
+    return counts
 
 
 def own_preset(folder: Path, prior_changes: Optional[Dict[str, Any]] = None, **changes: Any) -> Path:

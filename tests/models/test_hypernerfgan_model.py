@@ -18,6 +18,7 @@ from hypernerfgan_ns.scripts.bench import OperationCounter
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from tests.conftest import make_model
+from tests.helpers import samples_per_ray_queried
 
 
 def tiny_model(preset: DatasetPreset):
@@ -278,25 +279,17 @@ def test_renders_outside_training_take_their_own_samples_per_ray(
     torch.manual_seed(0)
     default, finer = (make_model(preset, num_render_samples=count) for count in (None, 48))
     finer.load_state_dict(default.state_dict())
-    counts = []
-    for model in (default, finer):
-        query_field = model.query_field
-
-        def recorded_query(ray_samples, *args, query_field=query_field, **kwargs):
-            counts.append(ray_samples.shape[-1])
-            return query_field(ray_samples, *args, **kwargs)
-
-        monkeypatch.setattr(model, "query_field", recorded_query)
+    default_counts, finer_counts = (samples_per_ray_queried(model, monkeypatch) for model in (default, finer))
     prior = preset.camera_prior
     camera = prior.cameras(prior.orbit_poses(8)[:1], resolution=16)
     views = [model.eval().get_outputs_for_camera(camera) for model in (default, finer)]
-    assert counts == [16, 48] and (default.render_samples, finer.render_samples) == (16, 48)
+    assert default_counts + finer_counts == [16, 48] and (default.render_samples, finer.render_samples) == (16, 48)
     coarse, fine = (view["rgb"] for view in views)
     assert not torch.equal(coarse, fine) and (coarse - fine).abs().mean() < 0.02, "the same object, sampled finer"
 
     bundle = prior.cameras(prior.sample_poses(1), resolution=4).generate_rays(camera_indices=0).flatten()
     finer.train()(bundle, latents=torch.randn(1, 128))
-    assert counts[-1] == 16, "training keeps num_coarse_samples"
+    assert finer_counts[-1] == 16, "training keeps num_coarse_samples"
     with pytest.raises(ConfigError, match="num-render-samples"):
         make_model(preset, num_render_samples=1)
 

@@ -4,7 +4,6 @@ by elsewhere."""
 from __future__ import annotations
 
 import copy
-from typing import List
 
 import pytest
 import torch
@@ -16,25 +15,13 @@ from hypernerfgan_ns.models.hypernerfgan import HyperNeRFGANModel
 from hypernerfgan_ns.viewer.render_controls import MAX_SAMPLES_FACTOR
 from nerfstudio.cameras.cameras import Cameras
 from tests.conftest import make_model
+from tests.helpers import samples_per_ray_queried
 from tests.viewer.user_actions import change
 
 VIEWER_COUNT = 40
 """The count a user picks on the slider in these tests (the small model trains and renders with 16)."""
 RESOLUTION = 8
 """Pixels a side of the test views."""
-
-
-def recorded_counts(model: HyperNeRFGANModel, monkeypatch: pytest.MonkeyPatch) -> List[int]:
-    """Samples per ray of every field query the model makes from now on."""
-    counts: List[int] = []
-    query_field = model.query_field
-
-    def recorded_query(ray_samples, *args, **kwargs):
-        counts.append(ray_samples.shape[-1])
-        return query_field(ray_samples, *args, **kwargs)
-
-    monkeypatch.setattr(model, "query_field", recorded_query)
-    return counts
 
 
 def a_view(preset: DatasetPreset) -> Cameras:
@@ -60,7 +47,7 @@ def test_the_slider_changes_the_viewers_renders_and_not_the_scored_ones(
     before_view = model.get_outputs_for_camera(camera)["rgb"]
     before_sample = model.render_latents(latents, camera)["rgb"]
 
-    counts = recorded_counts(model, monkeypatch)
+    counts = samples_per_ray_queried(model, monkeypatch)
     change(model.render_controls.samples_per_ray, VIEWER_COUNT)
     viewed = model.get_outputs_for_camera(camera)["rgb"]
     sampled = model.render_latents(latents, camera)["rgb"]
