@@ -480,6 +480,12 @@ def scale_ema_half_life(factor: float) -> Callable[[HyperNeRFGANTrainerConfig], 
     return change
 
 
+def evaluate_the_trained_generator(config: HyperNeRFGANTrainerConfig) -> None:
+    """The quality curve and the row's score render the generator being trained, not its EMA: what the average adds,
+    from the same training (the EMA is still kept, so the checkpoint holds both)."""
+    config.pipeline.model.render_with_ema = False
+
+
 def remove_density_prior(config: HyperNeRFGANTrainerConfig) -> None:
     """No soft sphere added to the raw density: a new generator renders what its random weights make (the reference)."""
     config.pipeline.model.density_prior_slope = 0.0
@@ -650,6 +656,8 @@ ROWS: Dict[str, AblationRow] = {
         )
         for factor in EMA_HALF_LIFE_FACTORS
     },
+    "no-ema": AblationRow("the trained generator scored instead of its EMA (training unchanged)",
+                          evaluate_the_trained_generator),
     "frequency-annealing": AblationRow(
         f"positional-encoding octaves faded in coarse to fine over the first {ANNEALING_FRACTION:.0%} of the images",
         anneal_frequencies,

@@ -79,6 +79,24 @@ def test_a_seed_is_the_same_latent_everywhere(preset: DatasetPreset) -> None:
     assert not torch.equal(model.latent_from_seed(3), model.latent_from_seed(4))
 
 
+def test_renders_show_the_ema_generator_unless_told_to_show_the_trained_one(preset: DatasetPreset) -> None:
+    """`render_with_ema` off (the `no-ema` study row) scores what training made, from the same training."""
+    torch.manual_seed(0)
+    model = make_model(preset).eval()
+    with torch.no_grad():
+        for parameter in model.generator.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))  # a trained generator away from its average
+    latents = model.latents_from_seeds([0, 1])
+    cameras = preset.camera_prior.cameras(preset.camera_prior.orbit_poses(2), resolution=16)
+    averaged = model.render_latents(latents, cameras)["rgb"]
+    model.config.render_with_ema = False
+    trained = model.render_latents(latents, cameras)["rgb"]
+    assert (trained - averaged).abs().max() > 1e-3, "the two generators differ, and so do their renders"
+    model.generator_ema.load_state_dict(model.generator.state_dict())
+    model.config.render_with_ema = True
+    assert torch.equal(model.render_latents(latents, cameras)["rgb"], trained), "the trained generator's objects"
+
+
 def test_camera_render_generates_the_weights_once_and_renders_in_chunks(preset: DatasetPreset) -> None:
     model = make_model(preset, eval_num_rays_per_chunk=100).eval()
     calls = []

@@ -596,6 +596,9 @@ def test_rows_change_what_they_say(tiny) -> None:
         assert ema.rampup == pytest.approx(tiny.pipeline.ema.rampup * factor)
         at_the_budget = 10_000  # images seen: the ramp-up sets the half-life, so the decay per image changes
         assert ema.beta(at_the_budget, 4) == pytest.approx(tiny.pipeline.ema.beta(at_the_budget, 4) ** (1 / factor))
+    trained_generator = row_config(tiny, "no-ema")
+    assert tiny.pipeline.model.render_with_ema and not trained_generator.pipeline.model.render_with_ema
+    assert trained_generator.pipeline.ema == tiny.pipeline.ema, "the EMA is still kept, so the checkpoint holds both"
 
     assert tiny.pipeline.loss.r1_gamma is None, "the method takes the dataset preset's gamma"
     cars, chairs = load_preset("cars").r1_gamma, load_preset("chairs").r1_gamma
