@@ -174,7 +174,8 @@ class HyperNeRFGANModelConfig(DefaultsForMissingFields, ModelConfig):
     Tesla T4 runs on tensor cores at 65 TFLOP/s in fp16 against 8 TFLOP/s in fp32. Colours and densities come out
     in fp32 either way. The CPU renders in fp32, as nerfstudio trains there (its fp16 matmuls are slower)."""
     render_with_ema: bool = True
-    """Render the viewed object with the EMA generator (the viewer, ns-render, ns-eval); False: the trained one."""
+    """Show and score the EMA generator (the viewer, ns-render, ns-eval, the quality curve, tensorboard's samples and
+    patch SWD); False: the trained one."""
     viewed_seed: int = 0
     """Seed of the object shown first in the viewer and by ns-render."""
     viewed_truncation: float = 1.0

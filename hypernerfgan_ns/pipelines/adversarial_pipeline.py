@@ -557,15 +557,17 @@ class AdversarialPipeline(VanillaPipeline):
 
     @torch.no_grad()
     def get_eval_loss_dict(self, step: int) -> Tuple[Dict[str, Any], Dict[str, Tensor], Dict[str, Tensor]]:
-        """SWD between patches of the EMA generator and real patches: the learning curve (lower is better)."""
+        """SWD between patches of the shown generator (the EMA unless `render_with_ema` is off) and real patches: the
+        learning curve (lower is better)."""
         self.eval()
+        generator = self.model.rendering_generator()
         real, fake = [], []
         while sum(len(batch) for batch in real) < self.config.num_eval_images:
             ray_bundle, batch = self.datamanager.next_eval(step)
             latents = self.sample_latents(self.batch_size)
-            weights = self.model.generator_ema.object_weights(latents)
+            weights = generator.object_weights(latents)
             with self.model.evaluation_autocast():
-                outputs = self.model.render_rays(self.model.collider(ray_bundle), self.model.generator_ema, weights)
+                outputs = self.model.render_rays(self.model.collider(ray_bundle), generator, weights)
             patch = self.config.datamanager.patch_size
             fake.append(outputs["rgb"].float().reshape(-1, patch, patch, 3).permute(0, 3, 1, 2))
             real.append(batch["image"].permute(0, 3, 1, 2))

@@ -106,6 +106,25 @@ def test_the_swd_curve_renders_in_the_evaluation_precision(pipeline: Adversarial
     assert losses["swd"].dtype == torch.float32 and torch.isfinite(losses["swd"])
 
 
+def test_the_swd_curve_scores_the_shown_generator(pipeline: AdversarialPipeline, monkeypatch) -> None:
+    """The EMA, unless `render_with_ema` is off (the `no-ema` study row): then the trained generator, as the quality
+    curve and the sample grid."""
+    model = pipeline.model
+    rendered_by = []
+    render_rays = model.render_rays
+
+    def recording(ray_bundle, generator, *args):
+        rendered_by.append(generator)
+        return render_rays(ray_bundle, generator, *args)
+
+    monkeypatch.setattr(model, "render_rays", recording)
+    pipeline.get_eval_loss_dict(step=0)
+    monkeypatch.setattr(model.config, "render_with_ema", False)
+    pipeline.get_eval_loss_dict(step=0)
+    shown = [generator is model.generator_ema for generator in rendered_by]
+    assert shown[0] and not shown[-1] and rendered_by[-1] is model.generator
+
+
 def test_both_phases_run_in_fp16_autocast_with_a_grad_scaler(pipeline: AdversarialPipeline) -> None:
     """The dtype plumbing of mixed precision (what a T4 runs), exercised with CPU autocast."""
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
