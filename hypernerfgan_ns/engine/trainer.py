@@ -13,10 +13,10 @@ Everything else (the loop, logging, the viewer, checkpoint files, named optimize
   iterations in a row, training stops with a clear message and the last checkpoint is left untouched.
   (With the fp16 grad scaler, an overflow is the scaler's business: it skips the step and lowers its scale.)
 - A generator collapsed to empty scenes (every fake without density for `max_consecutive_empty_iterations`
-  iterations: its ReLU density then passes no gradient, for good) is rewound: training goes back to the last
-  checkpoint written before the fakes emptied (or to the session's start) and on with other random numbers, up to
-  `collapse_rewinds` times; the next collapse stops training, keeping that checkpoint, with a message that says what
-  to resume it with.
+  iterations: its ReLU density then passes no gradient, for good) is rewound: training goes back to the newest state
+  from before the fakes emptied (a checkpoint, a copy kept in host memory every `collapse_rewind_interval` iterations,
+  or the session's start) and on with other random numbers, up to `collapse_rewinds` times; the next collapse stops
+  training, keeping that state as a checkpoint, with a message that says what to resume it with.
 - A resumed run takes its optimizers' hyperparameters (learning rate, betas) from its configuration, their moment
   estimates from the checkpoint.
 - Checkpoints also hold the random-number generators' states (each process's, under DDP), so a resumed run
@@ -75,6 +75,7 @@ from hypernerfgan_ns.utils.precision import GradScalerWithHostScale
 from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import TRAIN_INTERATION_OUTPUT, Trainer, TrainerConfig
 from nerfstudio.utils import comms, profiler, writer
+from nerfstudio.utils.misc import step_check
 from nerfstudio.utils.rich_utils import CONSOLE
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -89,7 +90,7 @@ INTERRUPTED_EXIT_CODE = 128 + signal.SIGINT
 """Exit status after a Ctrl-C, as shells report it; after a SIGTERM, 128 + SIGTERM (`INTERRUPTED_EXIT_CODES`)."""
 
 NO_REWIND = -2
-"""`rewind_collapse`'s choice where neither a checkpoint before the collapse nor the session's start is kept."""
+"""`rewind_collapse`'s choice where neither a checkpoint nor a state in memory from before the collapse is kept."""
 
 INTERRUPTED_EXIT_CODES = frozenset(128 + signum for signum in STOP_SIGNALS)
 """Exit statuses of a run stopped by one of `STOP_SIGNALS`."""
@@ -117,11 +118,18 @@ class HyperNeRFGANTrainerConfig(DefaultsForMissingFields, TrainerConfig):
     """Fakes count as empty while their mean opacity is at most this: nothing an image could show (a ReLU's dead
     generator renders exactly 0, a softplus's one far less than this; healthy runs start at 0.03 to 0.12)."""
     collapse_rewinds: int = 3
-    """After a collapse, go back to the last checkpoint written before the fakes emptied (or to the start of this
-    session, if none was) and train on from there with other random numbers, up to this many times in a session;
-    checkpoints of the dead generator are deleted, and the next collapse stops training. Resumed as it was, a run
-    repeats its iterations to the same collapse; with other random numbers, the measured one did not recur
-    (docs/ablations.md). 0: stop at the first collapse."""
+    """After a collapse, go back to the newest state from before the fakes emptied (the last checkpoint written
+    then, the copy kept by `collapse_rewind_interval`, or the start of this session) and train on from there with
+    other random numbers, up to this many times in a session; checkpoints of the dead generator are deleted, and the
+    next collapse stops training. Resumed as it was, a run repeats its iterations to the same collapse; with other
+    random numbers, the measured one did not recur (docs/ablations.md). 0: stop at the first collapse."""
+    collapse_rewind_interval: int = 500
+    """Every this many iterations while the fakes render something, a copy of the training state is kept in host
+    memory (replacing the one before; the size of a checkpoint), so that a collapse rewinds by at most this many
+    iterations plus the ones that count it (`max_consecutive_empty_iterations`) instead of to the last checkpoint
+    (`steps_per_save`: 2,000 iterations on the GPU presets). Not at a step that writes a checkpoint. A collapse that
+    stops training writes the copy as a checkpoint, to resume from with a change. 0: checkpoints and the session's
+    start only."""
     quality_curve: QualityCurveConfig = field(default_factory=QualityCurveConfig)
     """The EMA generator scored every N training images (SWD; FID and KID with Inception weights) into
     metrics.jsonl and tensorboard."""
@@ -354,6 +362,19 @@ def network_options_set_otherwise(config_text: str, config: HyperNeRFGANTrainerC
     return options
 
 
+@dataclass(frozen=True)
+class RewindPoint:
+    """A training state kept in host memory for the collapse guard: `checkpoint_contents` after iteration `step`
+    (-1: before the first), serialized, so that training's in-place updates leave it as it was."""
+
+    step: int
+    state: bytes
+
+    def contents(self) -> Dict[str, Any]:
+        """The `checkpoint_contents`, loaded on the CPU."""
+        return torch.load(io.BytesIO(self.state), map_location="cpu", weights_only=True)
+
+
 class HyperNeRFGANTrainer(Trainer):
     """Schedules the discriminator and generator phases; see the module docstring."""
 
@@ -393,9 +414,11 @@ class HyperNeRFGANTrainer(Trainer):
         """The newest checkpoint written (or resumed from) while the fakes were not empty: the one to resume a
         collapsed run from, which saving keeps while the fakes are empty."""
         self.collapse_rewinds_done = 0
-        self.session_start: Optional[bytes] = None
-        """A new run's state before its first iteration, serialized on the host: where a collapse rewinds to when no
-        checkpoint was written before it (`collapse_rewinds`)."""
+        self.rewind_point: Optional[RewindPoint] = None
+        """The newest training state from before the fakes emptied that is kept in host memory: a new run's start, then
+        one every `collapse_rewind_interval` iterations; where a collapse rewinds to when no checkpoint is newer."""
+        self.fakes_empty_somewhere = False
+        """Whether any process's fakes were empty in the last iteration (`agree_on_stopping`): no rewind point then."""
         self.viewer_scene_ready = False
         self.last_completed_step: Optional[int] = None
         self.interrupted = False
@@ -475,21 +498,30 @@ class HyperNeRFGANTrainer(Trainer):
             self.quality_curve.after_iteration(step)
         self.agree_on_stopping()
         if self.generator_collapsed:
+            if self.collapse_rewinds_done >= self.config.collapse_rewinds:
+                self.save_rewind_point()  # the way on that the message names
             raise GeneratorCollapsedError(self.collapse_message(step))
         # A stop asked for while a collapse was rewound: the loop, entered again, began with stop_training unset.
         self.stop_training = self.stop_training or self.interrupted or step + 1 >= self.config.max_num_iterations
+        if self.rewind_point_due(step):
+            self.keep_rewind_point(step)
 
     def agree_on_stopping(self) -> None:
         """Under DDP, whether any process was asked to stop (or saw the generator collapse), decided by all of them
         at the same point of the same iteration. Ctrl-C reaches each process at its own moment (one may be a phase
         ahead of another); a process that stopped alone would leave the others waiting in a collective for ever. One
-        all-reduce of two flags per iteration, over a CPU (gloo) group, so no GPU is waited for."""
+        all-reduce of three flags per iteration, over a CPU (gloo) group, so no GPU is waited for; the third, whether
+        any process's fakes were empty, keeps the processes' rewind points at the same steps."""
+        self.fakes_empty_somewhere = self.consecutive_empty_iterations > 0
         if self.stop_group is None:
             return
-        flags = torch.tensor([int(self.interrupted), int(self.generator_collapsed)], dtype=torch.int32)
+        flags = torch.tensor(
+            [int(self.interrupted), int(self.generator_collapsed), int(self.fakes_empty_somewhere)], dtype=torch.int32
+        )
         dist.all_reduce(flags, op=dist.ReduceOp.MAX, group=self.stop_group)
         self.interrupted = self.stop_training = bool(flags[0].item())
         self.generator_collapsed = bool(flags[1].item())
+        self.fakes_empty_somewhere = bool(flags[2].item())
 
     def train(self) -> None:
         """nerfstudio's loop, with Ctrl-C and SIGTERM turned into "finish the iteration, save, exit"."""
@@ -527,13 +559,7 @@ class HyperNeRFGANTrainer(Trainer):
         """nerfstudio's loop, entered again from an earlier step after each collapse it rewinds."""
         watched = self.config.collapse_rewinds > 0 and self.config.max_consecutive_empty_iterations > 0
         if watched and self.resumed_checkpoint is None:
-            start = checkpoint_contents(
-                self._start_step - 1, self.pipeline, self.optimizers, self.grad_scaler, self.skipped_steps,
-                self.clock, [random_states()]
-            )
-            buffer = io.BytesIO()
-            torch.save(start, buffer)  # a copy: training changes the tensors in place
-            self.session_start = buffer.getvalue()
+            self.keep_rewind_point(self._start_step - 1)
         while True:
             try:
                 super().train()
@@ -736,31 +762,35 @@ class HyperNeRFGANTrainer(Trainer):
         )
 
     def rewind_collapse(self) -> bool:
-        """Goes back to the last checkpoint written before the fakes emptied, or to the session's start, with other
-        random numbers, for the loop to train on from there; False where there is neither. The main process, which
-        writes the checkpoints, chooses; under DDP every process rewinds to its choice."""
+        """Goes back to the newest state from before the fakes emptied (the last checkpoint written then, or the rewind
+        point kept in memory) with other random numbers, for the loop to train on from there; False where there is
+        neither. The main process, which writes the checkpoints, chooses; under DDP every process rewinds to its
+        choice (their rewind points are taken at the same steps)."""
         collapsed_at = self.step
         empty_since = collapsed_at - self.consecutive_empty_iterations + 1
-        if self.last_healthy_checkpoint is not None:
-            target = self.checkpoint_step(self.last_healthy_checkpoint)
-        else:
-            target = -1 if self.session_start is not None else NO_REWIND
+        kept = [] if self.last_healthy_checkpoint is None else [self.checkpoint_step(self.last_healthy_checkpoint)]
+        if self.rewind_point is not None:
+            kept.append(self.rewind_point.step)
+        target = max(kept, default=NO_REWIND)
         if self.stop_group is not None:
             chosen = torch.tensor([target], dtype=torch.int64)
             dist.broadcast(chosen, src=0, group=self.stop_group)
             target = int(chosen.item())
         if target == NO_REWIND:
             return False
-        if target >= 0:
+        if self.rewind_point is not None and target == self.rewind_point.step:
+            state = self.rewind_point.contents()
+            if target < 0:
+                where = "the start of this session (no checkpoint was written before it)"
+            else:
+                interval = self.config.collapse_rewind_interval
+                where = f"step {target} (the state kept in memory every {interval:,} iterations)"
+        else:
             source = checkpoint_path(self.checkpoint_dir, target)
             if self.resumed_checkpoint is not None and target == self._resumed_step:
                 source = self.resumed_checkpoint  # where the run this session resumed wrote it
             state = read_checkpoint(source)
             where = f"step {target} ({source})"
-        else:
-            assert self.session_start is not None
-            state = torch.load(io.BytesIO(self.session_start), map_location="cpu", weights_only=True)
-            where = "the start of this session (no checkpoint was written before it)"
         self.collapse_rewinds_done += 1
         streams = np.random.SeedSequence([self.config.machine.seed, self.collapse_rewinds_done, comms.get_rank()])
         seed = int(streams.generate_state(1)[0])
@@ -784,6 +814,47 @@ class HyperNeRFGANTrainer(Trainer):
         if self.quality_curve is not None:
             self.quality_curve.rewind_to(target)
         return True
+
+    def rewind_point_due(self, step: int) -> bool:
+        """Whether to keep the state after iteration `step` as the rewind point: every `collapse_rewind_interval`
+        iterations of a run the collapse guard rewinds, while every process's fakes render something, except where a
+        checkpoint is written after the same iteration or the run stops."""
+        interval = self.config.collapse_rewind_interval
+        return (
+            interval > 0
+            and self.config.collapse_rewinds > 0
+            and self.config.max_consecutive_empty_iterations > 0
+            and step > 0
+            and step % interval == 0
+            and not step_check(step, self.config.steps_per_save)
+            and not self.fakes_empty_somewhere
+            and not self.stop_training
+        )
+
+    def keep_rewind_point(self, step: int) -> None:
+        """Serializes the training state after iteration `step` into host memory, in place of the rewind point before
+        it (released first: two copies of the paper's networks at once would be host memory for nothing). Every
+        process keeps its own, with every process's random states, as a checkpoint holds them."""
+        self.rewind_point = None
+        contents = checkpoint_contents(
+            step, self.pipeline, self.optimizers, self.grad_scaler, self.skipped_steps, self.clock,
+            gathered_random_states(self.world_size),
+        )
+        buffer = io.BytesIO()
+        torch.save(contents, buffer)  # a copy: training changes the tensors in place
+        self.rewind_point = RewindPoint(step, buffer.getvalue())
+
+    def save_rewind_point(self) -> None:
+        """Writes the rewind point as a checkpoint where it is newer than the last one written before the fakes
+        emptied, so that a run the collapse stops can be resumed from it; the main process writes."""
+        point = self.rewind_point
+        newest = -1 if self.last_healthy_checkpoint is None else self.checkpoint_step(self.last_healthy_checkpoint)
+        if point is None or point.step <= newest or not comms.is_main_process():
+            return
+        path = checkpoint_path(self.checkpoint_dir, point.step)
+        with atomic_output(path) as temporary:
+            temporary.write_bytes(point.state)
+        self.last_healthy_checkpoint = path
 
     def checkpoint_step(self, path: Path) -> int:
         """The step of this run's checkpoint `path`: the one it resumed from, or one it wrote (`checkpoint_path`)."""

@@ -352,6 +352,59 @@ def test_a_collapse_before_any_checkpoint_rewinds_to_the_start_of_the_session(tm
     assert state["step"] == 4 and float(state["pipeline"][density_bias(trainer)][-1]) > -1e4
 
 
+def test_a_collapse_rewinds_to_the_state_kept_in_memory_when_it_is_newer_than_every_checkpoint(
+    tmp_path: Path, capsys
+) -> None:
+    """No checkpoint before the end; a rewind point every 2 iterations. The fakes empty at step 4 (no point is kept
+    then, nor at step 6), the collapse is counted at step 6: training goes back to step 2's state, not to the start."""
+    config = micro_config(
+        tmp_path, max_num_iterations=8, max_consecutive_empty_iterations=3, collapse_rewind_interval=2
+    )
+    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    started = sink_density_at(trainer, step=4, passes=1)
+    trainer.train()
+
+    assert [run["step"] for run in started] == [0, 1, 2, 3, 4, 5, 6, 3, 4, 5, 6, 7]
+    output = " ".join(capsys.readouterr().out.split())
+    assert "Rewinding to step 2 (the state kept in memory every 2 iterations)" in output
+    first, second = (run for run in started if run["step"] == 3)
+    assert all(torch.equal(a, b) for a, b in zip(first["weights"], second["weights"])), "step 2's weights again"
+    assert not torch.equal(first["random"], second["random"]), "the same random numbers would collapse again"
+    assert trainer.rewind_point is not None and trainer.rewind_point.step == 6, "kept again once the fakes recovered"
+    state = latest_checkpoint(config.get_checkpoint_dir())
+    assert state["step"] == 7 and float(state["pipeline"][density_bias(trainer)][-1]) > -1e4
+
+
+def test_a_collapse_that_outlasts_its_rewinds_writes_the_state_kept_in_memory_as_the_checkpoint_to_resume(
+    tmp_path: Path, capsys
+) -> None:
+    """The way on from a run that the collapse stops is the newest healthy state, also where it was only in memory:
+    written as a checkpoint, named in the message, and resumable."""
+    config = micro_config(
+        tmp_path, max_num_iterations=40, max_consecutive_empty_iterations=3, collapse_rewinds=1,
+        collapse_rewind_interval=2,
+    )
+    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    sink_density_at(trainer, step=4, passes=2)
+    with pytest.raises(SystemExit) as stopped:
+        trainer.train()
+    assert stopped.value.code == 3
+    output = " ".join(capsys.readouterr().out.replace("│", " ").split())  # the message's panel
+    assert "Rewinding to step 2 (the state kept in memory" in output and "rewind 1 of 1" in output
+    kept = config.get_checkpoint_dir() / "step-000000002.ckpt"
+    assert [path.name for path in saved_checkpoints(config.get_checkpoint_dir())] == [kept.name]
+    assert f"--load-checkpoint{kept}" in output.replace(" ", ""), "the path, however the panel wraps it"
+    state = read_checkpoint(kept)
+    assert state["step"] == 2 and float(state["pipeline"][density_bias(trainer)][-1]) > -1e4
+    resumed = micro_config(tmp_path, max_num_iterations=4, timestamp="resumed", load_checkpoint=kept)
+    trainer = resumed.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    trainer.train()
+    assert latest_checkpoint(resumed.get_checkpoint_dir())["step"] == 3
+
+
 def test_a_softplus_generator_that_renders_nothing_visible_counts_as_collapsed(tmp_path: Path, capsys) -> None:
     """A softplus density is never exactly zero, so its dead generator's fakes have a mean opacity far below
     anything visible but above zero: the guard counts them empty all the same."""
