@@ -368,11 +368,13 @@ class RewindPoint:
     (-1: before the first), serialized, so that training's in-place updates leave it as it was."""
 
     step: int
-    state: bytes
+    serialized: io.BytesIO
+    """What `torch.save` wrote, kept in its buffer: its bytes copied out would double the host memory for a moment."""
 
     def contents(self) -> Dict[str, Any]:
         """The `checkpoint_contents`, loaded on the CPU."""
-        return torch.load(io.BytesIO(self.state), map_location="cpu", weights_only=True)
+        self.serialized.seek(0)
+        return torch.load(self.serialized, map_location="cpu", weights_only=True)
 
 
 class HyperNeRFGANTrainer(Trainer):
@@ -840,9 +842,9 @@ class HyperNeRFGANTrainer(Trainer):
             step, self.pipeline, self.optimizers, self.grad_scaler, self.skipped_steps, self.clock,
             gathered_random_states(self.world_size),
         )
-        buffer = io.BytesIO()
-        torch.save(contents, buffer)  # a copy: training changes the tensors in place
-        self.rewind_point = RewindPoint(step, buffer.getvalue())
+        serialized = io.BytesIO()
+        torch.save(contents, serialized)  # a copy: training changes the tensors in place
+        self.rewind_point = RewindPoint(step, serialized)
 
     def save_rewind_point(self) -> None:
         """Writes the rewind point as a checkpoint where it is newer than the last one written before the fakes
@@ -853,7 +855,7 @@ class HyperNeRFGANTrainer(Trainer):
             return
         path = checkpoint_path(self.checkpoint_dir, point.step)
         with atomic_output(path) as temporary:
-            temporary.write_bytes(point.state)
+            temporary.write_bytes(point.serialized.getbuffer())
         self.last_healthy_checkpoint = path
 
     def checkpoint_step(self, path: Path) -> int:
