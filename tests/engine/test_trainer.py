@@ -287,6 +287,26 @@ def density_bias(trainer: HyperNeRFGANTrainer) -> str:
     return f"_model.generator.field.layers.{len(trainer.pipeline.model.generator.field.layers) - 1}.bias"
 
 
+def train_through_a_collapse_rewound_to_step_2(
+    config: HyperNeRFGANTrainerConfig, capsys
+) -> Tuple[HyperNeRFGANTrainer, str]:
+    """Trains an 8-iteration run whose fakes empty at step 4 (the collapse counted at step 6, after 3 empty iterations)
+    and checks that it went on from step 2's state with other random numbers. Returns the trainer and what it printed,
+    flattened."""
+    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    started = sink_density_at(trainer, step=4, passes=1)
+    trainer.train()
+
+    assert [run["step"] for run in started] == [0, 1, 2, 3, 4, 5, 6, 3, 4, 5, 6, 7]
+    output = " ".join(capsys.readouterr().out.split())
+    assert "since step 4, up to step 6. Rewinding to step 2 (" in output
+    first, second = (run for run in started if run["step"] == 3)
+    assert all(torch.equal(a, b) for a, b in zip(first["weights"], second["weights"])), "step 2's weights again"
+    assert not torch.equal(first["random"], second["random"]), "the same random numbers would collapse again"
+    return trainer, output
+
+
 def test_a_collapse_rewinds_to_the_checkpoint_before_it_and_trains_on_with_other_random_numbers(
     tmp_path: Path, capsys
 ) -> None:
@@ -300,20 +320,10 @@ def test_a_collapse_rewinds_to_the_checkpoint_before_it_and_trains_on_with_other
     )
     config.pipeline.evaluation.metrics = ("swd",)
     config.logging.steps_per_log = 1  # every iteration's scalars written at once: the dead ones reach tensorboard
-    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    started = sink_density_at(trainer, step=4, passes=1)
-    trainer.train()
-
-    assert [run["step"] for run in started] == [0, 1, 2, 3, 4, 5, 6, 3, 4, 5, 6, 7]
-    output = " ".join(capsys.readouterr().out.split())
+    trainer, output = train_through_a_collapse_rewound_to_step_2(config, capsys)
     checkpoints = config.get_checkpoint_dir()
-    assert "since step 4, up to step 6. Rewinding to step 2 (" in output
     assert f"({checkpoints / 'step-000000002.ckpt'})" in output.replace(" ", ""), "the path, however the line wraps"
     assert "rewind 1 of 3" in output and "Deleted the collapsed generator's checkpoints: step-000000004.ckpt" in output
-    first, second = (run for run in started if run["step"] == 3)
-    assert all(torch.equal(a, b) for a, b in zip(first["weights"], second["weights"])), "step 2's weights again"
-    assert not torch.equal(first["random"], second["random"]), "the same random numbers would collapse again"
     assert trainer.collapse_rewinds_done == 1 and trainer.last_completed_step == 7
     assert [path.name for path in saved_checkpoints(checkpoints)] == ["step-000000007.ckpt"]
     assert float(latest_checkpoint(checkpoints)["pipeline"][density_bias(trainer)][-1]) > -1e4
@@ -352,6 +362,22 @@ def test_a_collapse_before_any_checkpoint_rewinds_to_the_start_of_the_session(tm
     assert state["step"] == 4 and float(state["pipeline"][density_bias(trainer)][-1]) > -1e4
 
 
+def train_to_a_collapse_after_one_rewind(
+    config: HyperNeRFGANTrainerConfig, capsys
+) -> Tuple[HyperNeRFGANTrainer, str]:
+    """Trains a run (`collapse_rewinds=1`) whose generator collapses at step 4 twice: once rewound, then stopped with
+    the collapse's exit status. Returns the trainer and what it printed, the message's panel flattened."""
+    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    sink_density_at(trainer, step=4, passes=2)
+    with pytest.raises(SystemExit) as stopped:
+        trainer.train()
+    assert stopped.value.code == 3
+    output = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "rewind 1 of 1" in output
+    return trainer, output
+
+
 def test_a_collapse_rewinds_to_the_state_kept_in_memory_when_it_is_newer_than_every_checkpoint(
     tmp_path: Path, capsys
 ) -> None:
@@ -360,17 +386,8 @@ def test_a_collapse_rewinds_to_the_state_kept_in_memory_when_it_is_newer_than_ev
     config = micro_config(
         tmp_path, max_num_iterations=8, max_consecutive_empty_iterations=3, collapse_rewind_interval=2
     )
-    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    started = sink_density_at(trainer, step=4, passes=1)
-    trainer.train()
-
-    assert [run["step"] for run in started] == [0, 1, 2, 3, 4, 5, 6, 3, 4, 5, 6, 7]
-    output = " ".join(capsys.readouterr().out.split())
+    trainer, output = train_through_a_collapse_rewound_to_step_2(config, capsys)
     assert "Rewinding to step 2 (the state kept in memory every 2 iterations)" in output
-    first, second = (run for run in started if run["step"] == 3)
-    assert all(torch.equal(a, b) for a, b in zip(first["weights"], second["weights"])), "step 2's weights again"
-    assert not torch.equal(first["random"], second["random"]), "the same random numbers would collapse again"
     assert trainer.rewind_point is not None and trainer.rewind_point.step == 6, "kept again once the fakes recovered"
     state = latest_checkpoint(config.get_checkpoint_dir())
     assert state["step"] == 7 and float(state["pipeline"][density_bias(trainer)][-1]) > -1e4
@@ -385,14 +402,8 @@ def test_a_collapse_that_outlasts_its_rewinds_writes_the_state_kept_in_memory_as
         tmp_path, max_num_iterations=40, max_consecutive_empty_iterations=3, collapse_rewinds=1,
         collapse_rewind_interval=2,
     )
-    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    sink_density_at(trainer, step=4, passes=2)
-    with pytest.raises(SystemExit) as stopped:
-        trainer.train()
-    assert stopped.value.code == 3
-    output = " ".join(capsys.readouterr().out.replace("│", " ").split())  # the message's panel
-    assert "Rewinding to step 2 (the state kept in memory" in output and "rewind 1 of 1" in output
+    trainer, output = train_to_a_collapse_after_one_rewind(config, capsys)
+    assert "Rewinding to step 2 (the state kept in memory" in output
     kept = config.get_checkpoint_dir() / "step-000000002.ckpt"
     assert [path.name for path in saved_checkpoints(config.get_checkpoint_dir())] == [kept.name]
     assert f"--load-checkpoint{kept}" in output.replace(" ", ""), "the path, however the panel wraps it"
@@ -463,14 +474,8 @@ def test_a_generator_that_collapses_again_after_its_rewinds_stops_training_and_k
     config = micro_config(
         tmp_path, max_num_iterations=40, steps_per_save=2, max_consecutive_empty_iterations=5, collapse_rewinds=1
     )
-    trainer: HyperNeRFGANTrainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    sink_density_at(trainer, step=4, passes=2)
-    with pytest.raises(SystemExit) as stopped:
-        trainer.train()
-    assert stopped.value.code == 3
-    output = " ".join(capsys.readouterr().out.replace("│", " ").split())  # the message's panel
-    assert "Rewinding to step 2" in output and "rewind 1 of 1" in output
+    trainer, output = train_to_a_collapse_after_one_rewind(config, capsys)
+    assert "Rewinding to step 2" in output
     assert "collapsed to empty scenes" in output and "5 iterations in a row, since step 4, up to step 8" in output
     assert "training stops after 1 rewind with other random numbers" in output
     healthy = config.get_checkpoint_dir() / "step-000000002.ckpt"
