@@ -559,8 +559,7 @@ class HyperNeRFGANTrainer(Trainer):
 
     def train_rewinding_collapses(self) -> None:
         """nerfstudio's loop, entered again from an earlier step after each collapse it rewinds."""
-        watched = self.config.collapse_rewinds > 0 and self.config.max_consecutive_empty_iterations > 0
-        if watched and self.resumed_checkpoint is None:
+        if self.rewinds_collapses() and self.resumed_checkpoint is None:
             self.keep_rewind_point(self._start_step - 1)
         while True:
             try:
@@ -817,6 +816,10 @@ class HyperNeRFGANTrainer(Trainer):
             self.quality_curve.rewind_to(target)
         return True
 
+    def rewinds_collapses(self) -> bool:
+        """Whether collapses are noticed and rewound: the condition for keeping any rewind point."""
+        return self.config.collapse_rewinds > 0 and self.config.max_consecutive_empty_iterations > 0
+
     def rewind_point_due(self, step: int) -> bool:
         """Whether to keep the state after iteration `step` as the rewind point: every `collapse_rewind_interval`
         iterations of a run the collapse guard rewinds, while every process's fakes render something, except where a
@@ -824,8 +827,7 @@ class HyperNeRFGANTrainer(Trainer):
         interval = self.config.collapse_rewind_interval
         return (
             interval > 0
-            and self.config.collapse_rewinds > 0
-            and self.config.max_consecutive_empty_iterations > 0
+            and self.rewinds_collapses()
             and step > 0
             and step % interval == 0
             and not step_check(step, self.config.steps_per_save)
